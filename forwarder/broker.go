@@ -1,0 +1,247 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+var (
+	// ErrNotReady is returned by Broker.Ready, and by Broker operations, while
+	// NATS is not connected or the stream or KV bucket is missing.
+	ErrNotReady = errors.New("nats not ready")
+	// ErrDedupRead is returned when the KV bucket cannot be read.
+	ErrDedupRead = errors.New("dedup store read failed")
+	// ErrPublish is returned when a publish gets no PubAck.
+	ErrPublish = errors.New("publish failed")
+	// ErrMissingResources is returned when stream.manage is false and the
+	// stream or the KV bucket does not exist.
+	ErrMissingResources = errors.New("stream or KV bucket missing")
+)
+
+const (
+	checkIntervalReady    = 5 * time.Second
+	checkIntervalNotReady = time.Second
+)
+
+// Broker is the NATS side of the forwarder: it owns the connection, keeps
+// the stream and the dedup bucket in place, tracks readiness, and performs
+// the three JetStream operations of a delivery.
+type Broker struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	cfg     Config
+	log     *zap.Logger
+	metrics *Metrics
+
+	kv    atomic.Pointer[jetstream.KeyValue]
+	state atomic.Pointer[readiness]
+	wake  chan struct{}
+}
+
+type readiness struct {
+	err error // nil when ready
+}
+
+// ConnectBroker connects to url (comma-separated for a cluster) with extra
+// options appended to the configured ones. It returns at once even when NATS
+// is unreachable: the connection keeps retrying in the background and Run
+// reports readiness once it succeeds.
+func ConnectBroker(url string, cfg Config, log *zap.Logger, m *Metrics, extra ...nats.Option) (*Broker, error) {
+	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1)}
+	b.setNotReady(errors.New("not checked yet"))
+	opts, err := natsOptions(cfg.NATS, b, log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.nc, b.js = nc, js
+	return b, nil
+}
+
+// Ready returns nil when connected and the stream and bucket existed at the
+// last check; otherwise an error wrapping ErrNotReady says why. It never
+// touches the network: probes and requests may call it freely.
+func (b *Broker) Ready() error {
+	return b.state.Load().err
+}
+
+func (b *Broker) setReady() {
+	if b.Ready() != nil {
+		b.log.Info("nats ready", zap.String("stream", b.cfg.Stream.Name), zap.String("bucket", b.cfg.Dedup.Bucket))
+	}
+	b.state.Store(&readiness{})
+	b.metrics.setReady(true)
+}
+
+func (b *Broker) setNotReady(cause error) {
+	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
+	prev := b.state.Swap(&readiness{err: err})
+	if prev != nil && (prev.err == nil || prev.err.Error() != err.Error()) {
+		b.log.Warn("nats not ready", zap.Error(cause))
+	}
+	b.metrics.setReady(false)
+}
+
+// Wake asks Run to check readiness now, e.g. after a reconnect.
+func (b *Broker) Wake() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps the readiness state current until ctx ends: it ensures (or, with
+// stream.manage false, checks) the stream and bucket after every connect and
+// every few seconds, so that a deleted stream or bucket drops readiness.
+func (b *Broker) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-b.wake:
+		}
+		b.check(ctx)
+		next := checkIntervalReady
+		if b.Ready() != nil {
+			next = checkIntervalNotReady
+		}
+		timer.Reset(next)
+	}
+}
+
+func (b *Broker) check(ctx context.Context) {
+	if !b.nc.IsConnected() {
+		b.setNotReady(fmt.Errorf("not connected to %s", b.nc.Opts.Servers))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
+	defer cancel()
+	if err := b.ensureResources(ctx); err != nil {
+		b.setNotReady(err)
+		return
+	}
+	b.setReady()
+}
+
+func (b *Broker) ensureResources(ctx context.Context) error {
+	if !b.cfg.Stream.Manage {
+		return b.checkResources(ctx)
+	}
+	if err := ensureStream(ctx, b.js, streamConfig(b.cfg), b.log); err != nil {
+		return err
+	}
+	kv, err := ensureBucket(ctx, b.js, bucketConfig(b.cfg), b.log)
+	if err != nil {
+		return err
+	}
+	b.kv.Store(&kv)
+	return nil
+}
+
+func (b *Broker) checkResources(ctx context.Context) error {
+	if _, err := b.js.Stream(ctx, b.cfg.Stream.Name); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("%w: stream %q does not exist (stream.manage is false)", ErrMissingResources, b.cfg.Stream.Name)
+		}
+		return fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
+	}
+	kv, err := b.js.KeyValue(ctx, b.cfg.Dedup.Bucket)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("%w: KV bucket %q does not exist (stream.manage is false)", ErrMissingResources, b.cfg.Dedup.Bucket)
+		}
+		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
+	}
+	b.kv.Store(&kv)
+	return nil
+}
+
+func (b *Broker) bucket() (jetstream.KeyValue, error) {
+	kv := b.kv.Load()
+	if kv == nil {
+		return nil, b.Ready()
+	}
+	return *kv, nil
+}
+
+// Seen reports whether key is in the dedup bucket. Errors wrap ErrDedupRead.
+func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
+	kv, err := b.bucket()
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrDedupRead, err)
+	}
+	_, err = kv.Get(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	default:
+		b.metrics.dedupError("get")
+		return false, fmt.Errorf("%w: get %q: %w", ErrDedupRead, key, err)
+	}
+}
+
+// Publish sends msg to the stream and waits for the PubAck. Errors wrap
+// ErrPublish; a PubAck with Duplicate set is not an error.
+func (b *Broker) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream.Name))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrPublish, msg.Subject, err)
+	}
+	return ack, nil
+}
+
+// Mark records key as forwarded, with the stream sequence and the time.
+func (b *Broker) Mark(ctx context.Context, key string, ack *jetstream.PubAck) error {
+	kv, err := b.bucket()
+	if err != nil {
+		return err
+	}
+	value := strconv.AppendUint(nil, ack.Sequence, 10)
+	value = append(value, ' ')
+	value = time.Now().UTC().AppendFormat(value, time.RFC3339Nano)
+	if _, err := kv.Put(ctx, key, value); err != nil {
+		b.metrics.dedupError("put")
+		return fmt.Errorf("mark %q: %w", key, err)
+	}
+	return nil
+}
+
+// Close drains the connection so that nothing buffered is lost, bounded by
+// timeout.
+func (b *Broker) Close(timeout time.Duration) {
+	if b.nc.IsClosed() {
+		return
+	}
+	closed := make(chan struct{})
+	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := b.nc.Drain(); err != nil {
+		b.nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(timeout):
+		b.nc.Close()
+	}
+}

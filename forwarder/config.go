@@ -1,0 +1,373 @@
+package forwarder
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix prefixes every configuration key in the environment:
+// http.addr is FORWARDER_HTTP_ADDR.
+const EnvPrefix = "FORWARDER"
+
+// SecretEnv is the variable Zautic's own documentation names for the secret.
+const SecretEnv = "ZAUTIC_WEBHOOK_SECRET"
+
+// ErrInvalidConfig is returned by Validate and LoadConfig; the message names
+// the offending key.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// Config is the whole configuration. Keys are the yaml tags joined by dots.
+type Config struct {
+	HTTP    HTTPConfig    `yaml:"http"`
+	Admin   AdminConfig   `yaml:"admin"`
+	Webhook WebhookConfig `yaml:"webhook"`
+	NATS    NATSConfig    `yaml:"nats"`
+	Stream  StreamConfig  `yaml:"stream"`
+	Dedup   DedupConfig   `yaml:"dedup"`
+	Events  EventsConfig  `yaml:"events"`
+	Log     LogConfig     `yaml:"log"`
+}
+
+// HTTPConfig configures the webhook listener.
+type HTTPConfig struct {
+	Addr              string        `yaml:"addr"`
+	Path              string        `yaml:"path"`
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	MaxInFlight       int           `yaml:"max_in_flight"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// AdminConfig configures the probe, metrics and pprof listener.
+type AdminConfig struct {
+	Addr  string `yaml:"addr"`
+	Pprof bool   `yaml:"pprof"`
+}
+
+// WebhookConfig holds the secrets Zautic signs with and the replay window.
+type WebhookConfig struct {
+	Secret      string        `yaml:"secret"`
+	Secrets     []string      `yaml:"secrets"`
+	SecretFile  string        `yaml:"secret_file"`
+	SecretsFile string        `yaml:"secrets_file"`
+	Tolerance   time.Duration `yaml:"tolerance"`
+}
+
+// NATSConfig says where NATS is, or how to embed it, and how to authenticate.
+type NATSConfig struct {
+	URL            string         `yaml:"url"`
+	Name           string         `yaml:"name"`
+	PublishTimeout time.Duration  `yaml:"publish_timeout"`
+	ConnectTimeout time.Duration  `yaml:"connect_timeout"`
+	CredsFile      string         `yaml:"creds_file"`
+	NKeyFile       string         `yaml:"nkey_file"`
+	Token          string         `yaml:"token"`
+	User           string         `yaml:"user"`
+	Password       string         `yaml:"password"`
+	TLS            TLSConfig      `yaml:"tls"`
+	Embedded       EmbeddedConfig `yaml:"embedded"`
+}
+
+// TLSConfig holds file paths for TLS to NATS; cert and key enable mutual TLS.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// EmbeddedConfig configures the in-process nats-server used when nats.url is
+// empty.
+type EmbeddedConfig struct {
+	Listen   string `yaml:"listen"`
+	StoreDir string `yaml:"store_dir"`
+}
+
+// StreamConfig describes the JetStream stream events are published to.
+type StreamConfig struct {
+	Name            string          `yaml:"name"`
+	SubjectPrefix   string          `yaml:"subject_prefix"`
+	Manage          bool            `yaml:"manage"`
+	MaxAge          time.Duration   `yaml:"max_age"`
+	DuplicateWindow time.Duration   `yaml:"duplicate_window"`
+	Replicas        int             `yaml:"replicas"`
+	Placement       PlacementConfig `yaml:"placement"`
+}
+
+// PlacementConfig pins the stream and bucket to a cluster and server tags.
+type PlacementConfig struct {
+	Cluster string   `yaml:"cluster"`
+	Tags    []string `yaml:"tags"`
+}
+
+// Dedup key sources for DedupConfig.Key.
+const (
+	DedupKeyDelivery = "delivery"
+	DedupKeyEvent    = "event"
+)
+
+// DedupConfig describes the KV bucket that remembers forwarded deliveries.
+type DedupConfig struct {
+	Bucket   string        `yaml:"bucket"`
+	TTL      time.Duration `yaml:"ttl"`
+	Key      string        `yaml:"key"`
+	Replicas int           `yaml:"replicas"`
+}
+
+// EventsConfig filters which event types are forwarded.
+type EventsConfig struct {
+	Allow []string `yaml:"allow"`
+}
+
+// LogConfig configures zap.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		HTTP: HTTPConfig{
+			Addr:              ":8080",
+			Path:              "/webhooks/zautic",
+			MaxBodyBytes:      1 << 20,
+			MaxHeaderBytes:    16 << 10,
+			MaxInFlight:       1024,
+			ShutdownTimeout:   20 * time.Second,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+		Admin:   AdminConfig{Addr: ":9090"},
+		Webhook: WebhookConfig{Tolerance: 5 * time.Minute},
+		NATS: NATSConfig{
+			PublishTimeout: 5 * time.Second,
+			ConnectTimeout: 2 * time.Second,
+			Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data"},
+		},
+		Stream: StreamConfig{
+			Name:            "ZAUTIC",
+			SubjectPrefix:   "zautic",
+			Manage:          true,
+			MaxAge:          168 * time.Hour,
+			DuplicateWindow: 2 * time.Minute,
+			Replicas:        1,
+		},
+		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
+		Log:   LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// NewViper returns a viper instance that knows every key with its default
+// and reads FORWARDER_<KEY> from the environment. Every key needs a default:
+// Unmarshal ignores environment variables for keys viper has never heard of.
+func NewViper() *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for key, value := range flatten("", DefaultConfig()) {
+		v.SetDefault(key, value)
+	}
+	// Zautic's docs name ZAUTIC_WEBHOOK_SECRET; the prefixed name wins.
+	_ = v.BindEnv("webhook.secret", EnvPrefix+"_WEBHOOK_SECRET", SecretEnv)
+	return v
+}
+
+// Keys returns every configuration key, sorted as viper sorts them.
+func Keys() []string {
+	return NewViper().AllKeys()
+}
+
+// flatten turns a Config into dotted keys through its yaml tags.
+func flatten(prefix string, cfg Config) map[string]any {
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("marshal default config: %v", err))
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(raw, &tree); err != nil {
+		panic(fmt.Sprintf("unmarshal default config: %v", err))
+	}
+	out := map[string]any{}
+	flattenInto(out, prefix, tree)
+	return out
+}
+
+func flattenInto(out map[string]any, prefix string, tree map[string]any) {
+	for k, val := range tree {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		if sub, ok := val.(map[string]any); ok {
+			flattenInto(out, key, sub)
+			continue
+		}
+		out[key] = val
+	}
+}
+
+// LoadConfig reads the YAML file at path into v (when path is not empty),
+// decodes the result over the defaults and validates it.
+func LoadConfig(v *viper.Viper, path string) (Config, error) {
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config file %s: %w", path, err)
+		}
+	}
+	cfg := DefaultConfig()
+	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.TagName = "yaml"
+		dc.ErrorUnused = false
+	})
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	cfg.Normalize()
+	return cfg, cfg.Validate()
+}
+
+// Normalize drops empty entries from list keys: an empty environment value
+// decodes to [""].
+func (c *Config) Normalize() {
+	c.Webhook.Secrets = nonEmpty(c.Webhook.Secrets)
+	c.Events.Allow = nonEmpty(c.Events.Allow)
+	c.Stream.Placement.Tags = nonEmpty(c.Stream.Placement.Tags)
+}
+
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Validate checks every value and returns an error naming the first bad key.
+// Whether any secret is configured is checked when the secrets are loaded
+// (LoadSecrets), since files may hold them.
+func (c Config) Validate() error {
+	checks := []struct {
+		key string
+		bad bool
+		why string
+	}{
+		{"http.addr", !validAddr(c.HTTP.Addr), "must be host:port"},
+		{"http.path", !strings.HasPrefix(c.HTTP.Path, "/"), "must start with /"},
+		{"http.max_body_bytes", c.HTTP.MaxBodyBytes <= 0, "must be positive"},
+		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes <= 0, "must be positive"},
+		{"http.max_in_flight", c.HTTP.MaxInFlight <= 0, "must be positive"},
+		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout <= 0, "must be positive"},
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout <= 0, "must be positive"},
+		{"http.read_timeout", c.HTTP.ReadTimeout <= 0, "must be positive"},
+		{"http.write_timeout", c.HTTP.WriteTimeout <= 0, "must be positive"},
+		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
+		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
+		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
+		{"nats.publish_timeout", c.NATS.PublishTimeout <= 0, "must be positive"},
+		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
+		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
+		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
+		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
+		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
+		{"stream.subject_prefix", ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
+		{"stream.max_age", c.Stream.MaxAge < 0, "must not be negative"},
+		{"stream.duplicate_window", c.Stream.DuplicateWindow <= 0, "must be positive"},
+		{"stream.duplicate_window", c.Stream.MaxAge > 0 && c.Stream.DuplicateWindow > c.Stream.MaxAge, "must not exceed stream.max_age"},
+		{"stream.replicas", c.Stream.Replicas < 1 || c.Stream.Replicas > 5, "must be 1 to 5"},
+		{"dedup.bucket", !validBucketName(c.Dedup.Bucket), "must be non-empty [A-Za-z0-9_-]"},
+		{"dedup.ttl", c.Dedup.TTL < 0, "must not be negative"},
+		{"dedup.key", c.Dedup.Key != DedupKeyDelivery && c.Dedup.Key != DedupKeyEvent, `must be "delivery" or "event"`},
+		{"dedup.replicas", c.Dedup.Replicas < 1 || c.Dedup.Replicas > 5, "must be 1 to 5"},
+		{"log.level", !validLevel(c.Log.Level), "must be debug, info, warn or error"},
+		{"log.format", c.Log.Format != "json" && c.Log.Format != "console", `must be "json" or "console"`},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return fmt.Errorf("%w: %s %s", ErrInvalidConfig, ch.key, ch.why)
+		}
+	}
+	for _, t := range c.Events.Allow {
+		if err := ValidateSubjectTokens(t); err != nil {
+			return fmt.Errorf("%w: events.allow entry %q: %w", ErrInvalidConfig, t, err)
+		}
+	}
+	return nil
+}
+
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != ""
+}
+
+func validStreamName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, " \t\r\n.*>/\\")
+}
+
+func validBucketName(name string) bool {
+	return name != "" && ValidateSubjectTokens(name) == nil && !strings.Contains(name, ".")
+}
+
+func validLevel(level string) bool {
+	switch level {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// Embedded reports whether the forwarder runs its own nats-server.
+func (c Config) Embedded() bool { return c.NATS.URL == "" }
+
+const redacted = "[redacted]"
+
+// Redacted returns a copy safe to log or print: secret values are replaced.
+func (c Config) Redacted() Config {
+	r := c
+	if r.Webhook.Secret != "" {
+		r.Webhook.Secret = redacted
+	}
+	if len(r.Webhook.Secrets) > 0 {
+		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
+	}
+	if r.NATS.Token != "" {
+		r.NATS.Token = redacted
+	}
+	if r.NATS.Password != "" {
+		r.NATS.Password = redacted
+	}
+	return r
+}
+
+// YAML renders the configuration as YAML.
+func (c Config) YAML() ([]byte, error) {
+	return yaml.Marshal(c)
+}
+
+// readSecretFile returns the file's content without surrounding white space
+// (a trailing newline is common in mounted secrets).
+func readSecretFile(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSpace(string(raw))), nil
+}

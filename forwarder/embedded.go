@@ -1,0 +1,56 @@
+package forwarder
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+)
+
+// StartEmbeddedNATS starts an in-process nats-server with JetStream, storing
+// in cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
+// Port 0 picks a free port.
+func StartEmbeddedNATS(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.listen %q: port: %w", cfg.Listen, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "zautic-forwarder-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{log.Named("nats-server").Sugar()}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats-server on %s not ready after 10s (port in use?)", cfg.Listen)
+	}
+	return ns, nil
+}
+
+// natsLogger adapts zap to the nats-server logger interface.
+type natsLogger struct{ s *zap.SugaredLogger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }

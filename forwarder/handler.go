@@ -1,0 +1,310 @@
+package forwarder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Zautic's request headers, and the headers set on each published message.
+const (
+	DeliveryIDHeader = "X-Zautic-Delivery-Id"
+
+	HeaderMsgID      = jetstream.MsgIDHeader
+	HeaderEventType  = "Zautic-Event-Type"
+	HeaderEventID    = "Zautic-Event-Id"
+	HeaderDeliveryID = "Zautic-Delivery-Id"
+	HeaderTimestamp  = "Zautic-Timestamp"
+)
+
+var (
+	// ErrBodyTooLarge is returned when the body exceeds http.max_body_bytes.
+	ErrBodyTooLarge = errors.New("body too large")
+	// ErrReadBody is returned when the body cannot be read to its end.
+	ErrReadBody = errors.New("read body")
+)
+
+// broker is what the handler needs from NATS; *Broker implements it.
+type broker interface {
+	Ready() error
+	Seen(ctx context.Context, key string) (bool, error)
+	Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error)
+	Mark(ctx context.Context, key string, ack *jetstream.PubAck) error
+}
+
+// secretSource returns the secrets accepted now; *Secrets implements it.
+type secretSource interface {
+	Current() [][]byte
+}
+
+// Handler serves the webhook path: verify, deduplicate, publish, answer.
+type Handler struct {
+	cfg     Config
+	secrets secretSource
+	broker  broker
+	log     *zap.Logger
+	metrics *Metrics
+	now     func() time.Time
+	allow   map[string]bool // nil: every type is forwarded
+}
+
+// NewHandler returns the webhook handler. metrics may be nil.
+func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *Metrics) *Handler {
+	h := &Handler{cfg: cfg, secrets: secrets, broker: b, log: log, metrics: m, now: time.Now}
+	if len(cfg.Events.Allow) > 0 {
+		h.allow = map[string]bool{}
+		for _, t := range cfg.Events.Allow {
+			h.allow[t] = true
+		}
+	}
+	return h
+}
+
+// delivery is what one request learns on its way; it becomes the log line,
+// the metrics and the answer.
+type delivery struct {
+	deliveryID string
+	event      Event
+	subject    string
+	key        string
+	timestamp  int64
+	outcome    string
+	ack        *jetstream.PubAck
+}
+
+// Handle is the Echo handler for POST on http.path. Its steps follow the
+// README: read body, verify, parse, subject, dedup, publish, mark, answer.
+func (h *Handler) Handle(c echo.Context) error {
+	start := time.Now()
+	req := c.Request()
+	d := &delivery{deliveryID: req.Header.Get(DeliveryIDHeader)}
+	err := h.process(c, d)
+	h.record(c, d, err, time.Since(start))
+	if err != nil {
+		return h.answerError(c, err)
+	}
+	return h.answer(c, d)
+}
+
+func (h *Handler) process(c echo.Context, d *delivery) error {
+	req := c.Request()
+	body, err := readBody(c.Response(), req, h.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	if d.timestamp, err = VerifySignature(body, req.Header.Get(SignatureHeader), h.secrets.Current(), h.cfg.Webhook.Tolerance, h.now()); err != nil {
+		return err
+	}
+	if d.event, err = ParseEvent(body); err != nil {
+		return err
+	}
+	if d.subject, err = SubjectFor(h.cfg.Stream.SubjectPrefix, d.event.Type); err != nil {
+		return err
+	}
+	if !h.allowed(d.event.Type) {
+		d.outcome = OutcomeIgnored
+		return nil
+	}
+	d.key = h.dedupKey(d)
+	return h.forward(req.Context(), d, body)
+}
+
+// forward runs the NATS steps in the order that loses nothing: a failed
+// attempt marks nothing, so the sender's retry publishes again, and the
+// stream's duplicate window absorbs a publish whose mark was lost.
+func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
+	if err := h.broker.Ready(); err != nil {
+		return err
+	}
+	kvKey := KVKey(d.key)
+	seen, err := h.seen(ctx, kvKey)
+	if err != nil {
+		return err
+	}
+	if seen {
+		d.outcome = OutcomeDuplicate
+		return nil
+	}
+	if d.ack, err = h.publish(ctx, d, body); err != nil {
+		return err
+	}
+	d.outcome = OutcomePublished
+	if d.ack.Duplicate {
+		d.outcome = OutcomeDuplicate
+	}
+	h.mark(ctx, d, kvKey)
+	return nil
+}
+
+func (h *Handler) seen(ctx context.Context, kvKey string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
+	defer cancel()
+	return h.broker.Seen(ctx, kvKey)
+}
+
+func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetstream.PubAck, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	ack, err := h.broker.Publish(ctx, newMessage(d, body))
+	if err == nil && !ack.Duplicate {
+		h.metrics.eventPublished(d.event.Type, time.Since(start).Seconds())
+	}
+	return ack, err
+}
+
+// mark records the delivery; a failure is logged and counted but does not
+// fail the request, since the event is already stored.
+func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.NATS.PublishTimeout)
+	defer cancel()
+	if err := h.broker.Mark(ctx, kvKey, d.ack); err != nil {
+		h.metrics.markFailed()
+		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
+			zap.String("delivery_id", d.deliveryID), zap.String("event_id", d.event.ID), zap.Error(err))
+	}
+}
+
+func newMessage(d *delivery, body []byte) *nats.Msg {
+	msg := &nats.Msg{Subject: d.subject, Data: body, Header: nats.Header{}}
+	msg.Header.Set(HeaderMsgID, d.key)
+	msg.Header.Set(HeaderEventType, d.event.Type)
+	msg.Header.Set(HeaderEventID, d.event.ID)
+	if d.deliveryID != "" {
+		msg.Header.Set(HeaderDeliveryID, d.deliveryID)
+	}
+	msg.Header.Set(HeaderTimestamp, strconv.FormatInt(d.timestamp, 10))
+	msg.Header.Set("Content-Type", "application/json")
+	return msg
+}
+
+// dedupKey is the delivery id, or the event id when the request has none or
+// dedup.key is "event".
+func (h *Handler) dedupKey(d *delivery) string {
+	if h.cfg.Dedup.Key == DedupKeyEvent || d.deliveryID == "" {
+		return d.event.ID
+	}
+	return d.deliveryID
+}
+
+// readBody reads at most limit bytes. A declared or actual larger body is
+// ErrBodyTooLarge; it is never buffered beyond the limit.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
+	if req.ContentLength > limit {
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrBodyTooLarge, req.ContentLength, limit)
+	}
+	var buf bytes.Buffer
+	if req.ContentLength > 0 {
+		buf.Grow(int(req.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("%w: exceeds %d bytes", ErrBodyTooLarge, limit)
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%w: %w", ErrReadBody, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// errorStatus maps the request path's sentinel errors to a status and the
+// bounded reason label of the metrics; the first match wins.
+var errorStatus = []struct {
+	err    error
+	status int
+	reason string
+}{
+	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
+	{ErrReadBody, http.StatusBadRequest, "read_body"},
+	{ErrNotSigned, http.StatusBadRequest, "signature_missing"},
+	{ErrInvalidHeader, http.StatusBadRequest, "signature_malformed"},
+	{ErrNoValidSignature, http.StatusBadRequest, "signature_mismatch"},
+	{ErrTooOld, http.StatusBadRequest, "timestamp_out_of_tolerance"},
+	{ErrInvalidEvent, http.StatusBadRequest, "invalid_event"},
+	{ErrInvalidType, http.StatusBadRequest, "invalid_type"},
+	{ErrNotReady, http.StatusServiceUnavailable, ""},
+	{ErrDedupRead, http.StatusServiceUnavailable, ""},
+	{ErrPublish, http.StatusServiceUnavailable, ""},
+}
+
+// RetryAfterUnavailable is the Retry-After, in seconds, of a 503.
+const RetryAfterUnavailable = "2"
+
+func classify(err error) (status int, outcome, reason string) {
+	for _, e := range errorStatus {
+		if errors.Is(err, e.err) {
+			if e.status == http.StatusServiceUnavailable {
+				return e.status, OutcomeUnavailable, ""
+			}
+			return e.status, OutcomeRejected, e.reason
+		}
+	}
+	return http.StatusInternalServerError, OutcomeUnavailable, ""
+}
+
+func (h *Handler) answerError(c echo.Context, err error) error {
+	status, _, _ := classify(err)
+	if status >= http.StatusInternalServerError {
+		c.Response().Header().Set("Retry-After", RetryAfterUnavailable)
+	}
+	return c.JSON(status, errorBody{Error: err.Error()})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+type answerBody struct {
+	Status  string `json:"status"`
+	Subject string `json:"subject,omitempty"`
+	Stream  string `json:"stream,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
+}
+
+func (h *Handler) answer(c echo.Context, d *delivery) error {
+	if d.outcome != OutcomePublished {
+		return c.JSON(http.StatusOK, answerBody{Status: d.outcome})
+	}
+	return c.JSON(http.StatusOK, answerBody{Status: d.outcome, Subject: d.subject, Stream: d.ack.Stream, Seq: d.ack.Sequence})
+}
+
+// record writes the one log line and the metrics of a delivery.
+func (h *Handler) record(c echo.Context, d *delivery, err error, took time.Duration) {
+	outcome, reason := d.outcome, ""
+	if err != nil {
+		_, outcome, reason = classify(err)
+	}
+	h.metrics.request(outcome, reason, took.Seconds())
+	fields := []zap.Field{
+		zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+		zap.String("delivery_id", d.deliveryID),
+		zap.String("event_id", d.event.ID),
+		zap.String("type", d.event.Type),
+		zap.String("subject", d.subject),
+		zap.String("outcome", outcome),
+		zap.Duration("duration", took),
+	}
+	if d.ack != nil {
+		fields = append(fields, zap.Uint64("seq", d.ack.Sequence))
+	}
+	if err != nil {
+		fields = append(fields, zap.String("reason", err.Error()))
+	}
+	h.log.Info("delivery", fields...)
+}
+
+// allowed reports whether events.allow lets eventType through.
+func (h *Handler) allowed(eventType string) bool {
+	return h.allow == nil || h.allow[eventType]
+}

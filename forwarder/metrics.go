@@ -1,0 +1,175 @@
+package forwarder
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Outcomes of a webhook request, the values of the outcome label.
+const (
+	OutcomePublished   = "published"
+	OutcomeDuplicate   = "duplicate"
+	OutcomeIgnored     = "ignored"
+	OutcomeRejected    = "rejected"
+	OutcomeUnavailable = "unavailable"
+	OutcomeOverloaded  = "overloaded"
+)
+
+// DocumentedTypes are the 23 event types Zautic documents. Metrics label
+// other types "other" so that a sender cannot grow the label set.
+var DocumentedTypes = []string{
+	"message.sent", "message.delivered", "message.read", "message.failed", "message.received",
+	"device.connected", "device.disconnected",
+	"contact.created", "contact.updated", "contact.deleted",
+	"group.created", "group.updated", "group.deleted",
+	"template.created", "template.updated", "template.deleted",
+	"campaign.started", "campaign.paused", "campaign.resumed", "campaign.stopped", "campaign.cancelled", "campaign.completed",
+	"webhook.test",
+}
+
+// Metrics holds the forwarder's Prometheus collectors. A nil *Metrics is
+// valid and records nothing, which keeps tests that do not look at metrics
+// free of registries.
+type Metrics struct {
+	requests        *prometheus.CounterVec
+	published       *prometheus.CounterVec
+	requestLatency  prometheus.Histogram
+	publishLatency  prometheus.Histogram
+	inFlight        prometheus.Gauge
+	ready           prometheus.Gauge
+	natsConnected   prometheus.Gauge
+	natsReconnects  prometheus.Counter
+	dedupErrors     *prometheus.CounterVec
+	markFailures    prometheus.Counter
+	secretReloads   *prometheus.CounterVec
+	documentedTypes map[string]bool
+}
+
+// NewMetrics creates the collectors and registers them, with the Go and
+// process collectors, on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	const ns = "zautic_forwarder"
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "webhook_requests_total",
+			Help: "Webhook requests by outcome; reason is set for rejected requests.",
+		}, []string{"outcome", "reason"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "events_published_total",
+			Help: "Events stored in the stream, by type (documented types, else other).",
+		}, []string{"type"}),
+		requestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "request_duration_seconds",
+			Help:    "Time from the start of a webhook request to its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "publish_duration_seconds",
+			Help:    "Time from publish to PubAck.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "in_flight_requests", Help: "Webhook requests in progress.",
+		}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "ready", Help: "1 when connected to NATS with the stream and bucket in place.",
+		}),
+		natsConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "nats_connected", Help: "1 while connected to NATS.",
+		}),
+		natsReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "nats_reconnects_total", Help: "Reconnections to NATS.",
+		}),
+		dedupErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "dedup_store_errors_total", Help: "Failed KV operations, by op (get, put).",
+		}, []string{"op"}),
+		markFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "mark_failures_total",
+			Help: "Published events whose KV mark failed; the stream's duplicate window still guards them.",
+		}),
+		secretReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "secret_reloads_total", Help: "Reloads of the webhook secret files, by result.",
+		}, []string{"result"}),
+		documentedTypes: map[string]bool{},
+	}
+	for _, t := range DocumentedTypes {
+		m.documentedTypes[t] = true
+	}
+	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.ready,
+		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) request(outcome, reason string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(outcome, reason).Inc()
+	m.requestLatency.Observe(seconds)
+}
+
+func (m *Metrics) eventPublished(eventType string, seconds float64) {
+	if m == nil {
+		return
+	}
+	if !m.documentedTypes[eventType] {
+		eventType = "other"
+	}
+	m.published.WithLabelValues(eventType).Inc()
+	m.publishLatency.Observe(seconds)
+}
+
+func (m *Metrics) addInFlight(delta float64) {
+	if m != nil {
+		m.inFlight.Add(delta)
+	}
+}
+
+func (m *Metrics) setReady(ready bool) {
+	if m != nil {
+		m.ready.Set(boolFloat(ready))
+	}
+}
+
+func (m *Metrics) setConnected(connected bool) {
+	if m != nil {
+		m.natsConnected.Set(boolFloat(connected))
+	}
+}
+
+func (m *Metrics) reconnected() {
+	if m != nil {
+		m.natsReconnects.Inc()
+	}
+}
+
+func (m *Metrics) dedupError(op string) {
+	if m != nil {
+		m.dedupErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func (m *Metrics) markFailed() {
+	if m != nil {
+		m.markFailures.Inc()
+	}
+}
+
+func (m *Metrics) secretReload(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	m.secretReloads.WithLabelValues(result).Inc()
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

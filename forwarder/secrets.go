@@ -1,0 +1,77 @@
+package forwarder
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// ErrNoSecret is returned when no webhook secret is configured anywhere.
+var ErrNoSecret = errors.New("no webhook secret: set " + SecretEnv +
+	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
+
+// Secrets holds the webhook secrets currently accepted. Values from the
+// configuration are fixed; files are re-read by Reload, so that a rotated
+// Kubernetes secret takes effect without a restart. Safe for concurrent use.
+type Secrets struct {
+	fixed       [][]byte
+	secretFile  string
+	secretsFile string
+	current     atomic.Pointer[[][]byte]
+}
+
+// NewSecrets collects the secrets of cfg and reads its files. If none is
+// configured, ErrNoSecret is returned.
+func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
+	s := &Secrets{secretFile: cfg.SecretFile, secretsFile: cfg.SecretsFile}
+	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
+		if v != "" {
+			s.fixed = append(s.fixed, []byte(v))
+		}
+	}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload re-reads the secret files. On error the secrets in use are kept.
+func (s *Secrets) Reload() error {
+	all := append([][]byte(nil), s.fixed...)
+	if s.secretFile != "" {
+		secret, err := readSecretFile(s.secretFile)
+		if err != nil {
+			return fmt.Errorf("read webhook.secret_file: %w", err)
+		}
+		if len(secret) > 0 {
+			all = append(all, secret)
+		}
+	}
+	if s.secretsFile != "" {
+		raw, err := readSecretFile(s.secretsFile)
+		if err != nil {
+			return fmt.Errorf("read webhook.secrets_file: %w", err)
+		}
+		for line := range strings.Lines(string(raw)) {
+			if line = strings.TrimSpace(line); line != "" {
+				all = append(all, []byte(line))
+			}
+		}
+	}
+	if len(all) == 0 {
+		return ErrNoSecret
+	}
+	s.current.Store(&all)
+	return nil
+}
+
+// Current returns the secrets accepted now. The slice must not be modified.
+func (s *Secrets) Current() [][]byte {
+	return *s.current.Load()
+}
+
+// Files returns the secret files to watch for rotation.
+func (s *Secrets) Files() []string {
+	return nonEmpty([]string{s.secretFile, s.secretsFile})
+}

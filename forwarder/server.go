@@ -1,0 +1,153 @@
+package forwarder
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// headerBackstop is the net/http header limit. It sits well above
+// http.max_header_bytes so that the precise check in limitHeaderBytes answers
+// 431 with a JSON reason; net/http's own plain-text 431 only guards memory.
+const headerBackstop = 1 << 20
+
+// RetryAfterOverloaded is the Retry-After, in seconds, of a 429.
+const RetryAfterOverloaded = "1"
+
+// NewWebhookServer returns the Echo instance of the internet-facing port:
+// the webhook route and nothing else.
+func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = jsonErrorHandler
+	e.Use(middleware.RequestID())
+	e.POST(cfg.Path, h.Handle, limitInFlight(cfg.MaxInFlight, m), limitHeaderBytes(cfg.MaxHeaderBytes, m))
+	return e
+}
+
+// NewHTTPServer wraps handler with the timeouts of cfg, so that a slow or
+// stalled client cannot hold a connection forever.
+func NewHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    max(headerBackstop, cfg.MaxHeaderBytes),
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+}
+
+// jsonErrorHandler answers every Echo error as {"error": "..."}; routing
+// errors (404, 405) included.
+func jsonErrorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, err.Error()
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status, msg = he.Code, fmt.Sprint(he.Message)
+	}
+	switch status {
+	case http.StatusMethodNotAllowed:
+		msg = fmt.Sprintf("method %s not allowed on %s; Zautic webhooks are POST", c.Request().Method, c.Request().URL.Path)
+	case http.StatusNotFound:
+		msg = fmt.Sprintf("no route for %s", c.Request().URL.Path)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, errorBody{Error: msg})
+}
+
+// limitInFlight answers 429 at once, before the body is read, when max
+// requests are already in progress.
+func limitInFlight(max int, m *Metrics) echo.MiddlewareFunc {
+	slots := make(chan struct{}, max)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			select {
+			case slots <- struct{}{}:
+			default:
+				m.request(OutcomeOverloaded, "", 0)
+				c.Response().Header().Set("Retry-After", RetryAfterOverloaded)
+				return c.JSON(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("overloaded: %d requests in flight", max)})
+			}
+			m.addInFlight(1)
+			defer func() {
+				<-slots
+				m.addInFlight(-1)
+			}()
+			return next(c)
+		}
+	}
+}
+
+// limitHeaderBytes answers 431 when the request's headers, counted as they
+// travel ("Name: value\r\n"), exceed max bytes.
+func limitHeaderBytes(max int, m *Metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			size := 0
+			for name, values := range c.Request().Header {
+				for _, v := range values {
+					size += len(name) + len(v) + 4
+				}
+			}
+			if size > max {
+				m.request(OutcomeRejected, "headers_too_large", 0)
+				return c.JSON(http.StatusRequestHeaderFieldsTooLarge,
+					errorBody{Error: "request headers are " + strconv.Itoa(size) + " bytes, more than " + strconv.Itoa(max)})
+			}
+			return next(c)
+		}
+	}
+}
+
+// readiness is what the admin listener asks of the broker.
+type readinessChecker interface {
+	Ready() error
+}
+
+// NewAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
+// /debug/pprof/ on the admin listener.
+func NewAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,140 @@
+package forwarder
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SignatureHeader is the header in which Zautic sends "t=<unix>,v1=<hex>".
+const SignatureHeader = "X-Zautic-Signature"
+
+var (
+	// ErrNotSigned is returned when the signature header is missing or empty.
+	ErrNotSigned = errors.New("missing X-Zautic-Signature header")
+	// ErrInvalidHeader is returned when the signature header has no timestamp,
+	// several timestamps, a timestamp that is not an integer, or no usable v1.
+	ErrInvalidHeader = errors.New("malformed X-Zautic-Signature header")
+	// ErrNoValidSignature is returned when no v1 value matches any secret.
+	ErrNoValidSignature = errors.New("no v1 signature matches the body")
+	// ErrTooOld is returned when the signed timestamp is further from now than
+	// the tolerance, in either direction.
+	ErrTooOld = errors.New("signature timestamp outside tolerance")
+)
+
+// SignedHeader is a parsed X-Zautic-Signature value.
+type SignedHeader struct {
+	// Timestamp is the signed t, in unix seconds.
+	Timestamp int64
+	// Signatures holds every well-formed v1 value, decoded from hex.
+	Signatures [][]byte
+}
+
+// ParseSignatureHeader parses "t=<unix>,v1=<hex>[,v1=<hex>…]". Spaces after
+// commas are tolerated, unknown keys are ignored (other schemes), and v1 values
+// that are not 64 hex characters are skipped, as Stripe's verifier does.
+func ParseSignatureHeader(header string) (SignedHeader, error) {
+	var sh SignedHeader
+	if strings.TrimSpace(header) == "" {
+		return sh, ErrNotSigned
+	}
+	seenT := false
+	for part := range strings.SplitSeq(header, ",") {
+		key, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			continue
+		}
+		switch key {
+		case "t":
+			if seenT {
+				return sh, fmt.Errorf("%w: more than one t", ErrInvalidHeader)
+			}
+			seenT = true
+			ts, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return sh, fmt.Errorf("%w: t is not an integer", ErrInvalidHeader)
+			}
+			sh.Timestamp = ts
+		case "v1":
+			if sig, ok := decodeSignature(value); ok {
+				sh.Signatures = append(sh.Signatures, sig)
+			}
+		}
+	}
+	if !seenT {
+		return sh, fmt.Errorf("%w: no t", ErrInvalidHeader)
+	}
+	if len(sh.Signatures) == 0 {
+		return sh, fmt.Errorf("%w: no v1 of 64 hex characters", ErrInvalidHeader)
+	}
+	return sh, nil
+}
+
+func decodeSignature(value string) ([]byte, bool) {
+	if len(value) != 2*sha256.Size {
+		return nil, false
+	}
+	sig, err := hex.DecodeString(value)
+	return sig, err == nil
+}
+
+// ComputeSignature returns HMAC-SHA256(secret, "<t>." + body), the raw v1 bytes.
+func ComputeSignature(secret []byte, t int64, body []byte) []byte {
+	mac := hmac.New(sha256.New, secret)
+	var prefix [24]byte
+	mac.Write(strconv.AppendInt(prefix[:0], t, 10))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return mac.Sum(nil)
+}
+
+// Sign returns the X-Zautic-Signature value for body signed at t with secret,
+// exactly as Zautic sends it: "t=<t>,v1=<hex>".
+func Sign(secret []byte, t int64, body []byte) string {
+	return "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(ComputeSignature(secret, t, body))
+}
+
+// VerifySignature checks header against body for any of secrets and returns
+// the signed timestamp. It compares in constant time against every v1 and
+// every secret. If the header is missing, ErrNotSigned is returned; if it is
+// malformed, ErrInvalidHeader; if nothing matches, ErrNoValidSignature; if
+// the signed time is more than tolerance away from now, ErrTooOld. A
+// tolerance of zero or less disables the time check.
+func VerifySignature(body []byte, header string, secrets [][]byte, tolerance time.Duration, now time.Time) (int64, error) {
+	sh, err := ParseSignatureHeader(header)
+	if err != nil {
+		return 0, err
+	}
+	if !anySignatureMatches(body, sh, secrets) {
+		return sh.Timestamp, ErrNoValidSignature
+	}
+	if tolerance > 0 && outsideTolerance(sh.Timestamp, now, tolerance) {
+		return sh.Timestamp, ErrTooOld
+	}
+	return sh.Timestamp, nil
+}
+
+func anySignatureMatches(body []byte, sh SignedHeader, secrets [][]byte) bool {
+	matched := false
+	for _, secret := range secrets {
+		expected := ComputeSignature(secret, sh.Timestamp, body)
+		for _, sig := range sh.Signatures {
+			// No early exit: the time spent does not reveal which pair matched.
+			if hmac.Equal(expected, sig) {
+				matched = true
+			}
+		}
+	}
+	return matched
+}
+
+func outsideTolerance(ts int64, now time.Time, tolerance time.Duration) bool {
+	// Bounds instead of |now-ts|, which overflows for hostile values of t.
+	n, tol := now.Unix(), int64(tolerance/time.Second)
+	return ts < n-tol || ts > n+tol
+}
