@@ -41,9 +41,10 @@ type Broker struct {
 	log     *zap.Logger
 	metrics *Metrics
 
-	kv    atomic.Pointer[jetstream.KeyValue]
-	state atomic.Pointer[readiness]
-	wake  chan struct{}
+	kv      atomic.Pointer[jetstream.KeyValue]
+	state   atomic.Pointer[readiness]
+	wake    chan struct{}
+	ensured bool // stream and bucket created or updated; read and written by Run only
 }
 
 type readiness struct {
@@ -142,9 +143,19 @@ func (b *Broker) check(ctx context.Context) {
 	b.setReady()
 }
 
+// ensureResources makes sure the stream and bucket exist. With
+// stream.manage it creates or updates them once per connection and then
+// only checks that they still exist, recreating them when they vanish;
+// without it, it only checks.
 func (b *Broker) ensureResources(ctx context.Context) error {
 	if !b.cfg.Stream.Manage {
-		return b.checkResources(ctx)
+		if err := b.checkResources(ctx); err != nil {
+			return fmt.Errorf("%w (stream.manage is false: create them, or enable stream.manage)", err)
+		}
+		return nil
+	}
+	if b.ensured && b.checkResources(ctx) == nil {
+		return nil
 	}
 	if err := ensureStream(ctx, b.js, streamConfig(b.cfg), b.log); err != nil {
 		return err
@@ -154,20 +165,21 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 		return err
 	}
 	b.kv.Store(&kv)
+	b.ensured = true
 	return nil
 }
 
 func (b *Broker) checkResources(ctx context.Context) error {
 	if _, err := b.js.Stream(ctx, b.cfg.Stream.Name); err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("%w: stream %q does not exist (stream.manage is false)", ErrMissingResources, b.cfg.Stream.Name)
+			return fmt.Errorf("%w: stream %q does not exist", ErrMissingResources, b.cfg.Stream.Name)
 		}
 		return fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
 	kv, err := b.js.KeyValue(ctx, b.cfg.Dedup.Bucket)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			return fmt.Errorf("%w: KV bucket %q does not exist (stream.manage is false)", ErrMissingResources, b.cfg.Dedup.Bucket)
+			return fmt.Errorf("%w: KV bucket %q does not exist", ErrMissingResources, b.cfg.Dedup.Bucket)
 		}
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
 	}

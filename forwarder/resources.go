@@ -53,7 +53,8 @@ func bucketConfig(cfg Config) jetstream.KeyValueConfig {
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
 	_, err := js.CreateStream(ctx, want)
 	if err == nil {
-		log.Info("stream created", zap.String("stream", want.Name), zap.Strings("subjects", want.Subjects))
+		// Also the answer when an identical stream exists: creation is idempotent.
+		log.Info("stream in place", zap.String("stream", want.Name), zap.Strings("subjects", want.Subjects))
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
