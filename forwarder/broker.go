@@ -94,9 +94,20 @@ func (b *Broker) setNotReady(cause error) {
 	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
 	if prev != nil && (prev.err == nil || prev.err.Error() != err.Error()) {
-		b.log.Warn("nats not ready", zap.Error(cause))
+		level := zap.WarnLevel
+		if errors.Is(cause, ErrMissingResources) {
+			level = zap.ErrorLevel // needs an operator
+		}
+		b.log.Log(level, "nats not ready", zap.Error(cause))
 	}
 	b.metrics.setReady(false)
+}
+
+// CheckNow runs one readiness check and returns its result; Start uses it
+// to refuse to start when NATS answers but the resources are missing.
+func (b *Broker) CheckNow(ctx context.Context) error {
+	b.check(ctx)
+	return b.Ready()
 }
 
 // Wake asks Run to check readiness now, e.g. after a reconnect.
@@ -144,9 +155,9 @@ func (b *Broker) check(ctx context.Context) {
 }
 
 // ensureResources makes sure the stream and bucket exist. With
-// stream.manage it creates or updates them once per connection and then
-// only checks that they still exist, recreating them when they vanish;
-// without it, it only checks.
+// stream.manage it creates or updates them once and then only checks that
+// they still exist, recreating them when they vanish; without it, it only
+// checks.
 func (b *Broker) ensureResources(ctx context.Context) error {
 	if !b.cfg.Stream.Manage {
 		if err := b.checkResources(ctx); err != nil {

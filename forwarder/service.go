@@ -60,6 +60,9 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	if s.Broker, err = ConnectBroker(url, cfg, log, metrics, extra...); err != nil {
 		return nil, err
 	}
+	if err := s.refuseMissingResources(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBroker = cancel
 	s.wg.Go(func() { s.Broker.Run(ctx) })
@@ -78,6 +81,22 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 		s.serve(s.admin, s.adminLn, "admin")
 	}
 	return s, nil
+}
+
+// refuseMissingResources fails the start when stream.manage is false and
+// NATS answers but the stream or bucket does not exist: a configuration
+// error, not an outage. When NATS is not reachable yet, the service starts
+// and the check happens once connected.
+func (s *Service) refuseMissingResources() error {
+	if s.cfg.Stream.Manage || !s.Broker.nc.IsConnected() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.NATS.PublishTimeout)
+	defer cancel()
+	if err := s.Broker.CheckNow(ctx); errors.Is(err, ErrMissingResources) {
+		return err
+	}
+	return nil
 }
 
 func listen(key, addr string) (net.Listener, error) {

@@ -116,6 +116,7 @@ type forwarderProcess struct {
 	AdminURL   string
 	NATSURL    string // the embedded server's URL, when embedded
 	logs       *lockedBuffer
+	addrs      chan map[string]string
 	done       chan struct{}
 	exitErr    error
 }
@@ -137,6 +138,23 @@ func forwarderEnv(natsURL string) map[string]string {
 // test has not stopped it.
 func startForwarder(t testing.TB, env map[string]string, args ...string) *forwarderProcess {
 	t.Helper()
+	p := launchForwarder(t, env, args...)
+	select {
+	case a := <-p.addrs:
+		p.WebhookURL = "http://" + a["webhook"] + "/webhooks/zautic"
+		p.AdminURL = "http://" + a["admin"]
+		p.NATSURL = a["nats"]
+	case <-p.done:
+		t.Fatalf("forwarder exited at start: %v\n%s", p.exitErr, p.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("forwarder did not report its listeners within 30s:\n%s", p.logs.String())
+	}
+	return p
+}
+
+// launchForwarder starts the binary without waiting for its listeners.
+func launchForwarder(t testing.TB, env map[string]string, args ...string) *forwarderProcess {
+	t.Helper()
 	p := &forwarderProcess{logs: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Dir = t.TempDir()
@@ -152,9 +170,14 @@ func startForwarder(t testing.TB, env map[string]string, args ...string) *forwar
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start forwarder: %v", err)
 	}
-	addrs := make(chan map[string]string, 1)
-	go p.readLogs(stderr, addrs)
+	p.addrs = make(chan map[string]string, 1)
+	logsDone := make(chan struct{})
 	go func() {
+		p.readLogs(stderr, p.addrs)
+		close(logsDone)
+	}()
+	go func() {
+		<-logsDone // Wait closes the pipe: read it to the end first
 		p.exitErr = p.cmd.Wait()
 		close(p.done)
 	}()
@@ -164,16 +187,6 @@ func startForwarder(t testing.TB, env map[string]string, args ...string) *forwar
 			t.Logf("forwarder logs:\n%s", p.logs.String())
 		}
 	})
-	select {
-	case a := <-addrs:
-		p.WebhookURL = "http://" + a["webhook"] + "/webhooks/zautic"
-		p.AdminURL = "http://" + a["admin"]
-		p.NATSURL = a["nats"]
-	case <-p.done:
-		t.Fatalf("forwarder exited at start: %v\n%s", p.exitErr, p.logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("forwarder did not report its listeners within 30s:\n%s", p.logs.String())
-	}
 	return p
 }
 
