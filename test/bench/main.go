@@ -1,0 +1,99 @@
+// Command bench measures zautic-forwarder side by side with its limits and
+// with Zautic's reference receiver, in one run on one machine, and prints a
+// Markdown table with ratios. See BENCHMARKS.md.
+//
+//	go run ./test/bench            # full run: 10 s per row after a warm-up
+//	go run ./test/bench -smoke     # a second per row: proves it works (CI)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// benchSecret signs every request of the run.
+const benchSecret = "bench-secret"
+
+type options struct {
+	duration time.Duration
+	warmup   time.Duration
+	clients  []int
+	rows     map[string]bool
+}
+
+func main() {
+	role := flag.String("role", "", "internal: run as one of the benchmark's processes")
+	listen := flag.String("listen", "127.0.0.1:0", "internal: the role's listen address")
+	natsURL := flag.String("nats", "", "internal: NATS URL of receiver-m")
+	storeDir := flag.String("store", "", "internal: store dir of nats-server")
+	smoke := flag.Bool("smoke", false, "a second per row, short warm-up: proves the benchmark works")
+	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
+	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
+	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
+	rows := flag.String("rows", "A,B,M,C,CE,D", "rows to run")
+	flag.Parse()
+
+	if *role != "" {
+		if err := runRole(*role, *listen, *natsURL, *storeDir); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", *role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	opts := options{duration: *duration, warmup: *warmup, rows: map[string]bool{}}
+	if *smoke {
+		opts.duration, opts.warmup = time.Second, 200*time.Millisecond
+	}
+	for _, c := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: -clients: %q is not a positive number\n", c)
+			os.Exit(2)
+		}
+		opts.clients = append(opts.clients, n)
+	}
+	for _, r := range strings.Split(*rows, ",") {
+		opts.rows[strings.TrimSpace(r)] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if err := runBenchmark(ctx, opts, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// buildForwarder builds the binary under test from the module root.
+func buildForwarder(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "zautic-forwarder")
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build zautic-forwarder: %w", err)
+	}
+	return bin, nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("run the benchmark inside the module")
+	}
+	return filepath.Dir(gomod), nil
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// loadResult is what a load generator measured.
+type loadResult struct {
+	ok       int // requests answered 2xx (or publishes acknowledged)
+	failed   int
+	elapsed  time.Duration
+	perSec   float64
+	p50, p99 time.Duration
+	max      time.Duration
+}
+
+func newLoadResult(latencies []time.Duration, failed int, elapsed time.Duration) loadResult {
+	slices.Sort(latencies)
+	r := loadResult{ok: len(latencies), failed: failed, elapsed: elapsed}
+	if elapsed > 0 {
+		r.perSec = float64(r.ok) / elapsed.Seconds()
+	}
+	if n := len(latencies); n > 0 {
+		r.p50, r.p99, r.max = latencies[n*50/100], latencies[min(n-1, n*99/100)], latencies[n-1]
+	}
+	return r
+}
+
+// sampleBody is the quickstart's sample event, about 350 bytes.
+func sampleBody() []byte {
+	return []byte(`{"id":"evt_5f3c2a1b9d4e8c0a1f2b3c4d5e6f7a8b","type":"message.delivered","created":1767432000,` +
+		`"created_at":"2026-01-03T00:00:00.000Z","livemode":true,"data":{"object":{"message_id":"3EB0DC15F6ACF859FB492F",` +
+		`"phone":"919876543210","device_id":114,"status":"delivered","direction":"outgoing"}}}`)
+}
+
+func printReport(w io.Writer, opts options, results []rowResult, nodeNote string) {
+	fmt.Fprintf(w, "Machine: %s\n", machine())
+	fmt.Fprintf(w, "Date: %s; %s per row after a %s warm-up; load generator: zautic-forwarder send (row A: in-process publishers)\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), opts.duration, opts.warmup)
+	fmt.Fprintln(w, "| row | clients | events/s | p50 | p99 | max | failed | receiver CPU µs/event | nats-server CPU µs/event | peak RSS |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		if r.skipped != "" {
+			fmt.Fprintf(w, "| %s | %d | skipped | | | | | | | |\n", r.row, r.clients)
+			continue
+		}
+		rss := ""
+		if r.peakRSS > 0 {
+			rss = fmt.Sprintf("%.1f MiB", float64(r.peakRSS)/(1<<20))
+		}
+		recv := "—"
+		if r.receiverName != "" {
+			recv = fmt.Sprintf("%.0f", r.cpuPerEvent(r.receiverCPU))
+		}
+		nats := fmt.Sprintf("%.0f", r.cpuPerEvent(r.natsCPU))
+		if r.row == "CE" || r.row == "B" || r.row == "D" {
+			nats = "—"
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %d | %s | %s | %s |\n", r.row, r.clients, r.load.perSec,
+			ms(r.load.p50), ms(r.load.p99), ms(r.load.max), r.load.failed, recv, nats, rss)
+	}
+	fmt.Fprintln(w)
+	for _, row := range rowOrder {
+		if opts.rows[row.id] {
+			fmt.Fprintf(w, "- %s: %s\n", row.id, row.label)
+		}
+	}
+	if nodeNote != "" {
+		fmt.Fprintf(w, "- %s\n", nodeNote)
+	}
+	fmt.Fprintln(w)
+	printRatios(w, opts, results)
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
+}
+
+func printRatios(w io.Writer, opts options, results []rowResult) {
+	find := func(id string, clients int) *rowResult {
+		for i := range results {
+			if results[i].row == id && results[i].clients == clients && results[i].skipped == "" {
+				return &results[i]
+			}
+		}
+		return nil
+	}
+	ratio := func(a, b *rowResult) string {
+		if a == nil || b == nil || b.load.perSec == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f", a.load.perSec/b.load.perSec)
+	}
+	fmt.Fprintln(w, "| clients | C/M | C/B | C/D | M/A | CE/M | p99 C / p99 M |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, c := range opts.clients {
+		cr, m := find("C", c), find("M", c)
+		p99 := "n/a"
+		if cr != nil && m != nil && m.load.p99 > 0 {
+			p99 = fmt.Sprintf("%.2f", float64(cr.load.p99)/float64(m.load.p99))
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s |\n", c, ratio(cr, m), ratio(cr, find("B", c)),
+			ratio(cr, find("D", c)), ratio(m, find("A", c)), ratio(find("CE", c), m), p99)
+	}
+	var notes []string
+	for _, r := range results {
+		if r.skipped != "" {
+			notes = append(notes, r.skipped)
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\n"+strings.Join(slices.Compact(notes), "\n"))
+	}
+}

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+//go:embed reference/server.mjs
+var referenceServer []byte
+
+// proc is a process of the benchmark: nats-server, a receiver, or the
+// forwarder.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+}
+
+func startProc(name string, cmd *exec.Cmd) (*proc, error) {
+	p := &proc{name: name, cmd: cmd, out: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stop sends SIGTERM, and SIGKILL after 10 s.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitHTTP polls url until it answers want, for at most 30 s.
+func waitHTTP(ctx context.Context, url string, want int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if want == 0 || resp.StatusCode == want {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within 30s", url)
+}
+
+// bench holds what every row shares.
+type bench struct {
+	opts      options
+	self      string
+	forwarder string
+	tmp       string
+	nats      *proc
+	natsURL   string
+	js        jetstream.JetStream
+	nodeDir   string // "" when Node.js or express is not available
+	nodeNote  string
+}
+
+func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "zautic-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	b := &bench{opts: opts, self: self, tmp: tmp}
+	if b.forwarder, err = buildForwarder(ctx, tmp); err != nil {
+		return err
+	}
+	if err := b.startNATS(ctx); err != nil {
+		return err
+	}
+	defer b.nats.stop()
+	if opts.rows["D"] {
+		b.prepareNode(ctx)
+	}
+	var results []rowResult
+	for _, clients := range opts.clients {
+		for _, row := range rowOrder {
+			if !opts.rows[row.id] {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "bench: row %s at %d clients\n", row.id, clients)
+			res, err := row.run(ctx, b, clients)
+			if err != nil {
+				return fmt.Errorf("row %s at %d clients: %w", row.id, clients, err)
+			}
+			res.row, res.label, res.clients = row.id, row.label, clients
+			results = append(results, res)
+		}
+	}
+	printReport(w, opts, results, b.nodeNote)
+	return nil
+}
+
+func (b *bench) startNATS(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, b.self, "-role", roleNATS, "-listen", addr, "-store", filepath.Join(b.tmp, "nats"))
+	if b.nats, err = startProc("nats-server", cmd); err != nil {
+		return err
+	}
+	b.natsURL = "nats://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nc, err := nats.Connect(b.natsURL)
+		if err == nil {
+			b.js, err = jetstream.New(nc)
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats-server: %w\n%s", err, b.nats.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// resetNATS deletes the stream and the bucket so that every row starts
+// from empty storage.
+func (b *bench) resetNATS(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = b.js.DeleteStream(ctx, "ZAUTIC")
+	_ = b.js.DeleteKeyValue(ctx, "zautic-dedup")
+}
+
+// prepareNode installs express for row D in a temp dir; without Node.js or
+// the npm registry, row D is skipped with a note.
+func (b *bench) prepareNode(ctx context.Context) {
+	if _, err := exec.LookPath("node"); err != nil {
+		b.nodeNote = "row D skipped: Node.js is not installed"
+		return
+	}
+	dir := filepath.Join(b.tmp, "reference")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.nodeNote = "row D skipped: " + err.Error()
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server.mjs"), referenceServer, 0o644); err != nil {
+		b.nodeNote = "row D skipped: " + err.Error()
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	install := exec.CommandContext(ictx, "npm", "install", "--no-audit", "--no-fund", "--silent", "express")
+	install.Dir = dir
+	if out, err := install.CombinedOutput(); err != nil {
+		b.nodeNote = fmt.Sprintf("row D skipped: npm install express: %v: %s", err, bytes.TrimSpace(out))
+		return
+	}
+	version, _ := exec.CommandContext(ctx, "node", "--version").Output()
+	b.nodeDir = dir
+	b.nodeNote = "row D: Node.js " + string(bytes.TrimSpace(version)) + ", express from npm, one process"
+}
+
+// row is one line of the table.
+type row struct {
+	id, label string
+	run       func(ctx context.Context, b *bench, clients int) (rowResult, error)
+}
+
+var rowOrder = []row{
+	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", runRowA},
+	{"B", "HTTP + signature limit: net/http, verify, 200", runRowB},
+	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", runRowM},
+	{"C", "zautic-forwarder, external nats-server", runRowC},
+	{"CE", "zautic-forwarder, embedded nats-server", runRowCE},
+	{"D", "reference: Zautic's Express example (verify only)", runRowD},
+}
+
+// rowResult is what one row measured.
+type rowResult struct {
+	row, label   string
+	clients      int
+	load         loadResult
+	receiverCPU  time.Duration // CPU of the receiver process over the measured run
+	natsCPU      time.Duration // CPU of the shared nats-server over the measured run
+	peakRSS      int64
+	skipped      string
+	receiverName string
+}
+
+func (r rowResult) cpuPerEvent(d time.Duration) float64 {
+	if r.load.ok == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(r.load.ok)
+}
+
+// measure runs a warm-up and then the measured load, reading the CPU of
+// pids around the measured part only.
+func (b *bench) measure(ctx context.Context, load func(d time.Duration) (loadResult, error), receiver int) (rowResult, error) {
+	if _, err := load(b.opts.warmup); err != nil {
+		return rowResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	pids := []int{b.nats.pid()}
+	if receiver != 0 {
+		pids = append(pids, receiver)
+	}
+	meter, err := startCPU(pids...)
+	if err != nil {
+		return rowResult{}, err
+	}
+	res, err := load(b.opts.duration)
+	if err != nil {
+		return rowResult{}, err
+	}
+	used, err := meter.stop()
+	if err != nil {
+		return rowResult{}, err
+	}
+	out := rowResult{load: res, natsCPU: used[0]}
+	if receiver != 0 {
+		out.receiverCPU = used[1]
+		if rss, err := peakRSS(receiver); err == nil {
+			out.peakRSS = rss
+		}
+	}
+	return out, nil
+}
+
+func runRowA(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	b.resetNATS(ctx)
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		return rowResult{}, err
+	}
+	body := sampleBody()
+	return b.measure(ctx, func(d time.Duration) (loadResult, error) {
+		return publishLoad(ctx, b.js, body, clients, d)
+	}, 0)
+}
+
+// publishLoad is row A's load: clients goroutines publishing synchronously.
+func publishLoad(ctx context.Context, js jetstream.JetStream, body []byte, clients int, d time.Duration) (loadResult, error) {
+	var (
+		mu     sync.Mutex
+		all    []time.Duration
+		failed int
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			var lat []time.Duration
+			bad := 0
+			for i := 0; time.Now().Before(deadline); i++ {
+				msg := nats.NewMsg("zautic.message.delivered")
+				msg.Data = body
+				msg.Header.Set(jetstream.MsgIDHeader, "a-"+strconv.Itoa(c)+"-"+strconv.Itoa(i)+"-"+strconv.FormatInt(start.UnixNano(), 36))
+				t0 := time.Now()
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := js.PublishMsg(pctx, msg)
+				cancel()
+				if err != nil {
+					bad++
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			failed += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return newLoadResult(all, failed, time.Since(start)), nil
+}
+
+func runRowB(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return rowResult{}, err
+	}
+	p, err := startProc("receiver-b", exec.CommandContext(ctx, b.self, "-role", roleReceiverB, "-listen", addr))
+	if err != nil {
+		return rowResult{}, err
+	}
+	defer p.stop()
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients)
+}
+
+func runRowM(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	b.resetNATS(ctx)
+	addr, err := freeAddr()
+	if err != nil {
+		return rowResult{}, err
+	}
+	p, err := startProc("receiver-m", exec.CommandContext(ctx, b.self, "-role", roleReceiverM, "-listen", addr, "-nats", b.natsURL))
+	if err != nil {
+		return rowResult{}, err
+	}
+	defer p.stop()
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients)
+}
+
+func runRowC(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	b.resetNATS(ctx)
+	return b.runForwarder(ctx, clients, b.natsURL)
+}
+
+func runRowCE(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	return b.runForwarder(ctx, clients, "")
+}
+
+// runForwarder measures the real binary; with natsURL empty it runs its
+// embedded nats-server, whose CPU is then part of the forwarder's.
+func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (rowResult, error) {
+	web, err := freeAddr()
+	if err != nil {
+		return rowResult{}, err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return rowResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, b.forwarder)
+	cmd.Env = append(os.Environ(),
+		"ZAUTIC_WEBHOOK_SECRET="+benchSecret,
+		"FORWARDER_HTTP_ADDR="+web,
+		"FORWARDER_ADMIN_ADDR="+admin,
+		"FORWARDER_NATS_URL="+natsURL,
+		"FORWARDER_NATS_EMBEDDED_LISTEN=127.0.0.1:0",
+		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d", clients)),
+		"FORWARDER_LOG_LEVEL=warn",
+	)
+	p, err := startProc("zautic-forwarder", cmd)
+	if err != nil {
+		return rowResult{}, err
+	}
+	defer p.stop()
+	if err := waitHTTP(ctx, "http://"+admin+"/readyz", http.StatusOK); err != nil {
+		return rowResult{}, fmt.Errorf("%w\n%s", err, p.out)
+	}
+	return b.measureHTTP(ctx, p, "http://"+web+"/webhooks/zautic", "", clients)
+}
+
+func runRowD(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	if b.nodeDir == "" {
+		return rowResult{skipped: b.nodeNote}, nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return rowResult{}, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, "node", "server.mjs")
+	cmd.Dir = b.nodeDir
+	cmd.Env = append(os.Environ(), "PORT="+port, "ZAUTIC_WEBHOOK_SECRET="+benchSecret)
+	p, err := startProc("node", cmd)
+	if err != nil {
+		return rowResult{}, err
+	}
+	defer p.stop()
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients)
+}
+
+// measureHTTP waits for the receiver and drives it with the load generator.
+func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, clients int) (rowResult, error) {
+	if probe != "" {
+		if err := waitHTTP(ctx, probe, 0); err != nil {
+			return rowResult{}, fmt.Errorf("%w\n%s", err, p.out)
+		}
+	}
+	res, err := b.measure(ctx, func(d time.Duration) (loadResult, error) {
+		return sendLoad(ctx, b.forwarder, url, clients, d)
+	}, p.pid())
+	if err != nil {
+		return rowResult{}, fmt.Errorf("%w\n%s", err, p.out)
+	}
+	res.receiverName = p.name
+	return res, nil
+}
+
+
+// machine describes where the run happened.
+func machine() string {
+	model := "unknown CPU"
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range bytes.Split(raw, []byte("\n")) {
+			if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.Equal(bytes.TrimSpace(k), []byte("model name")) {
+				model = string(bytes.TrimSpace(v))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores, %s, %s, %s/%s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
