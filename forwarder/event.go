@@ -87,7 +87,7 @@ func SubjectFor(prefix, eventType string) (string, error) {
 		return "", fmt.Errorf("%w %q: %w", ErrInvalidType, truncate(eventType, 64), err)
 	}
 	if len(eventType) > MaxTypeLength {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidType, MaxTypeLength)
+		return "", fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidType, len(eventType), MaxTypeLength)
 	}
 	return prefix + "." + eventType, nil
 }
@@ -107,13 +107,24 @@ func ValidateSubjectTokens(s string) error {
 		case isTokenByte(c):
 			tokenLen++
 		default:
-			return fmt.Errorf("character %q at byte %d is not one of [A-Za-z0-9_-]", rune(c), i)
+			return fmt.Errorf("%s at byte %d is not one of [A-Za-z0-9_-]", describeByteAt(s, i), i)
 		}
 	}
 	if tokenLen == 0 {
 		return errors.New("empty token")
 	}
 	return nil
+}
+
+// describeByteAt names the character starting at s[i]: the whole rune for
+// UTF-8, so that "é" is not reported as its first byte "Ã", and the raw byte
+// for anything else.
+func describeByteAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])
+	}
+	return fmt.Sprintf("character %q", r)
 }
 
 func isTokenByte(c byte) bool {
