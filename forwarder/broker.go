@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -130,7 +131,7 @@ func (b *Broker) Run(ctx context.Context) {
 
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		b.setNotReady(fmt.Errorf("not connected to %s", b.nc.Opts.Servers))
+		b.setNotReady(fmt.Errorf("not connected to %s", redactURLs(strings.Join(b.nc.Opts.Servers, ","))))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
