@@ -229,7 +229,8 @@ func (b *Broker) Mark(ctx context.Context, key string, ack *jetstream.PubAck) er
 }
 
 // Close drains the connection so that nothing buffered is lost, bounded by
-// timeout.
+// timeout. It returns once the connection's callbacks have run, so that none
+// of them logs after the caller has moved on.
 func (b *Broker) Close(timeout time.Duration) {
 	if b.nc.IsClosed() {
 		return
@@ -237,8 +238,8 @@ func (b *Broker) Close(timeout time.Duration) {
 	closed := make(chan struct{})
 	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := b.nc.Drain(); err != nil {
+		// Not connected (reconnecting): there is nothing to drain.
 		b.nc.Close()
-		return
 	}
 	select {
 	case <-closed:
