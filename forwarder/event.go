@@ -28,7 +28,8 @@ type Event struct {
 }
 
 // ParseEvent checks that body is UTF-8 and a JSON object with non-empty string
-// fields id and type. If not, an error wrapping ErrInvalidEvent is returned.
+// fields id and type, matched by their exact names. If not, an error wrapping
+// ErrInvalidEvent is returned.
 func ParseEvent(body []byte) (Event, error) {
 	var ev Event
 	if !utf8.Valid(body) {
@@ -37,16 +38,47 @@ func ParseEvent(body []byte) (Event, error) {
 	if !isJSONObject(body) {
 		return ev, fmt.Errorf("%w: body is not a JSON object", ErrInvalidEvent)
 	}
-	if err := json.Unmarshal(body, &ev); err != nil {
+	// Decoding into Event would also take "ID" or "Type" (encoding/json
+	// matches names case-insensitively), so that a body holding both "type"
+	// and "Type" would be routed on a field other consumers do not read.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
 		return ev, fmt.Errorf("%w: %s", ErrInvalidEvent, describeJSONError(err))
 	}
-	if ev.ID == "" {
-		return ev, fmt.Errorf("%w: missing or empty string field \"id\"", ErrInvalidEvent)
+	var err error
+	if ev.ID, err = stringField(fields, "id"); err != nil {
+		return ev, err
 	}
-	if ev.Type == "" {
-		return ev, fmt.Errorf("%w: missing or empty string field \"type\"", ErrInvalidEvent)
+	if ev.Type, err = stringField(fields, "type"); err != nil {
+		return ev, err
 	}
 	return ev, nil
+}
+
+// stringField returns the non-empty string field name of an object.
+func stringField(fields map[string]json.RawMessage, name string) (string, error) {
+	var s string
+	if raw, ok := fields[name]; ok && json.Unmarshal(raw, &s) != nil {
+		return "", fmt.Errorf("%w: field %q must be a string, not %s", ErrInvalidEvent, name, jsonKind(raw))
+	}
+	if s == "" {
+		return "", fmt.Errorf("%w: missing or empty string field %q", ErrInvalidEvent, name)
+	}
+	return s, nil
+}
+
+// jsonKind names the kind of a valid JSON value by its first byte.
+func jsonKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	default:
+		return "number"
+	}
 }
 
 // isJSONObject reports whether the first non-space byte opens an object; it
@@ -67,10 +99,6 @@ func isJSONObject(body []byte) bool {
 }
 
 func describeJSONError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return fmt.Sprintf("field %q must be a string, not %s", typeErr.Field, typeErr.Value)
-	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
 		return fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset)
