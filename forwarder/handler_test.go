@@ -663,7 +663,14 @@ func TestHandlerOverloaded(t *testing.T) {
 	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxInFlight = maxInFlight }})
 
 	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
 	var wg sync.WaitGroup
+	// Registered after the harness, so it runs first: no held request
+	// outlives the test, even when it fails early.
+	t.Cleanup(func() {
+		releaseOnce()
+		wg.Wait()
+	})
 	held := make([]answer, maxInFlight)
 	for i := range maxInFlight {
 		body := eventBody("evt_held_"+strconv.Itoa(i), "campaign.started")
@@ -674,7 +681,6 @@ func TestHandlerOverloaded(t *testing.T) {
 		select {
 		case <-bb.started:
 		case <-time.After(30 * time.Second):
-			close(release)
 			t.Fatalf("held request %d never reached the handler", i)
 		}
 	}
@@ -686,7 +692,7 @@ func TestHandlerOverloaded(t *testing.T) {
 	}
 	h.assertCount(0)
 
-	close(release)
+	releaseOnce()
 	wg.Wait()
 	for i, a := range held {
 		if a.status != http.StatusOK || a.body["status"] != "published" {
