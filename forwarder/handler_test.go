@@ -105,6 +105,8 @@ type harnessOptions struct {
 	setup     func(jetstream.JetStream) // runs before the broker starts
 }
 
+// newHandlerHarness starts a nats-server and a broker, waits until the
+// broker is ready, and builds the webhook server; all of it stops at cleanup.
 func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	t.Helper()
 	h := &handlerHarness{t: t, cfg: testConfig(), storeDir: t.TempDir()}
