@@ -407,6 +407,13 @@ func TestSummaryJSON(t *testing.T) {
 			t.Errorf("latency_ms.%s: got %v, want a positive number of milliseconds", k, lat[k])
 		}
 	}
+	var back Summary
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatalf("summary JSON does not read back: %v", err)
+	}
+	if diff := back.Latency.Max - s.Latency.Max; back.Sent != 4 || diff < -time.Microsecond || diff > time.Microsecond {
+		t.Errorf("read back %d sent, max %s; want 4, %s", back.Sent, back.Latency.Max, s.Latency.Max)
+	}
 	var text bytes.Buffer
 	if err := s.WriteText(&text); err != nil {
 		t.Fatal(err)

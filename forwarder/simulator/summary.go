@@ -54,10 +54,30 @@ type Latency struct {
 	P50, P90, P99, Max time.Duration
 }
 
-// MarshalJSON writes milliseconds, the unit people read latencies in.
+// latencyJSON is Latency in milliseconds, the unit people read latencies in.
+type latencyJSON struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// MarshalJSON writes milliseconds, rounded to the microsecond.
 func (l Latency) MarshalJSON() ([]byte, error) {
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
-	return json.Marshal(map[string]float64{"p50": ms(l.P50), "p90": ms(l.P90), "p99": ms(l.P99), "max": ms(l.Max)})
+	return json.Marshal(latencyJSON{ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max)})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote, so that a summary saved with
+// --json can be read back.
+func (l *Latency) UnmarshalJSON(raw []byte) error {
+	var j latencyJSON
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return err
+	}
+	d := func(ms float64) time.Duration { return time.Duration(math.Round(ms * 1e6)) }
+	*l = Latency{P50: d(j.P50), P90: d(j.P90), P99: d(j.P99), Max: d(j.Max)}
+	return nil
 }
 
 // Response is the final answer to one request, kept with Options.Capture.
