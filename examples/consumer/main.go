@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -101,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	info := cons.CachedInfo()
-	fmt.Fprintf(stdout, "consuming %s from stream %s as durable %q\n", info.Config.FilterSubject, o.stream, info.Name)
+	fmt.Fprintf(stdout, "consuming %s from stream %s as durable %q\n", filterOf(info.Config), o.stream, info.Name)
 	p := &processor{done: map[string]bool{}, out: stdout, failFirst: o.failFirst, nakDelay: o.nakDelay}
 	err = consume(ctx, cons, o, p)
 	fmt.Fprintf(stdout, "done: %d processed, %d duplicates skipped, %d failures nak'ed, %d terminated\n", p.processed, p.skipped, p.naked, p.terminated)
@@ -136,6 +137,18 @@ func bindOrCreate(ctx context.Context, js jetstream.JetStream, o options) (jetst
 		return nil, fmt.Errorf("create consumer %s: %w", o.durable, err)
 	}
 	return cons, nil
+}
+
+// filterOf names what a consumer selects, however it was created.
+func filterOf(c jetstream.ConsumerConfig) string {
+	switch {
+	case c.FilterSubject != "":
+		return c.FilterSubject
+	case len(c.FilterSubjects) > 0:
+		return strings.Join(c.FilterSubjects, ", ")
+	default:
+		return "every subject"
+	}
 }
 
 // consume fetches and handles messages until ctx ends, --max messages are

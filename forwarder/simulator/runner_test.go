@@ -425,3 +425,23 @@ func TestSummaryJSON(t *testing.T) {
 	}
 	rc.assertClean(t)
 }
+
+// BenchmarkRunner measures the generator alone, against a server that
+// answers at once: the ceiling a load run can reach on this machine.
+func BenchmarkRunner(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"status":"published"}`)
+	}))
+	b.Cleanup(srv.Close)
+	r, err := NewRunner(Options{URL: srv.URL, Secret: []byte(testSecret), Types: []string{AllTypes}, Count: b.N, Concurrency: 16, Duplicates: 0.1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	s, err := r.Run(context.Background())
+	if err != nil || s.Err() != nil {
+		b.Fatalf("%v %v", err, s.Err())
+	}
+	b.ReportMetric(s.EventsPerSecond, "events/s")
+}
