@@ -241,10 +241,11 @@ func TestRunnerRetriesTimeouts(t *testing.T) {
 		_, _ = io.WriteString(w, "{}")
 	}))
 	t.Cleanup(srv.Close)
-	s := runOK(t, Options{URL: srv.URL, Count: 1, Timeout: 200 * time.Millisecond,
-		Retry: RetryPolicy{MaxRetries: 2, Backoff: time.Millisecond}})
-	if s.Retries != 1 || s.Attempts != 2 {
-		t.Errorf("got %d retries, %d attempts; want 1, 2", s.Retries, s.Attempts)
+	s := runOK(t, Options{URL: srv.URL, Count: 1, Timeout: time.Second,
+		Retry: RetryPolicy{MaxRetries: 3, Backoff: time.Millisecond}})
+	// A busy machine may time out a later attempt too; the first always does.
+	if s.Retries < 1 || s.Attempts != s.Retries+1 || s.OK != 1 {
+		t.Errorf("got %d retries, %d attempts, %d ok; want the timed-out attempt retried to a 200", s.Retries, s.Attempts, s.OK)
 	}
 }
 
