@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -142,7 +143,7 @@ func (b *Broker) Run(ctx context.Context) {
 
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		b.setNotReady(fmt.Errorf("not connected to %s", b.nc.Opts.Servers))
+		b.setNotReady(fmt.Errorf("not connected to %s", redactURLs(strings.Join(b.nc.Opts.Servers, ","))))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
@@ -251,7 +252,8 @@ func (b *Broker) Mark(ctx context.Context, key string, ack *jetstream.PubAck) er
 }
 
 // Close drains the connection so that nothing buffered is lost, bounded by
-// timeout.
+// timeout. It returns once the connection's callbacks have run, so that none
+// of them logs after the caller has moved on.
 func (b *Broker) Close(timeout time.Duration) {
 	if b.nc.IsClosed() {
 		return
@@ -259,8 +261,8 @@ func (b *Broker) Close(timeout time.Duration) {
 	closed := make(chan struct{})
 	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := b.nc.Drain(); err != nil {
+		// Not connected (reconnecting): there is nothing to drain.
 		b.nc.Close()
-		return
 	}
 	select {
 	case <-closed:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,9 +188,12 @@ func NewViper() *viper.Viper {
 	return v
 }
 
-// Keys returns every configuration key, sorted as viper sorts them.
+// Keys returns every configuration key, sorted. (viper's AllKeys comes in
+// map order, which would make generated docs and error lists churn.)
 func Keys() []string {
-	return NewViper().AllKeys()
+	keys := NewViper().AllKeys()
+	slices.Sort(keys)
+	return keys
 }
 
 // flatten turns a Config into dotted keys through its yaml tags.
@@ -348,6 +352,7 @@ func (c Config) Redacted() Config {
 	if len(r.Webhook.Secrets) > 0 {
 		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
 	}
+	r.NATS.URL = redactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted
 	}
@@ -355,6 +360,27 @@ func (c Config) Redacted() Config {
 		r.NATS.Password = redacted
 	}
 	return r
+}
+
+// redactURLs hides the user information (user:password, or a token) of each
+// URL in a comma-separated NATS URL list, so that nats.url can be logged.
+func redactURLs(list string) string {
+	if !strings.Contains(list, "@") {
+		return list
+	}
+	parts := strings.Split(list, ",")
+	for i, u := range parts {
+		at := strings.LastIndex(u, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+			start = scheme + len("://")
+		}
+		parts[i] = u[:start] + redacted + u[at:]
+	}
+	return strings.Join(parts, ",")
 }
 
 // YAML renders the configuration as YAML.

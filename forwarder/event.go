@@ -28,7 +28,8 @@ type Event struct {
 }
 
 // ParseEvent checks that body is UTF-8 and a JSON object with non-empty string
-// fields id and type. If not, an error wrapping ErrInvalidEvent is returned.
+// fields id and type, matched by their exact names. If not, an error wrapping
+// ErrInvalidEvent is returned.
 func ParseEvent(body []byte) (Event, error) {
 	var ev Event
 	if !utf8.Valid(body) {
@@ -37,16 +38,47 @@ func ParseEvent(body []byte) (Event, error) {
 	if !isJSONObject(body) {
 		return ev, fmt.Errorf("%w: body is not a JSON object", ErrInvalidEvent)
 	}
-	if err := json.Unmarshal(body, &ev); err != nil {
+	// Decoding into Event would also take "ID" or "Type" (encoding/json
+	// matches names case-insensitively), so that a body holding both "type"
+	// and "Type" would be routed on a field other consumers do not read.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
 		return ev, fmt.Errorf("%w: %s", ErrInvalidEvent, describeJSONError(err))
 	}
-	if ev.ID == "" {
-		return ev, fmt.Errorf("%w: missing or empty string field \"id\"", ErrInvalidEvent)
+	var err error
+	if ev.ID, err = stringField(fields, "id"); err != nil {
+		return ev, err
 	}
-	if ev.Type == "" {
-		return ev, fmt.Errorf("%w: missing or empty string field \"type\"", ErrInvalidEvent)
+	if ev.Type, err = stringField(fields, "type"); err != nil {
+		return ev, err
 	}
 	return ev, nil
+}
+
+// stringField returns the non-empty string field name of an object.
+func stringField(fields map[string]json.RawMessage, name string) (string, error) {
+	var s string
+	if raw, ok := fields[name]; ok && json.Unmarshal(raw, &s) != nil {
+		return "", fmt.Errorf("%w: field %q must be a string, not %s", ErrInvalidEvent, name, jsonKind(raw))
+	}
+	if s == "" {
+		return "", fmt.Errorf("%w: missing or empty string field %q", ErrInvalidEvent, name)
+	}
+	return s, nil
+}
+
+// jsonKind names the kind of a valid JSON value by its first byte.
+func jsonKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	default:
+		return "number"
+	}
 }
 
 // isJSONObject reports whether the first non-space byte opens an object; it
@@ -67,10 +99,6 @@ func isJSONObject(body []byte) bool {
 }
 
 func describeJSONError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return fmt.Sprintf("field %q must be a string, not %s", typeErr.Field, typeErr.Value)
-	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
 		return fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset)
@@ -87,7 +115,7 @@ func SubjectFor(prefix, eventType string) (string, error) {
 		return "", fmt.Errorf("%w %q: %w", ErrInvalidType, truncate(eventType, 64), err)
 	}
 	if len(eventType) > MaxTypeLength {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidType, MaxTypeLength)
+		return "", fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidType, len(eventType), MaxTypeLength)
 	}
 	return prefix + "." + eventType, nil
 }
@@ -107,13 +135,24 @@ func ValidateSubjectTokens(s string) error {
 		case isTokenByte(c):
 			tokenLen++
 		default:
-			return fmt.Errorf("character %q at byte %d is not one of [A-Za-z0-9_-]", rune(c), i)
+			return fmt.Errorf("%s at byte %d is not one of [A-Za-z0-9_-]", describeByteAt(s, i), i)
 		}
 	}
 	if tokenLen == 0 {
 		return errors.New("empty token")
 	}
 	return nil
+}
+
+// describeByteAt names the character starting at s[i]: the whole rune for
+// UTF-8, so that "é" is not reported as its first byte "Ã", and the raw byte
+// for anything else.
+func describeByteAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])
+	}
+	return fmt.Sprintf("character %q", r)
 }
 
 func isTokenByte(c byte) bool {

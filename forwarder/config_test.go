@@ -1,0 +1,509 @@
+package forwarder_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// Tests in this file use t.Setenv, so none of them is parallel.
+
+// clearForwarderEnv blanks every FORWARDER_ variable and the Zautic secret
+// variable of the process for the test, so that the environment the tests
+// run in cannot leak into them (viper reads empty values as unset).
+func clearForwarderEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, forwarder.EnvPrefix+"_") || name == forwarder.SecretEnv {
+			t.Setenv(name, "")
+		}
+	}
+}
+
+// envName is the environment variable of a key.
+func envName(key string) string {
+	return forwarder.EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// writeFile writes content to name in a new temp dir and returns the path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func loadConfig(t *testing.T, path string) forwarder.Config {
+	t.Helper()
+	cfg, err := forwarder.LoadConfig(forwarder.NewViper(), path)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	return cfg
+}
+
+// configValues renders cfg as dotted keys through its YAML form, the same
+// names Keys returns, with values printed as fmt.Sprint prints them.
+func configValues(t *testing.T, cfg forwarder.Config) map[string]string {
+	t.Helper()
+	raw, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(raw, &tree); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			out[prefix+k] = fmt.Sprint(v)
+		}
+	}
+	walk("", tree)
+	return out
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	clearForwarderEnv(t)
+	got := loadConfig(t, "")
+	if want := forwarder.DefaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestKeysSortedAndComplete(t *testing.T) {
+	keys := forwarder.Keys()
+	if !slices.IsSorted(keys) {
+		t.Errorf("got %v, want sorted keys", keys)
+	}
+	values := configValues(t, forwarder.DefaultConfig())
+	if len(keys) != len(values) {
+		t.Errorf("got %d keys, want %d (one per leaf of Config)", len(keys), len(values))
+	}
+	for _, k := range keys {
+		if _, ok := values[k]; !ok {
+			t.Errorf("key %s is not a field of Config", k)
+		}
+	}
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	clearForwarderEnv(t)
+	path := writeFile(t, "forwarder.yaml", `
+http:
+  addr: 127.0.0.1:8181
+  max_body_bytes: 4096
+admin:
+  pprof: true
+webhook:
+  secrets: [one, two]
+  tolerance: 90s
+nats:
+  url: nats://127.0.0.1:4333
+stream:
+  placement:
+    cluster: east
+    tags: [ssd]
+events:
+  allow:
+    - message.sent
+    - message.read
+`)
+	cfg := loadConfig(t, path)
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"http.addr", cfg.HTTP.Addr, "127.0.0.1:8181"},
+		{"http.max_body_bytes", cfg.HTTP.MaxBodyBytes, int64(4096)},
+		{"http.path keeps its default", cfg.HTTP.Path, "/webhooks/zautic"},
+		{"admin.pprof", cfg.Admin.Pprof, true},
+		{"webhook.secrets", cfg.Webhook.Secrets, []string{"one", "two"}},
+		{"webhook.tolerance", cfg.Webhook.Tolerance, 90 * time.Second},
+		{"nats.url", cfg.NATS.URL, "nats://127.0.0.1:4333"},
+		{"stream.placement.cluster", cfg.Stream.Placement.Cluster, "east"},
+		{"stream.placement.tags", cfg.Stream.Placement.Tags, []string{"ssd"}},
+		{"events.allow", cfg.Events.Allow, []string{"message.sent", "message.read"}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s: got %#v, want %#v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestLoadConfigFileErrors(t *testing.T) {
+	clearForwarderEnv(t)
+	tests := []struct {
+		name   string
+		path   string
+		reason string
+	}{
+		{"missing file", filepath.Join(t.TempDir(), "nope.yaml"), "nope.yaml"},
+		{"not YAML", writeFile(t, "bad.yaml", "http: [unclosed\n"), "bad.yaml"},
+		{"bad value in file", writeFile(t, "value.yaml", "http:\n  read_timeout: soon\n"), "http.read_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := forwarder.LoadConfig(forwarder.NewViper(), tt.path)
+			if err == nil || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("got error %v, want one mentioning %q", err, tt.reason)
+			}
+		})
+	}
+}
+
+func TestLoadConfigEnvBeatsFile(t *testing.T) {
+	clearForwarderEnv(t)
+	path := writeFile(t, "forwarder.yaml", "http:\n  addr: 127.0.0.1:1111\n  path: /from-file\nwebhook:\n  secrets: [file]\n")
+	t.Setenv("FORWARDER_HTTP_ADDR", "127.0.0.1:2222")
+	t.Setenv("FORWARDER_WEBHOOK_SECRETS", "env1,env2")
+	cfg := loadConfig(t, path)
+	if got, want := cfg.HTTP.Addr, "127.0.0.1:2222"; got != want {
+		t.Errorf("http.addr: got %q, want %q", got, want)
+	}
+	if got, want := cfg.HTTP.Path, "/from-file"; got != want {
+		t.Errorf("http.path: got %q, want %q (set in the file only)", got, want)
+	}
+	if got, want := cfg.Webhook.Secrets, []string{"env1", "env2"}; !slices.Equal(got, want) {
+		t.Errorf("webhook.secrets: got %q, want %q", got, want)
+	}
+}
+
+func TestLoadConfigSecretEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"Zautic's variable", map[string]string{forwarder.SecretEnv: "zautic"}, "zautic"},
+		{"prefixed variable", map[string]string{"FORWARDER_WEBHOOK_SECRET": "prefixed"}, "prefixed"},
+		{"prefixed variable wins", map[string]string{forwarder.SecretEnv: "zautic", "FORWARDER_WEBHOOK_SECRET": "prefixed"}, "prefixed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearForwarderEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			if got := loadConfig(t, "").Webhook.Secret; got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigEnvLists(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   string
+		value string
+		get   func(forwarder.Config) []string
+		want  []string
+	}{
+		{"secrets", "FORWARDER_WEBHOOK_SECRETS", "a,b,c", func(c forwarder.Config) []string { return c.Webhook.Secrets }, []string{"a", "b", "c"}},
+		{"secrets with spaces and empty entries", "FORWARDER_WEBHOOK_SECRETS", " a , ,b,", func(c forwarder.Config) []string { return c.Webhook.Secrets }, []string{"a", "b"}},
+		{"one secret", "FORWARDER_WEBHOOK_SECRETS", "only", func(c forwarder.Config) []string { return c.Webhook.Secrets }, []string{"only"}},
+		{"events allow", "FORWARDER_EVENTS_ALLOW", "message.sent,message.read", func(c forwarder.Config) []string { return c.Events.Allow }, []string{"message.sent", "message.read"}},
+		{"events allow with spaces", "FORWARDER_EVENTS_ALLOW", "message.sent, webhook.test", func(c forwarder.Config) []string { return c.Events.Allow }, []string{"message.sent", "webhook.test"}},
+		{"placement tags", "FORWARDER_STREAM_PLACEMENT_TAGS", "ssd,az:1", func(c forwarder.Config) []string { return c.Stream.Placement.Tags }, []string{"ssd", "az:1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearForwarderEnv(t)
+			t.Setenv(tt.env, tt.value)
+			if got := tt.get(loadConfig(t, "")); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// envOverride is a valid non-default value of a key, as set in the
+// environment and as it reads back from the decoded Config (fmt.Sprint of
+// its YAML form). with lists keys that must be set too for the value to be
+// valid.
+type envOverride struct {
+	env  string
+	want string
+	with map[string]string
+}
+
+// envOverrides holds one entry for every key of forwarder.Keys();
+// TestEveryKeyEnvOverride fails when a key is added without one.
+var envOverrides = map[string]envOverride{
+	"admin.addr":               {env: "127.0.0.1:9999", want: "127.0.0.1:9999"},
+	"admin.pprof":              {env: "true", want: "true"},
+	"dedup.bucket":             {env: "other-dedup", want: "other-dedup"},
+	"dedup.key":                {env: "event", want: "event"},
+	"dedup.replicas":           {env: "3", want: "3"},
+	"dedup.ttl":                {env: "24h", want: "24h0m0s"},
+	"events.allow":             {env: "message.sent,message.read", want: "[message.sent message.read]"},
+	"http.addr":                {env: "127.0.0.1:8081", want: "127.0.0.1:8081"},
+	"http.idle_timeout":        {env: "90s", want: "1m30s"},
+	"http.max_body_bytes":      {env: "2048", want: "2048"},
+	"http.max_header_bytes":    {env: "4096", want: "4096"},
+	"http.max_in_flight":       {env: "7", want: "7"},
+	"http.path":                {env: "/hooks/z", want: "/hooks/z"},
+	"http.read_header_timeout": {env: "3s", want: "3s"},
+	"http.read_timeout":        {env: "11s", want: "11s"},
+	"http.shutdown_timeout":    {env: "9s", want: "9s"},
+	"http.write_timeout":       {env: "12s", want: "12s"},
+	"log.format":               {env: "console", want: "console"},
+	"log.level":                {env: "debug", want: "debug"},
+	"nats.connect_timeout":     {env: "4s", want: "4s"},
+	"nats.creds_file":          {env: "/etc/nats/user.creds", want: "/etc/nats/user.creds"},
+	"nats.embedded.listen":     {env: "127.0.0.1:0", want: "127.0.0.1:0"},
+	"nats.embedded.store_dir":  {env: "/var/lib/forwarder", want: "/var/lib/forwarder"},
+	"nats.name":                {env: "forwarder-1", want: "forwarder-1"},
+	"nats.nkey_file":           {env: "/etc/nats/seed.nk", want: "/etc/nats/seed.nk"},
+	"nats.password":            {env: "pw", want: "pw"},
+	"nats.publish_timeout":     {env: "8s", want: "8s"},
+	"nats.tls.ca_file":         {env: "/etc/tls/ca.pem", want: "/etc/tls/ca.pem"},
+	"nats.tls.cert_file":       {env: "/etc/tls/cert.pem", want: "/etc/tls/cert.pem", with: map[string]string{"nats.tls.key_file": "/etc/tls/key.pem"}},
+	"nats.tls.key_file":        {env: "/etc/tls/key.pem", want: "/etc/tls/key.pem", with: map[string]string{"nats.tls.cert_file": "/etc/tls/cert.pem"}},
+	"nats.token":               {env: "tok", want: "tok"},
+	"nats.url":                 {env: "nats://127.0.0.1:4333,nats://127.0.0.1:4334", want: "nats://127.0.0.1:4333,nats://127.0.0.1:4334"},
+	"nats.user":                {env: "forwarder", want: "forwarder"},
+	"stream.duplicate_window":  {env: "5m", want: "5m0s"},
+	"stream.manage":            {env: "false", want: "false"},
+	"stream.max_age":           {env: "48h", want: "48h0m0s"},
+	"stream.name":              {env: "EVENTS", want: "EVENTS"},
+	"stream.placement.cluster": {env: "east", want: "east"},
+	"stream.placement.tags":    {env: "ssd,fast", want: "[ssd fast]"},
+	"stream.replicas":          {env: "3", want: "3"},
+	"stream.subject_prefix":    {env: "acme.zautic", want: "acme.zautic"},
+	"webhook.secret":           {env: "s3cret", want: "s3cret"},
+	"webhook.secret_file":      {env: "/run/secrets/zautic", want: "/run/secrets/zautic"},
+	"webhook.secrets":          {env: "a,b", want: "[a b]"},
+	"webhook.secrets_file":     {env: "/run/secrets/zautic-list", want: "/run/secrets/zautic-list"},
+	"webhook.tolerance":        {env: "1m", want: "1m0s"},
+}
+
+// TestEveryKeyEnvOverride proves that the FORWARDER_ variable of every key
+// reaches the decoded Config, and changes that key only.
+func TestEveryKeyEnvOverride(t *testing.T) {
+	defaults := configValues(t, forwarder.DefaultConfig())
+	for _, key := range forwarder.Keys() {
+		t.Run(key, func(t *testing.T) {
+			tt, ok := envOverrides[key]
+			if !ok {
+				t.Fatalf("no override value for key %s: add one to envOverrides", key)
+			}
+			if tt.want == defaults[key] {
+				t.Fatalf("override %q of %s is its default; pick another value", tt.want, key)
+			}
+			clearForwarderEnv(t)
+			t.Setenv(envName(key), tt.env)
+			for k, v := range tt.with {
+				t.Setenv(envName(k), v)
+			}
+			got := configValues(t, loadConfig(t, ""))
+			if got[key] != tt.want {
+				t.Errorf("%s=%s: got %s = %q, want %q", envName(key), tt.env, key, got[key], tt.want)
+			}
+			for k, def := range defaults {
+				if _, companion := tt.with[k]; k != key && !companion && got[k] != def {
+					t.Errorf("%s=%s changed %s: got %q, want the default %q", envName(key), tt.env, k, got[k], def)
+				}
+			}
+		})
+	}
+}
+
+// TestAllKeysEnvOverrideTogether sets every variable at once, as a
+// deployment with a full environment would.
+func TestAllKeysEnvOverrideTogether(t *testing.T) {
+	clearForwarderEnv(t)
+	for _, key := range forwarder.Keys() {
+		t.Setenv(envName(key), envOverrides[key].env)
+	}
+	got := configValues(t, loadConfig(t, ""))
+	for _, key := range forwarder.Keys() {
+		if want := envOverrides[key].want; got[key] != want {
+			t.Errorf("%s: got %q, want %q", key, got[key], want)
+		}
+	}
+}
+
+func TestLoadConfigValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		file string // YAML, for values the environment cannot express (empty)
+		key  string // the error must name it
+	}{
+		{name: "bad duration", env: map[string]string{"FORWARDER_HTTP_READ_TIMEOUT": "soon"}, key: "http.read_timeout"},
+		{name: "duration without unit", env: map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300"}, key: "webhook.tolerance"},
+		{name: "not a number", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_BYTES": "lots"}, key: "http.max_body_bytes"},
+		{name: "not a bool", env: map[string]string{"FORWARDER_ADMIN_PPROF": "maybe"}, key: "admin.pprof"},
+		{name: "unknown dedup.key", env: map[string]string{"FORWARDER_DEDUP_KEY": "header"}, key: "dedup.key"},
+		{name: "empty subject prefix", file: "stream:\n  subject_prefix: \"\"\n", key: "stream.subject_prefix"},
+		{name: "wildcard subject prefix", env: map[string]string{"FORWARDER_STREAM_SUBJECT_PREFIX": "zautic.>"}, key: "stream.subject_prefix"},
+		{name: "subject prefix with empty token", env: map[string]string{"FORWARDER_STREAM_SUBJECT_PREFIX": "a..b"}, key: "stream.subject_prefix"},
+		{name: "subject prefix with space", env: map[string]string{"FORWARDER_STREAM_SUBJECT_PREFIX": "za utic"}, key: "stream.subject_prefix"},
+		{name: "negative body size", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_BYTES": "-1"}, key: "http.max_body_bytes"},
+		{name: "zero header size", env: map[string]string{"FORWARDER_HTTP_MAX_HEADER_BYTES": "0"}, key: "http.max_header_bytes"},
+		{name: "negative in flight", env: map[string]string{"FORWARDER_HTTP_MAX_IN_FLIGHT": "-5"}, key: "http.max_in_flight"},
+		{name: "zero shutdown timeout", env: map[string]string{"FORWARDER_HTTP_SHUTDOWN_TIMEOUT": "0s"}, key: "http.shutdown_timeout"},
+		{name: "negative tolerance", env: map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "-1s"}, key: "webhook.tolerance"},
+		{name: "bad http.addr", env: map[string]string{"FORWARDER_HTTP_ADDR": "localhost"}, key: "http.addr"},
+		{name: "relative http.path", env: map[string]string{"FORWARDER_HTTP_PATH": "webhooks"}, key: "http.path"},
+		{name: "bad admin.addr", env: map[string]string{"FORWARDER_ADMIN_ADDR": "9090"}, key: "admin.addr"},
+		{name: "zero publish timeout", env: map[string]string{"FORWARDER_NATS_PUBLISH_TIMEOUT": "0s"}, key: "nats.publish_timeout"},
+		{name: "bad embedded listen", env: map[string]string{"FORWARDER_NATS_EMBEDDED_LISTEN": "nowhere"}, key: "nats.embedded.listen"},
+		{name: "empty store dir", file: "nats:\n  embedded:\n    store_dir: \"\"\n", key: "nats.embedded.store_dir"},
+		{name: "cert without key", env: map[string]string{"FORWARDER_NATS_TLS_CERT_FILE": "/c.pem"}, key: "nats.tls.key_file"},
+		{name: "stream name with dot", env: map[string]string{"FORWARDER_STREAM_NAME": "a.b"}, key: "stream.name"},
+		{name: "negative max age", env: map[string]string{"FORWARDER_STREAM_MAX_AGE": "-1h"}, key: "stream.max_age"},
+		{name: "window beyond max age", env: map[string]string{"FORWARDER_STREAM_MAX_AGE": "1m", "FORWARDER_STREAM_DUPLICATE_WINDOW": "2m"}, key: "stream.duplicate_window"},
+		{name: "zero stream replicas", env: map[string]string{"FORWARDER_STREAM_REPLICAS": "0"}, key: "stream.replicas"},
+		{name: "too many dedup replicas", env: map[string]string{"FORWARDER_DEDUP_REPLICAS": "6"}, key: "dedup.replicas"},
+		{name: "bucket with dot", env: map[string]string{"FORWARDER_DEDUP_BUCKET": "a.b"}, key: "dedup.bucket"},
+		{name: "negative ttl", env: map[string]string{"FORWARDER_DEDUP_TTL": "-1h"}, key: "dedup.ttl"},
+		{name: "wildcard in events.allow", env: map[string]string{"FORWARDER_EVENTS_ALLOW": "message.*"}, key: "events.allow"},
+		{name: "unknown log level", env: map[string]string{"FORWARDER_LOG_LEVEL": "verbose"}, key: "log.level"},
+		{name: "unknown log format", env: map[string]string{"FORWARDER_LOG_FORMAT": "xml"}, key: "log.format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearForwarderEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, "forwarder.yaml", tt.file)
+			}
+			_, err := forwarder.LoadConfig(forwarder.NewViper(), path)
+			if !errors.Is(err, forwarder.ErrInvalidConfig) {
+				t.Fatalf("got error %v, want %v", err, forwarder.ErrInvalidConfig)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("got error %q, want it to name %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestConfigRedacted(t *testing.T) {
+	cfg := forwarder.DefaultConfig()
+	cfg.Webhook.Secret = "whsec-one"
+	cfg.Webhook.Secrets = []string{"whsec-two", "whsec-three"}
+	cfg.Webhook.SecretFile = "/run/secrets/zautic"
+	cfg.NATS.Token = "nats-token"
+	cfg.NATS.User = "forwarder"
+	cfg.NATS.Password = "nats-password"
+	cfg.NATS.URL = "nats://urluser:url-password@127.0.0.1:4222, tls://url-token@127.0.0.1:4223,nats://127.0.0.1:4224"
+
+	r := cfg.Redacted()
+	out, err := r.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"whsec-one", "whsec-two", "whsec-three", "nats-token", "nats-password", "url-password", "url-token", "urluser"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("redacted configuration contains %q:\n%s", secret, out)
+		}
+	}
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"user is not a secret", r.NATS.User, "forwarder"},
+		{"secret file path is not a secret", r.Webhook.SecretFile, "/run/secrets/zautic"},
+		{"secrets count kept", r.Webhook.Secrets, []string{"[redacted] x2"}},
+		{"URL hosts kept", r.NATS.URL, "nats://[redacted]@127.0.0.1:4222, tls://[redacted]@127.0.0.1:4223,nats://127.0.0.1:4224"},
+		{"original untouched", cfg.Webhook.Secrets, []string{"whsec-two", "whsec-three"}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s: got %#v, want %#v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestConfigRedactedEmpty(t *testing.T) {
+	cfg := forwarder.DefaultConfig()
+	if got := cfg.Redacted(); !reflect.DeepEqual(got, cfg) {
+		t.Errorf("got %+v, want an unset configuration unchanged %+v", got, cfg)
+	}
+}
+
+const examplePath = "../config.example.yaml"
+
+func TestConfigExampleLoads(t *testing.T) {
+	clearForwarderEnv(t)
+	got := loadConfig(t, examplePath)
+	if want := forwarder.DefaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("config.example.yaml does not hold the defaults:\ngot  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestConfigExampleDocumentsEveryKey checks that every key is in the file,
+// with a comment line above it.
+func TestConfigExampleDocumentsEveryKey(t *testing.T) {
+	raw, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := exampleKeys(string(raw))
+	for _, key := range forwarder.Keys() {
+		commented, ok := documented[key]
+		if !ok {
+			t.Errorf("config.example.yaml does not set %s", key)
+			continue
+		}
+		if !commented {
+			t.Errorf("config.example.yaml has no comment above %s", key)
+		}
+	}
+}
+
+// exampleKeys returns the dotted keys of the YAML file's leaves, and whether
+// a comment line precedes each, from its indentation.
+func exampleKeys(content string) map[string]bool {
+	keys := map[string]bool{}
+	var path []string // section names by depth
+	prevComment := false
+	for line := range strings.Lines(content) {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "":
+			prevComment = false
+			continue
+		case strings.HasPrefix(trimmed, "#"):
+			prevComment = true
+			continue
+		}
+		depth := (len(line) - len(strings.TrimLeft(line, " "))) / 2
+		name, value, _ := strings.Cut(trimmed, ":")
+		path = append(path[:min(depth, len(path))], name)
+		if strings.TrimSpace(value) != "" {
+			keys[strings.Join(path, ".")] = prevComment
+		}
+		prevComment = false
+	}
+	return keys
+}

@@ -1,0 +1,56 @@
+package forwarder_test
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// Zautic signs "<t>.<raw body>"; a receiver verifies the same bytes against
+// every secret it accepts, here during a rotation from "old" to "new".
+func ExampleVerifySignature() {
+	body := []byte(`{"id":"evt_1","type":"message.delivered"}`)
+	signedAt := time.Unix(1700000000, 0)
+	header := forwarder.Sign([]byte("whsec_test"), signedAt.Unix(), body)
+	fmt.Println(header)
+
+	secrets := [][]byte{[]byte("old"), []byte("whsec_test")}
+	now := signedAt.Add(30 * time.Second)
+	t, err := forwarder.VerifySignature(body, header, secrets, 5*time.Minute, now)
+	fmt.Println(t, err)
+
+	_, err = forwarder.VerifySignature([]byte(`{"id":"evt_2"}`), header, secrets, 5*time.Minute, now)
+	fmt.Println(errors.Is(err, forwarder.ErrNoValidSignature))
+
+	_, err = forwarder.VerifySignature(body, header, secrets, 5*time.Minute, signedAt.Add(time.Hour))
+	fmt.Println(errors.Is(err, forwarder.ErrTooOld))
+	// Output:
+	// t=1700000000,v1=cebf924d8e4237db8f7cc65f16141ca7f25b8bbf1c3fea75e47d77686d95e468
+	// 1700000000 <nil>
+	// true
+	// true
+}
+
+// A message's subject is the prefix and the event type; a type that could
+// inject wildcards or extra tokens is refused.
+func ExampleSubjectFor() {
+	subject, err := forwarder.SubjectFor("zautic", "message.delivered")
+	fmt.Println(subject, err)
+
+	_, err = forwarder.SubjectFor("zautic", "message.>")
+	fmt.Println(errors.Is(err, forwarder.ErrInvalidType))
+	// Output:
+	// zautic.message.delivered <nil>
+	// true
+}
+
+// Sign produces the header exactly as Zautic sends it; the simulator and the
+// tests sign with it, so they sign exactly as the verifier checks.
+func ExampleSign() {
+	body := []byte(`{"id":"evt_1","type":"message.delivered"}`)
+	fmt.Println(forwarder.Sign([]byte("whsec_test"), 1700000000, body))
+	// Output:
+	// t=1700000000,v1=cebf924d8e4237db8f7cc65f16141ca7f25b8bbf1c3fea75e47d77686d95e468
+}

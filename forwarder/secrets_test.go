@@ -1,0 +1,199 @@
+package forwarder_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+func secretStrings(s *forwarder.Secrets) []string {
+	var out []string
+	for _, b := range s.Current() {
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func TestNewSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tests := []struct {
+		name string
+		cfg  forwarder.WebhookConfig
+		want []string
+	}{
+		{"secret", forwarder.WebhookConfig{Secret: "one"}, []string{"one"}},
+		{"secrets", forwarder.WebhookConfig{Secrets: []string{"a", "b"}}, []string{"a", "b"}},
+		{"secret and secrets", forwarder.WebhookConfig{Secret: "one", Secrets: []string{"a"}}, []string{"one", "a"}},
+		{"secret_file trailing newline trimmed", forwarder.WebhookConfig{SecretFile: file("s1", "from-file\n")}, []string{"from-file"}},
+		{"secret_file CRLF trimmed", forwarder.WebhookConfig{SecretFile: file("s2", "  from-file\r\n")}, []string{"from-file"}},
+		{"secrets_file one per line", forwarder.WebhookConfig{SecretsFile: file("l1", "first\nsecond\r\n\n  third  \n")}, []string{"first", "second", "third"}},
+		{"every source", forwarder.WebhookConfig{Secret: "one", Secrets: []string{"two"}, SecretFile: file("s3", "three\n"), SecretsFile: file("l2", "four\nfive\n")},
+			[]string{"one", "two", "three", "four", "five"}},
+		{"empty secret_file with a fixed secret", forwarder.WebhookConfig{Secret: "one", SecretFile: file("s4", "\n")}, []string{"one"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := forwarder.NewSecrets(tt.cfg)
+			if err != nil {
+				t.Fatalf("NewSecrets: %v", err)
+			}
+			if got := secretStrings(s); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewSecretsErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte(" \n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name    string
+		cfg     forwarder.WebhookConfig
+		wantErr error
+		reason  string
+	}{
+		{"nothing configured", forwarder.WebhookConfig{}, forwarder.ErrNoSecret, forwarder.SecretEnv},
+		{"only empty values", forwarder.WebhookConfig{Secret: "", Secrets: []string{""}}, forwarder.ErrNoSecret, forwarder.SecretEnv},
+		{"only empty files", forwarder.WebhookConfig{SecretFile: empty, SecretsFile: empty}, forwarder.ErrNoSecret, forwarder.SecretEnv},
+		{"missing secret_file", forwarder.WebhookConfig{Secret: "one", SecretFile: missing}, os.ErrNotExist, "webhook.secret_file"},
+		{"missing secrets_file", forwarder.WebhookConfig{Secret: "one", SecretsFile: missing}, os.ErrNotExist, "webhook.secrets_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := forwarder.NewSecrets(tt.cfg)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("got error %q, want it to mention %q", err, tt.reason)
+			}
+		})
+	}
+}
+
+// TestSecretsReloadRotation walks a rotation through the secrets file: add
+// the new secret, then remove the old one, which must stop verifying.
+func TestSecretsReloadRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secrets")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old\n")
+	s, err := forwarder.NewSecrets(forwarder.WebhookConfig{SecretsFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"id":"evt_1","type":"webhook.test"}`)
+	now := time.Now()
+	verifies := func(secret string) bool {
+		t.Helper()
+		_, err := forwarder.VerifySignature(body, forwarder.Sign([]byte(secret), now.Unix(), body), s.Current(), time.Minute, now)
+		return err == nil
+	}
+
+	steps := []struct {
+		name    string
+		content string
+		wantOld bool
+		wantNew bool
+	}{
+		{"before rotation", "old\n", true, false},
+		{"both during rotation", "old\nnew\n", true, true},
+		{"old removed", "new\n", false, true},
+	}
+	for _, step := range steps {
+		write(step.content)
+		if err := s.Reload(); err != nil {
+			t.Fatalf("%s: Reload: %v", step.name, err)
+		}
+		if got := verifies("old"); got != step.wantOld {
+			t.Errorf("%s: old secret verifies: got %v, want %v", step.name, got, step.wantOld)
+		}
+		if got := verifies("new"); got != step.wantNew {
+			t.Errorf("%s: new secret verifies: got %v, want %v", step.name, got, step.wantNew)
+		}
+	}
+}
+
+// TestSecretsReloadKeepsCurrentOnError checks that a broken or emptied file
+// does not leave the forwarder without secrets.
+func TestSecretsReloadKeepsCurrentOnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte("kept\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := forwarder.NewSecrets(forwarder.WebhookConfig{SecretFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		change  func() error
+		wantErr error
+	}{
+		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, forwarder.ErrNoSecret},
+		{"file removed", func() error { return os.Remove(path) }, os.ErrNotExist},
+	}
+	for _, tt := range tests {
+		if err := tt.change(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reload(); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: got error %v, want %v", tt.name, err, tt.wantErr)
+		}
+		if got, want := secretStrings(s), []string{"kept"}; !slices.Equal(got, want) {
+			t.Errorf("%s: got %q, want %q", tt.name, got, want)
+		}
+	}
+}
+
+func TestSecretsFiles(t *testing.T) {
+	dir := t.TempDir()
+	one, list := filepath.Join(dir, "one"), filepath.Join(dir, "list")
+	for _, p := range []string{one, list} {
+		if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		cfg  forwarder.WebhookConfig
+		want []string
+	}{
+		{"no files", forwarder.WebhookConfig{Secret: "s"}, nil},
+		{"secret_file", forwarder.WebhookConfig{SecretFile: one}, []string{one}},
+		{"both", forwarder.WebhookConfig{SecretFile: one, SecretsFile: list}, []string{one, list}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := forwarder.NewSecrets(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Files(); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

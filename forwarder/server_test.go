@@ -1,0 +1,256 @@
+package forwarder_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// serveOverHTTP puts handler behind forwarder.NewHTTPServer on a loopback
+// listener, so that net/http's own limits and framing apply, and returns its
+// base URL.
+func serveOverHTTP(t *testing.T, cfg forwarder.HTTPConfig, handler http.Handler) string {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(handler)
+	ts.Config = forwarder.NewHTTPServer(cfg, handler, zaptest.NewLogger(t))
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func doRequest(t *testing.T, req *http.Request) answer {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	return decodeAnswer(t, res)
+}
+
+// overHTTP turns a request built for ServeHTTP into one for a real client.
+func overHTTP(t *testing.T, base string, req *http.Request) *http.Request {
+	t.Helper()
+	out, err := http.NewRequest(req.Method, base+req.URL.Path, req.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Header = req.Header.Clone()
+	out.ContentLength = req.ContentLength
+	return out
+}
+
+func TestWebhookServerOverHTTP(t *testing.T) {
+	t.Parallel()
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxBodyBytes = 4096 }})
+	base := serveOverHTTP(t, h.cfg.HTTP, h.echo)
+	big := append(eventBody("evt_big", "message.sent"), bytes.Repeat([]byte(" "), 4096)...)
+
+	t.Run("published", func(t *testing.T) {
+		req := overHTTP(t, base, signedRequest(eventBody("evt_1", "message.sent"), "dlv_1", handlerSecret))
+		doRequest(t, req).assertBody(t, publishedBody(1, "zautic.message.sent"))
+	})
+	t.Run("chunked body too large", func(t *testing.T) {
+		req := overHTTP(t, base, signedRequest(big, "dlv_big", handlerSecret))
+		req.Body = io.NopCloser(struct{ io.Reader }{bytes.NewReader(big)})
+		req.ContentLength = -1 // sent chunked
+		doRequest(t, req).assertError(t, http.StatusRequestEntityTooLarge, "body too large", "exceeds 4096 bytes")
+	})
+	t.Run("declared body too large", func(t *testing.T) {
+		req := overHTTP(t, base, signedRequest(big, "dlv_big", handlerSecret))
+		doRequest(t, req).assertError(t, http.StatusRequestEntityTooLarge, "Content-Length", "exceeds 4096 bytes")
+	})
+	t.Run("headers above http.max_header_bytes answer 431 in JSON", func(t *testing.T) {
+		req := overHTTP(t, base, signedRequest(eventBody("evt_h", "message.sent"), "dlv_h", handlerSecret))
+		req.Header.Set("X-Padding", strings.Repeat("p", h.cfg.HTTP.MaxHeaderBytes))
+		doRequest(t, req).assertError(t, http.StatusRequestHeaderFieldsTooLarge, "request headers are", "more than 16384")
+	})
+	t.Run("HEAD answers 405 without a body", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodHead, base+h.cfg.HTTP.Path, nil)
+		a := doRequest(t, req)
+		if a.status != http.StatusMethodNotAllowed || a.raw != "" {
+			t.Errorf("got %d %q, want 405 and no body", a.status, a.raw)
+		}
+	})
+	t.Run("GET answers 405 in JSON", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, base+h.cfg.HTTP.Path, nil)
+		doRequest(t, req).assertError(t, http.StatusMethodNotAllowed, "method GET not allowed")
+	})
+	h.assertCount(1)
+}
+
+func TestNewHTTPServerLimits(t *testing.T) {
+	cfg := forwarder.DefaultConfig().HTTP
+	srv := forwarder.NewHTTPServer(cfg, http.NotFoundHandler(), zaptest.NewLogger(t))
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"read header timeout", srv.ReadHeaderTimeout, cfg.ReadHeaderTimeout},
+		{"read timeout", srv.ReadTimeout, cfg.ReadTimeout},
+		{"write timeout", srv.WriteTimeout, cfg.WriteTimeout},
+		{"idle timeout", srv.IdleTimeout, cfg.IdleTimeout},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	// The net/http limit stays above the configured one, so that the
+	// middleware, not net/http's plain-text 431, answers.
+	if srv.MaxHeaderBytes <= cfg.MaxHeaderBytes {
+		t.Errorf("got MaxHeaderBytes %d, want more than http.max_header_bytes %d", srv.MaxHeaderBytes, cfg.MaxHeaderBytes)
+	}
+}
+
+func getAdmin(t *testing.T, base, path string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+}
+
+func TestAdminHandlerReady(t *testing.T) {
+	t.Parallel()
+	h := newHandlerHarness(t, harnessOptions{})
+	h.send(eventBody("evt_1", "message.sent"), "dlv_1").assertBody(t, publishedBody(1, "zautic.message.sent"))
+	h.send(eventBody("evt_1", "message.sent"), "dlv_1").assertBody(t, duplicateBody)
+	h.send([]byte("{}"), "dlv_x").assertError(t, http.StatusBadRequest, `"id"`)
+
+	base := serveOverHTTP(t, h.cfg.HTTP, forwarder.NewAdminHandler(forwarder.AdminConfig{}, h.broker, h.registry))
+	tests := []struct {
+		path   string
+		status int
+		want   []string // substrings of the body
+	}{
+		{"/healthz", http.StatusOK, []string{`{"status":"ok"}`}},
+		{"/readyz", http.StatusOK, []string{`{"status":"ready"}`}},
+		{"/metrics", http.StatusOK, []string{
+			`zautic_forwarder_webhook_requests_total{outcome="published",reason=""} 1`,
+			`zautic_forwarder_webhook_requests_total{outcome="duplicate",reason=""} 1`,
+			`zautic_forwarder_webhook_requests_total{outcome="rejected",reason="invalid_event"} 1`,
+			`zautic_forwarder_events_published_total{type="message.sent"} 1`,
+			"zautic_forwarder_ready 1",
+			"go_goroutines",
+		}},
+		{"/debug/pprof/", http.StatusNotFound, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			a := getAdmin(t, base, tt.path)
+			if a.status != tt.status {
+				t.Fatalf("got status %d, want %d (%s)", a.status, tt.status, a.raw)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(a.raw, w) {
+					t.Errorf("got body without %q:\n%s", w, a.raw)
+				}
+			}
+		})
+	}
+}
+
+func TestAdminHandlerPprof(t *testing.T) {
+	t.Parallel()
+	h := newHandlerHarness(t, harnessOptions{})
+	base := serveOverHTTP(t, h.cfg.HTTP, forwarder.NewAdminHandler(forwarder.AdminConfig{Pprof: true}, h.broker, h.registry))
+	if a := getAdmin(t, base, "/debug/pprof/"); a.status != http.StatusOK || !strings.Contains(a.raw, "goroutine") {
+		t.Errorf("got %d, want 200 and the pprof index", a.status)
+	}
+}
+
+// freeLoopbackPort returns a loopback port nothing listens on.
+func freeLoopbackPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// TestNotReadyWithoutNATS starts a broker whose server does not answer, with
+// credentials in the URL: /readyz and the webhook answer 503 with a reason
+// that does not reveal them.
+func TestNotReadyWithoutNATS(t *testing.T) {
+	t.Parallel()
+	const password = "url-password-123"
+	cfg := testConfig()
+	cfg.NATS.URL = "nats://forwarder:" + password + "@" + freeLoopbackPort(t)
+	cfg.NATS.ConnectTimeout = 200 * time.Millisecond
+	log := zaptest.NewLogger(t)
+	b, err := forwarder.ConnectBroker(cfg.NATS.URL, cfg, log, nil)
+	if err != nil {
+		t.Fatalf("ConnectBroker must not fail while NATS is down: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		b.Close(5 * time.Second)
+	})
+	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "not connected") {
+			return errors.New("broker has not reported the missing connection yet")
+		}
+		return nil
+	})
+
+	base := serveOverHTTP(t, cfg.HTTP, forwarder.NewAdminHandler(cfg.Admin, b, prometheus.NewRegistry()))
+	a := getAdmin(t, base, "/readyz")
+	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.raw, "nats not ready") {
+		t.Errorf("/readyz: got %d %s, want 503 naming the cause", a.status, a.raw)
+	}
+	if strings.Contains(a.raw, password) {
+		t.Errorf("/readyz reveals the NATS password: %s", a.raw)
+	}
+
+	secrets, err := forwarder.NewSecrets(cfg.Webhook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := forwarder.NewWebhookServer(cfg.HTTP, forwarder.NewHandler(cfg, secrets, b, log, nil), nil)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, signedRequest(eventBody("evt_1", "message.sent"), "dlv_1", handlerSecret))
+	w := decodeAnswer(t, rec.Result())
+	w.assertError(t, http.StatusServiceUnavailable, "nats not ready", "not connected")
+	if got := w.header.Get("Retry-After"); got != forwarder.RetryAfterUnavailable {
+		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterUnavailable)
+	}
+	if strings.Contains(w.raw, password) {
+		t.Errorf("the webhook answer reveals the NATS password: %s", w.raw)
+	}
+}

@@ -1,0 +1,232 @@
+package forwarder_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// knownVector was computed outside Go, with
+//
+//	printf '%s' '1700000000.{"id":"evt_1","type":"message.delivered"}' | openssl dgst -sha256 -hmac whsec_test -hex
+//
+// so that the signer is checked against something other than itself.
+var knownVector = struct {
+	secret string
+	t      int64
+	body   string
+	v1     string
+}{
+	secret: "whsec_test",
+	t:      1700000000,
+	body:   `{"id":"evt_1","type":"message.delivered"}`,
+	v1:     "cebf924d8e4237db8f7cc65f16141ca7f25b8bbf1c3fea75e47d77686d95e468",
+}
+
+func TestComputeSignatureKnownVector(t *testing.T) {
+	got := hex.EncodeToString(forwarder.ComputeSignature([]byte(knownVector.secret), knownVector.t, []byte(knownVector.body)))
+	if got != knownVector.v1 {
+		t.Errorf("got %s, want %s", got, knownVector.v1)
+	}
+}
+
+func TestComputeSignatureMatchesCryptoHMAC(t *testing.T) {
+	tests := []struct {
+		name   string
+		secret string
+		t      int64
+		body   string
+	}{
+		{"quickstart sample", "s3cret", 1767432000, `{"id":"evt_5f3c","type":"message.delivered"}`},
+		{"empty body", "s3cret", 1, ""},
+		{"negative t", "s3cret", -42, "{}"},
+		{"max int64 t", "k", math.MaxInt64, "x"},
+		{"min int64 t", "k", math.MinInt64, "x"},
+		{"binary secret and body", "\x00\xff", 7, "\x00\x01\x02"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mac := hmac.New(sha256.New, []byte(tt.secret))
+			mac.Write([]byte(strconv.FormatInt(tt.t, 10) + "." + tt.body))
+			want := mac.Sum(nil)
+			got := forwarder.ComputeSignature([]byte(tt.secret), tt.t, []byte(tt.body))
+			if !bytes.Equal(got, want) {
+				t.Errorf("got %x, want %x", got, want)
+			}
+		})
+	}
+}
+
+func TestSignFormat(t *testing.T) {
+	got := forwarder.Sign([]byte(knownVector.secret), knownVector.t, []byte(knownVector.body))
+	want := "t=1700000000,v1=" + knownVector.v1
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestParseSignatureHeader(t *testing.T) {
+	sigA := strings.Repeat("ab", 32)
+	sigB := strings.Repeat("0F", 32)
+	decA, _ := hex.DecodeString(sigA)
+	decB, _ := hex.DecodeString(sigB)
+	tests := []struct {
+		name    string
+		header  string
+		wantT   int64
+		wantSig [][]byte
+		wantErr error
+		reason  string // substring of the error message
+	}{
+		{name: "quickstart format", header: "t=1700000000,v1=" + sigA, wantT: 1700000000, wantSig: [][]byte{decA}},
+		{name: "v1 before t", header: "v1=" + sigA + ",t=5", wantT: 5, wantSig: [][]byte{decA}},
+		{name: "several v1", header: "t=1,v1=" + sigA + ",v1=" + sigB, wantT: 1, wantSig: [][]byte{decA, decB}},
+		{name: "spaces after commas", header: "t=1, v1=" + sigA + ",  v1=" + sigB, wantT: 1, wantSig: [][]byte{decA, decB}},
+		{name: "unknown keys ignored", header: "t=1,v0=" + sigB + ",scheme2=xyz,v1=" + sigA, wantT: 1, wantSig: [][]byte{decA}},
+		{name: "part without equals ignored", header: "t=1,garbage,v1=" + sigA, wantT: 1, wantSig: [][]byte{decA}},
+		{name: "short v1 skipped", header: "t=1,v1=abcd,v1=" + sigA, wantT: 1, wantSig: [][]byte{decA}},
+		{name: "long v1 skipped", header: "t=1,v1=" + sigA + "00,v1=" + sigB, wantT: 1, wantSig: [][]byte{decB}},
+		{name: "non-hex v1 skipped", header: "t=1,v1=" + strings.Repeat("zz", 32) + ",v1=" + sigA, wantT: 1, wantSig: [][]byte{decA}},
+		{name: "negative t", header: "t=-5,v1=" + sigA, wantT: -5, wantSig: [][]byte{decA}},
+		{name: "max int64 t", header: "t=9223372036854775807,v1=" + sigA, wantT: math.MaxInt64, wantSig: [][]byte{decA}},
+		{name: "missing", header: "", wantErr: forwarder.ErrNotSigned},
+		{name: "blank", header: "   ", wantErr: forwarder.ErrNotSigned},
+		{name: "no t", header: "v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "no t"},
+		{name: "two t", header: "t=1,t=2,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "more than one t"},
+		{name: "t not integer", header: "t=abc,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "t empty", header: "t=,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "t float", header: "t=1.5,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "t overflows int64", header: "t=9223372036854775808,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "no v1", header: "t=1", wantErr: forwarder.ErrInvalidHeader, reason: "no v1"},
+		{name: "only unusable v1", header: "t=1,v1=abc,v0=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "no v1"},
+		{name: "not key value at all", header: "hello", wantErr: forwarder.ErrInvalidHeader, reason: "no t"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := forwarder.ParseSignatureHeader(tt.header)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), tt.reason) {
+					t.Errorf("got error %q, want it to mention %q", err, tt.reason)
+				}
+				return
+			}
+			if got.Timestamp != tt.wantT {
+				t.Errorf("got t %d, want %d", got.Timestamp, tt.wantT)
+			}
+			if len(got.Signatures) != len(tt.wantSig) {
+				t.Fatalf("got %d signatures, want %d", len(got.Signatures), len(tt.wantSig))
+			}
+			for i := range got.Signatures {
+				if !bytes.Equal(got.Signatures[i], tt.wantSig[i]) {
+					t.Errorf("signature %d: got %x, want %x", i, got.Signatures[i], tt.wantSig[i])
+				}
+			}
+		})
+	}
+}
+
+// signCase describes one verification by its differences from a request
+// correctly signed now with the first secret.
+type signCase struct {
+	name      string
+	header    func(body []byte) string
+	body      []byte // the body received, when it differs from the one signed
+	secrets   []string
+	tolerance time.Duration
+	wantErr   error
+}
+
+func TestVerifySignature(t *testing.T) {
+	now := time.Unix(1_767_432_000, 0)
+	body := []byte(`{"id":"evt_1","type":"message.delivered"}`)
+	const tol = 5 * time.Minute
+	signedAt := func(secret string, at time.Time) func([]byte) string {
+		return func(b []byte) string { return forwarder.Sign([]byte(secret), at.Unix(), b) }
+	}
+	signed := func(secret string) func([]byte) string { return signedAt(secret, now) }
+	fixed := func(h string) func([]byte) string { return func([]byte) string { return h } }
+	v1Of := func(secret string, at int64) string {
+		return hex.EncodeToString(forwarder.ComputeSignature([]byte(secret), at, body))
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+
+	tests := []signCase{
+		{name: "valid", header: signed("s1"), secrets: []string{"s1"}, tolerance: tol},
+		{name: "several v1 one matching", header: fixed("t=" + ts + ",v1=" + v1Of("other", now.Unix()) + ",v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol},
+		{name: "spaces and unknown schemes", header: fixed("t=" + ts + ", v0=" + v1Of("s1", now.Unix()) + ", v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol},
+		{name: "rotation: second secret matches", header: signed("new"), secrets: []string{"old", "new"}, tolerance: tol},
+		{name: "rotation: first secret matches", header: signed("old"), secrets: []string{"old", "new"}, tolerance: tol},
+		{name: "missing header", header: fixed(""), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNotSigned},
+		{name: "malformed header", header: fixed("t=x,v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrInvalidHeader},
+		{name: "wrong secret", header: signed("wrong"), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "no secrets", header: signed("s1"), secrets: nil, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "body altered by one byte", header: signed("s1"), body: flipLastByte(body), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "body with trailing newline", header: signed("s1"), body: append(bytes.Clone(body), '\n'), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "t altered after signing", header: fixed("t=" + strconv.FormatInt(now.Unix()+1, 10) + ",v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "past: exactly at tolerance", header: signedAt("s1", now.Add(-tol)), secrets: []string{"s1"}, tolerance: tol},
+		{name: "past: one second beyond", header: signedAt("s1", now.Add(-tol-time.Second)), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
+		{name: "future: exactly at tolerance", header: signedAt("s1", now.Add(tol)), secrets: []string{"s1"}, tolerance: tol},
+		{name: "future: one second beyond", header: signedAt("s1", now.Add(tol+time.Second)), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
+		{name: "tolerance zero disables the check", header: signedAt("s1", now.Add(-1000*time.Hour)), secrets: []string{"s1"}, tolerance: 0},
+		{name: "max int64 t rejected", header: signedTS("s1", math.MaxInt64), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
+		{name: "min int64 t rejected", header: signedTS("s1", math.MinInt64), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
+		{name: "min int64 t with huge tolerance", header: signedTS("s1", math.MinInt64), secrets: []string{"s1"}, tolerance: math.MaxInt64, wantErr: forwarder.ErrTooOld},
+		{name: "max int64 t without tolerance", header: signedTS("s1", math.MaxInt64), secrets: []string{"s1"}, tolerance: 0},
+		{name: "wrong secret and too old: mismatch wins", header: signedAt("wrong", now.Add(-time.Hour)), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			received := body
+			if tt.body != nil {
+				received = tt.body
+			}
+			header := tt.header(body)
+			_, err := forwarder.VerifySignature(received, header, toBytes(tt.secrets), tt.tolerance, now)
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("got error %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestVerifySignatureReturnsTimestamp(t *testing.T) {
+	now := time.Unix(1_767_432_000, 0)
+	body := []byte(`{}`)
+	got, err := forwarder.VerifySignature(body, forwarder.Sign([]byte("k"), now.Unix()-3, body), [][]byte{[]byte("k")}, time.Minute, now)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if want := now.Unix() - 3; got != want {
+		t.Errorf("got %d, want %d", got, want)
+	}
+}
+
+func signedTS(secret string, ts int64) func([]byte) string {
+	return func(b []byte) string { return forwarder.Sign([]byte(secret), ts, b) }
+}
+
+func flipLastByte(b []byte) []byte {
+	out := bytes.Clone(b)
+	out[len(out)-1] ^= 0x01
+	return out
+}
+
+func toBytes(list []string) [][]byte {
+	var out [][]byte
+	for _, s := range list {
+		out = append(out, []byte(s))
+	}
+	return out
+}
