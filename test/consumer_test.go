@@ -195,7 +195,7 @@ func TestConsumerIdempotency(t *testing.T) {
 	assertDrained(t, js, "idempotent", 1)
 }
 
-// The commands of docs/tour.md, verbatim, in order. TestTour runs each one,
+// The commands of the README's tour, verbatim, in order. TestTour runs each one,
 // adding only what points it at the test's random ports.
 const (
 	tourBuild     = "go build -o zautic-forwarder ."
@@ -208,16 +208,17 @@ const (
 	tourAddBill   = recipeConsumerAdd
 	tourConsume   = "go run ./examples/consumer --durable billing --max 5"
 	tourSendLoad  = "./zautic-forwarder send --type message.delivered --count 1000 --concurrency 16 --duplicates 0.2"
-	tourDoc       = "../docs/tour.md"
+	tourDoc       = "../README.md"
+	tourHeading   = "## A five-minute tour"
 	tourSecretVal = "dev-secret"
 )
 
 var tourCommands = []string{tourBuild, tourSecret, tourServe, tourReady, tourSub, tourSendAll, tourInfo, tourAddBill, tourConsume, tourSendLoad}
 
-// TestTourDocMatchesTest keeps docs/tour.md made only of commands TestTour
-// (or TestMain, for the build) runs.
+// TestTourDocMatchesTest keeps the README's tour made only of commands
+// TestTour (or TestMain, for the build) runs.
 func TestTourDocMatchesTest(t *testing.T) {
-	doc := readDoc(t, tourDoc)
+	doc := markdownSection(t, readDoc(t, tourDoc), tourHeading)
 	var inBlock bool
 	var found []string
 	sc := bufio.NewScanner(strings.NewReader(doc))
@@ -231,11 +232,11 @@ func TestTourDocMatchesTest(t *testing.T) {
 		}
 	}
 	if strings.Join(found, "\n") != strings.Join(tourCommands, "\n") {
-		t.Errorf("docs/tour.md commands:\n%s\nwant, in order:\n%s", strings.Join(found, "\n"), strings.Join(tourCommands, "\n"))
+		t.Errorf("README tour commands:\n%s\nwant, in order:\n%s", strings.Join(found, "\n"), strings.Join(tourCommands, "\n"))
 	}
 }
 
-// TestTour runs the five-minute tour of docs/tour.md: the forwarder in
+// TestTour runs the README's five-minute tour: the forwarder in
 // embedded mode, send --type all, nats sub, a durable consumer added with the
 // CLI and drained by the example, and a load run with duplicates.
 func TestTour(t *testing.T) {
@@ -363,4 +364,19 @@ func tourLoad(t *testing.T, p *forwarderProcess, js jetstream.JetStream, sendEnv
 	if got := info.State.Subjects["zautic.message.delivered"]; got != 801 {
 		t.Errorf("zautic.message.delivered holds %d events, want 1 + 800", got)
 	}
+}
+
+// markdownSection returns the text from heading to the next heading of the
+// same level.
+func markdownSection(t *testing.T, doc, heading string) string {
+	t.Helper()
+	start := strings.Index(doc, heading+"\n")
+	if start < 0 {
+		t.Fatalf("no %q section", heading)
+	}
+	rest := doc[start+len(heading):]
+	if end := strings.Index(rest, "\n## "); end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
 }
