@@ -1,0 +1,127 @@
+package forwarder_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// sampleEvent is the quickstart's sample event, the payload of the
+// benchmarks here and in test/bench.
+var sampleEvent = []byte(`{"id":"evt_5f3c2a1b9d4e8c0a1f2b3c4d5e6f7a8b","type":"message.delivered","created":1767432000,` +
+	`"created_at":"2026-01-03T00:00:00.000Z","livemode":true,"data":{"object":{"message_id":"3EB0DC15F6ACF859FB492F",` +
+	`"phone":"919876543210","device_id":114,"status":"delivered","direction":"outgoing"}}}`)
+
+// BenchmarkHandler runs the whole request path through Echo's ServeHTTP,
+// middleware and the production JSON logger included. "published" forwards
+// each iteration's new delivery id to an in-process nats-server, whose own
+// allocations count too (it shares the process); "ignored" stops after
+// verify and parse (events.allow leaves the type out), which isolates the
+// HTTP side. The request, its headers and the response writer are reused,
+// so that what is counted is the handler's.
+func BenchmarkHandler(b *testing.B) {
+	benchmarks := []struct {
+		name    string
+		allow   []string
+		outcome string
+	}{
+		{"published", nil, `"published"`},
+		{"ignored", []string{"contact.created"}, `"ignored"`},
+	}
+	for _, bm := range benchmarks {
+		b.Run(bm.name, func(b *testing.B) {
+			log, err := forwarder.NewLogger(forwarder.LogConfig{Level: "info", Format: "json"}, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *forwarder.Config) {
+				c.Events.Allow = bm.allow
+			}})
+			ids := make([]string, b.N)
+			for i := range ids {
+				ids[i] = "dlv_bench_" + strconv.Itoa(i)
+			}
+			req, body := reusableRequest(sampleEvent)
+			deliveryID := []string{""}
+			req.Header[forwarder.DeliveryIDHeader] = deliveryID
+			w := &discardWriter{header: http.Header{}}
+			b.SetBytes(int64(len(sampleEvent)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				body.Reset(sampleEvent)
+				deliveryID[0] = ids[i]
+				w.reset()
+				h.echo.ServeHTTP(w, req)
+				if w.status != http.StatusOK || !bytes.Contains(w.body.Bytes(), []byte(bm.outcome)) {
+					b.Fatalf("got %d %s, want 200 with %s", w.status, w.body.Bytes(), bm.outcome)
+				}
+			}
+		})
+	}
+}
+
+// reusableRequest is a signed POST whose body can be rewound with Reset.
+func reusableRequest(event []byte) (*http.Request, *bytes.Reader) {
+	body := bytes.NewReader(event)
+	req := httptest.NewRequest(http.MethodPost, forwarder.DefaultConfig().HTTP.Path, nil)
+	req.Body = io.NopCloser(body)
+	req.ContentLength = int64(len(event))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(handlerSecret), time.Now().Unix(), event))
+	return req, body
+}
+
+// discardWriter is a reusable http.ResponseWriter that keeps the status and
+// the body of the last answer.
+type discardWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *discardWriter) reset() {
+	clear(w.header)
+	w.status = 0
+	w.body.Reset()
+}
+
+func (w *discardWriter) Header() http.Header { return w.header }
+
+func (w *discardWriter) WriteHeader(status int) { w.status = status }
+
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(p)
+}
+
+func BenchmarkVerifySignature(b *testing.B) {
+	secrets := [][]byte{[]byte(handlerSecret)}
+	now := time.Now()
+	header := forwarder.Sign(secrets[0], now.Unix(), sampleEvent)
+	b.SetBytes(int64(len(sampleEvent)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := forwarder.VerifySignature(sampleEvent, header, secrets, 5*time.Minute, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseEvent(b *testing.B) {
+	b.SetBytes(int64(len(sampleEvent)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := forwarder.ParseEvent(sampleEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
