@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -38,28 +39,39 @@ func ParseEvent(body []byte) (Event, error) {
 	if !isJSONObject(body) {
 		return ev, fmt.Errorf("%w: body is not a JSON object", ErrInvalidEvent)
 	}
+	if !json.Valid(body) {
+		var raw json.RawMessage
+		return ev, fmt.Errorf("%w: %s", ErrInvalidEvent, describeJSONError(json.Unmarshal(body, &raw)))
+	}
 	// Decoding into Event would also take "ID" or "Type" (encoding/json
 	// matches names case-insensitively), so that a body holding both "type"
 	// and "Type" would be routed on a field other consumers do not read.
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return ev, fmt.Errorf("%w: %s", ErrInvalidEvent, describeJSONError(err))
-	}
+	// Walking the members finds the exact names without reflection.
+	id, typ := topLevelMembers(body, "id", "type")
 	var err error
-	if ev.ID, err = stringField(fields, "id"); err != nil {
+	if ev.ID, err = stringField(id, "id"); err != nil {
 		return ev, err
 	}
-	if ev.Type, err = stringField(fields, "type"); err != nil {
+	if ev.Type, err = stringField(typ, "type"); err != nil {
 		return ev, err
 	}
 	return ev, nil
 }
 
-// stringField returns the non-empty string field name of an object.
-func stringField(fields map[string]json.RawMessage, name string) (string, error) {
+// stringField returns the non-empty string in raw, the JSON value of the
+// member name (nil when absent).
+func stringField(raw []byte, name string) (string, error) {
 	var s string
-	if raw, ok := fields[name]; ok && json.Unmarshal(raw, &s) != nil {
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+	case raw[0] != '"':
 		return "", fmt.Errorf("%w: field %q must be a string, not %s", ErrInvalidEvent, name, jsonKind(raw))
+	case bytes.IndexByte(raw, '\\') < 0:
+		s = string(raw[1 : len(raw)-1])
+	default: // escaped; valid JSON, so decoding cannot fail
+		var unescaped string
+		_ = json.Unmarshal(raw, &unescaped)
+		s = unescaped
 	}
 	if s == "" {
 		return "", fmt.Errorf("%w: missing or empty string field %q", ErrInvalidEvent, name)
@@ -68,7 +80,7 @@ func stringField(fields map[string]json.RawMessage, name string) (string, error)
 }
 
 // jsonKind names the kind of a valid JSON value by its first byte.
-func jsonKind(raw json.RawMessage) string {
+func jsonKind(raw []byte) string {
 	switch raw[0] {
 	case '{':
 		return "object"

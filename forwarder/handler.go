@@ -3,11 +3,13 @@ package forwarder
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -56,11 +58,14 @@ type Handler struct {
 	metrics *Metrics
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
+
+	streamJSON []byte // the stream name as a JSON string
 }
 
 // NewHandler returns the webhook handler. metrics may be nil.
 func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *Metrics) *Handler {
 	h := &Handler{cfg: cfg, secrets: secrets, broker: b, log: log, metrics: m, now: time.Now}
+	h.streamJSON, _ = json.Marshal(cfg.Stream.Name)
 	if len(cfg.Events.Allow) > 0 {
 		h.allow = map[string]bool{}
 		for _, t := range cfg.Events.Allow {
@@ -82,13 +87,28 @@ type delivery struct {
 	ack        *jetstream.PubAck
 }
 
+// bodyBuffers recycles request bodies. Nothing holds a body past the
+// answer: PublishMsg has copied it into the connection's buffer when it
+// returns, and the event's fields are copied out of it.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps the pool from holding on to the rare large bodies.
+const maxPooledBody = 64 << 10
+
 // Handle is the Echo handler for POST on http.path. Its steps follow the
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
 func (h *Handler) Handle(c echo.Context) error {
 	start := time.Now()
 	req := c.Request()
 	d := &delivery{deliveryID: req.Header.Get(DeliveryIDHeader)}
-	err := h.process(c, d)
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	err := h.process(c, d, buf)
 	h.record(c, d, err, time.Since(start))
 	if err != nil {
 		return h.answerError(c, err)
@@ -96,9 +116,9 @@ func (h *Handler) Handle(c echo.Context) error {
 	return h.answer(c, d)
 }
 
-func (h *Handler) process(c echo.Context, d *delivery) error {
+func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error {
 	req := c.Request()
-	body, err := readBody(c.Response(), req, h.cfg.HTTP.MaxBodyBytes)
+	body, err := readBody(c.Response(), req, h.cfg.HTTP.MaxBodyBytes, buf)
 	if err != nil {
 		return err
 	}
@@ -176,16 +196,20 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 }
 
 func newMessage(d *delivery, body []byte) *nats.Msg {
-	msg := &nats.Msg{Subject: d.subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set(HeaderMsgID, d.key)
-	msg.Header.Set(HeaderEventType, d.event.Type)
-	msg.Header.Set(HeaderEventID, d.event.ID)
+	// One array holds every header value, instead of a slice per Set; the
+	// keys are already canonical. Capacity 1 keeps an append from spilling
+	// into the next value.
+	values := [...]string{d.key, d.event.Type, d.event.ID, strconv.FormatInt(d.timestamp, 10), "application/json", d.deliveryID}
+	header := make(nats.Header, len(values)+1) // +1: the expected stream, set by Publish
+	header[HeaderMsgID] = values[0:1:1]
+	header[HeaderEventType] = values[1:2:2]
+	header[HeaderEventID] = values[2:3:3]
+	header[HeaderTimestamp] = values[3:4:4]
+	header["Content-Type"] = values[4:5:5]
 	if d.deliveryID != "" {
-		msg.Header.Set(HeaderDeliveryID, d.deliveryID)
+		header[HeaderDeliveryID] = values[5:6:6]
 	}
-	msg.Header.Set(HeaderTimestamp, strconv.FormatInt(d.timestamp, 10))
-	msg.Header.Set("Content-Type", "application/json")
-	return msg
+	return &nats.Msg{Subject: d.subject, Data: body, Header: header}
 }
 
 // dedupKey is the delivery id, or the event id when the request has none or
@@ -197,13 +221,12 @@ func (h *Handler) dedupKey(d *delivery) string {
 	return d.deliveryID
 }
 
-// readBody reads at most limit bytes. A declared or actual larger body is
-// ErrBodyTooLarge; it is never buffered beyond the limit.
-func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
+// readBody reads at most limit bytes into buf. A declared or actual larger
+// body is ErrBodyTooLarge; it is never buffered beyond the limit.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
 	if req.ContentLength > limit {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrBodyTooLarge, req.ContentLength, limit)
 	}
-	var buf bytes.Buffer
 	if req.ContentLength > 0 {
 		buf.Grow(int(req.ContentLength))
 	}
@@ -265,18 +288,26 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-type answerBody struct {
-	Status  string `json:"status"`
-	Subject string `json:"subject,omitempty"`
-	Stream  string `json:"stream,omitempty"`
-	Seq     uint64 `json:"seq,omitempty"`
-}
-
+// answer writes {"status":…} and, for a published event, its subject,
+// stream and sequence. It is built by hand, since it is written once per
+// event: the outcome is a constant, the subject is made of validated tokens,
+// and the stream name, which the PubAck repeats (publish expects it), is
+// quoted once by NewHandler.
 func (h *Handler) answer(c echo.Context, d *delivery) error {
-	if d.outcome != OutcomePublished {
-		return c.JSON(http.StatusOK, answerBody{Status: d.outcome})
+	b := make([]byte, 0, 128)
+	b = append(b, `{"status":"`...)
+	b = append(b, d.outcome...)
+	b = append(b, '"')
+	if d.outcome == OutcomePublished {
+		b = append(b, `,"subject":"`...)
+		b = append(b, d.subject...)
+		b = append(b, `","stream":`...)
+		b = append(b, h.streamJSON...)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, d.ack.Sequence, 10)
 	}
-	return c.JSON(http.StatusOK, answerBody{Status: d.outcome, Subject: d.subject, Stream: d.ack.Stream, Seq: d.ack.Sequence})
+	b = append(b, "}\n"...)
+	return c.JSONBlob(http.StatusOK, b)
 }
 
 // record writes the one log line and the metrics of a delivery.
@@ -286,6 +317,10 @@ func (h *Handler) record(c echo.Context, d *delivery, err error, took time.Durat
 		_, outcome, reason = classify(err)
 	}
 	h.metrics.request(outcome, reason, took.Seconds())
+	line := h.log.Check(zap.InfoLevel, "delivery")
+	if line == nil {
+		return
+	}
 	fields := []zap.Field{
 		zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
 		zap.String("delivery_id", d.deliveryID),
@@ -301,7 +336,7 @@ func (h *Handler) record(c echo.Context, d *delivery, err error, took time.Durat
 	if err != nil {
 		fields = append(fields, zap.String("reason", err.Error()))
 	}
-	h.log.Info("delivery", fields...)
+	line.Write(fields...)
 }
 
 // allowed reports whether events.allow lets eventType through.

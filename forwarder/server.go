@@ -30,7 +30,8 @@ func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
 	e.Use(middleware.RequestID())
-	e.POST(cfg.Path, h.Handle, limitInFlight(cfg.MaxInFlight, m), limitHeaderBytes(cfg.MaxHeaderBytes, m))
+	// Wrapped here, once: Echo would wrap route middleware on every request.
+	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(h.Handle)))
 	return e
 }
 
