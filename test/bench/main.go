@@ -4,6 +4,7 @@
 //
 //	go run ./test/bench            # full run: 10 s per row after a warm-up
 //	go run ./test/bench -smoke     # a second per row: proves it works (CI)
+//	go run ./test/bench -rows C -clients 64 -cpuprofile cpu.out
 package main
 
 import (
@@ -22,10 +23,11 @@ import (
 const benchSecret = "bench-secret"
 
 type options struct {
-	duration time.Duration
-	warmup   time.Duration
-	clients  []int
-	rows     map[string]bool
+	duration   time.Duration
+	warmup     time.Duration
+	clients    []int
+	rows       map[string]bool
+	cpuProfile string // where to save a CPU profile of row C at the most clients
 }
 
 func main() {
@@ -38,6 +40,7 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
 	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
 	rows := flag.String("rows", "A,B,M,C,CE,D", "rows to run")
+	cpuProfile := flag.String("cpuprofile", "", "save a CPU profile of the forwarder in row C at the most clients to this file")
 	flag.Parse()
 
 	if *role != "" {
@@ -47,7 +50,7 @@ func main() {
 		}
 		return
 	}
-	opts := options{duration: *duration, warmup: *warmup, rows: map[string]bool{}}
+	opts := options{duration: *duration, warmup: *warmup, rows: map[string]bool{}, cpuProfile: *cpuProfile}
 	if *smoke {
 		opts.duration, opts.warmup = time.Second, 200*time.Millisecond
 	}

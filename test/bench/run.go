@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,20 +26,35 @@ import (
 var referenceServer []byte
 
 // proc is a process of the benchmark: nats-server, a receiver, or the
-// forwarder.
+// forwarder. Its output goes straight to a file, as a service's log would,
+// so that no pipe reader in this process competes for the CPU.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	log  string
 }
 
-func startProc(name string, cmd *exec.Cmd) (*proc, error) {
-	p := &proc{name: name, cmd: cmd, out: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
+func (b *bench) startProc(name string, cmd *exec.Cmd) (*proc, error) {
+	f, err := os.CreateTemp(b.tmp, name+"-*.log")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the child holds its own descriptor
+	p := &proc{name: name, cmd: cmd, log: f.Name()}
+	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	return p, nil
+}
+
+// output is the end of the process's output, for error messages.
+func (p *proc) output() string {
+	raw, _ := os.ReadFile(p.log)
+	if len(raw) > 4096 {
+		raw = raw[len(raw)-4096:]
+	}
+	return string(raw)
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -95,6 +111,7 @@ type bench struct {
 	nats      *proc
 	natsURL   string
 	js        jetstream.JetStream
+	sample    string // the sample event, the body of every request
 	nodeDir   string // "" when Node.js or express is not available
 	nodeNote  string
 }
@@ -109,7 +126,10 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{opts: opts, self: self, tmp: tmp}
+	b := &bench{opts: opts, self: self, tmp: tmp, sample: filepath.Join(tmp, "sample.json")}
+	if err := os.WriteFile(b.sample, sampleBody(), 0o644); err != nil {
+		return err
+	}
 	if b.forwarder, err = buildForwarder(ctx, tmp); err != nil {
 		return err
 	}
@@ -145,7 +165,7 @@ func (b *bench) startNATS(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, b.self, "-role", roleNATS, "-listen", addr, "-store", filepath.Join(b.tmp, "nats"))
-	if b.nats, err = startProc("nats-server", cmd); err != nil {
+	if b.nats, err = b.startProc("nats-server", cmd); err != nil {
 		return err
 	}
 	b.natsURL = "nats://" + addr
@@ -157,7 +177,7 @@ func (b *bench) startNATS(ctx context.Context) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nats-server: %w\n%s", err, b.nats.out)
+			return fmt.Errorf("nats-server: %w\n%s", err, b.nats.output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -236,10 +256,20 @@ func (r rowResult) cpuPerEvent(d time.Duration) float64 {
 }
 
 // measure runs a warm-up and then the measured load, reading the CPU of
-// pids around the measured part only.
-func (b *bench) measure(ctx context.Context, load func(d time.Duration) (loadResult, error), receiver int) (rowResult, error) {
+// pids around the measured part only. With profile set, it also fetches a
+// CPU profile of the measured part from that pprof URL.
+func (b *bench) measure(ctx context.Context, load func(d time.Duration) (loadResult, error), receiver int, profile string) (rowResult, error) {
 	if _, err := load(b.opts.warmup); err != nil {
 		return rowResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	if profile != "" {
+		profiled := make(chan error, 1)
+		go func() { profiled <- b.fetchProfile(ctx, profile) }()
+		defer func() {
+			if err := <-profiled; err != nil {
+				fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
+			}
+		}()
 	}
 	pids := []int{b.nats.pid()}
 	if receiver != 0 {
@@ -276,7 +306,7 @@ func runRowA(ctx context.Context, b *bench, clients int) (rowResult, error) {
 	body := sampleBody()
 	return b.measure(ctx, func(d time.Duration) (loadResult, error) {
 		return publishLoad(ctx, b.js, body, clients, d)
-	}, 0)
+	}, 0, "")
 }
 
 // publishLoad is row A's load: clients goroutines publishing synchronously.
@@ -322,12 +352,12 @@ func runRowB(ctx context.Context, b *bench, clients int) (rowResult, error) {
 	if err != nil {
 		return rowResult{}, err
 	}
-	p, err := startProc("receiver-b", exec.CommandContext(ctx, b.self, "-role", roleReceiverB, "-listen", addr))
+	p, err := b.startProc("receiver-b", exec.CommandContext(ctx, b.self, "-role", roleReceiverB, "-listen", addr))
 	if err != nil {
 		return rowResult{}, err
 	}
 	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients)
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, "")
 }
 
 func runRowM(ctx context.Context, b *bench, clients int) (rowResult, error) {
@@ -336,12 +366,12 @@ func runRowM(ctx context.Context, b *bench, clients int) (rowResult, error) {
 	if err != nil {
 		return rowResult{}, err
 	}
-	p, err := startProc("receiver-m", exec.CommandContext(ctx, b.self, "-role", roleReceiverM, "-listen", addr, "-nats", b.natsURL))
+	p, err := b.startProc("receiver-m", exec.CommandContext(ctx, b.self, "-role", roleReceiverM, "-listen", addr, "-nats", b.natsURL))
 	if err != nil {
 		return rowResult{}, err
 	}
 	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients)
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, "")
 }
 
 func runRowC(ctx context.Context, b *bench, clients int) (rowResult, error) {
@@ -353,8 +383,9 @@ func runRowCE(ctx context.Context, b *bench, clients int) (rowResult, error) {
 	return b.runForwarder(ctx, clients, "")
 }
 
-// runForwarder measures the real binary; with natsURL empty it runs its
-// embedded nats-server, whose CPU is then part of the forwarder's.
+// runForwarder measures the real binary with its default configuration; with
+// natsURL empty it runs its embedded nats-server, whose CPU is then part of
+// the forwarder's. With -cpuprofile, row C at the most clients is profiled.
 func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (rowResult, error) {
 	web, err := freeAddr()
 	if err != nil {
@@ -372,17 +403,47 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 		"FORWARDER_NATS_URL="+natsURL,
 		"FORWARDER_NATS_EMBEDDED_LISTEN=127.0.0.1:0",
 		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d", clients)),
-		"FORWARDER_LOG_LEVEL=warn",
+		"FORWARDER_ADMIN_PPROF=true",
 	)
-	p, err := startProc("zautic-forwarder", cmd)
+	p, err := b.startProc("zautic-forwarder", cmd)
 	if err != nil {
 		return rowResult{}, err
 	}
 	defer p.stop()
 	if err := waitHTTP(ctx, "http://"+admin+"/readyz", http.StatusOK); err != nil {
-		return rowResult{}, fmt.Errorf("%w\n%s", err, p.out)
+		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
 	}
-	return b.measureHTTP(ctx, p, "http://"+web+"/webhooks/zautic", "", clients)
+	profile := ""
+	if b.opts.cpuProfile != "" && natsURL != "" && clients == slices.Max(b.opts.clients) {
+		profile = "http://" + admin + "/debug/pprof/profile"
+	}
+	return b.measureHTTP(ctx, p, "http://"+web+"/webhooks/zautic", "", clients, profile)
+}
+
+// fetchProfile saves a CPU profile of the measured run to -cpuprofile.
+func (b *bench) fetchProfile(ctx context.Context, url string) error {
+	seconds := max(1, int(b.opts.duration/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?seconds="+strconv.Itoa(seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(b.opts.cpuProfile)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func runRowD(ctx context.Context, b *bench, clients int) (rowResult, error) {
@@ -397,26 +458,26 @@ func runRowD(ctx context.Context, b *bench, clients int) (rowResult, error) {
 	cmd := exec.CommandContext(ctx, "node", "server.mjs")
 	cmd.Dir = b.nodeDir
 	cmd.Env = append(os.Environ(), "PORT="+port, "ZAUTIC_WEBHOOK_SECRET="+benchSecret)
-	p, err := startProc("node", cmd)
+	p, err := b.startProc("node", cmd)
 	if err != nil {
 		return rowResult{}, err
 	}
 	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients)
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, "")
 }
 
 // measureHTTP waits for the receiver and drives it with the load generator.
-func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, clients int) (rowResult, error) {
+func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, clients int, profile string) (rowResult, error) {
 	if probe != "" {
 		if err := waitHTTP(ctx, probe, 0); err != nil {
-			return rowResult{}, fmt.Errorf("%w\n%s", err, p.out)
+			return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
 		}
 	}
 	res, err := b.measure(ctx, func(d time.Duration) (loadResult, error) {
-		return sendLoad(ctx, b.forwarder, url, clients, d)
-	}, p.pid())
+		return sendLoad(ctx, b.forwarder, b.sample, url, clients, d)
+	}, p.pid(), profile)
 	if err != nil {
-		return rowResult{}, fmt.Errorf("%w\n%s", err, p.out)
+		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
 	}
 	res.receiverName = p.name
 	return res, nil
