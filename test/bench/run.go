@@ -137,6 +137,7 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 		return err
 	}
 	defer b.nats.stop()
+	defer b.js.Conn().Close()
 	if opts.rows["D"] {
 		b.prepareNode(ctx)
 	}
@@ -177,6 +178,7 @@ func (b *bench) startNATS(ctx context.Context) error {
 			return err
 		}
 		if time.Now().After(deadline) {
+			b.nats.stop()
 			return fmt.Errorf("nats-server: %w\n%s", err, b.nats.output())
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -231,9 +233,9 @@ var rowOrder = []row{
 	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", runRowA},
 	{"B", "HTTP + signature limit: net/http, verify, 200", runRowB},
 	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", runRowM},
-	{"C", "zautic-forwarder, external nats-server", runRowC},
-	{"CE", "zautic-forwarder, embedded nats-server", runRowCE},
-	{"D", "reference: Zautic's Express example (verify only)", runRowD},
+	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics), external nats-server", runRowC},
+	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", runRowCE},
+	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", runRowD},
 }
 
 // rowResult is what one row measured.
