@@ -30,7 +30,8 @@ func newLoadResult(latencies []time.Duration, failed int, elapsed time.Duration)
 	return r
 }
 
-// sampleBody is the quickstart's sample event, about 350 bytes.
+// sampleBody is the quickstart's sample event, compact: 290 bytes (about
+// 350 as the quickstart prints it).
 func sampleBody() []byte {
 	return []byte(`{"id":"evt_5f3c2a1b9d4e8c0a1f2b3c4d5e6f7a8b","type":"message.delivered","created":1767432000,` +
 		`"created_at":"2026-01-03T00:00:00.000Z","livemode":true,"data":{"object":{"message_id":"3EB0DC15F6ACF859FB492F",` +
@@ -39,8 +40,8 @@ func sampleBody() []byte {
 
 func printReport(w io.Writer, opts options, results []rowResult, nodeNote string) {
 	fmt.Fprintf(w, "Machine: %s\n", machine())
-	fmt.Fprintf(w, "Date: %s; %s per row after a %s warm-up; load generator: zautic-forwarder send (row A: in-process publishers)\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), opts.duration, opts.warmup)
+	fmt.Fprintf(w, "Date: %s; %s per row after a %s warm-up; load generator: zautic-forwarder send (row A: in-process publishers); body: the quickstart's sample event, %d bytes\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), opts.duration, opts.warmup, len(sampleBody()))
 	fmt.Fprintln(w, "| row | clients | events/s | p50 | p99 | max | failed | receiver CPU µs/event | nats-server CPU µs/event | peak RSS |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
