@@ -354,6 +354,9 @@ func (c Config) Redacted() Config {
 	if r.NATS.Password != "" {
 		r.NATS.Password = redacted
 	}
+	if r.NATS.URL != "" {
+		r.NATS.URL = strings.Join(redactURLs(strings.Split(r.NATS.URL, ",")), ",")
+	}
 	return r
 }
 

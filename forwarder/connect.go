@@ -1,9 +1,12 @@
 package forwarder
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +31,7 @@ func connectionName(cfg NATSConfig) string {
 // a restart), no reconnect buffer (a publish while disconnected fails at once
 // and is answered 503 instead of waiting), and credentials from cfg.
 func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
-	logConnErr := rateLimited(30 * time.Second)
+	connLog := newConnErrorLog(log, connErrorLogEvery)
 	opts := []nats.Option{
 		nats.Name(connectionName(cfg)),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -39,12 +42,12 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		nats.ReconnectBufSize(-1),
 		nats.IgnoreAuthErrorAbort(),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
+			log.Info("nats connected", zap.String("url", redactURL(nc.ConnectedUrl())))
 			b.metrics.setConnected(true)
 			b.Wake()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+			log.Info("nats reconnected", zap.String("url", redactURL(nc.ConnectedUrl())))
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
 			b.Wake()
@@ -57,15 +60,11 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			b.setNotReady(fmt.Errorf("disconnected: %w", err))
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			if logConnErr() {
-				log.Warn("nats connection attempt failed; retrying", zap.Error(err))
-			}
-			b.setNotReady(fmt.Errorf("connect: %v", err))
+			connLog.report(err)
+			b.setNotReady(fmt.Errorf("connect: %s: %w", connectCause(err), err))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if logConnErr() {
-				log.Warn("nats error", zap.Error(err))
-			}
+			connLog.report(err)
 		}),
 	}
 	auth, err := authOptions(cfg)
@@ -73,6 +72,71 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		return nil, err
 	}
 	return append(opts, auth...), nil
+}
+
+// connErrorLogEvery bounds the repetition of one connection error in the log:
+// the client retries twice a second, forever.
+const connErrorLogEvery = 30 * time.Second
+
+// Causes of a failed connection attempt, as logged and reported by /readyz.
+const (
+	causeCredentials = "credentials rejected by the nats-server (check nats.creds_file, nats.nkey_file, nats.token, nats.user/nats.password)"
+	causePermissions = "permission denied by the nats-server (check the user's publish/subscribe permissions)"
+	causeTLS         = "TLS handshake failed (check nats.tls.ca_file, nats.tls.cert_file, nats.tls.key_file)"
+	causeNetwork     = "nats-server unreachable"
+)
+
+// connectCause names, for an operator, why a connection attempt failed.
+func connectCause(err error) string {
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		return causeCredentials
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return causePermissions
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &unknownAuthority),
+		errors.As(err, &hostname), errors.Is(err, nats.ErrSecureConnRequired),
+		errors.Is(err, nats.ErrSecureConnWanted), strings.Contains(err.Error(), "tls:"),
+		strings.Contains(err.Error(), "x509:"):
+		return causeTLS
+	default:
+		return causeNetwork
+	}
+}
+
+// connErrorLog writes one warning per cause: again when the cause changes,
+// otherwise at most once per every, so that a retry loop does not flood the
+// log yet a new problem shows at once.
+type connErrorLog struct {
+	log   *zap.Logger
+	every time.Duration
+
+	mu        sync.Mutex
+	lastCause string
+	lastAt    time.Time
+}
+
+func newConnErrorLog(log *zap.Logger, every time.Duration) *connErrorLog {
+	return &connErrorLog{log: log, every: every}
+}
+
+func (l *connErrorLog) report(err error) {
+	cause := connectCause(err)
+	l.mu.Lock()
+	now := time.Now()
+	due := cause != l.lastCause || now.Sub(l.lastAt) >= l.every
+	if due {
+		l.lastCause, l.lastAt = cause, now
+	}
+	l.mu.Unlock()
+	if due {
+		l.log.Warn("nats connection failed; retrying", zap.String("cause", cause), zap.Error(err),
+			zap.Duration("repeats_logged_every", l.every))
+	}
 }
 
 // authOptions turns the credential keys into connection options.
@@ -103,17 +167,26 @@ func authOptions(cfg NATSConfig) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// rateLimited returns a function that reports true at most once per every.
-func rateLimited(every time.Duration) func() bool {
-	var mu sync.Mutex
-	var last time.Time
-	return func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if now := time.Now(); now.Sub(last) >= every {
-			last = now
-			return true
-		}
-		return false
+// redactURLs hides the user info of NATS URLs: it may hold a password, or a
+// token in the user name's place.
+func redactURLs(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, raw := range urls {
+		out[i] = redactURL(raw)
 	}
+	return out
+}
+
+func redactURL(raw string) string {
+	raw = strings.TrimSpace(raw)
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	scheme := ""
+	// nats.go also takes host:port without a scheme.
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		scheme = raw[:i+len("://")]
+	}
+	return scheme + "redacted" + raw[at:]
 }
