@@ -135,7 +135,7 @@ func (l *connErrorLog) report(err error) {
 	l.mu.Unlock()
 	if due {
 		l.log.Warn("nats connection failed; retrying", zap.String("cause", cause), zap.Error(err),
-			zap.Duration("repeats_logged_every", l.every))
+			zap.String("repeats_logged_every", l.every.String()))
 	}
 }
 

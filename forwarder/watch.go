@@ -161,7 +161,12 @@ func (w *SecretWatcher) reload(trigger string) {
 	}
 	after := w.secrets.Current()
 	if slices.EqualFunc(before, after, bytes.Equal) {
-		w.log.Debug("webhook secret files re-read; unchanged", zap.String("trigger", trigger))
+		// Whoever sent SIGHUP wants to see that it arrived.
+		level := zap.DebugLevel
+		if trigger == reloadOnHangup {
+			level = zap.InfoLevel
+		}
+		w.log.Log(level, "webhook secret files re-read; unchanged", zap.String("trigger", trigger), zap.Int("count", len(after)))
 		return
 	}
 	w.log.Info("webhook secrets reloaded", zap.String("trigger", trigger), zap.Int("count", len(after)))
