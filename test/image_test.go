@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,6 +80,49 @@ func TestImageBinary(t *testing.T) {
 		}
 		runAsNobody(t, bin)
 	})
+}
+
+// TestDockerfile checks the Dockerfile against what the image test proves:
+// its build runs scripts/build.sh (the script tested above), and the final
+// stage is distroless nonroot with a numeric non-root user and both ports.
+func TestDockerfile(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Continuation lines join their instruction.
+	text := strings.ReplaceAll(string(raw), "\\\n", " ")
+	var froms, runs, users, exposed []string
+	for line := range strings.Lines(text) {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		switch strings.ToUpper(fields[0]) {
+		case "FROM":
+			froms = append(froms, fields[1])
+		case "RUN":
+			runs = append(runs, line)
+		case "USER":
+			users = append(users, fields[1])
+		case "EXPOSE":
+			exposed = append(exposed, fields[1:]...)
+		}
+	}
+	if !slices.ContainsFunc(runs, func(r string) bool { return strings.Contains(r, "scripts/build.sh") }) {
+		t.Errorf("no RUN instruction calls scripts/build.sh: %q", runs)
+	}
+	if len(froms) == 0 || froms[len(froms)-1] != "gcr.io/distroless/static-debian12:nonroot" {
+		t.Errorf("final stage: got FROM %v, want gcr.io/distroless/static-debian12:nonroot last", froms)
+	}
+	if len(users) == 0 || !regexp.MustCompile(`^[1-9][0-9]*(:[1-9][0-9]*)?$`).MatchString(users[len(users)-1]) {
+		t.Errorf("USER: got %v, want a numeric non-root uid", users)
+	}
+	for _, port := range []string{"8080", "9090"} {
+		if !slices.Contains(exposed, port) {
+			t.Errorf("EXPOSE: got %v, want %s among them", exposed, port)
+		}
+	}
 }
 
 // assertStatic fails if the ELF file asks for a dynamic loader or shared
