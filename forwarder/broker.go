@@ -26,9 +26,6 @@ var (
 	ErrMissingResources = errors.New("stream or KV bucket missing")
 )
 
-// errNotChecked is the readiness reason before the first check.
-var errNotChecked = errors.New("not checked yet")
-
 const (
 	checkIntervalReady    = 5 * time.Second
 	checkIntervalNotReady = time.Second
@@ -47,6 +44,9 @@ type Broker struct {
 	kv    atomic.Pointer[jetstream.KeyValue]
 	state atomic.Pointer[readiness]
 	wake  chan struct{}
+
+	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
+	connLog     *connErrorLog
 }
 
 type readiness struct {
@@ -59,7 +59,7 @@ type readiness struct {
 // reports readiness once it succeeds.
 func ConnectBroker(url string, cfg Config, log *zap.Logger, m *Metrics, extra ...nats.Option) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1)}
-	b.setNotReady(errNotChecked)
+	b.setNotReady(errors.New("not checked yet"))
 	opts, err := natsOptions(cfg.NATS, b, log)
 	if err != nil {
 		return nil, err
@@ -133,11 +133,7 @@ func (b *Broker) Run(ctx context.Context) {
 
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		// The connection handlers' reason (rejected credentials, say) tells
-		// more than this one; overwriting it would also log every second.
-		if err := b.Ready(); err == nil || errors.Is(err, errNotChecked) {
-			b.setNotReady(fmt.Errorf("not connected to %s", redactURLs(b.nc.Opts.Servers)))
-		}
+		b.setNotReady(b.connectionDown(b.nc))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)

@@ -31,7 +31,7 @@ func connectionName(cfg NATSConfig) string {
 // a restart), no reconnect buffer (a publish while disconnected fails at once
 // and is answered 503 instead of waiting), and credentials from cfg.
 func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
-	connLog := newConnErrorLog(log, connErrorLogEvery)
+	b.connLog = newConnErrorLog(log, connErrorLogEvery)
 	opts := []nats.Option{
 		nats.Name(connectionName(cfg)),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -42,11 +42,13 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		nats.ReconnectBufSize(-1),
 		nats.IgnoreAuthErrorAbort(),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			b.lastConnErr.Store(nil)
 			log.Info("nats connected", zap.String("url", redactURL(nc.ConnectedUrl())))
 			b.metrics.setConnected(true)
 			b.Wake()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.lastConnErr.Store(nil)
 			log.Info("nats reconnected", zap.String("url", redactURL(nc.ConnectedUrl())))
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
@@ -59,12 +61,14 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			}
 			b.setNotReady(fmt.Errorf("disconnected: %w", err))
 		}),
-		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			connLog.report(err)
-			b.setNotReady(fmt.Errorf("connect: %s: %w", connectCause(err), err))
+		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
+			b.lastConnErr.Store(&err)
+			b.setNotReady(b.connectionDown(nc))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			connLog.report(err)
+			// Shares the log with connectionDown: a rejected reconnection
+			// reaches both, and is logged once.
+			b.connLog.report("nats error", asyncCause(err), err)
 		}),
 	}
 	auth, err := authOptions(cfg)
@@ -72,6 +76,28 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		return nil, err
 	}
 	return append(opts, auth...), nil
+}
+
+// connectionDown is the readiness reason while disconnected, the same from
+// the connection handlers and from the periodic check so that the reason
+// does not flap: the client's last error (set by a rejected handshake, which
+// no handler reports while the first connection is still being attempted),
+// else the last failed attempt's, else the servers tried. A named cause is
+// logged too, at most once per cause every connErrorLogEvery.
+// It takes nc because the handlers may run before ConnectBroker has set b.nc.
+func (b *Broker) connectionDown(nc *nats.Conn) error {
+	err := nc.LastError()
+	if err == nil {
+		if last := b.lastConnErr.Load(); last != nil {
+			err = *last
+		}
+	}
+	if err == nil {
+		return fmt.Errorf("not connected to %s", redactURLs(nc.Opts.Servers))
+	}
+	cause := connectCause(err)
+	b.connLog.report("nats connection failed; retrying", cause, err)
+	return fmt.Errorf("connect: %s: %w", cause, err)
 }
 
 // connErrorLogEvery bounds the repetition of one connection error in the log:
@@ -108,35 +134,53 @@ func connectCause(err error) string {
 	}
 }
 
-// connErrorLog writes one warning per cause: again when the cause changes,
-// otherwise at most once per every, so that a retry loop does not flood the
-// log yet a new problem shows at once.
+// asyncCause names the cause of an asynchronous error: as connectCause
+// when it is about credentials, permissions or TLS, otherwise the error
+// speaks for itself.
+func asyncCause(err error) string {
+	if cause := connectCause(err); cause != causeNetwork {
+		return cause
+	}
+	return err.Error()
+}
+
+// connErrorLog writes one warning per cause at most once per every: a
+// retry loop does not flood the log, yet a new cause shows at once.
 type connErrorLog struct {
 	log   *zap.Logger
 	every time.Duration
 
-	mu        sync.Mutex
-	lastCause string
-	lastAt    time.Time
+	mu     sync.Mutex
+	logged map[string]time.Time // by cause
 }
+
+// maxLoggedCauses bounds connErrorLog's memory; asynchronous errors are
+// keyed by their text.
+const maxLoggedCauses = 64
 
 func newConnErrorLog(log *zap.Logger, every time.Duration) *connErrorLog {
-	return &connErrorLog{log: log, every: every}
+	return &connErrorLog{log: log, every: every, logged: map[string]time.Time{}}
 }
 
-func (l *connErrorLog) report(err error) {
-	cause := connectCause(err)
-	l.mu.Lock()
-	now := time.Now()
-	due := cause != l.lastCause || now.Sub(l.lastAt) >= l.every
-	if due {
-		l.lastCause, l.lastAt = cause, now
-	}
-	l.mu.Unlock()
-	if due {
-		l.log.Warn("nats connection failed; retrying", zap.String("cause", cause), zap.Error(err),
+func (l *connErrorLog) report(msg, cause string, err error) {
+	if l.due(cause) {
+		l.log.Warn(msg, zap.String("cause", cause), zap.Error(err),
 			zap.String("repeats_logged_every", l.every.String()))
 	}
+}
+
+func (l *connErrorLog) due(cause string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if last, ok := l.logged[cause]; ok && now.Sub(last) < l.every {
+		return false
+	}
+	if len(l.logged) >= maxLoggedCauses {
+		clear(l.logged)
+	}
+	l.logged[cause] = now
+	return true
 }
 
 // authOptions turns the credential keys into connection options.

@@ -574,3 +574,29 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestConnErrorLogOncePerCause logs each cause once per period, however
+// the causes interleave.
+func TestConnErrorLogOncePerCause(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	l := newConnErrorLog(zap.New(core), time.Hour)
+	reports := []struct{ msg, cause string }{
+		{"nats connection failed; retrying", causeCredentials},
+		{"nats error", causeCredentials},
+		{"nats connection failed; retrying", causeNetwork},
+		{"nats connection failed; retrying", causeCredentials},
+		{"nats connection failed; retrying", causeNetwork},
+		{"nats error", "nats: slow consumer, messages dropped"},
+	}
+	for _, r := range reports {
+		l.report(r.msg, r.cause, errors.New("detail"))
+	}
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.ContextMap()["cause"].(string))
+	}
+	want := []string{causeCredentials, causeNetwork, "nats: slow consumer, messages dropped"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("logged causes: got %q, want %q", got, want)
+	}
+}
