@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -108,6 +109,7 @@ const connErrorLogEvery = 30 * time.Second
 const (
 	causeCredentials = "credentials rejected by the nats-server (check nats.creds_file, nats.nkey_file, nats.token, nats.user/nats.password)"
 	causePermissions = "permission denied by the nats-server (check the user's publish/subscribe permissions)"
+	causeCredsFile   = "credentials file unreadable or invalid (check nats.creds_file, nats.nkey_file)"
 	causeTLS         = "TLS handshake failed (check nats.tls.ca_file, nats.tls.cert_file, nats.tls.key_file)"
 	causeNetwork     = "nats-server unreachable"
 )
@@ -124,6 +126,8 @@ func connectCause(err error) string {
 		return causeCredentials
 	case errors.Is(err, nats.ErrPermissionViolation):
 		return causePermissions
+	case isCredsFileError(err):
+		return causeCredsFile
 	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &unknownAuthority),
 		errors.As(err, &hostname), errors.Is(err, nats.ErrSecureConnRequired),
 		errors.Is(err, nats.ErrSecureConnWanted), strings.Contains(err.Error(), "tls:"),
@@ -132,6 +136,16 @@ func connectCause(err error) string {
 	default:
 		return causeNetwork
 	}
+}
+
+// isCredsFileError reports whether err comes from reading or parsing the
+// creds or nkey file, which nats.go does at every connection attempt. Its
+// errors are not typed beyond the file system's.
+func isCredsFileError(err error) bool {
+	var pathErr *fs.PathError
+	msg := err.Error()
+	return errors.As(err, &pathErr) || strings.Contains(msg, "nkeys:") ||
+		strings.Contains(msg, "signing nonce") || strings.Contains(msg, "user jwt")
 }
 
 // asyncCause names the cause of an asynchronous error: as connectCause

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -528,6 +529,8 @@ func TestConnectCause(t *testing.T) {
 		{"unknown authority", x509.UnknownAuthorityError{}, causeTLS},
 		{"tls required", nats.ErrSecureConnRequired, causeTLS},
 		{"remote tls alert", errors.New("remote error: tls: certificate required"), causeTLS},
+		{"creds file missing", fmt.Errorf("nats: %w", &fs.PathError{Op: "open", Path: "/x.creds", Err: fs.ErrNotExist}), causeCredsFile},
+		{"creds file without a seed", errors.New(`error signing nonce: unable to extract key pair from file "x.creds": nkeys: no nkey seed found`), causeCredsFile},
 		{"refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, causeNetwork},
 	}
 	for _, tt := range tests {
@@ -554,6 +557,53 @@ func TestTLSFailureIsReported(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUnusableCredsFileIsReported gives the broker a creds file holding
+// the manifests' placeholder: it stays up, not ready, with the file named as
+// the cause, and is read again on every attempt.
+func TestUnusableCredsFileIsReported(t *testing.T) {
+	placeholder := writeTestFile(t, t.TempDir(), "nats.creds", []byte(
+		"-----BEGIN NATS USER JWT-----\nREPLACE-WITH-THE-USER-JWT\n------END NATS USER JWT------\n"))
+	ns, _ := startSecuredNATS(t, nil)
+	cfg := DefaultConfig()
+	cfg.NATS.CredsFile = placeholder
+	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+	pollUntil(t, 20*time.Second, func() error {
+		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), causeCredsFile) {
+			return fmt.Errorf("Ready: got %v, want the creds file named", err)
+		}
+		return nil
+	})
+}
+
+// TestMissingCredentialFilesFailAtStart: a file that does not exist is a
+// configuration error, reported by ConnectBroker with its path.
+func TestMissingCredentialFilesFailAtStart(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "absent")
+	tests := []struct {
+		name string
+		set  func(*NATSConfig)
+	}{
+		{"creds_file", func(c *NATSConfig) { c.CredsFile = missing }},
+		{"nkey_file", func(c *NATSConfig) { c.NKeyFile = missing }},
+		{"tls.ca_file", func(c *NATSConfig) { c.TLS.CAFile = missing }},
+	}
+	ns, _ := startSecuredNATS(t, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.set(&cfg.NATS)
+			b, err := ConnectBroker(ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+			if err == nil {
+				b.Close(time.Second)
+				t.Fatal("ConnectBroker succeeded with a missing file")
+			}
+			if !strings.Contains(err.Error(), missing) {
+				t.Errorf("error %q does not name %s", err, missing)
+			}
+		})
+	}
 }
 
 // TestRedactURL hides user info in every form a NATS URL takes.
