@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +45,9 @@ type Broker struct {
 	state   atomic.Pointer[readiness]
 	wake    chan struct{}
 	ensured bool // stream and bucket created or updated; read and written by Run only
+
+	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
+	connLog     *connErrorLog
 }
 
 type readiness struct {
@@ -143,7 +145,7 @@ func (b *Broker) Run(ctx context.Context) {
 
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		b.setNotReady(fmt.Errorf("not connected to %s", redactURLs(strings.Join(b.nc.Opts.Servers, ","))))
+		b.setNotReady(b.connectionDown(b.nc))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)

@@ -73,6 +73,7 @@ func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *
 // delivery is what one request learns on its way; it becomes the log line,
 // the metrics and the answer.
 type delivery struct {
+	requestID  string
 	deliveryID string
 	event      Event
 	subject    string
@@ -87,7 +88,9 @@ type delivery struct {
 func (h *Handler) Handle(c echo.Context) error {
 	start := time.Now()
 	req := c.Request()
-	d := &delivery{deliveryID: req.Header.Get(DeliveryIDHeader)}
+	// The RequestID middleware has set the response header: the incoming
+	// X-Request-Id, or a generated one.
+	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(DeliveryIDHeader)}
 	err := h.process(c, d)
 	h.record(c, d, err, time.Since(start))
 	if err != nil {
@@ -171,7 +174,8 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	if err := h.broker.Mark(ctx, kvKey, d.ack); err != nil {
 		h.metrics.markFailed()
 		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
-			zap.String("delivery_id", d.deliveryID), zap.String("event_id", d.event.ID), zap.Error(err))
+			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID),
+			zap.String("event_id", d.event.ID), zap.Error(err))
 	}
 }
 
