@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -93,7 +94,12 @@ func (b *Broker) setNotReady(cause error) {
 	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
 	if prev != nil && (prev.err == nil || prev.err.Error() != err.Error()) {
-		b.log.Warn("nats not ready", zap.Error(cause))
+		// Missing resources need an operator, not patience: say so louder.
+		level := zap.WarnLevel
+		if errors.Is(cause, ErrMissingResources) {
+			level = zap.ErrorLevel
+		}
+		b.log.Log(level, "nats not ready", zap.Error(cause))
 	}
 	b.metrics.setReady(false)
 }
@@ -130,7 +136,12 @@ func (b *Broker) Run(ctx context.Context) {
 
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		b.setNotReady(fmt.Errorf("not connected to %s", b.nc.Opts.Servers))
+		// The connection callbacks have recorded the precise reason (the
+		// disconnect, the failed attempt); replacing it here would flip the
+		// reason, and log it, twice a second for as long as NATS is away.
+		if b.Ready() == nil {
+			b.setNotReady(fmt.Errorf("not connected to %s", b.nc.Opts.Servers))
+		}
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
@@ -157,19 +168,27 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 	return nil
 }
 
+// checkResources looks the stream and the bucket up without creating them,
+// and names every one that is missing, so that an operator sees at once all
+// that must be created.
 func (b *Broker) checkResources(ctx context.Context) error {
-	if _, err := b.js.Stream(ctx, b.cfg.Stream.Name); err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("%w: stream %q does not exist (stream.manage is false)", ErrMissingResources, b.cfg.Stream.Name)
-		}
+	var missing []string
+	_, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		missing = append(missing, fmt.Sprintf("stream %q", b.cfg.Stream.Name))
+	case err != nil:
 		return fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
 	kv, err := b.js.KeyValue(ctx, b.cfg.Dedup.Bucket)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			return fmt.Errorf("%w: KV bucket %q does not exist (stream.manage is false)", ErrMissingResources, b.cfg.Dedup.Bucket)
-		}
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		missing = append(missing, fmt.Sprintf("KV bucket %q", b.cfg.Dedup.Bucket))
+	case err != nil:
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s missing (stream.manage is false: create them)", ErrMissingResources, strings.Join(missing, " and "))
 	}
 	b.kv.Store(&kv)
 	return nil
