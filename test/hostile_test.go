@@ -1,11 +1,16 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,4 +119,78 @@ func TestHostileInput(t *testing.T) {
 	}
 	requireHealthy(t, p)
 	requirePublished(t, p, js, newEvents("after_hostile", 1)[0])
+}
+
+// waitClosedWithout2xx reads r's connection until the server closes it and
+// fails if that takes longer than the bound or if a 2xx came back.
+func waitClosedWithout2xx(t *testing.T, r *rawRequest) {
+	t.Helper()
+	_ = r.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	data, err := io.ReadAll(r.br)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection still open after 20s (%v), want it closed by the server's timeouts", err)
+	}
+	if bytes.HasPrefix(data, []byte("HTTP/1.1 2")) {
+		t.Fatalf("got %q, want no 2xx", data)
+	}
+}
+
+// TestSlowClientsAreCutOff stalls in the headers, stalls in the body, and
+// idles on a kept-alive connection: the server's read-header, read and idle
+// timeouts close each connection without a 2xx for the unfinished request,
+// nothing is published, and the process keeps serving.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	ns := startNATS(t, "", 0)
+	env := forwarderEnv(ns.ClientURL())
+	env["FORWARDER_HTTP_READ_HEADER_TIMEOUT"] = "1s"
+	env["FORWARDER_HTTP_READ_TIMEOUT"] = "2s"
+	env["FORWARDER_HTTP_IDLE_TIMEOUT"] = "1s"
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	_, js := connect(t, ns.ClientURL())
+	ev := newEvents("slow", 1)[0]
+
+	tests := []struct {
+		name string
+		open func(t *testing.T) *rawRequest
+	}{
+		{"headers never finish", func(t *testing.T) *rawRequest {
+			conn, err := net.Dial("tcp", hostOf(t, p.WebhookURL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+			r := &rawRequest{conn: conn, br: bufio.NewReader(conn)}
+			if err := r.writeRaw([]byte("POST /webhooks/zautic HTTP/1.1\r\nHost: forwarder\r\nContent-Type: appl")); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}},
+		{"body never finishes", func(t *testing.T) *rawRequest {
+			return sendHalf(t, p.WebhookURL, ev).rawRequest
+		}},
+		{"idle after a request", func(t *testing.T) *rawRequest {
+			other := newEvents("idle", 1)[0]
+			r := openRaw(t, newRequest(t, p.WebhookURL, webhook{body: other.Body, deliveryID: other.DeliveryID}), int64(len(other.Body)))
+			if err := r.write(other.Body); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.response(20 * time.Second); err != nil || got.Status != http.StatusOK {
+				t.Fatalf("request before idling: got %d %v (err %v), want 200", got.Status, got.Body, err)
+			}
+			return r
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			waitClosedWithout2xx(t, tt.open(t))
+		})
+	}
+
+	if n := countByEventID(streamMessages(t, js, "ZAUTIC"))[ev.ID]; n != 0 {
+		t.Fatalf("event of the stalled body: got %d messages, want 0", n)
+	}
+	requireHealthy(t, p)
+	waitInFlight(t, p, 0)
+	requirePublished(t, p, js, newEvents("after_slow", 1)[0])
 }

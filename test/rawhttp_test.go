@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,16 @@ func (h *halfSent) finish() (response, error) {
 		return response{}, fmt.Errorf("write the rest of the body: %w", err)
 	}
 	return h.response(30 * time.Second)
+}
+
+// hostOf is the host:port of rawURL.
+func hostOf(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
 }
 
 // metricValue reads one unlabelled sample from the admin listener's

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
 	"syscall"
 	"testing"
 	"time"
@@ -48,12 +47,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 // waitRefusing polls until the webhook port refuses new connections.
 func waitRefusing(t testing.TB, webhookURL string) {
 	t.Helper()
-	u, err := url.Parse(webhookURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host := hostOf(t, webhookURL)
 	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+		conn, err := net.DialTimeout("tcp", host, time.Second)
 		if err != nil {
 			return nil
 		}
