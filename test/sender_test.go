@@ -56,7 +56,9 @@ const (
 // Set the exported fields before Send; the counters may be read while Send
 // runs, to time a fault to the progress of the load.
 type sender struct {
-	// URLs are the webhook URLs; each attempt picks one at random.
+	// URLs are the webhook URLs. The copies of an event go first to
+	// different URLs (as far as there are enough), every retry to one picked
+	// at random.
 	URLs []string
 	// Concurrency is the number of events in progress at once.
 	Concurrency int
@@ -148,26 +150,29 @@ func (s *sender) Send(ctx context.Context, events []zauticEvent) *sendReport {
 	return r
 }
 
-// sendCopies starts the copies of one event's delivery together and waits
-// for all of them.
+// sendCopies starts the copies of one event's delivery together, each to
+// its own URL, and waits for all of them.
 func (s *sender) sendCopies(ctx context.Context, client *http.Client, ev zauticEvent, r *sendReport, mu *sync.Mutex) {
 	start := make(chan struct{})
+	offset := rand.IntN(len(s.URLs))
 	var copies sync.WaitGroup
-	for range s.Copies {
+	for i := range s.Copies {
+		first := s.URLs[(offset+i)%len(s.URLs)]
 		copies.Go(func() {
 			<-start
-			s.deliver(ctx, client, ev, r, mu)
+			s.deliver(ctx, client, ev, first, r, mu)
 		})
 	}
 	close(start)
 	copies.Wait()
 }
 
-// deliver retries one delivery until it is answered 2xx or given up.
-func (s *sender) deliver(ctx context.Context, client *http.Client, ev zauticEvent, r *sendReport, mu *sync.Mutex) {
+// deliver sends one delivery to url and retries it until it is answered 2xx
+// or given up.
+func (s *sender) deliver(ctx context.Context, client *http.Client, ev zauticEvent, url string, r *sendReport, mu *sync.Mutex) {
 	backoff := senderMinBackoff
 	for attempt := 1; attempt <= s.MaxAttempts; attempt++ {
-		a := s.attempt(ctx, client, ev)
+		a := s.attempt(ctx, client, url, ev)
 		mu.Lock()
 		r.record(ev, a)
 		mu.Unlock()
@@ -186,6 +191,7 @@ func (s *sender) deliver(ctx context.Context, client *http.Client, ev zauticEven
 			return
 		}
 		backoff = min(2*backoff, senderMaxBackoff)
+		url = s.URLs[rand.IntN(len(s.URLs))]
 	}
 	r.fail(mu, ev, fmt.Sprintf("no 2xx in %d attempts", s.MaxAttempts))
 }
@@ -227,11 +233,10 @@ func (r *sendReport) fail(mu *sync.Mutex, ev zauticEvent, why string) {
 	r.Failed = append(r.Failed, ev.ID+": "+why)
 }
 
-// attempt sends one signed request for ev to a random URL.
-func (s *sender) attempt(ctx context.Context, client *http.Client, ev zauticEvent) attemptResult {
+// attempt sends one signed request for ev to url.
+func (s *sender) attempt(ctx context.Context, client *http.Client, url string, ev zauticEvent) attemptResult {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	url := s.URLs[rand.IntN(len(s.URLs))]
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(ev.Body))
 	if err != nil {
 		return attemptResult{err: err}

@@ -60,13 +60,46 @@ func waitRefusing(t testing.TB, webhookURL string) {
 
 // TestShutdownFinishesHalfSentRequest sends headers and half a body, then
 // SIGTERM, then the rest: new connections are refused, the request is
-// answered 200 and stored, and the process exits 0.
+// answered 200 and stored, and the process exits 0. With the embedded
+// nats-server, the event is read back from its store after the exit, which
+// shows that the server stopped last and cleanly.
 func TestShutdownFinishesHalfSentRequest(t *testing.T) {
-	ns := startNATS(t, "", 0)
-	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
-	p.WaitReady(t)
+	tests := []struct {
+		name     string
+		embedded bool
+	}{
+		{"external nats-server", false},
+		{"embedded nats-server", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storeDir := t.TempDir()
+			env := forwarderEnv("")
+			if tt.embedded {
+				env["FORWARDER_NATS_EMBEDDED_LISTEN"] = "127.0.0.1:0"
+				env["FORWARDER_NATS_EMBEDDED_STORE_DIR"] = storeDir
+			} else {
+				env["FORWARDER_NATS_URL"] = startNATS(t, storeDir, 0).ClientURL()
+			}
+			p := startForwarder(t, env)
+			p.WaitReady(t)
+			ev := newEvents("halfsent", 1)[0]
+			finishDuringShutdown(t, p, ev)
 
-	ev := newEvents("halfsent", 1)[0]
+			natsURL := env["FORWARDER_NATS_URL"]
+			if tt.embedded {
+				natsURL = startNATS(t, storeDir, 0).ClientURL()
+			}
+			_, js := connect(t, natsURL)
+			assertExactlyOnce(t, js, []zauticEvent{ev})
+		})
+	}
+}
+
+// finishDuringShutdown sends half of ev, SIGTERM, waits until new
+// connections are refused, sends the rest and expects 200 and exit 0.
+func finishDuringShutdown(t *testing.T, p *forwarderProcess, ev zauticEvent) {
+	t.Helper()
 	h := sendHalf(t, p.WebhookURL, ev)
 	waitInFlight(t, p, 1)
 	p.Signal(syscall.SIGTERM)
@@ -77,10 +110,8 @@ func TestShutdownFinishesHalfSentRequest(t *testing.T) {
 		t.Fatalf("request finished during shutdown: got %d %v (err %v), want 200 published", got.Status, got.Body, err)
 	}
 	if code := p.Wait(t, exitWithin); code != 0 {
-		t.Errorf("exit code after SIGTERM: got %d, want 0", code)
+		t.Fatalf("exit code after SIGTERM: got %d, want 0", code)
 	}
-	_, js := connect(t, ns.ClientURL())
-	assertExactlyOnce(t, js, []zauticEvent{ev})
 }
 
 // TestShutdownCutsOffAtTimeout leaves a half-sent request unfinished past
