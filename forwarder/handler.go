@@ -129,8 +129,13 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	if err := h.broker.Ready(); err != nil {
 		return err
 	}
+	// One deadline for the lookup and the publish together: a request that
+	// cannot get through to NATS is answered 503 within nats.publish_timeout,
+	// however that time is split between the two steps.
+	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
+	defer cancel()
 	kvKey := KVKey(d.key)
-	seen, err := h.seen(ctx, kvKey)
+	seen, err := h.broker.Seen(natsCtx, kvKey)
 	if err != nil {
 		return err
 	}
@@ -138,7 +143,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 		d.outcome = OutcomeDuplicate
 		return nil
 	}
-	if d.ack, err = h.publish(ctx, d, body); err != nil {
+	if d.ack, err = h.publish(natsCtx, d, body); err != nil {
 		return err
 	}
 	d.outcome = OutcomePublished
@@ -149,15 +154,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	return nil
 }
 
-func (h *Handler) seen(ctx context.Context, kvKey string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
-	defer cancel()
-	return h.broker.Seen(ctx, kvKey)
-}
-
 func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetstream.PubAck, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
-	defer cancel()
 	start := time.Now()
 	ack, err := h.broker.Publish(ctx, newMessage(d, body))
 	if err == nil && !ack.Duplicate {

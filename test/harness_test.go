@@ -430,3 +430,16 @@ func trimmed(s string) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// freeAddr returns a loopback address whose port was free a moment ago, for
+// a process that must come back on the same address after a restart.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}

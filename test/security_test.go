@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,24 +139,6 @@ func exerciseSecrets(t testing.TB, p *forwarderProcess, secrets ...string) []str
 	return sigs
 }
 
-// waitNotReady polls /readyz until it answers 503 with a JSON reason that
-// contains reason.
-func waitNotReady(t testing.TB, p *forwarderProcess, reason string) {
-	t.Helper()
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		status, body := getAdmin(t, p, "/readyz")
-		var decoded struct {
-			Error string `json:"error"`
-		}
-		if err := json.Unmarshal([]byte(body), &decoded); err != nil {
-			return fmt.Errorf("readyz %d body is not JSON: %q", status, body)
-		}
-		if status != http.StatusServiceUnavailable || !strings.Contains(decoded.Error, reason) {
-			return fmt.Errorf("readyz %d %q, want 503 naming %q", status, decoded.Error, reason)
-		}
-		return nil
-	})
-}
 
 // TestWrongCredentialsEndToEnd starts the binary with a token the server
 // refuses: the process stays up, /readyz answers 503 naming the credentials,

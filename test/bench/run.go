@@ -422,7 +422,6 @@ func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, cli
 	return res, nil
 }
 
-
 // machine describes where the run happened.
 func machine() string {
 	model := "unknown CPU"
