@@ -24,7 +24,7 @@ var (
 	ErrPublish = errors.New("publish failed")
 	// ErrMissingResources is returned when stream.manage is false and the
 	// stream or the KV bucket does not exist.
-	ErrMissingResources = errors.New("stream or KV bucket missing")
+	ErrMissingResources = errors.New("JetStream resources missing")
 )
 
 const (
@@ -209,7 +209,7 @@ func (b *Broker) checkResources(ctx context.Context) error {
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s missing", ErrMissingResources, strings.Join(missing, " and "))
+		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
 	}
 	b.kv.Store(&kv)
 	return nil

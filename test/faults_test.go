@@ -335,14 +335,20 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 	requirePublished(t, p, js, ev[1])
 }
 
-// TestUnmanagedResourcesMissing runs with stream.manage false against a
-// server without the stream and bucket: not ready, an error log naming
-// both, 503s; once an operator creates them, ready and forwarding.
+// TestUnmanagedResourcesMissing runs with stream.manage false, starting
+// before NATS (had NATS answered at start, a missing stream would stop the
+// start: TestUnmanagedMissingResourcesRefusesToStart). Once NATS is up
+// without the stream and bucket: not ready, an error log naming both, 503s;
+// once an operator creates them, ready and forwarding.
 func TestUnmanagedResourcesMissing(t *testing.T) {
-	ns := startNATS(t, "", 0)
-	env := forwarderEnv(ns.ClientURL())
+	addr := freeAddr(t)
+	env := forwarderEnv("nats://" + addr)
 	env["FORWARDER_STREAM_MANAGE"] = "false"
 	p := startForwarder(t, env)
+	waitNotReady(t, p, "nats not ready")
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+	ns := startNATS(t, "", port)
 
 	waitNotReady(t, p, `stream \"ZAUTIC\"`, `KV bucket \"zautic-dedup\"`)
 	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {

@@ -139,7 +139,6 @@ func exerciseSecrets(t testing.TB, p *forwarderProcess, secrets ...string) []str
 	return sigs
 }
 
-
 // TestWrongCredentialsEndToEnd starts the binary with a token the server
 // refuses: the process stays up, /readyz answers 503 naming the credentials,
 // the cause is logged once rather than once per retry, and restarting the
