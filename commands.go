@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 )
@@ -160,7 +161,7 @@ func buildCommit() string {
 func redactedMap(cfg forwarder.Config) map[string]any {
 	var m map[string]any
 	if raw, err := cfg.Redacted().YAML(); err == nil {
-		_ = yamlUnmarshal(raw, &m)
+		_ = yaml.Unmarshal(raw, &m)
 	}
 	return m
 }

@@ -196,6 +196,13 @@ func TestCheckConfig(t *testing.T) {
 			want: []string{"addr: 127.0.0.1:9999"},
 		},
 		{
+			name: "environment beats the file, flag beats the environment",
+			file: "webhook:\n  secret: file-secret-value\nhttp:\n  addr: 127.0.0.1:1111\nadmin:\n  addr: 127.0.0.1:2222\n",
+			env:  map[string]string{"FORWARDER_HTTP_ADDR": "127.0.0.1:7777", "FORWARDER_ADMIN_ADDR": "127.0.0.1:8888"},
+			args: []string{"--http-addr", "127.0.0.1:9999"},
+			want: []string{"addr: 127.0.0.1:9999", "addr: 127.0.0.1:8888"},
+		},
+		{
 			name:    "invalid value names the key",
 			file:    "webhook:\n  secret: file-secret-value\nlog:\n  level: loud\n",
 			wantErr: "log.level must be debug, info, warn or error",

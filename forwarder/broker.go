@@ -24,7 +24,7 @@ var (
 	ErrPublish = errors.New("publish failed")
 	// ErrMissingResources is returned when stream.manage is false and the
 	// stream or the KV bucket does not exist.
-	ErrMissingResources = errors.New("stream or KV bucket missing")
+	ErrMissingResources = errors.New("JetStream resources missing")
 )
 
 const (
@@ -46,6 +46,9 @@ type Broker struct {
 	state   atomic.Pointer[readiness]
 	wake    chan struct{}
 	ensured bool // stream and bucket created or updated; read and written by Run only
+
+	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
+	connLog     *connErrorLog
 }
 
 type readiness struct {
@@ -91,17 +94,22 @@ func (b *Broker) setReady() {
 	b.metrics.setReady(true)
 }
 
+// setNotReady records why the broker is not ready. It logs the step from
+// ready to not ready, and missing resources (at error level: they need an
+// operator). Connection causes are logged by connLog, once per cause per
+// period, since the client retries twice a second.
 func (b *Broker) setNotReady(cause error) {
 	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
-	if prev != nil && (prev.err == nil || prev.err.Error() != err.Error()) {
-		level := zap.WarnLevel
-		if errors.Is(cause, ErrMissingResources) {
-			level = zap.ErrorLevel // needs an operator
-		}
-		b.log.Log(level, "nats not ready", zap.Error(cause))
-	}
 	b.metrics.setReady(false)
+	switch {
+	case errors.Is(cause, ErrMissingResources):
+		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
+			b.log.Error("nats not ready", zap.Error(cause))
+		}
+	case prev != nil && prev.err == nil:
+		b.log.Warn("nats not ready", zap.Error(cause))
+	}
 }
 
 // CheckNow runs one readiness check and returns its result; Start uses it
@@ -143,7 +151,7 @@ func (b *Broker) Run(ctx context.Context) {
 
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		b.setNotReady(fmt.Errorf("not connected to %s", redactURLs(strings.Join(b.nc.Opts.Servers, ","))))
+		b.setNotReady(b.connectionDown(b.nc))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
@@ -181,19 +189,27 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 	return nil
 }
 
+// checkResources looks the stream and the bucket up without creating them,
+// and names every one that is missing, so that an operator sees at once all
+// that must be created.
 func (b *Broker) checkResources(ctx context.Context) error {
-	if _, err := b.js.Stream(ctx, b.cfg.Stream.Name); err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("%w: stream %q does not exist", ErrMissingResources, b.cfg.Stream.Name)
-		}
+	var missing []string
+	_, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		missing = append(missing, fmt.Sprintf("stream %q", b.cfg.Stream.Name))
+	case err != nil:
 		return fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
 	kv, err := b.js.KeyValue(ctx, b.cfg.Dedup.Bucket)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			return fmt.Errorf("%w: KV bucket %q does not exist", ErrMissingResources, b.cfg.Dedup.Bucket)
-		}
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		missing = append(missing, fmt.Sprintf("KV bucket %q", b.cfg.Dedup.Bucket))
+	case err != nil:
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
 	}
 	b.kv.Store(&kv)
 	return nil

@@ -1,9 +1,13 @@
 package forwarder
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +32,7 @@ func connectionName(cfg NATSConfig) string {
 // a restart), no reconnect buffer (a publish while disconnected fails at once
 // and is answered 503 instead of waiting), and credentials from cfg.
 func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
-	logConnErr := rateLimited(30 * time.Second)
+	b.connLog = newConnErrorLog(log, connErrorLogEvery)
 	opts := []nats.Option{
 		nats.Name(connectionName(cfg)),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -39,11 +43,13 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		nats.ReconnectBufSize(-1),
 		nats.IgnoreAuthErrorAbort(),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			b.lastConnErr.Store(nil)
 			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
 			b.metrics.setConnected(true)
 			b.Wake()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.lastConnErr.Store(nil)
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
@@ -56,16 +62,14 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			}
 			b.setNotReady(fmt.Errorf("disconnected: %w", err))
 		}),
-		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			if logConnErr() {
-				log.Warn("nats connection attempt failed; retrying", zap.Error(err))
-			}
-			b.setNotReady(fmt.Errorf("connect: %v", err))
+		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
+			b.lastConnErr.Store(&err)
+			b.setNotReady(b.connectionDown(nc))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if logConnErr() {
-				log.Warn("nats error", zap.Error(err))
-			}
+			// Shares the log with connectionDown: a rejected reconnection
+			// reaches both, and is logged once.
+			b.connLog.report("nats error", asyncCause(err), err)
 		}),
 	}
 	auth, err := authOptions(cfg)
@@ -73,6 +77,124 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		return nil, err
 	}
 	return append(opts, auth...), nil
+}
+
+// connectionDown is the readiness reason while disconnected, the same from
+// the connection handlers and from the periodic check so that the reason
+// does not flap: the client's last error (set by a rejected handshake, which
+// no handler reports while the first connection is still being attempted),
+// else the last failed attempt's, else the servers tried. A named cause is
+// logged too, at most once per cause every connErrorLogEvery.
+// It takes nc because the handlers may run before ConnectBroker has set b.nc.
+func (b *Broker) connectionDown(nc *nats.Conn) error {
+	err := nc.LastError()
+	if err == nil {
+		if last := b.lastConnErr.Load(); last != nil {
+			err = *last
+		}
+	}
+	if err == nil {
+		return fmt.Errorf("not connected to %s", redactURLs(strings.Join(nc.Opts.Servers, ",")))
+	}
+	cause := connectCause(err)
+	b.connLog.report("nats connection failed; retrying", cause, err)
+	return fmt.Errorf("connect: %s: %w", cause, err)
+}
+
+// connErrorLogEvery bounds the repetition of one connection error in the log:
+// the client retries twice a second, forever.
+const connErrorLogEvery = 30 * time.Second
+
+// Causes of a failed connection attempt, as logged and reported by /readyz.
+const (
+	causeCredentials = "credentials rejected by the nats-server (check nats.creds_file, nats.nkey_file, nats.token, nats.user/nats.password)"
+	causePermissions = "permission denied by the nats-server (check the user's publish/subscribe permissions)"
+	causeCredsFile   = "credentials file unreadable or invalid (check nats.creds_file, nats.nkey_file)"
+	causeTLS         = "TLS handshake failed (check nats.tls.ca_file, nats.tls.cert_file, nats.tls.key_file)"
+	causeNetwork     = "nats-server unreachable"
+)
+
+// connectCause names, for an operator, why a connection attempt failed.
+func connectCause(err error) string {
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		return causeCredentials
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return causePermissions
+	case isCredsFileError(err):
+		return causeCredsFile
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &unknownAuthority),
+		errors.As(err, &hostname), errors.Is(err, nats.ErrSecureConnRequired),
+		errors.Is(err, nats.ErrSecureConnWanted), strings.Contains(err.Error(), "tls:"),
+		strings.Contains(err.Error(), "x509:"):
+		return causeTLS
+	default:
+		return causeNetwork
+	}
+}
+
+// isCredsFileError reports whether err comes from reading or parsing the
+// creds or nkey file, which nats.go does at every connection attempt. Its
+// errors are not typed beyond the file system's.
+func isCredsFileError(err error) bool {
+	var pathErr *fs.PathError
+	msg := err.Error()
+	return errors.As(err, &pathErr) || strings.Contains(msg, "nkeys:") ||
+		strings.Contains(msg, "signing nonce") || strings.Contains(msg, "user jwt")
+}
+
+// asyncCause names the cause of an asynchronous error: as connectCause
+// when it is about credentials, permissions or TLS, otherwise the error
+// speaks for itself.
+func asyncCause(err error) string {
+	if cause := connectCause(err); cause != causeNetwork {
+		return cause
+	}
+	return err.Error()
+}
+
+// connErrorLog writes one warning per cause at most once per every: a
+// retry loop does not flood the log, yet a new cause shows at once.
+type connErrorLog struct {
+	log   *zap.Logger
+	every time.Duration
+
+	mu     sync.Mutex
+	logged map[string]time.Time // by cause
+}
+
+// maxLoggedCauses bounds connErrorLog's memory; asynchronous errors are
+// keyed by their text.
+const maxLoggedCauses = 64
+
+func newConnErrorLog(log *zap.Logger, every time.Duration) *connErrorLog {
+	return &connErrorLog{log: log, every: every, logged: map[string]time.Time{}}
+}
+
+func (l *connErrorLog) report(msg, cause string, err error) {
+	if l.due(cause) {
+		l.log.Warn(msg, zap.String("cause", cause), zap.Error(err),
+			zap.String("repeats_logged_every", l.every.String()))
+	}
+}
+
+func (l *connErrorLog) due(cause string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if last, ok := l.logged[cause]; ok && now.Sub(last) < l.every {
+		return false
+	}
+	if len(l.logged) >= maxLoggedCauses {
+		clear(l.logged)
+	}
+	l.logged[cause] = now
+	return true
 }
 
 // authOptions turns the credential keys into connection options.
@@ -101,19 +223,4 @@ func authOptions(cfg NATSConfig) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(cfg.TLS.CertFile, cfg.TLS.KeyFile))
 	}
 	return opts, nil
-}
-
-// rateLimited returns a function that reports true at most once per every.
-func rateLimited(every time.Duration) func() bool {
-	var mu sync.Mutex
-	var last time.Time
-	return func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if now := time.Now(); now.Sub(last) >= every {
-			last = now
-			return true
-		}
-		return false
-	}
 }

@@ -78,6 +78,7 @@ func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *
 // delivery is what one request learns on its way; it becomes the log line,
 // the metrics and the answer.
 type delivery struct {
+	requestID  string
 	deliveryID string
 	event      Event
 	subject    string
@@ -100,7 +101,9 @@ const maxPooledBody = 64 << 10
 func (h *Handler) Handle(c echo.Context) error {
 	start := time.Now()
 	req := c.Request()
-	d := &delivery{deliveryID: req.Header.Get(DeliveryIDHeader)}
+	// The RequestID middleware has set the response header: the incoming
+	// X-Request-Id, or a generated one.
+	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(DeliveryIDHeader)}
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledBody {
@@ -146,8 +149,13 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	if err := h.broker.Ready(); err != nil {
 		return err
 	}
+	// One deadline for the lookup and the publish together: a request that
+	// cannot get through to NATS is answered 503 within nats.publish_timeout,
+	// however that time is split between the two steps.
+	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
+	defer cancel()
 	kvKey := KVKey(d.key)
-	seen, err := h.seen(ctx, kvKey)
+	seen, err := h.broker.Seen(natsCtx, kvKey)
 	if err != nil {
 		return err
 	}
@@ -155,7 +163,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 		d.outcome = OutcomeDuplicate
 		return nil
 	}
-	if d.ack, err = h.publish(ctx, d, body); err != nil {
+	if d.ack, err = h.publish(natsCtx, d, body); err != nil {
 		return err
 	}
 	d.outcome = OutcomePublished
@@ -166,15 +174,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	return nil
 }
 
-func (h *Handler) seen(ctx context.Context, kvKey string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
-	defer cancel()
-	return h.broker.Seen(ctx, kvKey)
-}
-
 func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetstream.PubAck, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
-	defer cancel()
 	start := time.Now()
 	ack, err := h.broker.Publish(ctx, newMessage(d, body))
 	if err == nil && !ack.Duplicate {
@@ -191,7 +191,8 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	if err := h.broker.Mark(ctx, kvKey, d.ack); err != nil {
 		h.metrics.markFailed()
 		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
-			zap.String("delivery_id", d.deliveryID), zap.String("event_id", d.event.ID), zap.Error(err))
+			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID),
+			zap.String("event_id", d.event.ID), zap.Error(err))
 	}
 }
 

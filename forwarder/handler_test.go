@@ -769,6 +769,6 @@ func TestHandlerBucketMissing(t *testing.T) {
 		}
 		return nil
 	})
-	h.send(eventBody("evt_2", "template.updated"), "dlv_2").assertError(t, http.StatusServiceUnavailable, "nats not ready", "KV bucket", cfg.Dedup.Bucket, "does not exist")
+	h.send(eventBody("evt_2", "template.updated"), "dlv_2").assertError(t, http.StatusServiceUnavailable, "nats not ready", "KV bucket", cfg.Dedup.Bucket, "missing")
 	h.assertCount(1)
 }

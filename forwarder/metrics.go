@@ -1,6 +1,8 @@
 package forwarder
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -95,10 +97,40 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, t := range DocumentedTypes {
 		m.documentedTypes[t] = true
 	}
+	m.initSeries()
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// RejectReasons are the values of the reason label of rejected requests.
+func RejectReasons() []string {
+	reasons := []string{"headers_too_large"}
+	for _, e := range errorStatus {
+		if e.reason != "" {
+			reasons = append(reasons, e.reason)
+		}
+	}
+	return reasons
+}
+
+// initSeries creates every series at zero, so that dashboards and alerts
+// see a flat line instead of no data until the first event of each kind.
+func (m *Metrics) initSeries() {
+	for _, outcome := range []string{OutcomePublished, OutcomeDuplicate, OutcomeIgnored, OutcomeUnavailable, OutcomeOverloaded} {
+		m.requests.WithLabelValues(outcome, "")
+	}
+	for _, reason := range RejectReasons() {
+		m.requests.WithLabelValues(OutcomeRejected, reason)
+	}
+	for _, t := range append(slices.Clone(DocumentedTypes), "other") {
+		m.published.WithLabelValues(t)
+	}
+	m.dedupErrors.WithLabelValues("get")
+	m.dedupErrors.WithLabelValues("put")
+	m.secretReloads.WithLabelValues("ok")
+	m.secretReloads.WithLabelValues("error")
 }
 
 func (m *Metrics) request(outcome, reason string, seconds float64) {

@@ -129,7 +129,7 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	defer cancel()
 
 	b.check(ctx)
-	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `stream "ZAUTIC" does not exist`) {
+	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC"`) {
 		t.Fatalf("ready with nothing created: got %v, want the missing stream named", err)
 	}
 	operator := streamConfig(cfg)
@@ -138,7 +138,7 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.check(ctx)
-	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `KV bucket "zautic-dedup" does not exist`) {
+	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: KV bucket "zautic-dedup"`) {
 		t.Fatalf("ready without bucket: got %v, want the missing bucket named", err)
 	}
 	if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg)); err != nil {

@@ -223,7 +223,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 		b.Close(5 * time.Second)
 	})
 	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() error {
-		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "not connected") {
+		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "nats-server unreachable") {
 			return errors.New("broker has not reported the missing connection yet")
 		}
 		return nil
@@ -246,7 +246,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, signedRequest(eventBody("evt_1", "message.sent"), "dlv_1", handlerSecret))
 	w := decodeAnswer(t, rec.Result())
-	w.assertError(t, http.StatusServiceUnavailable, "nats not ready", "not connected")
+	w.assertError(t, http.StatusServiceUnavailable, "nats not ready", "nats-server unreachable")
 	if got := w.header.Get("Retry-After"); got != forwarder.RetryAfterUnavailable {
 		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterUnavailable)
 	}

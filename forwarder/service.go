@@ -20,7 +20,7 @@ import (
 const adminShutdownTimeout = 2 * time.Second
 
 // Service is a running forwarder: the optional embedded nats-server, the
-// broker, the webhook listener and the admin listener.
+// broker, the secret watcher, the webhook listener and the admin listener.
 type Service struct {
 	cfg     Config
 	log     *zap.Logger
@@ -31,6 +31,7 @@ type Service struct {
 	web, admin     *http.Server
 	webLn, adminLn net.Listener
 	stopBroker     context.CancelFunc
+	stopHangup     func()
 	serveErr       chan error
 	wg             sync.WaitGroup
 }
@@ -66,6 +67,10 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBroker = cancel
 	s.wg.Go(func() { s.Broker.Run(ctx) })
+	hangup, stopHangup := NotifyHangup()
+	s.stopHangup = stopHangup
+	watcher := NewSecretWatcher(s.Secrets, log, metrics)
+	s.wg.Go(func() { watcher.Run(ctx, hangup) })
 
 	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
 	s.web = NewHTTPServer(cfg.HTTP, NewWebhookServer(cfg.HTTP, handler, metrics), log)
@@ -164,6 +169,9 @@ func (s *Service) shutdownHTTP() {
 // close releases NATS and the embedded server; safe on a partly started
 // service.
 func (s *Service) close() {
+	if s.stopHangup != nil {
+		s.stopHangup()
+	}
 	if s.stopBroker != nil {
 		s.stopBroker()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
 // natsCluster is a JetStream cluster of in-process nats-servers on loopback,
@@ -196,4 +199,96 @@ func TestClusterReplicasStartTogether(t *testing.T) {
 			t.Errorf("forwarder %d: got %d %v, want 200", i, got.Status, got.Body)
 		}
 	}
+}
+
+// TestClusterNodeLossUnderLoad runs two forwarder replicas in front of an R3
+// cluster while a retrying sender spreads 3,000 deliveries across them at
+// random, 30 % of them sent to both replicas at once. Meanwhile one node is
+// shut down and later restarted: once a follower, once the stream's leader.
+// Afterwards every event is in the stream exactly once.
+func TestClusterNodeLossUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("heaviest scenario: a 3-node cluster losing a node under load (CI runs it)")
+	}
+	tests := []struct {
+		name   string
+		leader bool
+	}{
+		{"follower lost", false},
+		{"stream leader lost", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startCluster(t, 3)
+			replicas := []*forwarderProcess{startForwarder(t, clusterEnv(c)), startForwarder(t, clusterEnv(c))}
+			for _, p := range replicas {
+				p.WaitReady(t)
+			}
+			_, js := connect(t, c.URLs())
+			victim := c.leaderOf(js, "ZAUTIC")
+			if victim < 0 {
+				t.Fatal("stream ZAUTIC has no leader")
+			}
+			if !tt.leader {
+				victim = (victim + 1) % 3
+			}
+			events := newEvents("cluster", 3000)
+			single, both := newSender(replicas[0].WebhookURL, replicas[1].WebhookURL), newSender(replicas[0].WebhookURL, replicas[1].WebhookURL)
+			both.Copies = 2
+			ctx, cancel := context.WithTimeout(context.Background(), clusterLoadDeadline)
+			defer cancel()
+			waitSingle := startLoad(ctx, single, events[:2100])
+			waitBoth := startLoad(ctx, both, events[2100:])
+
+			waitCount(t, "acknowledged deliveries", func() int64 { return single.Acked() + both.Acked() }, 600)
+			c.stop(victim)
+			waitCount(t, "acknowledged deliveries", func() int64 { return single.Acked() + both.Acked() }, 1800)
+			c.start(victim)
+
+			for _, r := range []*sendReport{waitSingle(), waitBoth()} {
+				requireAllAcked(t, r, http.StatusOK, http.StatusTooManyRequests, http.StatusServiceUnavailable)
+			}
+			assertExactlyOnce(t, js, events)
+		})
+	}
+}
+
+// clusterLoadDeadline bounds the sending of the cluster scenario, leader
+// elections included.
+const clusterLoadDeadline = 2 * time.Minute
+
+// TestClusterStaleDedupReadCaughtByWindow: the KV lookup may be served by a
+// lagging replica (direct gets are), and so miss a delivery another
+// forwarder replica already stored. The stream leader's Nats-Msg-Id window
+// catches what such a read lets through. The stale read is made certain here
+// by removing the mark before the retry reaches the other replica.
+func TestClusterStaleDedupReadCaughtByWindow(t *testing.T) {
+	c := startCluster(t, 3)
+	replicas := []*forwarderProcess{startForwarder(t, clusterEnv(c)), startForwarder(t, clusterEnv(c))}
+	for _, p := range replicas {
+		p.WaitReady(t)
+	}
+	ev := newEvents("stale", 1)[0]
+	if got := send(t, replicas[0].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID}); got.Body["status"] != forwarder.OutcomePublished {
+		t.Fatalf("first delivery: got %d %v, want published", got.Status, got.Body)
+	}
+	_, js := connect(t, c.URLs())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "zautic-dedup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		_, err := kv.Get(ctx, forwarder.KVKey(ev.DeliveryID))
+		return err
+	})
+	if err := kv.Purge(ctx, forwarder.KVKey(ev.DeliveryID)); err != nil {
+		t.Fatal(err)
+	}
+	got := send(t, replicas[1].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
+	if got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomeDuplicate {
+		t.Fatalf("retry on the other replica after a stale read: got %d %v, want 200 duplicate", got.Status, got.Body)
+	}
+	assertExactlyOnce(t, js, []zauticEvent{ev})
 }

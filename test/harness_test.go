@@ -382,25 +382,37 @@ func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 // streamMessages reads every message of the stream, in order.
 func streamMessages(t testing.TB, js jetstream.JetStream, stream string) []jetstream.Msg {
 	t.Helper()
+	var msgs []jetstream.Msg
+	// A cluster node that has just come back may not answer for a moment:
+	// read the whole stream again until one read succeeds.
+	checkFor(t, 60*time.Second, 250*time.Millisecond, func() error {
+		var err error
+		msgs, err = readStream(js, stream)
+		return err
+	})
+	return msgs
+}
+
+func readStream(js jetstream.JetStream, stream string) ([]jetstream.Msg, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	total := s.CachedInfo().State.Msgs
 	if total == 0 {
-		return nil
+		return nil, nil
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatalf("ordered consumer: %v", err)
+		return nil, fmt.Errorf("ordered consumer: %w", err)
 	}
 	var msgs []jetstream.Msg
 	for uint64(len(msgs)) < total {
 		batch, err := cons.Fetch(int(min(total-uint64(len(msgs)), 1000)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatalf("fetch: %v", err)
+			return nil, fmt.Errorf("fetch: %w", err)
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -408,10 +420,10 @@ func streamMessages(t testing.TB, js jetstream.JetStream, stream string) []jetst
 			n++
 		}
 		if err := batch.Error(); err != nil && n == 0 {
-			t.Fatalf("fetch after %d of %d messages: %v", len(msgs), total, err)
+			return nil, fmt.Errorf("fetch after %d of %d messages: %w", len(msgs), total, err)
 		}
 	}
-	return msgs
+	return msgs, nil
 }
 
 // countByEventID counts the stream's messages per Zautic-Event-Id header.
@@ -429,4 +441,17 @@ func trimmed(s string) string {
 		return s[len(s)-2000:]
 	}
 	return strings.TrimSpace(s)
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago, for
+// a process that must come back on the same address after a restart.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }

@@ -18,7 +18,7 @@ func TestUnmanagedMissingResourcesRefusesToStart(t *testing.T) {
 		t.Fatalf("exit code: got 0, want non-zero")
 	}
 	logs := p.Logs()
-	if !strings.Contains(logs, `stream \"ZAUTIC\" does not exist`) || !strings.Contains(logs, "stream.manage is false") {
+	if !strings.Contains(logs, `missing: stream \"ZAUTIC\", KV bucket \"zautic-dedup\"`) || !strings.Contains(logs, "stream.manage is false") {
 		t.Errorf("output does not name the missing stream and stream.manage:\n%s", trimmed(logs))
 	}
 }

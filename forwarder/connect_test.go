@@ -1,0 +1,652 @@
+package forwarder
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// startSecuredNATS starts a JetStream nats-server on a random loopback port,
+// configured further by mod, and shuts it down at cleanup. It returns the
+// options too, for ReloadOptions.
+func startSecuredNATS(t testing.TB, mod func(*server.Options)) (*server.Server, *server.Options) {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	if mod != nil {
+		mod(o)
+	}
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("new nats-server: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready after 10s")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns, o
+}
+
+// pollUntil calls fn until it returns nil, failing the test with the last
+// error after total.
+func pollUntil(t testing.TB, total time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", total, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runBroker connects a Broker to url and runs its readiness loop until the
+// test ends.
+func runBroker(t testing.TB, url string, cfg Config, log *zap.Logger, m *Metrics) *Broker {
+	t.Helper()
+	b, err := ConnectBroker(url, cfg, log, m)
+	if err != nil {
+		t.Fatalf("ConnectBroker: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		b.Close(time.Second)
+	})
+	return b
+}
+
+// writeTestFile writes content to name in dir and returns the path.
+func writeTestFile(t testing.TB, dir, name string, content []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// testPKI is a CA made for one test, with a server certificate for
+// 127.0.0.1 and a client certificate, as PEM files.
+type testPKI struct {
+	CAFile, ServerCert, ServerKey, ClientCert, ClientKey string
+}
+
+func newTestPKI(t testing.TB) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, caCert := newCert(t, nil, nil, &x509.Certificate{
+		Subject:               pkix.Name{CommonName: "zautic-forwarder test CA"},
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+	})
+	srvKey, srvCert := newCert(t, caKey, caCert, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "nats-server"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:    []string{"localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	cliKey, cliCert := newCert(t, caKey, caCert, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "zautic-forwarder"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	return testPKI{
+		CAFile:     writeTestFile(t, dir, "ca.pem", pemCert(caCert)),
+		ServerCert: writeTestFile(t, dir, "server.pem", pemCert(srvCert)),
+		ServerKey:  writeTestFile(t, dir, "server-key.pem", pemKey(t, srvKey)),
+		ClientCert: writeTestFile(t, dir, "client.pem", pemCert(cliCert)),
+		ClientKey:  writeTestFile(t, dir, "client-key.pem", pemKey(t, cliKey)),
+	}
+}
+
+// newCert creates a key and a certificate from tmpl, signed by parent (self
+// signed when parent is nil).
+func newCert(t testing.TB, parentKey *ecdsa.PrivateKey, parent, tmpl *x509.Certificate) (*ecdsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(time.Hour)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, cert
+}
+
+func pemCert(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func pemKey(t testing.TB, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}
+
+// serverTLS makes the server require TLS with pki, and client certificates
+// signed by its CA when verify is set.
+func serverTLS(t testing.TB, pki testPKI, verify bool) func(*server.Options) {
+	t.Helper()
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, CaFile: pki.CAFile, Verify: verify,
+	})
+	if err != nil {
+		t.Fatalf("server TLS config: %v", err)
+	}
+	return func(o *server.Options) {
+		o.TLS, o.TLSVerify, o.TLSConfig, o.TLSTimeout = true, verify, tc, 5
+	}
+}
+
+// testOperator is a decentralized-auth setup built in the test: an operator,
+// a system account, an application account with JetStream, and creds files.
+type testOperator struct {
+	configure func(*server.Options)
+	// Creds is a user of the application account; StrangerCreds a user of
+	// an account the server does not know.
+	Creds, StrangerCreds []byte
+}
+
+func newTestOperator(t testing.TB) testOperator {
+	t.Helper()
+	opKP, err := nkeys.CreateOperator()
+	fatalIf(t, err)
+	opJWT, err := jwt.NewOperatorClaims(publicKey(t, opKP)).Encode(opKP)
+	fatalIf(t, err)
+	opClaims, err := jwt.DecodeOperatorClaims(opJWT)
+	fatalIf(t, err)
+
+	resolver := &server.MemAccResolver{}
+	account := func(name string, jetStream bool) nkeys.KeyPair {
+		kp, err := nkeys.CreateAccount()
+		fatalIf(t, err)
+		claims := jwt.NewAccountClaims(publicKey(t, kp))
+		claims.Name = name
+		if jetStream {
+			claims.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		}
+		accountJWT, err := claims.Encode(opKP)
+		fatalIf(t, err)
+		fatalIf(t, resolver.Store(claims.Subject, accountJWT))
+		return kp
+	}
+	sysKP, appKP := account("SYS", false), account("APP", true)
+	unknownKP, err := nkeys.CreateAccount()
+	fatalIf(t, err)
+	return testOperator{
+		configure: func(o *server.Options) {
+			o.TrustedOperators = []*jwt.OperatorClaims{opClaims}
+			o.AccountResolver = resolver
+			o.SystemAccount = publicKey(t, sysKP)
+		},
+		Creds:         userCreds(t, appKP),
+		StrangerCreds: userCreds(t, unknownKP),
+	}
+}
+
+// userCreds is a creds file of a new user signed by account.
+func userCreds(t testing.TB, account nkeys.KeyPair) []byte {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	fatalIf(t, err)
+	claims := jwt.NewUserClaims(publicKey(t, kp))
+	claims.Name = "zautic-forwarder"
+	userJWT, err := claims.Encode(account)
+	fatalIf(t, err)
+	seed, err := kp.Seed()
+	fatalIf(t, err)
+	creds, err := jwt.FormatUserConfig(userJWT, seed)
+	fatalIf(t, err)
+	return creds
+}
+
+func publicKey(t testing.TB, kp nkeys.KeyPair) string {
+	t.Helper()
+	pub, err := kp.PublicKey()
+	fatalIf(t, err)
+	return pub
+}
+
+// fatalIf fails the test on a setup error.
+func fatalIf(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("test setup: %v", err)
+	}
+}
+
+// nkeySeedFile writes a new user's seed and returns the file and public key.
+func nkeySeedFile(t testing.TB) (string, string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	fatalIf(t, err)
+	seed, err := kp.Seed()
+	fatalIf(t, err)
+	return writeTestFile(t, t.TempDir(), "user.nk", seed), publicKey(t, kp)
+}
+
+// TestConnectSecurityModes connects a Broker to a nats-server configured for
+// each authentication and TLS mode and requires it to become ready (stream and
+// bucket created through the authenticated connection), to publish, and to
+// present itself under the configured or default name.
+func TestConnectSecurityModes(t *testing.T) {
+	pki := newTestPKI(t)
+	op := newTestOperator(t)
+	seedFile, seedPub := nkeySeedFile(t)
+	credsFile := writeTestFile(t, t.TempDir(), "user.creds", op.Creds)
+	host, _ := os.Hostname()
+
+	tests := []struct {
+		name     string
+		server   func(*server.Options)
+		nats     func(*NATSConfig)
+		wantName string
+	}{
+		{
+			name:     "no auth, default name",
+			nats:     func(*NATSConfig) {},
+			wantName: "zautic-forwarder@" + host,
+		},
+		{
+			name:     "token",
+			server:   func(o *server.Options) { o.Authorization = "t0ken-value" },
+			nats:     func(c *NATSConfig) { c.Token = "t0ken-value"; c.Name = "forwarder-token" },
+			wantName: "forwarder-token",
+		},
+		{
+			name:     "user and password",
+			server:   func(o *server.Options) { o.Username, o.Password = "zautic", "pa55word" },
+			nats:     func(c *NATSConfig) { c.User, c.Password = "zautic", "pa55word" },
+			wantName: "zautic-forwarder@" + host,
+		},
+		{
+			name:     "nkey",
+			server:   func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: seedPub}} },
+			nats:     func(c *NATSConfig) { c.NKeyFile = seedFile },
+			wantName: "zautic-forwarder@" + host,
+		},
+		{
+			name:     "creds file (operator, account, user JWT)",
+			server:   op.configure,
+			nats:     func(c *NATSConfig) { c.CredsFile = credsFile },
+			wantName: "zautic-forwarder@" + host,
+		},
+		{
+			name:     "TLS with a private CA",
+			server:   serverTLS(t, pki, false),
+			nats:     func(c *NATSConfig) { c.TLS.CAFile = pki.CAFile },
+			wantName: "zautic-forwarder@" + host,
+		},
+		{
+			name:   "mutual TLS",
+			server: serverTLS(t, pki, true),
+			nats: func(c *NATSConfig) {
+				c.TLS = TLSConfig{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
+			},
+			wantName: "zautic-forwarder@" + host,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns, _ := startSecuredNATS(t, tt.server)
+			cfg := DefaultConfig()
+			cfg.NATS.URL = ns.ClientURL()
+			tt.nats(&cfg.NATS)
+			b := runBroker(t, cfg.NATS.URL, cfg, zaptest.NewLogger(t), nil)
+			pollUntil(t, 20*time.Second, b.Ready)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			msg := &nats.Msg{Subject: "zautic.webhook.test", Data: []byte(`{}`), Header: nats.Header{}}
+			msg.Header.Set(HeaderMsgID, "evt_"+strings.ReplaceAll(tt.name, " ", "_"))
+			if _, err := b.Publish(ctx, msg); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			if got := clientNames(t, ns); !contains(got, tt.wantName) {
+				t.Errorf("client names on the server: got %v, want %q among them", got, tt.wantName)
+			}
+		})
+	}
+}
+
+// clientNames lists the names of the server's open client connections.
+func clientNames(t testing.TB, ns *server.Server) []string {
+	t.Helper()
+	connz, err := ns.Connz(&server.ConnzOptions{})
+	if err != nil {
+		t.Fatalf("connz: %v", err)
+	}
+	var names []string
+	for _, c := range connz.Conns {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// authFailures counts the server's connections closed for failed
+// authentication: one per client attempt.
+func authFailures(t testing.TB, ns *server.Server) int {
+	t.Helper()
+	connz, err := ns.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 10000})
+	if err != nil {
+		t.Fatalf("connz: %v", err)
+	}
+	n := 0
+	for _, c := range connz.Conns {
+		if strings.Contains(c.Reason, "Authentication") {
+			n++
+		}
+	}
+	return n
+}
+
+// minAuthAttempts is well past the second identical authorization error,
+// after which nats.go closes the connection for good unless
+// IgnoreAuthErrorAbort is set.
+const minAuthAttempts = 4
+
+// TestWrongCredentialsRecoverWithoutRestart starts the broker with
+// credentials the server rejects: it must stay not ready with a reason naming
+// the credentials, log the cause once (not once per retry), keep retrying past
+// the point where nats.go would give up, and become ready once the server
+// accepts it, by fixing either the server or the credentials file.
+func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
+	op := newTestOperator(t)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) (ns *server.Server, cfg NATSConfig, fix func())
+	}{
+		{
+			name: "wrong token, server fixed by a config reload",
+			setup: func(t *testing.T) (*server.Server, NATSConfig, func()) {
+				ns, opts := startSecuredNATS(t, func(o *server.Options) { o.Authorization = "right-token" })
+				cfg := DefaultConfig().NATS
+				cfg.Token = "wrong-token"
+				return ns, cfg, func() {
+					fixed := opts.Clone()
+					fixed.Authorization = "wrong-token"
+					if err := ns.ReloadOptions(fixed); err != nil {
+						t.Fatalf("reload nats-server: %v", err)
+					}
+				}
+			},
+		},
+		{
+			name: "creds of an unknown account, file replaced",
+			setup: func(t *testing.T) (*server.Server, NATSConfig, func()) {
+				ns, _ := startSecuredNATS(t, op.configure)
+				cfg := DefaultConfig().NATS
+				cfg.CredsFile = writeTestFile(t, t.TempDir(), "user.creds", op.StrangerCreds)
+				return ns, cfg, func() { replaceFile(t, cfg.CredsFile, op.Creds) }
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns, natsCfg, fix := tt.setup(t)
+			cfg := DefaultConfig()
+			cfg.NATS = natsCfg
+			cfg.NATS.URL = ns.ClientURL()
+			core, logs := observer.New(zapcore.InfoLevel)
+			b := runBroker(t, cfg.NATS.URL, cfg, zap.New(core), nil)
+
+			pollUntil(t, 30*time.Second, func() error {
+				if n := authFailures(t, ns); n < minAuthAttempts {
+					return fmt.Errorf("%d failed attempts so far", n)
+				}
+				return nil
+			})
+			err := b.Ready()
+			if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "credentials rejected") {
+				t.Fatalf("Ready after %d rejected attempts: got %v, want ErrNotReady naming the credentials", authFailures(t, ns), err)
+			}
+			if b.nc.IsClosed() {
+				t.Fatal("the connection was closed after repeated authorization errors; it must keep retrying")
+			}
+			warnings := logs.FilterMessage("nats connection failed; retrying").All()
+			if len(warnings) != 1 {
+				t.Fatalf("connection warnings after %d attempts: got %d, want 1 (rate-limited)", authFailures(t, ns), len(warnings))
+			}
+			if cause := warnings[0].ContextMap()["cause"]; cause != causeCredentials {
+				t.Errorf("logged cause: got %q, want %q", cause, causeCredentials)
+			}
+			if n := logs.FilterMessage("nats not ready").Len(); n > 2 {
+				t.Errorf(`"nats not ready" logged %d times while retrying; want it once per change of reason`, n)
+			}
+
+			fix()
+			pollUntil(t, 30*time.Second, b.Ready)
+		})
+	}
+}
+
+// TestAuthErrorAbortWithoutOption shows what IgnoreAuthErrorAbort prevents,
+// so that the test above is known to cover it: without the option, the same
+// retrying client closes its connection for good after repeated
+// authorization errors.
+func TestAuthErrorAbortWithoutOption(t *testing.T) {
+	ns, _ := startSecuredNATS(t, func(o *server.Options) { o.Authorization = "right-token" })
+	nc, err := nats.Connect(ns.ClientURL(), nats.Token("wrong-token"), nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.NoCallbacksAfterClientClose())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer nc.Close()
+	pollUntil(t, 20*time.Second, func() error {
+		if !nc.IsClosed() {
+			return fmt.Errorf("status %v after %d rejected attempts", nc.Status(), authFailures(t, ns))
+		}
+		return nil
+	})
+}
+
+// replaceFile replaces path atomically, as a secret or config manager would.
+func replaceFile(t testing.TB, path string, content []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConnectCause names the cause of typical connection errors.
+func TestConnectCause(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"authorization", nats.ErrAuthorization, causeCredentials},
+		{"expired", fmt.Errorf("wrapped: %w", nats.ErrAuthExpired), causeCredentials},
+		{"revoked", nats.ErrAuthRevoked, causeCredentials},
+		{"permissions", nats.ErrPermissionViolation, causePermissions},
+		{"unknown authority", x509.UnknownAuthorityError{}, causeTLS},
+		{"tls required", nats.ErrSecureConnRequired, causeTLS},
+		{"remote tls alert", errors.New("remote error: tls: certificate required"), causeTLS},
+		{"creds file missing", fmt.Errorf("nats: %w", &fs.PathError{Op: "open", Path: "/x.creds", Err: fs.ErrNotExist}), causeCredsFile},
+		{"creds file without a seed", errors.New(`error signing nonce: unable to extract key pair from file "x.creds": nkeys: no nkey seed found`), causeCredsFile},
+		{"refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, causeNetwork},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := connectCause(tt.err); got != tt.want {
+				t.Errorf("connectCause(%v): got %q, want %q", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTLSFailureIsReported points the broker at a TLS server with a CA that
+// did not sign it: not ready, with the TLS cause in the reason.
+func TestTLSFailureIsReported(t *testing.T) {
+	pki, other := newTestPKI(t), newTestPKI(t)
+	ns, _ := startSecuredNATS(t, serverTLS(t, pki, false))
+	cfg := DefaultConfig()
+	cfg.NATS.URL = ns.ClientURL()
+	cfg.NATS.TLS.CAFile = other.CAFile
+	b := runBroker(t, cfg.NATS.URL, cfg, zaptest.NewLogger(t), nil)
+	pollUntil(t, 20*time.Second, func() error {
+		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "TLS handshake failed") {
+			return fmt.Errorf("Ready: got %v, want the TLS cause", err)
+		}
+		return nil
+	})
+}
+
+// TestUnusableCredsFileIsReported gives the broker a creds file holding
+// the manifests' placeholder: it stays up, not ready, with the file named as
+// the cause, and is read again on every attempt.
+func TestUnusableCredsFileIsReported(t *testing.T) {
+	placeholder := writeTestFile(t, t.TempDir(), "nats.creds", []byte(
+		"-----BEGIN NATS USER JWT-----\nREPLACE-WITH-THE-USER-JWT\n------END NATS USER JWT------\n"))
+	ns, _ := startSecuredNATS(t, nil)
+	cfg := DefaultConfig()
+	cfg.NATS.CredsFile = placeholder
+	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+	pollUntil(t, 20*time.Second, func() error {
+		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), causeCredsFile) {
+			return fmt.Errorf("Ready: got %v, want the creds file named", err)
+		}
+		return nil
+	})
+}
+
+// TestMissingCredentialFilesFailAtStart: a file that does not exist is a
+// configuration error, reported by ConnectBroker with its path.
+func TestMissingCredentialFilesFailAtStart(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "absent")
+	tests := []struct {
+		name string
+		set  func(*NATSConfig)
+	}{
+		{"creds_file", func(c *NATSConfig) { c.CredsFile = missing }},
+		{"nkey_file", func(c *NATSConfig) { c.NKeyFile = missing }},
+		{"tls.ca_file", func(c *NATSConfig) { c.TLS.CAFile = missing }},
+	}
+	ns, _ := startSecuredNATS(t, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.set(&cfg.NATS)
+			b, err := ConnectBroker(ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+			if err == nil {
+				b.Close(time.Second)
+				t.Fatal("ConnectBroker succeeded with a missing file")
+			}
+			if !strings.Contains(err.Error(), missing) {
+				t.Errorf("error %q does not name %s", err, missing)
+			}
+		})
+	}
+}
+
+// TestRedactURLs hides user info in every form a NATS URL takes.
+func TestRedactURLs(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://user:pa55@127.0.0.1:4222", "nats://[redacted]@127.0.0.1:4222"},
+		{"nats://t0ken@127.0.0.1:4222", "nats://[redacted]@127.0.0.1:4222"},
+		{"nats://a:b@h1:4222,tls://u:p@h2:4222", "nats://[redacted]@h1:4222,tls://[redacted]@h2:4222"},
+		{"u:p@127.0.0.1:4222", "[redacted]@127.0.0.1:4222"},
+		{"127.0.0.1:4222", "127.0.0.1:4222"},
+	}
+	for _, tt := range tests {
+		if got := redactURLs(tt.in); got != tt.want {
+			t.Errorf("redactURLs(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestConnErrorLogOncePerCause logs each cause once per period, however
+// the causes interleave.
+func TestConnErrorLogOncePerCause(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	l := newConnErrorLog(zap.New(core), time.Hour)
+	reports := []struct{ msg, cause string }{
+		{"nats connection failed; retrying", causeCredentials},
+		{"nats error", causeCredentials},
+		{"nats connection failed; retrying", causeNetwork},
+		{"nats connection failed; retrying", causeCredentials},
+		{"nats connection failed; retrying", causeNetwork},
+		{"nats error", "nats: slow consumer, messages dropped"},
+	}
+	for _, r := range reports {
+		l.report(r.msg, r.cause, errors.New("detail"))
+	}
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.ContextMap()["cause"].(string))
+	}
+	want := []string{causeCredentials, causeNetwork, "nats: slow consumer, messages dropped"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("logged causes: got %q, want %q", got, want)
+	}
+}

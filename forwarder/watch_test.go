@@ -1,0 +1,258 @@
+package forwarder
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// secretVolume lays a directory out as the kubelet does for a secret
+// volume: <dir>/..<stamp>/<key> holds the data, <dir>/..data links to the
+// current stamped directory, and <dir>/<key> links to ..data/<key>. Update
+// writes a new stamped directory and swaps ..data by a rename, so that a
+// reader sees the old set or the new one, never a mix.
+type secretVolume struct {
+	dir     string
+	version int
+}
+
+func newSecretVolume(t testing.TB, files map[string]string) *secretVolume {
+	t.Helper()
+	v := &secretVolume{dir: t.TempDir()}
+	v.update(t, files)
+	return v
+}
+
+func (v *secretVolume) path(key string) string { return filepath.Join(v.dir, key) }
+
+func (v *secretVolume) update(t testing.TB, files map[string]string) {
+	t.Helper()
+	v.version++
+	stamp := fmt.Sprintf("..2026_01_03_00_00_%02d.%09d", v.version, v.version)
+	old, _ := os.Readlink(filepath.Join(v.dir, "..data"))
+	fatalIf(t, os.Mkdir(filepath.Join(v.dir, stamp), 0o755))
+	for key, content := range files {
+		fatalIf(t, os.WriteFile(filepath.Join(v.dir, stamp, key), []byte(content), 0o644))
+	}
+	fatalIf(t, os.Symlink(stamp, filepath.Join(v.dir, "..data_tmp")))
+	fatalIf(t, os.Rename(filepath.Join(v.dir, "..data_tmp"), filepath.Join(v.dir, "..data")))
+	for key := range files {
+		link := filepath.Join(v.dir, key)
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			fatalIf(t, os.Symlink(filepath.Join("..data", key), link))
+		}
+	}
+	if old != "" {
+		fatalIf(t, os.RemoveAll(filepath.Join(v.dir, old)))
+	}
+}
+
+// runWatcher runs a watcher of s with the given interval until the test ends
+// and returns its hangup channel.
+func runWatcher(t *testing.T, s *Secrets, log *zap.Logger, m *Metrics, interval time.Duration) chan<- os.Signal {
+	t.Helper()
+	w := NewSecretWatcher(s, log, m)
+	w.interval = interval
+	hangup := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx, hangup)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return hangup
+}
+
+// wantSecrets polls until s accepts exactly want.
+func wantSecrets(t testing.TB, s *Secrets, want ...string) {
+	t.Helper()
+	pollUntil(t, 10*time.Second, func() error {
+		if got := secretStrings(s); !slices.Equal(got, want) {
+			return fmt.Errorf("%d secrets accepted, want %d (values not shown)", len(got), len(want))
+		}
+		return nil
+	})
+}
+
+func secretStrings(s *Secrets) []string {
+	var out []string
+	for _, v := range s.Current() {
+		out = append(out, string(v))
+	}
+	return out
+}
+
+const noInterval = time.Hour
+
+// TestWatcherFollowsKubernetesSymlinkSwap rotates a secrets_file and a
+// secret_file in a kubelet-style volume: each swap of ..data is picked up
+// from the directory's events alone (no SIGHUP, no interval), and a secret
+// removed from the file stops being accepted.
+func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
+	vol := newSecretVolume(t, map[string]string{"webhook-secrets": "old-secret\n", "webhook-secret": "single-a"})
+	s, err := NewSecrets(WebhookConfig{SecretFile: vol.path("webhook-secret"), SecretsFile: vol.path("webhook-secrets")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	runWatcher(t, s, zap.NewNop(), NewMetrics(reg), noInterval)
+	wantSecrets(t, s, "single-a", "old-secret")
+
+	steps := []struct {
+		name    string
+		secret  string
+		secrets string
+		want    []string
+	}{
+		{"overlap", "single-a", "old-secret\nnew-secret\n", []string{"single-a", "old-secret", "new-secret"}},
+		{"old removed", "single-a", "new-secret\n", []string{"single-a", "new-secret"}},
+		{"single secret rotated", "single-b", "new-secret\n", []string{"single-b", "new-secret"}},
+	}
+	for _, step := range steps {
+		vol.update(t, map[string]string{"webhook-secret": step.secret, "webhook-secrets": step.secrets})
+		wantSecrets(t, s, step.want...)
+	}
+	if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}); got < float64(len(steps)) {
+		t.Errorf("successful reloads: got %v, want at least %d", got, len(steps))
+	}
+}
+
+// TestWatcherReloadsOnHangup points the secret file at a file in another
+// directory, whose changes the directory watch cannot see: the new content
+// is read on SIGHUP.
+func TestWatcherReloadsOnHangup(t *testing.T) {
+	elsewhere := writeTestFile(t, t.TempDir(), "real-secret", []byte("before-hup"))
+	link := filepath.Join(t.TempDir(), "secret")
+	fatalIf(t, os.Symlink(elsewhere, link))
+	s, err := NewSecrets(WebhookConfig{SecretFile: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hangup := runWatcher(t, s, zap.NewNop(), nil, noInterval)
+
+	replaceFile(t, elsewhere, []byte("after-hup"))
+	hangup <- syscall.SIGHUP
+	wantSecrets(t, s, "after-hup")
+}
+
+// TestWatcherRereadsOnInterval is the safety net: with no event and no
+// signal, the periodic re-read picks the change up.
+func TestWatcherRereadsOnInterval(t *testing.T) {
+	elsewhere := writeTestFile(t, t.TempDir(), "real-secret", []byte("first"))
+	link := filepath.Join(t.TempDir(), "secret")
+	fatalIf(t, os.Symlink(elsewhere, link))
+	s, err := NewSecrets(WebhookConfig{SecretFile: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, s, zap.NewNop(), nil, 100*time.Millisecond)
+	replaceFile(t, elsewhere, []byte("second"))
+	wantSecrets(t, s, "second")
+}
+
+// TestWatcherKeepsSecretsOnFailedReload removes the file, then empties it:
+// both re-reads fail, are counted and logged without values, and the
+// secrets in use stay.
+func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
+	dir := t.TempDir()
+	path := writeTestFile(t, dir, "secrets", []byte("keep-me-1\nkeep-me-2\n"))
+	s, err := NewSecrets(WebhookConfig{SecretsFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	reg := prometheus.NewRegistry()
+	hangup := runWatcher(t, s, zap.New(core), NewMetrics(reg), noInterval)
+
+	breakages := []struct {
+		name  string
+		apply func()
+	}{
+		{"file removed", func() { fatalIf(t, os.Remove(path)) }},
+		{"file empty", func() { fatalIf(t, os.WriteFile(path, nil, 0o600)) }},
+	}
+	for i, b := range breakages {
+		b.apply()
+		hangup <- syscall.SIGHUP
+		pollUntil(t, 10*time.Second, func() error {
+			if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "error"}); got < float64(i+1) {
+				return fmt.Errorf("%s: %v failed reloads counted", b.name, got)
+			}
+			return nil
+		})
+		if got := secretStrings(s); !slices.Equal(got, []string{"keep-me-1", "keep-me-2"}) {
+			t.Fatalf("%s: secrets in use changed (%d now)", b.name, len(got))
+		}
+	}
+	assertNoSecretInLogs(t, logs, "keep-me-1", "keep-me-2")
+	if logs.FilterMessage("re-reading the webhook secret files failed; keeping the secrets in use").Len() == 0 {
+		t.Error("no log line for the failed re-reads")
+	}
+}
+
+// TestWatcherLogsWithoutValues rotates secrets and checks that the log
+// lines count secrets and never show them.
+func TestWatcherLogsWithoutValues(t *testing.T) {
+	vol := newSecretVolume(t, map[string]string{"webhook-secrets": "very-secret-1\n"})
+	s, err := NewSecrets(WebhookConfig{SecretsFile: vol.path("webhook-secrets")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	runWatcher(t, s, zap.New(core), nil, noInterval)
+	vol.update(t, map[string]string{"webhook-secrets": "very-secret-1\nvery-secret-2\n"})
+	wantSecrets(t, s, "very-secret-1", "very-secret-2")
+	reloaded := logs.FilterMessage("webhook secrets reloaded").All()
+	if len(reloaded) == 0 || reloaded[0].ContextMap()["count"] != int64(2) {
+		t.Fatalf("reload log lines: got %v, want one with count 2", reloaded)
+	}
+	assertNoSecretInLogs(t, logs, "very-secret-1", "very-secret-2")
+}
+
+// TestWatcherHangupWithoutFiles answers SIGHUP with a log line when no file
+// is configured, instead of letting the signal end the process.
+func TestWatcherHangupWithoutFiles(t *testing.T) {
+	s, err := NewSecrets(WebhookConfig{Secret: "fixed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	hangup := runWatcher(t, s, zap.New(core), nil, noInterval)
+	hangup <- syscall.SIGHUP
+	pollUntil(t, 10*time.Second, func() error {
+		if logs.FilterMessageSnippet("nothing to re-read").Len() == 0 {
+			return fmt.Errorf("no log line yet")
+		}
+		return nil
+	})
+	wantSecrets(t, s, "fixed")
+}
+
+func assertNoSecretInLogs(t testing.TB, logs *observer.ObservedLogs, secrets ...string) {
+	t.Helper()
+	var all bytes.Buffer
+	for _, e := range logs.All() {
+		fmt.Fprintf(&all, "%s %v\n", e.Message, e.ContextMap())
+	}
+	for _, secret := range secrets {
+		if strings.Contains(all.String(), secret) {
+			t.Errorf("a secret value appears in the logs")
+		}
+	}
+}
