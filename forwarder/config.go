@@ -135,6 +135,9 @@ type EventsConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// FlushInterval buffers log writes for at most this long; 0 writes each
+	// line at once.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -168,7 +171,7 @@ func DefaultConfig() Config {
 			Replicas:        1,
 		},
 		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
-		Log:   LogConfig{Level: "info", Format: "json"},
+		Log:   LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 	}
 }
 
@@ -303,6 +306,7 @@ func (c Config) Validate() error {
 		{"dedup.replicas", c.Dedup.Replicas < 1 || c.Dedup.Replicas > 5, "must be 1 to 5"},
 		{"log.level", !validLevel(c.Log.Level), "must be debug, info, warn or error"},
 		{"log.format", c.Log.Format != "json" && c.Log.Format != "console", `must be "json" or "console"`},
+		{"log.flush_interval", c.Log.FlushInterval < 0, "must not be negative (0 writes each line at once)"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -269,6 +269,7 @@ var envOverrides = map[string]envOverride{
 	"http.read_timeout":        {env: "11s", want: "11s"},
 	"http.shutdown_timeout":    {env: "9s", want: "9s"},
 	"http.write_timeout":       {env: "12s", want: "12s"},
+	"log.flush_interval":       {env: "1s", want: "1s"},
 	"log.format":               {env: "console", want: "console"},
 	"log.level":                {env: "debug", want: "debug"},
 	"nats.connect_timeout":     {env: "4s", want: "4s"},
@@ -384,6 +385,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "wildcard in events.allow", env: map[string]string{"FORWARDER_EVENTS_ALLOW": "message.*"}, key: "events.allow"},
 		{name: "unknown log level", env: map[string]string{"FORWARDER_LOG_LEVEL": "verbose"}, key: "log.level"},
 		{name: "unknown log format", env: map[string]string{"FORWARDER_LOG_FORMAT": "xml"}, key: "log.format"},
+		{name: "negative log flush interval", env: map[string]string{"FORWARDER_LOG_FLUSH_INTERVAL": "-1s"}, key: "log.flush_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
