@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 const testSecret = "main-test-secret"
@@ -59,15 +59,7 @@ type testForwarder struct {
 
 func startTestForwarder(t *testing.T) *testForwarder {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := natstest.Start(t, "", 0)
 	cfg := forwarder.DefaultConfig()
 	cfg.HTTP.Addr, cfg.Admin.Addr, cfg.NATS.URL = "127.0.0.1:0", "", ns.ClientURL()
 	cfg.Webhook.Secret = testSecret

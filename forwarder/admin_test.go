@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // adminGet fetches path from the admin server and returns status, content
@@ -51,7 +53,7 @@ func TestAdminEndpoints(t *testing.T) {
 	ns, _ := startSecuredNATS(t, nil)
 	cfg := DefaultConfig()
 	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
-	pollUntil(t, 20*time.Second, b.Ready)
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, b.Ready)
 
 	tests := []struct {
 		name       string
@@ -114,7 +116,7 @@ func readyzState(t testing.TB, base string) (int, map[string]string) {
 // reason (for 503).
 func wantReadyz(t testing.TB, base string, status int, reason string) {
 	t.Helper()
-	pollUntil(t, 30*time.Second, func() error {
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		got, body := readyzState(t, base)
 		if got != status {
 			return fmt.Errorf("status %d %v, want %d", got, body, status)
@@ -185,7 +187,7 @@ func TestReadyzFollowsTheResources(t *testing.T) {
 				wantReadyz(t, srv.URL, http.StatusServiceUnavailable, tt.wantReason)
 				createResources(t, ctx, js, cfg)
 			}
-			pollUntil(t, 30*time.Second, func() error { return resourcesExist(ctx, js, cfg) })
+			natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error { return resourcesExist(ctx, js, cfg) })
 			wantReadyz(t, srv.URL, http.StatusOK, "")
 		})
 	}

@@ -27,6 +27,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // startSecuredNATS starts a JetStream nats-server on a random loopback port,
@@ -34,41 +36,14 @@ import (
 // options too, for ReloadOptions.
 func startSecuredNATS(t testing.TB, mod func(*server.Options)) (*server.Server, *server.Options) {
 	t.Helper()
-	o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	if mod != nil {
-		mod(o)
-	}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatalf("new nats-server: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready after 10s")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
+	var opts *server.Options
+	ns := natstest.Start(t, "", 0, func(o *server.Options) {
+		if mod != nil {
+			mod(o)
+		}
+		opts = o
 	})
-	return ns, o
-}
-
-// pollUntil calls fn until it returns nil, failing the test with the last
-// error after total.
-func pollUntil(t testing.TB, total time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", total, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return ns, opts
 }
 
 // runBroker connects a Broker to url and runs its readiness loop until the
@@ -347,7 +322,7 @@ func TestConnectSecurityModes(t *testing.T) {
 			cfg.NATS.URL = ns.ClientURL()
 			tt.nats(&cfg.NATS)
 			b := runBroker(t, cfg.NATS.URL, cfg, zaptest.NewLogger(t), nil)
-			pollUntil(t, 20*time.Second, b.Ready)
+			natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, b.Ready)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -453,7 +428,7 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 			core, logs := observer.New(zapcore.InfoLevel)
 			b := runBroker(t, cfg.NATS.URL, cfg, zap.New(core), nil)
 
-			pollUntil(t, 30*time.Second, func() error {
+			natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 				if n := authFailures(t, ns); n < minAuthAttempts {
 					return fmt.Errorf("%d failed attempts so far", n)
 				}
@@ -478,7 +453,7 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 			}
 
 			fix()
-			pollUntil(t, 30*time.Second, b.Ready)
+			natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, b.Ready)
 		})
 	}
 }
@@ -495,7 +470,7 @@ func TestAuthErrorAbortWithoutOption(t *testing.T) {
 		t.Fatalf("connect: %v", err)
 	}
 	defer nc.Close()
-	pollUntil(t, 20*time.Second, func() error {
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		if !nc.IsClosed() {
 			return fmt.Errorf("status %v after %d rejected attempts", nc.Status(), authFailures(t, ns))
 		}
@@ -551,7 +526,7 @@ func TestTLSFailureIsReported(t *testing.T) {
 	cfg.NATS.URL = ns.ClientURL()
 	cfg.NATS.TLS.CAFile = other.CAFile
 	b := runBroker(t, cfg.NATS.URL, cfg, zaptest.NewLogger(t), nil)
-	pollUntil(t, 20*time.Second, func() error {
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "TLS handshake failed") {
 			return fmt.Errorf("Ready: got %v, want the TLS cause", err)
 		}
@@ -569,7 +544,7 @@ func TestUnusableCredsFileIsReported(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.NATS.CredsFile = placeholder
 	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
-	pollUntil(t, 20*time.Second, func() error {
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), causeCredsFile) {
 			return fmt.Errorf("Ready: got %v, want the creds file named", err)
 		}

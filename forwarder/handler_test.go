@@ -26,55 +26,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // handlerSecret signs every request of the handler tests unless a case says
 // otherwise.
 const handlerSecret = "handler-test-secret"
-
-// pollUntil polls fn until it returns nil or total elapses.
-func pollUntil(t testing.TB, total, sleep time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", total, err)
-		}
-		time.Sleep(sleep)
-	}
-}
-
-// startJetStream starts an in-process nats-server with JetStream on a
-// random loopback port, storing in storeDir (a new temp dir when empty) on
-// port (random when 0). It is shut down at cleanup.
-func startJetStream(t testing.TB, storeDir string, port int) *server.Server {
-	t.Helper()
-	if storeDir == "" {
-		storeDir = t.TempDir()
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatalf("new nats-server: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("nats-server not ready")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns
-}
 
 // testConfig is the default configuration with the test secret.
 func testConfig() forwarder.Config {
@@ -113,7 +70,7 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	if opts.configure != nil {
 		opts.configure(&h.cfg)
 	}
-	h.ns = startJetStream(t, h.storeDir, 0)
+	h.ns = natstest.Start(t, h.storeDir, 0)
 	h.cfg.NATS.URL = h.ns.ClientURL()
 	h.js = clientJetStream(t, h.ns.ClientURL())
 	if opts.setup != nil {
@@ -167,7 +124,7 @@ func clientJetStream(t testing.TB, url string) jetstream.JetStream {
 
 func (h *handlerHarness) waitReady() {
 	h.t.Helper()
-	pollUntil(h.t, 30*time.Second, 20*time.Millisecond, h.broker.Ready)
+	natstest.CheckFor(h.t, 30*time.Second, 20*time.Millisecond, h.broker.Ready)
 }
 
 // serve sends req through Echo and returns the decoded answer.
@@ -717,7 +674,7 @@ func TestHandlerNATSDown(t *testing.T) {
 
 	h.ns.Shutdown()
 	h.ns.WaitForShutdown()
-	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if h.broker.Ready() == nil {
 			return errors.New("broker still ready")
 		}
@@ -730,7 +687,7 @@ func TestHandlerNATSDown(t *testing.T) {
 		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterUnavailable)
 	}
 
-	h.ns = startJetStream(t, h.storeDir, port)
+	h.ns = natstest.Start(t, h.storeDir, port)
 	h.waitReady()
 	h.assertCount(1)
 	h.send(body, "dlv_2").assertBody(t, publishedBody(2, "zautic.device.connected"))
@@ -762,7 +719,7 @@ func TestHandlerBucketMissing(t *testing.T) {
 		t.Fatalf("delete bucket: %v", err)
 	}
 	h.broker.Wake()
-	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if h.broker.Ready() == nil {
 			h.broker.Wake()
 			return errors.New("broker still ready")

@@ -18,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // metricValue returns the value of the series name{labels} in reg: the
@@ -157,7 +159,7 @@ func newMetricsRig(t *testing.T, checkLoop bool, mod func(*Config)) *metricsRig 
 	var b *Broker
 	if checkLoop {
 		b = runBroker(t, cfg.NATS.URL, cfg, log, m)
-		pollUntil(t, 20*time.Second, b.Ready)
+		natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, b.Ready)
 	} else {
 		b = checkedOnceBroker(t, cfg, log, m)
 	}
@@ -204,7 +206,7 @@ func checkedOnceBroker(t *testing.T, cfg Config, log *zap.Logger, m *Metrics) *B
 		t.Fatalf("ConnectBroker: %v", err)
 	}
 	t.Cleanup(func() { b.Close(time.Second) })
-	pollUntil(t, 20*time.Second, func() error {
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		b.check(context.Background())
 		return b.Ready()
 	})
@@ -309,7 +311,7 @@ func TestInFlightAndOverloaded(t *testing.T) {
 	if _, err := pw.Write(body[:5]); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 10*time.Second, func() error {
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if v := rig.value(t, "zautic_forwarder_in_flight_requests", nil); v != 1 {
 			return fmt.Errorf("in flight %v", v)
 		}
@@ -342,7 +344,7 @@ func TestConnectionMetrics(t *testing.T) {
 	storeDir := rig.ns.JetStreamConfig().StoreDir
 	rig.ns.Shutdown()
 	rig.ns.WaitForShutdown()
-	pollUntil(t, 10*time.Second, func() error {
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if v := rig.value(t, "zautic_forwarder_nats_connected", nil); v != 0 {
 			return fmt.Errorf("connected gauge %v", v)
 		}
@@ -356,7 +358,7 @@ func TestConnectionMetrics(t *testing.T) {
 	}
 
 	startSecuredNATS(t, func(o *server.Options) { o.Port, o.StoreDir = port, storeDir })
-	pollUntil(t, 30*time.Second, func() error {
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if v := rig.value(t, "zautic_forwarder_nats_connected", nil); v != 1 {
 			return fmt.Errorf("connected gauge %v", v)
 		}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // serveOverHTTP puts handler behind forwarder.NewHTTPServer on a loopback
@@ -222,7 +223,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 		<-done
 		b.Close(5 * time.Second)
 	})
-	pollUntil(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "nats-server unreachable") {
 			return errors.New("broker has not reported the missing connection yet")
 		}

@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // secretVolume lays a directory out as the kubelet does for a secret
@@ -82,7 +84,7 @@ func runWatcher(t *testing.T, s *Secrets, log *zap.Logger, m *Metrics, interval 
 // wantSecrets polls until s accepts exactly want.
 func wantSecrets(t testing.TB, s *Secrets, want ...string) {
 	t.Helper()
-	pollUntil(t, 10*time.Second, func() error {
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if got := secretStrings(s); !slices.Equal(got, want) {
 			return fmt.Errorf("%d secrets accepted, want %d (values not shown)", len(got), len(want))
 		}
@@ -190,7 +192,7 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 	for i, b := range breakages {
 		b.apply()
 		hangup <- syscall.SIGHUP
-		pollUntil(t, 10*time.Second, func() error {
+		natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 			if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "error"}); got < float64(i+1) {
 				return fmt.Errorf("%s: %v failed reloads counted", b.name, got)
 			}
@@ -235,7 +237,7 @@ func TestWatcherHangupWithoutFiles(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	hangup := runWatcher(t, s, zap.New(core), nil, noInterval)
 	hangup <- syscall.SIGHUP
-	pollUntil(t, 10*time.Second, func() error {
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if logs.FilterMessageSnippet("nothing to re-read").Len() == 0 {
 			return fmt.Errorf("no log line yet")
 		}

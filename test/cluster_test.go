@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // natsCluster is a JetStream cluster of in-process nats-servers on loopback,
@@ -103,7 +104,7 @@ func (c *natsCluster) stop(i int) {
 	c.servers[i] = nil
 	c.mu.Unlock()
 	if ns != nil {
-		stopNATS(ns)
+		natstest.Stop(ns)
 	}
 }
 
@@ -121,7 +122,7 @@ func (c *natsCluster) URLs() string {
 func (c *natsCluster) waitJetStream() {
 	c.t.Helper()
 	_, js := connect(c.t, c.URLs())
-	checkFor(c.t, 30*time.Second, 100*time.Millisecond, func() error {
+	natstest.CheckFor(c.t, 30*time.Second, 100*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
@@ -279,7 +280,7 @@ func TestClusterStaleDedupReadCaughtByWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		_, err := kv.Get(ctx, forwarder.KVKey(ev.DeliveryID))
 		return err
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 var (
@@ -164,7 +165,7 @@ func TestConsumerIdempotency(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	copyMsg := &nats.Msg{Subject: original.Subject(), Header: original.Headers(), Data: original.Data()}
-	checkFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+	natstest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		ack, err := js.PublishMsg(ctx, copyMsg)
 		if err != nil {
 			return err
@@ -317,7 +318,7 @@ func startTourSub(t *testing.T, cli string, p *forwarderProcess, sendEnv map[str
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		if res := runBinary(t, sendEnv, "", "send", "--url", p.WebhookURL, "--type", "webhook.test"); res.Code != 0 {
 			return fmt.Errorf("send webhook.test: exit %d %s", res.Code, res.Stderr)
 		}
@@ -332,7 +333,7 @@ func startTourSub(t *testing.T, cli string, p *forwarderProcess, sendEnv map[str
 // waitAll waits until the subscription has shown every event type.
 func (s *tourSubscription) waitAll(t *testing.T) {
 	t.Helper()
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		out := s.out.String()
 		for _, typ := range forwarder.DocumentedTypes {
 			if !strings.Contains(out, `Received on "zautic.`+typ+`"`) {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // loadDeadline bounds the sending part of every load test; a delivery that
@@ -32,7 +33,7 @@ func startLoad(ctx context.Context, s *sender, events []zauticEvent) func() *sen
 // waitCount polls counter until it reaches want.
 func waitCount(t testing.TB, what string, counter func() int64, want int64) {
 	t.Helper()
-	checkFor(t, loadDeadline, 10*time.Millisecond, func() error {
+	natstest.CheckFor(t, loadDeadline, 10*time.Millisecond, func() error {
 		if got := counter(); got < want {
 			return fmt.Errorf("%s: got %d, want at least %d", what, got, want)
 		}
@@ -101,7 +102,7 @@ func assertAckedOnce(t testing.TB, js jetstream.JetStream, acked map[string]bool
 // is stored twice.
 func TestNATSRestartsUnderRetryingLoad(t *testing.T) {
 	storeDir := t.TempDir()
-	ns := startNATS(t, storeDir, 0)
+	ns := natstest.Start(t, storeDir, 0)
 	port := natsPort(ns)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
@@ -113,10 +114,10 @@ func TestNATSRestartsUnderRetryingLoad(t *testing.T) {
 	wait := startLoad(ctx, s, events)
 	for _, at := range []int64{1200, 2400} {
 		waitCount(t, "acknowledged deliveries", s.Acked, at)
-		stopNATS(ns)
+		natstest.Stop(ns)
 		// The restart waits until the outage has been felt by the sender.
 		waitCount(t, "refused attempts", s.Refused, s.Refused()+int64(s.Concurrency))
-		ns = startNATS(t, storeDir, port)
+		ns = natstest.Start(t, storeDir, port)
 	}
 	r := wait()
 	requireAllAcked(t, r, http.StatusOK, http.StatusServiceUnavailable)
@@ -129,7 +130,7 @@ func TestNATSRestartsUnderRetryingLoad(t *testing.T) {
 // whose PubAck came before the kill but whose KV mark did not are caught by
 // the stream's duplicate window when retried.
 func TestForwarderKilledUnderLoad(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_HTTP_ADDR"] = freeAddr(t)
 	p := startForwarder(t, env)
@@ -154,7 +155,7 @@ func TestForwarderKilledUnderLoad(t *testing.T) {
 // the PubAck and the KV write: the event is in the stream, the delivery is
 // not in the bucket. The retry is answered 200 and not stored again.
 func TestCrashBetweenPubAckAndMark(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
 	_, js := connect(t, ns.ClientURL())
@@ -180,7 +181,7 @@ func TestCrashBetweenPubAckAndMark(t *testing.T) {
 // moment on separate connections: one message per event, and every copy is
 // answered 2xx or a retryable status, never another 4xx.
 func TestDuplicateStorm(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
 
@@ -201,7 +202,7 @@ func TestDuplicateStorm(t *testing.T) {
 // once the slots free up every delivery is forwarded once.
 func TestOverloadAnswers429(t *testing.T) {
 	const maxInFlight = 4
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_HTTP_MAX_IN_FLIGHT"] = strconv.Itoa(maxInFlight)
 	p := startForwarder(t, env)
@@ -259,7 +260,7 @@ func readyz(p *forwarderProcess) (int, string, error) {
 // contains every one of want.
 func waitNotReady(t testing.TB, p *forwarderProcess, want ...string) {
 	t.Helper()
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		status, body, err := readyz(p)
 		if err != nil {
 			return err
@@ -328,7 +329,7 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 
 	_, portText, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portText)
-	ns := startNATS(t, "", port)
+	ns := natstest.Start(t, "", port)
 	p.WaitReady(t)
 	_, js := connect(t, ns.ClientURL())
 	requirePublished(t, p, js, ev[0])
@@ -348,10 +349,10 @@ func TestUnmanagedResourcesMissing(t *testing.T) {
 	waitNotReady(t, p, "nats not ready")
 	_, portText, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portText)
-	ns := startNATS(t, "", port)
+	ns := natstest.Start(t, "", port)
 
 	waitNotReady(t, p, `stream \"ZAUTIC\"`, `KV bucket \"zautic-dedup\"`)
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for line := range strings.Lines(p.Logs()) {
 			if strings.Contains(line, `"level":"error"`) && strings.Contains(line, "ZAUTIC") && strings.Contains(line, "zautic-dedup") {
 				return nil
@@ -383,7 +384,7 @@ func TestUnmanagedResourcesMissing(t *testing.T) {
 // and after the partition heals every event is stored exactly once.
 func TestNATSLostMidFlight(t *testing.T) {
 	const publishTimeout = time.Second
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	proxy := startStallProxy(t, ns.Addr().String())
 	env := forwarderEnv(proxy.URL())
 	env["FORWARDER_NATS_PUBLISH_TIMEOUT"] = publishTimeout.String()

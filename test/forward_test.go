@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // TestForwardEndToEnd sends a signed event to the real binary, in embedded
@@ -26,7 +27,7 @@ func TestForwardEndToEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := forwarderEnv("")
 			if tt.external {
-				env["FORWARDER_NATS_URL"] = startNATS(t, "", 0).ClientURL()
+				env["FORWARDER_NATS_URL"] = natstest.Start(t, "", 0).ClientURL()
 			} else {
 				env["FORWARDER_NATS_EMBEDDED_LISTEN"] = "127.0.0.1:0"
 				env["FORWARDER_NATS_EMBEDDED_STORE_DIR"] = t.TempDir()

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // testSecret signs every request unless a test says otherwise.
@@ -51,56 +52,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// checkFor polls fn until it returns nil or total elapses.
-func checkFor(t testing.TB, total, sleep time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", total, err)
-		}
-		time.Sleep(sleep)
-	}
-}
-
-// natsOpts configures a test nats-server.
-type natsOpts func(*server.Options)
-
-// startNATS starts a nats-server with JetStream, storing in storeDir (a new
-// temp dir when empty) on port (random when 0).
-func startNATS(t testing.TB, storeDir string, port int, opts ...natsOpts) *server.Server {
-	t.Helper()
-	if storeDir == "" {
-		storeDir = t.TempDir()
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	o := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true}
-	for _, opt := range opts {
-		opt(o)
-	}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatalf("new nats-server: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("nats-server on port %d not ready", port)
-	}
-	t.Cleanup(func() { stopNATS(ns) })
-	return ns
-}
-
-func stopNATS(ns *server.Server) {
-	ns.Shutdown()
-	ns.WaitForShutdown()
 }
 
 // natsPort is the port a started server listens on, for restarting it on
@@ -254,7 +205,7 @@ func (p *forwarderProcess) Wait(t testing.TB, timeout time.Duration) int {
 // WaitReady polls /readyz until it answers 200.
 func (p *forwarderProcess) WaitReady(t testing.TB) {
 	t.Helper()
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		resp, err := http.Get(p.AdminURL + "/readyz")
 		if err != nil {
 			return err
@@ -385,7 +336,7 @@ func streamMessages(t testing.TB, js jetstream.JetStream, stream string) []jetst
 	var msgs []jetstream.Msg
 	// A cluster node that has just come back may not answer for a moment:
 	// read the whole stream again until one read succeeds.
-	checkFor(t, 60*time.Second, 250*time.Millisecond, func() error {
+	natstest.CheckFor(t, 60*time.Second, 250*time.Millisecond, func() error {
 		var err error
 		msgs, err = readStream(js, stream)
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // hostileBodyBytes is far beyond the default http.max_body_bytes (1 MiB).
@@ -57,7 +58,7 @@ func hugeBody(declared bool) func(t *testing.T, url string) (response, error) {
 // real binary: each gets its precise status with a JSON reason, nothing is
 // published, and the process stays healthy and forwards a valid event after.
 func TestHostileInput(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
 	_, js := connect(t, ns.ClientURL())
@@ -135,7 +136,7 @@ func waitClosedWithout2xx(t *testing.T, r *rawRequest) {
 // timeouts close each connection without a 2xx for the unfinished request,
 // nothing is published, and the process keeps serving.
 func TestSlowClientsAreCutOff(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_HTTP_READ_HEADER_TIMEOUT"] = "1s"
 	env["FORWARDER_HTTP_READ_TIMEOUT"] = "2s"

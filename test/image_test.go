@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // Stamped into the image test's build, to find in `version`.
@@ -157,7 +159,7 @@ func assertStatic(t *testing.T, path string) {
 // SIGTERM ends it with status 0.
 func runAsNobody(t *testing.T, bin string) {
 	t.Helper()
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	cwd := t.TempDir()
 	if err := os.Chmod(cwd, 0o555); err != nil {
 		t.Fatal(err)

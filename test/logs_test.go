@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // logEntry is one JSON log line, decoded loosely.
@@ -29,7 +31,7 @@ func deliveryLines(logs, id string) []logEntry {
 // returned, and the request's JSON log line carries it with the delivery id,
 // an RFC 3339 time, a level and a message.
 func TestRequestIDInLogs(t *testing.T) {
-	p := startForwarder(t, forwarderEnv(startNATS(t, "", 0).ClientURL()))
+	p := startForwarder(t, forwarderEnv(natstest.Start(t, "", 0).ClientURL()))
 	p.WaitReady(t)
 	tests := []struct {
 		name       string
@@ -66,7 +68,7 @@ func TestRequestIDInLogs(t *testing.T) {
 			}
 
 			var lines []logEntry
-			checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 				if lines = deliveryLines(p.Logs(), tt.deliveryID); len(lines) != 1 {
 					return fmt.Errorf("%d delivery lines for %s", len(lines), tt.deliveryID)
 				}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // rawRequest is a webhook request written by hand on its own connection, so
@@ -167,7 +169,7 @@ func metricValue(adminURL, name string) (float64, error) {
 // progress, which tells that their headers have been read.
 func waitInFlight(t testing.TB, p *forwarderProcess, want float64) {
 	t.Helper()
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		got, err := metricValue(p.AdminURL, "zautic_forwarder_in_flight_requests")
 		if err != nil {
 			return err

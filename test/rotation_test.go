@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // k8sSecretVolume lays a directory out as the kubelet does for a secret
@@ -93,7 +94,7 @@ func signedWith(secret string, n int64) webhook {
 func waitForReload(t testing.TB, p *forwarderProcess, skip, count int) string {
 	t.Helper()
 	var trigger string
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		var counts []int
 		var triggers []string
 		for line := range strings.Lines(p.Logs()) {
@@ -183,7 +184,7 @@ func (r *rotationTraffic) fail(format string, args ...any) {
 func (r *rotationTraffic) waitSent(t testing.TB, n int64) {
 	t.Helper()
 	target := r.sent.Load() + n
-	checkFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
 		if got := r.sent.Load(); got < target {
 			return fmt.Errorf("%d requests sent, want %d", got, target)
 		}
@@ -197,7 +198,7 @@ func (r *rotationTraffic) waitSent(t testing.TB, n int64) {
 func (r *rotationTraffic) switchPhase(t testing.TB, phase int32) {
 	t.Helper()
 	r.phase.Store(phase)
-	checkFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
 		for i := range r.workerPhase {
 			if got := r.workerPhase[i].Load(); got != phase {
 				return fmt.Errorf("worker %d still in phase %d", i, got)
@@ -227,7 +228,7 @@ func TestSecretRotationUnderTraffic(t *testing.T) {
 		newSecret = "whsec_new_93ab57e0d4c21f68"
 	)
 	vol := newK8sSecretVolume(t, map[string]string{"webhook-secrets": oldSecret + "\n"})
-	env := forwarderEnv(startNATS(t, "", 0).ClientURL())
+	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
 	delete(env, forwarder.SecretEnv)
 	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.path("webhook-secrets")
 	p := startForwarder(t, env)
@@ -282,7 +283,7 @@ func TestSecretReloadOnSIGHUP(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	env := forwarderEnv(startNATS(t, "", 0).ClientURL())
+	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
 	delete(env, forwarder.SecretEnv)
 	env["FORWARDER_WEBHOOK_SECRET_FILE"] = link
 	p := startForwarder(t, env)

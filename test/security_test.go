@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // getAdmin fetches path from the forwarder's admin listener.
@@ -46,7 +47,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	)
 	tests := []struct {
 		name      string
-		server    natsOpts
+		server    func(*server.Options)
 		env       func(url string) map[string]string
 		wantReady bool
 	}{
@@ -85,7 +86,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ns := startNATS(t, "", 0, tt.server)
+			ns := natstest.Start(t, "", 0, tt.server)
 			secretsFile := filepath.Join(t.TempDir(), "webhook-secrets")
 			if err := os.WriteFile(secretsFile, []byte(fileSecret+"\n"), 0o600); err != nil {
 				t.Fatal(err)
@@ -130,7 +131,7 @@ func exerciseSecrets(t testing.TB, p *forwarderProcess, secrets ...string) []str
 		send(t, p.WebhookURL, w)
 	}
 	p.Signal(syscall.SIGHUP)
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if !strings.Contains(p.Logs(), "SIGHUP") {
 			return fmt.Errorf("SIGHUP not handled yet")
 		}
@@ -146,7 +147,7 @@ func exerciseSecrets(t testing.TB, p *forwarderProcess, secrets ...string) []str
 // forwarder to ready without restarting it.
 func TestWrongCredentialsEndToEnd(t *testing.T) {
 	storeDir := t.TempDir()
-	ns := startNATS(t, storeDir, 0, func(o *server.Options) { o.Authorization = "server-token-a1" })
+	ns := natstest.Start(t, storeDir, 0, func(o *server.Options) { o.Authorization = "server-token-a1" })
 	port := natsPort(ns)
 	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_NATS_TOKEN"] = "client-token-b2"
@@ -155,7 +156,7 @@ func TestWrongCredentialsEndToEnd(t *testing.T) {
 
 	// Several retries, well past the point where nats.go would give up on
 	// repeated authorization errors by default.
-	checkFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		if n := closedForAuth(t, ns); n < 4 {
 			return fmt.Errorf("%d rejected attempts so far", n)
 		}
@@ -171,8 +172,8 @@ func TestWrongCredentialsEndToEnd(t *testing.T) {
 		t.Errorf("no log line names rejected credentials as the cause:\n%s", trimmed(p.Logs()))
 	}
 
-	stopNATS(ns)
-	startNATS(t, storeDir, port, func(o *server.Options) { o.Authorization = "client-token-b2" })
+	natstest.Stop(ns)
+	natstest.Start(t, storeDir, port, func(o *server.Options) { o.Authorization = "client-token-b2" })
 	p.WaitReady(t)
 	if got := send(t, p.WebhookURL, webhook{body: sampleEvent("evt_after_fix", "message.sent"), deliveryID: "dlv_after_fix"}); got.Status != http.StatusOK {
 		t.Errorf("webhook after the fix: got %d %v, want 200", got.Status, got.Body)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // exitWithin bounds a graceful exit: the default http.shutdown_timeout
@@ -20,7 +21,7 @@ const exitWithin = 40 * time.Second
 // sender delivers: it exits 0, and every delivery answered 2xx is in the
 // stream exactly once.
 func TestSIGTERMUnderLoad(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
 
@@ -48,7 +49,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 func waitRefusing(t testing.TB, webhookURL string) {
 	t.Helper()
 	host := hostOf(t, webhookURL)
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		conn, err := net.DialTimeout("tcp", host, time.Second)
 		if err != nil {
 			return nil
@@ -79,7 +80,7 @@ func TestShutdownFinishesHalfSentRequest(t *testing.T) {
 				env["FORWARDER_NATS_EMBEDDED_LISTEN"] = "127.0.0.1:0"
 				env["FORWARDER_NATS_EMBEDDED_STORE_DIR"] = storeDir
 			} else {
-				env["FORWARDER_NATS_URL"] = startNATS(t, storeDir, 0).ClientURL()
+				env["FORWARDER_NATS_URL"] = natstest.Start(t, storeDir, 0).ClientURL()
 			}
 			p := startForwarder(t, env)
 			p.WaitReady(t)
@@ -88,7 +89,7 @@ func TestShutdownFinishesHalfSentRequest(t *testing.T) {
 
 			natsURL := env["FORWARDER_NATS_URL"]
 			if tt.embedded {
-				natsURL = startNATS(t, storeDir, 0).ClientURL()
+				natsURL = natstest.Start(t, storeDir, 0).ClientURL()
 			}
 			_, js := connect(t, natsURL)
 			assertExactlyOnce(t, js, []zauticEvent{ev})
@@ -118,7 +119,7 @@ func finishDuringShutdown(t *testing.T, p *forwarderProcess, ev zauticEvent) {
 // http.shutdown_timeout: it is cut off without a 2xx, nothing is stored,
 // and the process still exits 0.
 func TestShutdownCutsOffAtTimeout(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_HTTP_SHUTDOWN_TIMEOUT"] = "1s"
 	p := startForwarder(t, env)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // commandResult is what a finished process printed and how it exited.
@@ -203,12 +204,12 @@ func TestSignBinary(t *testing.T) {
 // exactly once.
 func TestSendRetryRidesOutNATSOutage(t *testing.T) {
 	storeDir := t.TempDir()
-	ns := startNATS(t, storeDir, 0)
+	ns := natstest.Start(t, storeDir, 0)
 	port := natsPort(ns)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
-	stopNATS(ns)
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error { return expectStatus(p.AdminURL+"/readyz", http.StatusServiceUnavailable) })
+	natstest.Stop(ns)
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return expectStatus(p.AdminURL+"/readyz", http.StatusServiceUnavailable) })
 
 	cmd := exec.Command(binary, sendArgs(p, "--type", "all", "--concurrency", "4", "--retry", "--max-retries", "30", "--retry-backoff", "100ms", "--json")...)
 	cmd.Env = cleanEnv(t, nil)
@@ -222,8 +223,8 @@ func TestSendRetryRidesOutNATSOutage(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
 	// Bring NATS back once the forwarder has turned requests away.
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error { return metricAbove(p.AdminURL, `outcome="unavailable"`, 0) })
-	startNATS(t, storeDir, port)
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return metricAbove(p.AdminURL, `outcome="unavailable"`, 0) })
+	natstest.Start(t, storeDir, port)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -4,13 +4,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // TestUnmanagedMissingResourcesRefusesToStart: with stream.manage false and
 // NATS reachable, missing resources are a configuration error: the process
 // exits non-zero with a message naming them.
 func TestUnmanagedMissingResourcesRefusesToStart(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_STREAM_MANAGE"] = "false"
 	p := launchForwarder(t, env)

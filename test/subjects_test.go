@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // natsCLIInstall is how to get the CLI the recipes are written for.
@@ -189,7 +190,7 @@ func startCLISub(t *testing.T, cli string, ns *server.Server, w wildcard) *cliSu
 	}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if n := subscribers(t, ns, w.subject); n <= before {
 			return fmt.Errorf("%d connections subscribed to %s, want more than %d", n, w.subject, before)
 		}
@@ -219,7 +220,7 @@ var receivedOn = regexp.MustCompile(`Received on "([^"]+)"`)
 // TestSubjectsRecipes performs every nats CLI recipe of subjects.md through
 // nats.go, and runs the documented command itself when the CLI is installed.
 func TestSubjectsRecipes(t *testing.T) {
-	ns := startNATS(t, "", 0)
+	ns := natstest.Start(t, "", 0)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
 	p.WaitReady(t)
 	nc, js := connect(t, ns.ClientURL())
@@ -417,7 +418,7 @@ func testConsumerNext(t *testing.T, js jetstream.JetStream, url string) {
 			t.Errorf("consumer next showed %d messages, want %d:\n%s", n, messageEventsPerAll, trimmed(out))
 		}
 		// The ack of the last message may still be on its way.
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			info, err := mustConsumer(t, js, "billing").Info(testContext(t))
 			if err != nil {
 				return err
