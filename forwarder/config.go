@@ -241,10 +241,12 @@ func LoadConfig(v *viper.Viper, path string) (Config, error) {
 	cfg := DefaultConfig()
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "yaml"
-		dc.ErrorUnused = false
+		// A misspelt key in the file is an error, not a silently ignored line.
+		dc.ErrorUnused = true
 	})
 	if err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		// mapstructure's message spans lines; a log line should not.
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	cfg.Normalize()
 	return cfg, cfg.Validate()

@@ -162,6 +162,8 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"missing file", filepath.Join(t.TempDir(), "nope.yaml"), "nope.yaml"},
 		{"not YAML", writeFile(t, "bad.yaml", "http: [unclosed\n"), "bad.yaml"},
 		{"bad value in file", writeFile(t, "value.yaml", "http:\n  read_timeout: soon\n"), "http.read_timeout"},
+		{"misspelt key in file", writeFile(t, "typo.yaml", "stream:\n  nmae: OTHER\n"), "'stream' has invalid keys: nmae"},
+		{"unknown section in file", writeFile(t, "section.yaml", "natss:\n  url: nats://x\n"), "invalid keys: natss"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
