@@ -82,11 +82,25 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	}
 	h.registry = prometheus.NewRegistry()
 	metrics := forwarder.NewMetrics(h.registry)
-	b, err := forwarder.ConnectBroker(h.ns.ClientURL(), h.cfg, log, metrics)
+	b := runBroker(t, h.ns.ClientURL(), h.cfg, log, metrics)
+	h.broker = b
+	h.waitReady()
+	secrets, err := forwarder.NewSecrets(h.cfg.Webhook)
+	if err != nil {
+		t.Fatalf("NewSecrets: %v", err)
+	}
+	h.echo = forwarder.NewWebhookServer(h.cfg.HTTP, forwarder.NewHandler(h.cfg, secrets, b, log, metrics), metrics)
+	return h
+}
+
+// runBroker connects a Broker to url and runs its readiness loop until the
+// test ends.
+func runBroker(t testing.TB, url string, cfg forwarder.Config, log *zap.Logger, m *forwarder.Metrics) *forwarder.Broker {
+	t.Helper()
+	b, err := forwarder.ConnectBroker(url, cfg, log, m)
 	if err != nil {
 		t.Fatalf("ConnectBroker: %v", err)
 	}
-	h.broker = b
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -98,13 +112,7 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 		<-done
 		b.Close(5 * time.Second)
 	})
-	h.waitReady()
-	secrets, err := forwarder.NewSecrets(h.cfg.Webhook)
-	if err != nil {
-		t.Fatalf("NewSecrets: %v", err)
-	}
-	h.echo = forwarder.NewWebhookServer(h.cfg.HTTP, forwarder.NewHandler(h.cfg, secrets, b, log, metrics), metrics)
-	return h
+	return b
 }
 
 // clientJetStream connects a test client, closed at cleanup.

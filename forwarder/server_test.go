@@ -2,7 +2,6 @@ package forwarder_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -208,21 +207,8 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 	cfg.NATS.URL = "nats://forwarder:" + password + "@" + freeLoopbackPort(t)
 	cfg.NATS.ConnectTimeout = 200 * time.Millisecond
 	log := zaptest.NewLogger(t)
-	b, err := forwarder.ConnectBroker(cfg.NATS.URL, cfg, log, nil)
-	if err != nil {
-		t.Fatalf("ConnectBroker must not fail while NATS is down: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		b.Close(5 * time.Second)
-	})
+	// ConnectBroker must not fail while NATS is down.
+	b := runBroker(t, cfg.NATS.URL, cfg, log, nil)
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "nats-server unreachable") {
 			return errors.New("broker has not reported the missing connection yet")

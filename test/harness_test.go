@@ -293,6 +293,11 @@ func do(t testing.TB, client *http.Client, req *http.Request) (response, error) 
 	if err != nil {
 		return response{}, err
 	}
+	return decodeResponse(resp)
+}
+
+// decodeResponse reads and closes resp, whose body must be JSON.
+func decodeResponse(resp *http.Response) (response, error) {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {

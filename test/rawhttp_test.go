@@ -3,9 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -94,16 +92,7 @@ func (r *rawRequest) response(timeout time.Duration) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, err
-	}
-	got := response{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After")}
-	if err := json.Unmarshal(raw, &got.Body); err != nil {
-		return got, fmt.Errorf("answer %d is not JSON: %q", resp.StatusCode, raw)
-	}
-	return got, nil
+	return decodeResponse(resp)
 }
 
 // halfSent is a signed delivery whose headers and first half of the body
