@@ -18,48 +18,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/internal/secretvolume"
 )
-
-// secretVolume lays a directory out as the kubelet does for a secret
-// volume: <dir>/..<stamp>/<key> holds the data, <dir>/..data links to the
-// current stamped directory, and <dir>/<key> links to ..data/<key>. Update
-// writes a new stamped directory and swaps ..data by a rename, so that a
-// reader sees the old set or the new one, never a mix.
-type secretVolume struct {
-	dir     string
-	version int
-}
-
-func newSecretVolume(t testing.TB, files map[string]string) *secretVolume {
-	t.Helper()
-	v := &secretVolume{dir: t.TempDir()}
-	v.update(t, files)
-	return v
-}
-
-func (v *secretVolume) path(key string) string { return filepath.Join(v.dir, key) }
-
-func (v *secretVolume) update(t testing.TB, files map[string]string) {
-	t.Helper()
-	v.version++
-	stamp := fmt.Sprintf("..2026_01_03_00_00_%02d.%09d", v.version, v.version)
-	old, _ := os.Readlink(filepath.Join(v.dir, "..data"))
-	fatalIf(t, os.Mkdir(filepath.Join(v.dir, stamp), 0o755))
-	for key, content := range files {
-		fatalIf(t, os.WriteFile(filepath.Join(v.dir, stamp, key), []byte(content), 0o644))
-	}
-	fatalIf(t, os.Symlink(stamp, filepath.Join(v.dir, "..data_tmp")))
-	fatalIf(t, os.Rename(filepath.Join(v.dir, "..data_tmp"), filepath.Join(v.dir, "..data")))
-	for key := range files {
-		link := filepath.Join(v.dir, key)
-		if _, err := os.Lstat(link); os.IsNotExist(err) {
-			fatalIf(t, os.Symlink(filepath.Join("..data", key), link))
-		}
-	}
-	if old != "" {
-		fatalIf(t, os.RemoveAll(filepath.Join(v.dir, old)))
-	}
-}
 
 // runWatcher runs a watcher of s with the given interval until the test ends
 // and returns its hangup channel.
@@ -107,8 +67,8 @@ const noInterval = time.Hour
 // from the directory's events alone (no SIGHUP, no interval), and a secret
 // removed from the file stops being accepted.
 func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
-	vol := newSecretVolume(t, map[string]string{"webhook-secrets": "old-secret\n", "webhook-secret": "single-a"})
-	s, err := NewSecrets(WebhookConfig{SecretFile: vol.path("webhook-secret"), SecretsFile: vol.path("webhook-secrets")})
+	vol := secretvolume.New(t, map[string]string{"webhook-secrets": "old-secret\n", "webhook-secret": "single-a"})
+	s, err := NewSecrets(WebhookConfig{SecretFile: vol.Path("webhook-secret"), SecretsFile: vol.Path("webhook-secrets")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +87,7 @@ func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
 		{"single secret rotated", "single-b", "new-secret\n", []string{"single-b", "new-secret"}},
 	}
 	for _, step := range steps {
-		vol.update(t, map[string]string{"webhook-secret": step.secret, "webhook-secrets": step.secrets})
+		vol.Update(t, map[string]string{"webhook-secret": step.secret, "webhook-secrets": step.secrets})
 		wantSecrets(t, s, step.want...)
 	}
 	if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}); got < float64(len(steps)) {
@@ -211,14 +171,14 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 // TestWatcherLogsWithoutValues rotates secrets and checks that the log
 // lines count secrets and never show them.
 func TestWatcherLogsWithoutValues(t *testing.T) {
-	vol := newSecretVolume(t, map[string]string{"webhook-secrets": "very-secret-1\n"})
-	s, err := NewSecrets(WebhookConfig{SecretsFile: vol.path("webhook-secrets")})
+	vol := secretvolume.New(t, map[string]string{"webhook-secrets": "very-secret-1\n"})
+	s, err := NewSecrets(WebhookConfig{SecretsFile: vol.Path("webhook-secrets")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	runWatcher(t, s, zap.New(core), nil, noInterval)
-	vol.update(t, map[string]string{"webhook-secrets": "very-secret-1\nvery-secret-2\n"})
+	vol.Update(t, map[string]string{"webhook-secrets": "very-secret-1\nvery-secret-2\n"})
 	wantSecrets(t, s, "very-secret-1", "very-secret-2")
 	reloaded := logs.FilterMessage("webhook secrets reloaded").All()
 	if len(reloaded) == 0 || reloaded[0].ContextMap()["count"] != int64(2) {

@@ -15,68 +15,8 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/internal/secretvolume"
 )
-
-// k8sSecretVolume lays a directory out as the kubelet does for a secret
-// volume: <dir>/..<stamp>/<key> holds the data, <dir>/..data links to the
-// current stamped directory and <dir>/<key> links to ..data/<key>. An update
-// writes a new stamped directory and renames a fresh ..data_tmp link over
-// ..data, then removes the old directory, exactly in the kubelet's order.
-type k8sSecretVolume struct {
-	dir     string
-	version int
-}
-
-func newK8sSecretVolume(t testing.TB, files map[string]string) *k8sSecretVolume {
-	t.Helper()
-	v := &k8sSecretVolume{dir: t.TempDir()}
-	v.update(t, files)
-	return v
-}
-
-func (v *k8sSecretVolume) path(key string) string { return filepath.Join(v.dir, key) }
-
-func (v *k8sSecretVolume) update(t testing.TB, files map[string]string) {
-	t.Helper()
-	v.version++
-	stamp := fmt.Sprintf("..2026_01_03_00_00_%02d.%09d", v.version, v.version)
-	old, _ := os.Readlink(filepath.Join(v.dir, "..data"))
-	steps := []func() error{
-		func() error { return os.Mkdir(filepath.Join(v.dir, stamp), 0o755) },
-		func() error {
-			for key, content := range files {
-				if err := os.WriteFile(filepath.Join(v.dir, stamp, key), []byte(content), 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-		func() error { return os.Symlink(stamp, filepath.Join(v.dir, "..data_tmp")) },
-		func() error { return os.Rename(filepath.Join(v.dir, "..data_tmp"), filepath.Join(v.dir, "..data")) },
-		func() error {
-			for key := range files {
-				link := filepath.Join(v.dir, key)
-				if _, err := os.Lstat(link); os.IsNotExist(err) {
-					if err := os.Symlink(filepath.Join("..data", key), link); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		},
-		func() error {
-			if old == "" {
-				return nil
-			}
-			return os.RemoveAll(filepath.Join(v.dir, old))
-		},
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("update secret volume: %v", err)
-		}
-	}
-}
 
 // signedWith is a webhook signed with secret now.
 func signedWith(secret string, n int64) webhook {
@@ -227,23 +167,23 @@ func TestSecretRotationUnderTraffic(t *testing.T) {
 		oldSecret = "whsec_old_6f1d0c8e2b7a4935"
 		newSecret = "whsec_new_93ab57e0d4c21f68"
 	)
-	vol := newK8sSecretVolume(t, map[string]string{"webhook-secrets": oldSecret + "\n"})
+	vol := secretvolume.New(t, map[string]string{"webhook-secrets": oldSecret + "\n"})
 	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
 	delete(env, forwarder.SecretEnv)
-	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.path("webhook-secrets")
+	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.Path("webhook-secrets")
 	p := startForwarder(t, env)
 	p.WaitReady(t)
 
 	traffic := startRotationTraffic(p, 3, [][]string{{oldSecret}, {oldSecret, newSecret}, {newSecret}})
 	traffic.waitSent(t, 20)
 
-	vol.update(t, map[string]string{"webhook-secrets": oldSecret + "\n" + newSecret + "\n"})
+	vol.Update(t, map[string]string{"webhook-secrets": oldSecret + "\n" + newSecret + "\n"})
 	waitForReload(t, p, 0, 2)
 	traffic.switchPhase(t, 1)
 	traffic.waitSent(t, 20)
 
 	traffic.switchPhase(t, 2)
-	vol.update(t, map[string]string{"webhook-secrets": newSecret + "\n"})
+	vol.Update(t, map[string]string{"webhook-secrets": newSecret + "\n"})
 	waitForReload(t, p, 1, 1)
 	traffic.waitSent(t, 20)
 
