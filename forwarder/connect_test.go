@@ -361,23 +361,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// authFailures counts the server's connections closed for failed
-// authentication: one per client attempt.
-func authFailures(t testing.TB, ns *server.Server) int {
-	t.Helper()
-	connz, err := ns.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 10000})
-	if err != nil {
-		t.Fatalf("connz: %v", err)
-	}
-	n := 0
-	for _, c := range connz.Conns {
-		if strings.Contains(c.Reason, "Authentication") {
-			n++
-		}
-	}
-	return n
-}
-
 // minAuthAttempts is well past the second identical authorization error,
 // after which nats.go closes the connection for good unless
 // IgnoreAuthErrorAbort is set.
@@ -429,21 +412,21 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 			b := runBroker(t, cfg.NATS.URL, cfg, zap.New(core), nil)
 
 			natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-				if n := authFailures(t, ns); n < minAuthAttempts {
+				if n := natstest.AuthFailures(t, ns); n < minAuthAttempts {
 					return fmt.Errorf("%d failed attempts so far", n)
 				}
 				return nil
 			})
 			err := b.Ready()
 			if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "credentials rejected") {
-				t.Fatalf("Ready after %d rejected attempts: got %v, want ErrNotReady naming the credentials", authFailures(t, ns), err)
+				t.Fatalf("Ready after %d rejected attempts: got %v, want ErrNotReady naming the credentials", natstest.AuthFailures(t, ns), err)
 			}
 			if b.nc.IsClosed() {
 				t.Fatal("the connection was closed after repeated authorization errors; it must keep retrying")
 			}
 			warnings := logs.FilterMessage("nats connection failed; retrying").All()
 			if len(warnings) != 1 {
-				t.Fatalf("connection warnings after %d attempts: got %d, want 1 (rate-limited)", authFailures(t, ns), len(warnings))
+				t.Fatalf("connection warnings after %d attempts: got %d, want 1 (rate-limited)", natstest.AuthFailures(t, ns), len(warnings))
 			}
 			if cause := warnings[0].ContextMap()["cause"]; cause != causeCredentials {
 				t.Errorf("logged cause: got %q, want %q", cause, causeCredentials)
@@ -472,7 +455,7 @@ func TestAuthErrorAbortWithoutOption(t *testing.T) {
 	defer nc.Close()
 	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		if !nc.IsClosed() {
-			return fmt.Errorf("status %v after %d rejected attempts", nc.Status(), authFailures(t, ns))
+			return fmt.Errorf("status %v after %d rejected attempts", nc.Status(), natstest.AuthFailures(t, ns))
 		}
 		return nil
 	})

@@ -45,13 +45,7 @@ func TestParseEvent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := forwarder.ParseEvent([]byte(tt.body))
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("got error %v, want %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !strings.Contains(err.Error(), tt.reason) {
-					t.Errorf("got error %q, want it to mention %q", err, tt.reason)
-				}
+			if checkError(t, err, tt.wantErr, tt.reason) {
 				return
 			}
 			if got != tt.want {
@@ -107,13 +101,7 @@ func TestSubjectFor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := forwarder.SubjectFor(tt.prefix, tt.typ)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("got error %v, want %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !strings.Contains(err.Error(), tt.reason) {
-					t.Errorf("got error %q, want it to mention %q", err, tt.reason)
-				}
+			if checkError(t, err, tt.wantErr, tt.reason) {
 				return
 			}
 			if got != tt.want {
@@ -191,4 +179,18 @@ func TestKVKeyNoCollision(t *testing.T) {
 		}
 		seen[got] = k
 	}
+}
+
+// checkError fails t unless err is wantErr (nil included) and, when it is an
+// error, mentions reason. It reports whether there was an error, so that a
+// table test stops checking the result.
+func checkError(t *testing.T, err, wantErr error, reason string) bool {
+	t.Helper()
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("got error %v, want %v", err, wantErr)
+	}
+	if err != nil && !strings.Contains(err.Error(), reason) {
+		t.Errorf("got error %q, want it to mention %q", err, reason)
+	}
+	return err != nil
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,12 +78,7 @@ func TestNewSecretsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := forwarder.NewSecrets(tt.cfg)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("got error %v, want %v", err, tt.wantErr)
-			}
-			if !strings.Contains(err.Error(), tt.reason) {
-				t.Errorf("got error %q, want it to mention %q", err, tt.reason)
-			}
+			checkError(t, err, tt.wantErr, tt.reason)
 		})
 	}
 }

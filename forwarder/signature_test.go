@@ -113,13 +113,7 @@ func TestParseSignatureHeader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := forwarder.ParseSignatureHeader(tt.header)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("got error %v, want %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !strings.Contains(err.Error(), tt.reason) {
-					t.Errorf("got error %q, want it to mention %q", err, tt.reason)
-				}
+			if checkError(t, err, tt.wantErr, tt.reason) {
 				return
 			}
 			if got.Timestamp != tt.wantT {

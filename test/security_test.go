@@ -157,7 +157,7 @@ func TestWrongCredentialsEndToEnd(t *testing.T) {
 	// Several retries, well past the point where nats.go would give up on
 	// repeated authorization errors by default.
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		if n := closedForAuth(t, ns); n < 4 {
+		if n := natstest.AuthFailures(t, ns); n < 4 {
 			return fmt.Errorf("%d rejected attempts so far", n)
 		}
 		return nil
@@ -178,21 +178,4 @@ func TestWrongCredentialsEndToEnd(t *testing.T) {
 	if got := send(t, p.WebhookURL, webhook{body: sampleEvent("evt_after_fix", "message.sent"), deliveryID: "dlv_after_fix"}); got.Status != http.StatusOK {
 		t.Errorf("webhook after the fix: got %d %v, want 200", got.Status, got.Body)
 	}
-}
-
-// closedForAuth counts the server's connections closed for failed
-// authentication.
-func closedForAuth(t testing.TB, ns *server.Server) int {
-	t.Helper()
-	connz, err := ns.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 10000})
-	if err != nil {
-		t.Fatalf("connz: %v", err)
-	}
-	n := 0
-	for _, c := range connz.Conns {
-		if strings.Contains(c.Reason, "Authentication") {
-			n++
-		}
-	}
-	return n
 }

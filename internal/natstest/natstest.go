@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,23 @@ func Start(t testing.TB, storeDir string, port int, opts ...func(*server.Options
 func Stop(ns *server.Server) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
+}
+
+// AuthFailures counts ns's connections closed for failed authentication:
+// one per rejected client attempt.
+func AuthFailures(t testing.TB, ns *server.Server) int {
+	t.Helper()
+	connz, err := ns.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 10000})
+	if err != nil {
+		t.Fatalf("connz: %v", err)
+	}
+	n := 0
+	for _, c := range connz.Conns {
+		if strings.Contains(c.Reason, "Authentication") {
+			n++
+		}
+	}
+	return n
 }
 
 // CheckFor calls fn every sleep until it returns nil, and fails t with its
