@@ -18,7 +18,8 @@ var (
 	// ErrNotSigned is returned when the signature header is missing or empty.
 	ErrNotSigned = errors.New("missing X-Zautic-Signature header")
 	// ErrInvalidHeader is returned when the signature header has no timestamp,
-	// several timestamps, a timestamp that is not an integer, or no usable v1.
+	// several timestamps, a timestamp that is not digits only without leading
+	// zeros, or no usable v1.
 	ErrInvalidHeader = errors.New("malformed X-Zautic-Signature header")
 	// ErrNoValidSignature is returned when no v1 value matches any secret.
 	ErrNoValidSignature = errors.New("no v1 signature matches the body")
@@ -55,9 +56,9 @@ func ParseSignatureHeader(header string) (SignedHeader, error) {
 				return sh, fmt.Errorf("%w: more than one t", ErrInvalidHeader)
 			}
 			seenT = true
-			ts, err := strconv.ParseInt(value, 10, 64)
+			ts, err := parseTimestamp(value)
 			if err != nil {
-				return sh, fmt.Errorf("%w: t is not an integer", ErrInvalidHeader)
+				return sh, err
 			}
 			sh.Timestamp = ts
 		case "v1":
@@ -73,6 +74,25 @@ func ParseSignatureHeader(header string) (SignedHeader, error) {
 		return sh, fmt.Errorf("%w: no v1 of 64 hex characters", ErrInvalidHeader)
 	}
 	return sh, nil
+}
+
+// parseTimestamp accepts t only in its canonical form, digits without a sign
+// or leading zeros, so that the text the HMAC covers (re-formatted from the
+// number by ComputeSignature) is exactly the text that was sent: "+1767432000"
+// or "001767432000" would otherwise verify against "1767432000", making the
+// header malleable.
+func parseTimestamp(value string) (int64, error) {
+	if value == "" || strings.Trim(value, "0123456789") != "" {
+		return 0, fmt.Errorf("%w: t is not an integer of digits only", ErrInvalidHeader)
+	}
+	if len(value) > 1 && value[0] == '0' {
+		return 0, fmt.Errorf("%w: t has leading zeros", ErrInvalidHeader)
+	}
+	ts, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: t is not an integer: out of int64 range", ErrInvalidHeader)
+	}
+	return ts, nil
 }
 
 func decodeSignature(value string) ([]byte, bool) {
