@@ -170,7 +170,7 @@ func DefaultConfig() Config {
 			DuplicateWindow: 2 * time.Minute,
 			Replicas:        1,
 		},
-		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
+		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyEvent, Replicas: 1},
 		Log:   LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 	}
 }

@@ -257,7 +257,7 @@ var envOverrides = map[string]envOverride{
 	"admin.addr":               {env: "127.0.0.1:9999", want: "127.0.0.1:9999"},
 	"admin.pprof":              {env: "true", want: "true"},
 	"dedup.bucket":             {env: "other-dedup", want: "other-dedup"},
-	"dedup.key":                {env: "event", want: "event"},
+	"dedup.key":                {env: "delivery", want: "delivery"},
 	"dedup.replicas":           {env: "3", want: "3"},
 	"dedup.ttl":                {env: "24h", want: "24h0m0s"},
 	"events.allow":             {env: "message.sent,message.read", want: "[message.sent message.read]"},

@@ -82,7 +82,8 @@ type delivery struct {
 	deliveryID string
 	event      Event
 	subject    string
-	key        string
+	key        string   // the dedup key, as received
+	kvKeys     []string // the KV keys looked up and marked
 	timestamp  int64
 	outcome    string
 	ack        *jetstream.PubAck
@@ -139,6 +140,7 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 		return nil
 	}
 	d.key = h.dedupKey(d)
+	d.kvKeys = h.kvKeys(d, body)
 	return h.forward(req.Context(), d, body)
 }
 
@@ -154,8 +156,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	// however that time is split between the two steps.
 	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
 	defer cancel()
-	kvKey := KVKey(d.key)
-	seen, err := h.broker.Seen(natsCtx, kvKey)
+	seen, err := h.seen(natsCtx, d.kvKeys)
 	if err != nil {
 		return err
 	}
@@ -170,8 +171,20 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	if d.ack.Duplicate {
 		d.outcome = OutcomeDuplicate
 	}
-	h.mark(ctx, d, kvKey)
+	for _, key := range d.kvKeys {
+		h.mark(ctx, d, key)
+	}
 	return nil
+}
+
+// seen reports whether any of keys is in the dedup bucket.
+func (h *Handler) seen(ctx context.Context, keys []string) (bool, error) {
+	for _, key := range keys {
+		if seen, err := h.broker.Seen(ctx, key); err != nil || seen {
+			return seen, err
+		}
+	}
+	return false, nil
 }
 
 func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetstream.PubAck, error) {
@@ -211,15 +224,6 @@ func newMessage(d *delivery, body []byte) *nats.Msg {
 		header[HeaderDeliveryID] = values[5:6:6]
 	}
 	return &nats.Msg{Subject: d.subject, Data: body, Header: header}
-}
-
-// dedupKey is the delivery id, or the event id when the request has none or
-// dedup.key is "event".
-func (h *Handler) dedupKey(d *delivery) string {
-	if h.cfg.Dedup.Key == DedupKeyEvent || d.deliveryID == "" {
-		return d.event.ID
-	}
-	return d.deliveryID
 }
 
 // readBody reads at most limit bytes into buf. A declared or actual larger

@@ -154,15 +154,21 @@ func (h *handlerHarness) count() uint64 {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := h.js.Stream(ctx, h.cfg.Stream.Name)
-	if err != nil {
-		h.t.Fatalf("stream %s: %v", h.cfg.Stream.Name, err)
-	}
-	info, err := s.Info(ctx)
+	info, err := h.stream(ctx).Info(ctx)
 	if err != nil {
 		h.t.Fatalf("stream info: %v", err)
 	}
 	return info.State.Msgs
+}
+
+// stream looks the forwarder's stream up.
+func (h *handlerHarness) stream(ctx context.Context) jetstream.Stream {
+	h.t.Helper()
+	s, err := h.js.Stream(ctx, h.cfg.Stream.Name)
+	if err != nil {
+		h.t.Fatalf("stream %s: %v", h.cfg.Stream.Name, err)
+	}
+	return s
 }
 
 func (h *handlerHarness) assertCount(want uint64) {
@@ -337,7 +343,7 @@ func TestHandlerPublishes(t *testing.T) {
 		t.Errorf("got subject %q, want %q", got, want)
 	}
 	wantHeaders := map[string]string{
-		forwarder.HeaderMsgID:      "dlv_1",
+		forwarder.HeaderMsgID:      "evt_1",
 		forwarder.HeaderEventType:  "message.delivered",
 		forwarder.HeaderEventID:    "evt_1",
 		forwarder.HeaderDeliveryID: "dlv_1",
@@ -352,9 +358,9 @@ func TestHandlerPublishes(t *testing.T) {
 	if err != nil || time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
 		t.Errorf("header %s: got %q, want the signed t", forwarder.HeaderTimestamp, msg.Header.Get(forwarder.HeaderTimestamp))
 	}
-	entry, err := h.kv().Get(context.Background(), "dlv_1")
+	entry, err := h.kv().Get(context.Background(), "evt_1")
 	if err != nil {
-		t.Fatalf("KV entry of dlv_1: %v", err)
+		t.Fatalf("KV entry of evt_1: %v", err)
 	}
 	if seq, _, _ := strings.Cut(string(entry.Value()), " "); seq != "1" {
 		t.Errorf("KV value %q: got sequence %q, want 1", entry.Value(), seq)
@@ -382,9 +388,9 @@ func TestHandlerDuplicateDelivery(t *testing.T) {
 	if got := published(); got != 1 {
 		t.Errorf("got %d publishes, want 1: the KV bucket, not the stream, must catch the retries", got)
 	}
-	// Another delivery of the same event is a new delivery under dedup.key=delivery.
-	h.send(body, "dlv_2").assertBody(t, publishedBody(2, "zautic.message.read"))
-	h.assertCount(2)
+	// Another delivery id does not make the same signed event new.
+	h.send(body, "dlv_2").assertBody(t, duplicateBody)
+	h.assertCount(1)
 }
 
 // TestHandlerDuplicateWindow loses the KV entry after the first publish: the
@@ -397,10 +403,10 @@ func TestHandlerDuplicateWindow(t *testing.T) {
 	h.send(body, "dlv_1").assertBody(t, publishedBody(1, "zautic.message.sent"))
 
 	kv := h.kv()
-	if err := kv.Purge(context.Background(), "dlv_1"); err != nil {
+	if err := kv.Purge(context.Background(), "evt_1"); err != nil {
 		t.Fatalf("purge KV key: %v", err)
 	}
-	if _, err := kv.Get(context.Background(), "dlv_1"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kv.Get(context.Background(), "evt_1"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("KV key still there after purge: %v", err)
 	}
 
@@ -411,7 +417,7 @@ func TestHandlerDuplicateWindow(t *testing.T) {
 	if got := published(); got != 2 {
 		t.Errorf("got %d publishes, want 2: the retry must reach the stream and be dropped there", got)
 	}
-	if _, err := kv.Get(context.Background(), "dlv_1"); err != nil {
+	if _, err := kv.Get(context.Background(), "evt_1"); err != nil {
 		t.Errorf("the duplicate was not marked again: %v", err)
 	}
 }
@@ -451,11 +457,12 @@ func TestHandlerMissingDeliveryIDUsesEventID(t *testing.T) {
 	}
 }
 
-// TestHandlerWeirdDeliveryIDs sends ids a KV key cannot hold: they are
-// stored under their hashed form while Nats-Msg-Id carries them as received.
+// TestHandlerWeirdDeliveryIDs sends, under dedup.key "delivery", ids a KV
+// key cannot hold: they are stored under their hashed form while
+// Nats-Msg-Id carries them as received.
 func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = forwarder.DedupKeyDelivery }})
 	tests := []struct {
 		name string
 		id   string

@@ -281,10 +281,10 @@ func TestClusterStaleDedupReadCaughtByWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		_, err := kv.Get(ctx, forwarder.KVKey(ev.DeliveryID))
+		_, err := kv.Get(ctx, forwarder.KVKey(ev.ID))
 		return err
 	})
-	if err := kv.Purge(ctx, forwarder.KVKey(ev.DeliveryID)); err != nil {
+	if err := kv.Purge(ctx, forwarder.KVKey(ev.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got := send(t, replicas[1].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})

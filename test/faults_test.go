@@ -162,7 +162,7 @@ func TestCrashBetweenPubAckAndMark(t *testing.T) {
 
 	ev := newEvents("crash", 1)[0]
 	msg := &nats.Msg{Subject: "zautic." + ev.Type, Data: ev.Body, Header: nats.Header{}}
-	msg.Header.Set(forwarder.HeaderMsgID, ev.DeliveryID)
+	msg.Header.Set(forwarder.HeaderMsgID, ev.ID)
 	msg.Header.Set(forwarder.HeaderEventID, ev.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

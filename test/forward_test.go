@@ -69,7 +69,7 @@ func assertForwardedOnce(t *testing.T, p *forwarderProcess, js jetstream.JetStre
 		t.Errorf("body changed on the way:\ngot  %s\nwant %s", m.Data(), body)
 	}
 	wantHeaders := map[string]string{
-		forwarder.HeaderMsgID:      "dlv_e2e_1",
+		forwarder.HeaderMsgID:      "evt_e2e_1",
 		forwarder.HeaderEventType:  "message.delivered",
 		forwarder.HeaderEventID:    "evt_e2e_1",
 		forwarder.HeaderDeliveryID: "dlv_e2e_1",

@@ -132,8 +132,8 @@ func assertSimulatedMessage(t *testing.T, m jetstream.Msg, typ string) {
 	if ev.Type != typ || h.Get(forwarder.HeaderEventType) != typ || h.Get(forwarder.HeaderEventID) != ev.ID {
 		t.Errorf("%s: got type %q, headers %v", typ, ev.Type, h)
 	}
-	if id := h.Get(forwarder.HeaderDeliveryID); !strings.HasPrefix(id, "dlv_") || h.Get(forwarder.HeaderMsgID) != id {
-		t.Errorf("%s: got delivery id %q and Nats-Msg-Id %q, want the same dlv_ id", typ, id, h.Get(forwarder.HeaderMsgID))
+	if id := h.Get(forwarder.HeaderDeliveryID); !strings.HasPrefix(id, "dlv_") || h.Get(forwarder.HeaderMsgID) != ev.ID {
+		t.Errorf("%s: got delivery id %q and Nats-Msg-Id %q, want a dlv_ id and the event id %q", typ, id, h.Get(forwarder.HeaderMsgID), ev.ID)
 	}
 }
 

@@ -296,7 +296,7 @@ func assertCLISub(t *testing.T, s *cliSub, w wildcard) {
 		got = append(got, m[1])
 	}
 	assertSameSubjects(t, got, w.want)
-	if !strings.Contains(out, forwarder.HeaderMsgID+": dlv_") {
+	if !strings.Contains(out, forwarder.HeaderMsgID+": evt_") {
 		t.Errorf("nats sub output shows no %s header:\n%s", forwarder.HeaderMsgID, trimmed(out))
 	}
 }

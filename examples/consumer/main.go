@@ -10,7 +10,8 @@
 // JetStream delivers at least once: a consumer that crashes between its work
 // and its ack gets the message again. So the consumer keys its own
 // idempotency on the Nats-Msg-Id header, which the forwarder sets to the
-// Zautic delivery id, and records that id together with its work. Here the
+// Zautic event id (dedup.key "event", the default), and records that id
+// together with its work. Here the
 // record is a map; a real service writes it in the same database
 // transaction as its side effect (a table with a unique key on the id).
 //

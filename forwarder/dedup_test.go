@@ -1,0 +1,101 @@
+package forwarder_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// replayStep is one request of a replay run: the captured signature (or one
+// made anew at another second) with a chosen delivery id.
+type replayStep struct {
+	deliveryID string
+	resigned   bool // signed anew, as Zautic does for a genuine re-delivery
+	want       string
+}
+
+// TestHandlerReplayWithAnotherDeliveryID replays one captured request under
+// forged delivery ids: under either dedup.key only the signed content
+// decides, so the replays are duplicates and one message is published. Under
+// "delivery", a re-delivery signed anew with a new delivery id goes through.
+func TestHandlerReplayWithAnotherDeliveryID(t *testing.T) {
+	t.Parallel()
+	captured := []replayStep{
+		{deliveryID: "dlv_orig", want: "published"},
+		{deliveryID: "dlv_orig", want: "duplicate"},
+		{deliveryID: "dlv_forged1", want: "duplicate"},
+		{deliveryID: "dlv_forged2", want: "duplicate"},
+		{deliveryID: "", want: "duplicate"},
+	}
+	tests := []struct {
+		name         string
+		key          string
+		steps        []replayStep
+		wantMessages uint64
+	}{
+		{"event (the default)", forwarder.DedupKeyEvent,
+			append(captured, replayStep{deliveryID: "dlv_again", resigned: true, want: "duplicate"}), 1},
+		{"delivery", forwarder.DedupKeyDelivery,
+			append(captured, replayStep{deliveryID: "dlv_again", resigned: true, want: "published"}), 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = tt.key }})
+			body := eventBody("evt_replayed", "message.delivered")
+			signedAt := time.Now().Unix()
+			for i, step := range tt.steps {
+				at := signedAt
+				if step.resigned {
+					at--
+				}
+				req := signedRequest(body, step.deliveryID, handlerSecret)
+				req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(handlerSecret), at, body))
+				a := h.serve(req)
+				a.assertStatus(t, http.StatusOK)
+				if got := a.body["status"]; got != step.want {
+					t.Errorf("request %d (delivery %q): got %v, want %s", i, step.deliveryID, got, step.want)
+				}
+			}
+			h.assertCount(tt.wantMessages)
+		})
+	}
+}
+
+// TestHandlerFailedPublishLeavesSignatureRetryable moves the stream off the
+// forwarder's subjects for the first attempt: it fails, nothing is marked,
+// so the sender's retry of the same signed request is published, not taken
+// for a replay.
+func TestHandlerFailedPublishLeavesSignatureRetryable(t *testing.T) {
+	t.Parallel()
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = forwarder.DedupKeyDelivery }})
+	body := eventBody("evt_retry", "message.sent")
+	req := func() *http.Request { return signedRequest(body, "dlv_retry", handlerSecret) }
+	sig := req().Header.Get(forwarder.SignatureHeader)
+	withSig := func() *http.Request {
+		r := req()
+		r.Header.Set(forwarder.SignatureHeader, sig)
+		return r
+	}
+	h.setStreamSubjects("elsewhere.>")
+	h.serve(withSig()).assertStatus(t, http.StatusServiceUnavailable)
+	h.setStreamSubjects(h.cfg.Stream.SubjectPrefix + ".>")
+	h.serve(withSig()).assertBody(t, publishedBody(1, "zautic.message.sent"))
+	h.serve(withSig()).assertBody(t, duplicateBody)
+	h.assertCount(1)
+}
+
+// setStreamSubjects changes the stream's subjects behind the forwarder's back.
+func (h *handlerHarness) setStreamSubjects(subjects ...string) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := h.stream(ctx).CachedInfo().Config
+	cfg.Subjects = subjects
+	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
+		h.t.Fatalf("update stream subjects to %v: %v", subjects, err)
+	}
+}
