@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // dedupKey is what decides whether a request is new. Under dedup.key
@@ -43,4 +46,31 @@ func signatureKey(t int64, body []byte) string {
 	h.Write([]byte{'.'})
 	h.Write(body)
 	return "sig." + hex.EncodeToString(h.Sum(nil))
+}
+
+// messageID is the Nats-Msg-Id of a dedup key. nats.go writes headers the
+// way net/http does, trimming white space and turning CR and LF into spaces,
+// so " evt_1", "evt_1 " and "evt_1\r\n" would all reach the stream as
+// "evt_1" and dedup as one. A key a header cannot carry exactly is sent in
+// the mapped form of its KV key instead, so that two different keys never
+// meet. Keys that already look mapped are mapped too, for the same reason.
+func messageID(key string) string {
+	if headerSafe(key) && !strings.HasPrefix(key, mappedKeyPrefix) {
+		return key
+	}
+	return mappedKey(key)
+}
+
+// headerSafe reports whether a header carries value exactly: valid UTF-8,
+// no control characters, no white space at either end.
+func headerSafe(value string) bool {
+	if value == "" || !utf8.ValidString(value) {
+		return false
+	}
+	first, _ := utf8.DecodeRuneInString(value)
+	last, _ := utf8.DecodeLastRuneInString(value)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return false
+	}
+	return !strings.ContainsFunc(value, unicode.IsControl)
 }

@@ -1,8 +1,11 @@
 package forwarder_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +101,45 @@ func (h *handlerHarness) setStreamSubjects(subjects ...string) {
 	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
 		h.t.Fatalf("update stream subjects to %v: %v", subjects, err)
 	}
+}
+
+// TestHandlerIDsAHeaderCannotCarry sends event ids that a header would
+// trim or rewrite: each is its own event, published once, and the ones a
+// header cannot carry exactly travel in the mapped form of their KV key.
+func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
+	t.Parallel()
+	h := newHandlerHarness(t, harnessOptions{})
+	tests := []struct {
+		id     string
+		mapped bool
+	}{
+		{"evt_ws", false},
+		{" evt_ws", true},
+		{"evt_ws ", true},
+		{"evt_ws\r\n", true},
+		{"evt_ws\t", true},
+		{"evt_a b", false},
+		{"evt_a\nb", true},
+		{"evt_\u0001", true},
+		{"evt_\u00a0", true},
+		{forwarder.KVKey(" evt_ws"), true},
+	}
+	for i, tt := range tests {
+		seq := uint64(i + 1)
+		body := eventBody("placeholder", "message.sent")
+		quoted, _ := json.Marshal(tt.id)
+		body = bytes.Replace(body, []byte(`"placeholder"`), quoted, 1)
+		h.send(body, "").assertBody(t, publishedBody(float64(seq), "zautic.message.sent"))
+		want := tt.id
+		if tt.mapped {
+			want = forwarder.KVKey(tt.id)
+			if !strings.HasPrefix(want, "sha256.") || want == tt.id {
+				t.Fatalf("%q: KV key %q is not the mapped form", tt.id, want)
+			}
+		}
+		if got := h.message(seq).Header.Get(forwarder.HeaderMsgID); got != want {
+			t.Errorf("%q: got Nats-Msg-Id %q, want %q", tt.id, got, want)
+		}
+	}
+	h.assertCount(uint64(len(tests)))
 }

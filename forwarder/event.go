@@ -189,8 +189,17 @@ func KVKey(key string) string {
 	if len(key) > 0 && len(key) <= maxPlainKVKey && isPlainKVKey(key) {
 		return key
 	}
+	return mappedKey(key)
+}
+
+// mappedKeyPrefix starts the mapped form of a key.
+const mappedKeyPrefix = "sha256."
+
+// mappedKey is "sha256.<hex>" of key, the form of the keys that cannot be
+// carried as they are.
+func mappedKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return "sha256." + hex.EncodeToString(sum[:])
+	return mappedKeyPrefix + hex.EncodeToString(sum[:])
 }
 
 func isPlainKVKey(key string) bool {

@@ -213,7 +213,7 @@ func newMessage(d *delivery, body []byte) *nats.Msg {
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{d.key, d.event.Type, d.event.ID, strconv.FormatInt(d.timestamp, 10), "application/json", d.deliveryID}
+	values := [...]string{messageID(d.key), d.event.Type, d.event.ID, strconv.FormatInt(d.timestamp, 10), "application/json", d.deliveryID}
 	header := make(nats.Header, len(values)+1) // +1: the expected stream, set by Publish
 	header[HeaderMsgID] = values[0:1:1]
 	header[HeaderEventType] = values[1:2:2]

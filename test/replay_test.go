@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,4 +96,30 @@ func replaysOf(signedAt string) []replay {
 func validV1At(body []byte, t string) string {
 	ts, _ := strconv.ParseInt(t, 10, 64)
 	return strings.TrimPrefix(forwarder.Sign([]byte(testSecret), ts, body), "t="+t+",v1=")
+}
+
+// TestHostileIDsAHeaderCannotCarry sends, to the real binary, events whose
+// ids differ only in what a header trims or rewrites: each is published,
+// under Nats-Msg-Ids that stay distinct.
+func TestHostileIDsAHeaderCannotCarry(t *testing.T) {
+	ns := natstest.Start(t, "", 0)
+	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
+	p.WaitReady(t)
+	_, js := connect(t, ns.ClientURL())
+
+	ids := []string{"evt_ws", " evt_ws", "evt_ws ", "evt_ws\r\n", "evt_a b", "evt_a\nb"}
+	for _, id := range ids {
+		quoted, _ := json.Marshal(id)
+		body := sampleEvent(string(quoted[1:len(quoted)-1]), "message.delivered")
+		if got := send(t, p.WebhookURL, webhook{body: body}); got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomePublished {
+			t.Errorf("id %q: got %d %v, want 200 published", id, got.Status, got.Body)
+		}
+	}
+	msgIDs := map[string]bool{}
+	for _, m := range streamMessages(t, js, "ZAUTIC") {
+		msgIDs[m.Headers().Get(forwarder.HeaderMsgID)] = true
+	}
+	if len(msgIDs) != len(ids) {
+		t.Fatalf("got %d distinct Nats-Msg-Ids %v, want %d", len(msgIDs), msgIDs, len(ids))
+	}
 }
