@@ -47,8 +47,9 @@ type Broker struct {
 	wake    chan struct{}
 	ensured bool // stream and bucket created or updated; read and written by Run only
 
-	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
-	connLog     *connErrorLog
+	lastConnErr   atomic.Pointer[error] // the last failed connection attempt's
+	warnedPayload atomic.Int64          // the max_payload last warned about
+	connLog       *connErrorLog
 }
 
 type readiness struct {

@@ -146,7 +146,7 @@ func DefaultConfig() Config {
 		HTTP: HTTPConfig{
 			Addr:              ":8080",
 			Path:              "/webhooks/zautic",
-			MaxBodyBytes:      1 << 20,
+			MaxBodyBytes:      256 << 10,
 			MaxHeaderBytes:    16 << 10,
 			MaxInFlight:       1024,
 			ShutdownTimeout:   20 * time.Second,

@@ -45,12 +45,14 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			b.lastConnErr.Store(nil)
 			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
+			b.warnSmallPayload(nc)
 			b.metrics.setConnected(true)
 			b.Wake()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.lastConnErr.Store(nil)
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+			b.warnSmallPayload(nc)
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
 			b.Wake()

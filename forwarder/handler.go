@@ -42,6 +42,7 @@ type broker interface {
 	Seen(ctx context.Context, key string) (bool, error)
 	Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error)
 	Mark(ctx context.Context, key string, ack *jetstream.PubAck) error
+	MaxPayload() int64
 }
 
 // secretSource returns the secrets accepted now; *Secrets implements it.
@@ -141,13 +142,17 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 	}
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
-	return h.forward(req.Context(), d, body)
+	msg := newMessage(d, body)
+	if err := fitsPayload(msg, h.cfg.Stream.Name, h.broker.MaxPayload()); err != nil {
+		return err
+	}
+	return h.forward(req.Context(), d, msg)
 }
 
 // forward runs the NATS steps in the order that loses nothing: a failed
 // attempt marks nothing, so the sender's retry publishes again, and the
 // stream's duplicate window absorbs a publish whose mark was lost.
-func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
+func (h *Handler) forward(ctx context.Context, d *delivery, msg *nats.Msg) error {
 	if err := h.broker.Ready(); err != nil {
 		return err
 	}
@@ -164,7 +169,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 		d.outcome = OutcomeDuplicate
 		return nil
 	}
-	if d.ack, err = h.publish(natsCtx, d, body); err != nil {
+	if d.ack, err = h.publish(natsCtx, d, msg); err != nil {
 		return err
 	}
 	d.outcome = OutcomePublished
@@ -187,9 +192,9 @@ func (h *Handler) seen(ctx context.Context, keys []string) (bool, error) {
 	return false, nil
 }
 
-func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetstream.PubAck, error) {
+func (h *Handler) publish(ctx context.Context, d *delivery, msg *nats.Msg) (*jetstream.PubAck, error) {
 	start := time.Now()
-	ack, err := h.broker.Publish(ctx, newMessage(d, body))
+	ack, err := h.broker.Publish(ctx, msg)
 	if err == nil && !ack.Duplicate {
 		h.metrics.eventPublished(d.event.Type, time.Since(start).Seconds())
 	}

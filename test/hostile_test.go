@@ -18,7 +18,7 @@ import (
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
-// hostileBodyBytes is far beyond the default http.max_body_bytes (1 MiB).
+// hostileBodyBytes is far beyond the default http.max_body_bytes (256 KiB).
 const hostileBodyBytes = 10 << 20
 
 // validV1 is a well-formed v1 value for body signed now, for headers that

@@ -1,0 +1,57 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
+)
+
+// TestMessageSizeIsExact publishes a message of every header shape to
+// servers whose max_payload is exactly messageSize, and one byte less: the
+// first is accepted and the second refused, so the 413 check neither lets a
+// doomed publish through nor refuses one the server would take.
+func TestMessageSizeIsExact(t *testing.T) {
+	tests := []struct {
+		name string
+		d    delivery
+	}{
+		{"with a delivery id", delivery{key: "evt_1", deliveryID: "dlv_1", event: Event{ID: "evt_1", Type: "message.sent"}, subject: "zautic.message.sent", timestamp: 1767432000}},
+		{"without a delivery id", delivery{key: "evt_2", event: Event{ID: "evt_2", Type: "message.sent"}, subject: "zautic.message.sent", timestamp: 1767432000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Large enough that the stream's creation fits the limit too.
+			body := `{"id":"evt_1","type":"message.sent","pad":"` + strings.Repeat("x", 4096) + `"}`
+			msg := newMessage(&tt.d, []byte(body))
+			size := messageSize(msg, "ZAUTIC")
+			for _, limit := range []int64{size, size - 1} {
+				ns := natstest.Start(t, "", 0, func(o *server.Options) { o.MaxPayload = int32(limit) })
+				nc, err := nats.Connect(ns.ClientURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				js, _ := jetstream.New(nc)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"}}); err != nil {
+					t.Fatal(err)
+				}
+				_, err = js.PublishMsg(ctx, &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: maps.Clone(msg.Header)}, jetstream.WithExpectStream("ZAUTIC"))
+				cancel()
+				nc.Close()
+				refused := errors.Is(err, nats.ErrMaxPayload)
+				if refused != (limit < size) || fitsPayload(msg, "ZAUTIC", limit) == nil == refused {
+					t.Errorf("max_payload %d for a message of %d: got publish error %v, fitsPayload %v", limit, size, err, fitsPayload(msg, "ZAUTIC", limit))
+				}
+			}
+		})
+	}
+}
