@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -241,6 +243,7 @@ func LoadConfig(v *viper.Viper, path string) (Config, error) {
 	cfg := DefaultConfig()
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "yaml"
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(refuseUnitlessDuration, dc.DecodeHook)
 		// A misspelt key in the file is an error, not a silently ignored line.
 		dc.ErrorUnused = true
 	})
@@ -250,6 +253,39 @@ func LoadConfig(v *viper.Viper, path string) (Config, error) {
 	}
 	cfg.Normalize()
 	return cfg, cfg.Validate()
+}
+
+// minPublishTimeout is the shortest nats.publish_timeout that is not a
+// mistake: a round trip to JetStream takes a few milliseconds on a good day.
+const minPublishTimeout = 100 * time.Millisecond
+
+// refuseUnitlessDuration makes a number without a unit an error for a
+// duration key: YAML reads "tolerance: 300" as an integer, which would
+// otherwise decode as 300ns. The environment already refuses "300"
+// (time.ParseDuration wants a unit) but says less; both get this message.
+// Zero needs no unit.
+func refuseUnitlessDuration(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return data, nil
+		}
+		return nil, unitlessDuration(data)
+	case reflect.String:
+		if n, err := strconv.ParseFloat(strings.TrimSpace(data.(string)), 64); err == nil && n != 0 {
+			return nil, unitlessDuration(data)
+		}
+	}
+	return data, nil
+}
+
+func unitlessDuration(data any) error {
+	return fmt.Errorf("%v has no unit: write it as a duration such as %vs or %vms", data, data, data)
 }
 
 // Normalize drops empty entries from list keys: an empty environment value
@@ -291,7 +327,8 @@ func (c Config) Validate() error {
 		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
 		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
-		{"nats.publish_timeout", c.NATS.PublishTimeout <= 0, "must be positive"},
+		{"webhook.tolerance", c.Webhook.Tolerance > 0 && c.Webhook.Tolerance < time.Second, "must be at least 1s (0 disables the check)"},
+		{"nats.publish_timeout", c.NATS.PublishTimeout < minPublishTimeout, "must be at least 100ms"},
 		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},

@@ -358,6 +358,11 @@ func TestLoadConfigValidation(t *testing.T) {
 	}{
 		{name: "bad duration", env: map[string]string{"FORWARDER_HTTP_READ_TIMEOUT": "soon"}, key: "http.read_timeout"},
 		{name: "duration without unit", env: map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300"}, key: "webhook.tolerance"},
+		{name: "duration without unit in the file", file: "webhook:\n  tolerance: 300\n", key: "webhook.tolerance"},
+		{name: "publish timeout without unit in the file", file: "nats:\n  publish_timeout: 5\n", key: "nats.publish_timeout"},
+		{name: "fractional duration without unit in the file", file: "http:\n  read_timeout: 2.5\n", key: "http.read_timeout"},
+		{name: "tolerance under a second", env: map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300ms"}, key: "webhook.tolerance"},
+		{name: "publish timeout under 100ms", env: map[string]string{"FORWARDER_NATS_PUBLISH_TIMEOUT": "50ms"}, key: "nats.publish_timeout"},
 		{name: "not a number", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_BYTES": "lots"}, key: "http.max_body_bytes"},
 		{name: "not a bool", env: map[string]string{"FORWARDER_ADMIN_PPROF": "maybe"}, key: "admin.pprof"},
 		{name: "unknown dedup.key", env: map[string]string{"FORWARDER_DEDUP_KEY": "header"}, key: "dedup.key"},
@@ -510,4 +515,14 @@ func exampleKeys(content string) map[string]bool {
 		prevComment = false
 	}
 	return keys
+}
+
+// TestZeroDurationNeedsNoUnit: 0 means the same in any unit, so the file
+// may write it bare, as the environment may.
+func TestZeroDurationNeedsNoUnit(t *testing.T) {
+	clearForwarderEnv(t)
+	cfg := loadConfig(t, writeFile(t, "forwarder.yaml", "webhook:\n  tolerance: 0\ndedup:\n  ttl: 0\n"))
+	if cfg.Webhook.Tolerance != 0 || cfg.Dedup.TTL != 0 {
+		t.Errorf("got tolerance %s and ttl %s, want 0 and 0", cfg.Webhook.Tolerance, cfg.Dedup.TTL)
+	}
 }

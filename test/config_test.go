@@ -1,0 +1,57 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// configFile writes content as a configuration file and returns its path.
+func configFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "forwarder.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestConfigMistakesRefused runs check-config and serve on durations that
+// can only be mistakes: a number without a unit (in the file as in the
+// environment), a tolerance under a second, a publish timeout under 100ms.
+// Each is refused with a message naming the key.
+func TestConfigMistakesRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		key  string
+	}{
+		{"tolerance without unit in the file", "webhook:\n  tolerance: 300\n", nil, "webhook.tolerance"},
+		{"publish timeout without unit in the file", "nats:\n  publish_timeout: 5\n", nil, "nats.publish_timeout"},
+		{"tolerance without unit in the environment", "", map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300"}, "webhook.tolerance"},
+		{"tolerance under a second", "", map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300ms"}, "webhook.tolerance"},
+		{"publish timeout under 100ms", "webhook:\n  tolerance: 5m\nnats:\n  publish_timeout: 5ms\n", nil, "nats.publish_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{forwarder.SecretEnv: testSecret}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var args []string
+			if tt.file != "" {
+				args = []string{"--config", configFile(t, tt.file)}
+			}
+			for _, command := range []string{"check-config", "serve"} {
+				res := runBinary(t, env, "", append([]string{command}, args...)...)
+				if res.Code == 0 || !strings.Contains(res.Stderr, tt.key) {
+					t.Errorf("%s: got exit %d, stderr %q, want non-zero naming %s", command, res.Code, res.Stderr, tt.key)
+				}
+			}
+		})
+	}
+}
