@@ -185,6 +185,9 @@ func NewViper() *viper.Viper {
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	// An explicitly empty variable counts: FORWARDER_ADMIN_ADDR= disables the
+	// admin listener, FORWARDER_NATS_URL= switches back to the embedded server.
+	v.AllowEmptyEnv(true)
 	for key, value := range flatten("", DefaultConfig()) {
 		v.SetDefault(key, value)
 	}

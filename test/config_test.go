@@ -1,12 +1,15 @@
 package test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // configFile writes content as a configuration file and returns its path.
@@ -54,4 +57,47 @@ func TestConfigMistakesRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEmptyEnvironmentValuesCount sets variables to the empty string: they
+// override the file and the defaults like any other value.
+func TestEmptyEnvironmentValuesCount(t *testing.T) {
+	file := configFile(t, "nats:\n  url: nats://127.0.0.1:1\n")
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // in check-config's output
+	}{
+		{"FORWARDER_ADMIN_ADDR= disables the admin listener", map[string]string{"FORWARDER_ADMIN_ADDR": ""}, "admin:\n    addr: \"\""},
+		{"FORWARDER_NATS_URL= switches the file's URL back to the embedded server", map[string]string{"FORWARDER_NATS_URL": ""}, "url: \"\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{forwarder.SecretEnv: testSecret}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			res := runBinary(t, env, "", "check-config", "--config", file)
+			if res.Code != 0 || !strings.Contains(res.Stdout, tt.want) {
+				t.Errorf("got exit %d, output:\n%s%s\nwant it to contain %q", res.Code, res.Stdout, res.Stderr, tt.want)
+			}
+		})
+	}
+
+	t.Run("serve without an admin listener", func(t *testing.T) {
+		env := forwarderEnv("")
+		env["FORWARDER_ADMIN_ADDR"] = ""
+		env["FORWARDER_NATS_EMBEDDED_LISTEN"] = "127.0.0.1:0"
+		env["FORWARDER_NATS_EMBEDDED_STORE_DIR"] = t.TempDir()
+		p := launchForwarder(t, env)
+		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if !strings.Contains(p.Logs(), `"msg":"nats ready"`) {
+				return errors.New("not ready yet")
+			}
+			return nil
+		})
+		if logs := p.Logs(); strings.Contains(logs, "admin listener started") || !strings.Contains(logs, "webhook listener started") {
+			t.Errorf("want the webhook listener only:\n%s", trimmed(logs))
+		}
+	})
 }
