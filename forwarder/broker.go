@@ -104,7 +104,7 @@ func (b *Broker) setNotReady(cause error) {
 	prev := b.state.Swap(&readiness{err: err})
 	b.metrics.setReady(false)
 	switch {
-	case errors.Is(cause, ErrMissingResources):
+	case errors.Is(cause, ErrMissingResources), errors.Is(cause, ErrStreamChanged):
 		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
 			b.log.Error("nats not ready", zap.Error(cause))
 		}
@@ -171,12 +171,16 @@ func (b *Broker) check(ctx context.Context) {
 func (b *Broker) ensureResources(ctx context.Context) error {
 	if !b.cfg.Stream.Manage {
 		if err := b.checkResources(ctx); err != nil {
-			return fmt.Errorf("%w (stream.manage is false: create them, or enable stream.manage)", err)
+			return fmt.Errorf("%w (stream.manage is false: create or correct them, or enable stream.manage)", err)
 		}
 		return nil
 	}
-	if b.ensured && b.checkResources(ctx) == nil {
-		return nil
+	if b.ensured {
+		err := b.checkResources(ctx)
+		if err == nil {
+			return nil
+		}
+		b.reportDrift(err)
 	}
 	if err := ensureStream(ctx, b.js, streamConfig(b.cfg), b.log); err != nil {
 		return err
@@ -195,7 +199,7 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 // that must be created.
 func (b *Broker) checkResources(ctx context.Context) error {
 	var missing []string
-	_, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		missing = append(missing, fmt.Sprintf("stream %q", b.cfg.Stream.Name))
@@ -211,6 +215,9 @@ func (b *Broker) checkResources(ctx context.Context) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
+	}
+	if err := b.checkStreamDrift(stream); err != nil {
+		return err
 	}
 	b.kv.Store(&kv)
 	return nil
@@ -246,6 +253,11 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 // ErrPublish; a PubAck with Duplicate set is not an error.
 func (b *Broker) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream.Name))
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		// No stream listens on the subject: it was removed or its subjects
+		// changed. Check now rather than at the next period.
+		b.Wake()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrPublish, msg.Subject, err)
 	}
