@@ -434,12 +434,14 @@ func (c Config) YAML() ([]byte, error) {
 	return yaml.Marshal(c)
 }
 
-// readSecretFile returns the file's content without surrounding white space
-// (a trailing newline is common in mounted secrets).
+// readSecretFile returns the file's content without a UTF-8 byte-order mark
+// (some Windows editors write one, and it would become part of the first
+// secret) and without surrounding white space (a trailing newline is common
+// in mounted secrets).
 func readSecretFile(path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return []byte(strings.TrimSpace(string(raw))), nil
+	return []byte(strings.TrimSpace(strings.TrimPrefix(string(raw), "\ufeff"))), nil
 }

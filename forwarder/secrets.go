@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -11,24 +12,45 @@ import (
 var ErrNoSecret = errors.New("no webhook secret: set " + SecretEnv +
 	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
 
+// ErrSecretFileEmpty is returned by Reload when a secret file that held
+// secrets holds none any more; its previous secrets stay in use.
+var ErrSecretFileEmpty = errors.New("holds no secret any more; keeping its previous secrets")
+
 // Secrets holds the webhook secrets currently accepted. Values from the
 // configuration are fixed; files are re-read by Reload, so that a rotated
 // Kubernetes secret takes effect without a restart. Safe for concurrent use.
 type Secrets struct {
-	fixed       [][]byte
-	secretFile  string
-	secretsFile string
-	current     atomic.Pointer[[][]byte]
+	fixed   [][]byte
+	files   []secretFile
+	mu      sync.Mutex // serializes Reload, which updates files
+	current atomic.Pointer[[][]byte]
+}
+
+// secretFile is one configured file and the secrets it held at the last
+// successful read.
+type secretFile struct {
+	key   string // the configuration key, for messages
+	path  string
+	lines bool // one secret per line (secrets_file), else the whole file
+	last  [][]byte
 }
 
 // NewSecrets collects the secrets of cfg and reads its files. If none is
 // configured, ErrNoSecret is returned.
 func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
-	s := &Secrets{secretFile: cfg.SecretFile, secretsFile: cfg.SecretsFile}
+	s := &Secrets{}
 	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
-		if v != "" {
+		// Trimmed like the files: ZAUTIC_WEBHOOK_SECRET copied with a
+		// trailing newline would otherwise never match.
+		if v = strings.TrimSpace(v); v != "" {
 			s.fixed = append(s.fixed, []byte(v))
 		}
+	}
+	if cfg.SecretFile != "" {
+		s.files = append(s.files, secretFile{key: "webhook.secret_file", path: cfg.SecretFile})
+	}
+	if cfg.SecretsFile != "" {
+		s.files = append(s.files, secretFile{key: "webhook.secrets_file", path: cfg.SecretsFile, lines: true})
 	}
 	if err := s.Reload(); err != nil {
 		return nil, err
@@ -36,33 +58,50 @@ func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
 	return s, nil
 }
 
-// Reload re-reads the secret files. On error the secrets in use are kept.
+// Reload re-reads the secret files, each on its own: a file that cannot be
+// read, or that held secrets and holds none any more, keeps its previous
+// secrets, and the error says which; the other files' new contents apply.
 func (s *Secrets) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	all := append([][]byte(nil), s.fixed...)
-	if s.secretFile != "" {
-		secret, err := readSecretFile(s.secretFile)
-		if err != nil {
-			return fmt.Errorf("read webhook.secret_file: %w", err)
+	var errs []error
+	for i := range s.files {
+		if err := s.files[i].reload(); err != nil {
+			errs = append(errs, err)
 		}
-		if len(secret) > 0 {
-			all = append(all, secret)
-		}
+		all = append(all, s.files[i].last...)
 	}
-	if s.secretsFile != "" {
-		raw, err := readSecretFile(s.secretsFile)
-		if err != nil {
-			return fmt.Errorf("read webhook.secrets_file: %w", err)
+	if len(all) == 0 {
+		return errors.Join(append(errs, ErrNoSecret)...)
+	}
+	s.current.Store(&all)
+	return errors.Join(errs...)
+}
+
+func (f *secretFile) reload() error {
+	raw, err := readSecretFile(f.path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.key, err)
+	}
+	var secrets [][]byte
+	if !f.lines {
+		if len(raw) > 0 {
+			secrets = [][]byte{raw}
 		}
+	} else {
 		for line := range strings.Lines(string(raw)) {
 			if line = strings.TrimSpace(line); line != "" {
-				all = append(all, []byte(line))
+				secrets = append(secrets, []byte(line))
 			}
 		}
 	}
-	if len(all) == 0 {
-		return ErrNoSecret
+	if len(secrets) == 0 && len(f.last) > 0 {
+		// Truncated, or caught in the middle of a rewrite: an empty file is
+		// never a rotation, since it would refuse every delivery.
+		return fmt.Errorf("%s %s %w", f.key, f.path, ErrSecretFileEmpty)
 	}
-	s.current.Store(&all)
+	f.last = secrets
 	return nil
 }
 
@@ -73,5 +112,9 @@ func (s *Secrets) Current() [][]byte {
 
 // Files returns the secret files to watch for rotation.
 func (s *Secrets) Files() []string {
-	return nonEmpty([]string{s.secretFile, s.secretsFile})
+	paths := make([]string, len(s.files))
+	for i, f := range s.files {
+		paths[i] = f.path
+	}
+	return paths
 }

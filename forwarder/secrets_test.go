@@ -42,6 +42,10 @@ func TestNewSecrets(t *testing.T) {
 		{"every source", forwarder.WebhookConfig{Secret: "one", Secrets: []string{"two"}, SecretFile: file("s3", "three\n"), SecretsFile: file("l2", "four\nfive\n")},
 			[]string{"one", "two", "three", "four", "five"}},
 		{"empty secret_file with a fixed secret", forwarder.WebhookConfig{Secret: "one", SecretFile: file("s4", "\n")}, []string{"one"}},
+		{"secret trimmed like the files", forwarder.WebhookConfig{Secret: " one\n"}, []string{"one"}},
+		{"secret_file with a byte-order mark", forwarder.WebhookConfig{SecretFile: file("b1", "\ufeffbom-secret\n")}, []string{"bom-secret"}},
+		{"secrets_file with a byte-order mark", forwarder.WebhookConfig{SecretsFile: file("b2", "\ufefffirst\r\nsecond\r\n")}, []string{"first", "second"}},
+		{"secret_file of only a byte-order mark", forwarder.WebhookConfig{Secret: "one", SecretFile: file("b3", "\ufeff\n")}, []string{"one"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,7 +150,7 @@ func TestSecretsReloadKeepsCurrentOnError(t *testing.T) {
 		change  func() error
 		wantErr error
 	}{
-		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, forwarder.ErrNoSecret},
+		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, forwarder.ErrSecretFileEmpty},
 		{"file removed", func() error { return os.Remove(path) }, os.ErrNotExist},
 	}
 	for _, tt := range tests {
@@ -189,5 +193,47 @@ func TestSecretsFiles(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSecretsReloadPerFile empties one file while another source holds a
+// secret: the emptied file keeps its previous secrets, and says so, while
+// the other file's rotation applies.
+func TestSecretsReloadPerFile(t *testing.T) {
+	dir := t.TempDir()
+	single := filepath.Join(dir, "secret")
+	list := filepath.Join(dir, "secrets")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(single, "single-old\n")
+	write(list, "list-1\nlist-2\n")
+	s, err := forwarder.NewSecrets(forwarder.WebhookConfig{Secret: "fixed", SecretFile: single, SecretsFile: list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		apply   func()
+		wantErr error
+		want    []string
+	}{
+		{"list emptied, single rotated", func() { write(list, ""); write(single, "single-new\n") }, forwarder.ErrSecretFileEmpty,
+			[]string{"fixed", "single-new", "list-1", "list-2"}},
+		{"list removed", func() { _ = os.Remove(list) }, os.ErrNotExist, []string{"fixed", "single-new", "list-1", "list-2"}},
+		{"list back with a new secret", func() { write(list, "list-3\n") }, nil, []string{"fixed", "single-new", "list-3"}},
+		{"single emptied", func() { write(single, "\n") }, forwarder.ErrSecretFileEmpty, []string{"fixed", "single-new", "list-3"}},
+	}
+	for _, step := range steps {
+		step.apply()
+		if err := s.Reload(); !errors.Is(err, step.wantErr) || (step.wantErr == nil) != (err == nil) {
+			t.Errorf("%s: got error %v, want %v", step.name, err, step.wantErr)
+		}
+		if got := secretStrings(s); !slices.Equal(got, step.want) {
+			t.Errorf("%s: got %q, want %q", step.name, got, step.want)
+		}
 	}
 }

@@ -155,8 +155,8 @@ func (w *SecretWatcher) reload(trigger string) {
 	err := w.secrets.Reload()
 	w.metrics.secretReload(err == nil)
 	if err != nil {
-		w.log.Warn("re-reading the webhook secret files failed; keeping the secrets in use",
-			zap.String("trigger", trigger), zap.Error(err))
+		w.log.Warn("re-reading a webhook secret file failed; keeping that file's previous secrets",
+			zap.String("trigger", trigger), zap.Int("count", len(w.secrets.Current())), zap.Error(err))
 		return
 	}
 	after := w.secrets.Current()

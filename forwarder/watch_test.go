@@ -134,7 +134,9 @@ func TestWatcherRereadsOnInterval(t *testing.T) {
 func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 	dir := t.TempDir()
 	path := writeTestFile(t, dir, "secrets", []byte("keep-me-1\nkeep-me-2\n"))
-	s, err := NewSecrets(WebhookConfig{SecretsFile: path})
+	// Another source too: the emptied file must not be taken for one that
+	// gives up its secrets because others remain.
+	s, err := NewSecrets(WebhookConfig{Secret: "fixed", SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,12 +160,12 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 			}
 			return nil
 		})
-		if got := secretStrings(s); !slices.Equal(got, []string{"keep-me-1", "keep-me-2"}) {
+		if got := secretStrings(s); !slices.Equal(got, []string{"fixed", "keep-me-1", "keep-me-2"}) {
 			t.Fatalf("%s: secrets in use changed (%d now)", b.name, len(got))
 		}
 	}
 	assertNoSecretInLogs(t, logs, "keep-me-1", "keep-me-2")
-	if logs.FilterMessage("re-reading the webhook secret files failed; keeping the secrets in use").Len() == 0 {
+	if logs.FilterMessage("re-reading a webhook secret file failed; keeping that file's previous secrets").Len() == 0 {
 		t.Error("no log line for the failed re-reads")
 	}
 }
