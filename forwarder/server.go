@@ -29,10 +29,43 @@ func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
-	e.Use(middleware.RequestID())
+	e.Use(dropUnusableRequestID, middleware.RequestID())
 	// Wrapped here, once: Echo would wrap route middleware on every request.
 	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(h.Handle)))
+	// Echo answers OPTIONS on a routed path itself, 204 with Allow; the path
+	// takes POST only, like every other method.
+	e.OPTIONS(cfg.Path, func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
+		return echo.ErrMethodNotAllowed
+	})
 	return e
+}
+
+// MaxRequestIDLength bounds the X-Request-Id taken from a request; a longer
+// one is replaced by a generated id.
+const MaxRequestIDLength = 128
+
+// dropUnusableRequestID removes an incoming X-Request-Id that is too long,
+// or holds anything but printable ASCII, so that RequestID generates one:
+// the id is echoed in the answer and written to every log line of the
+// request, and the client chooses it.
+func dropUnusableRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); len(id) > MaxRequestIDLength || !printableASCII(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // NewHTTPServer wraps handler with the timeouts of cfg, so that a slow or

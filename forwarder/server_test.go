@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,39 @@ func TestWebhookServerOverHTTP(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, base+h.cfg.HTTP.Path, nil)
 		doRequest(t, req).assertError(t, http.StatusMethodNotAllowed, "method GET not allowed")
 	})
+	t.Run("OPTIONS answers 405 in JSON", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodOptions, base+h.cfg.HTTP.Path, nil)
+		doRequest(t, req).assertError(t, http.StatusMethodNotAllowed, "method OPTIONS not allowed")
+	})
 	h.assertCount(1)
+}
+
+// TestRequestIDBounded: an X-Request-Id is echoed only when it is at most
+// 128 printable ASCII characters; otherwise one is generated.
+func TestRequestIDBounded(t *testing.T) {
+	t.Parallel()
+	h := newHandlerHarness(t, harnessOptions{})
+	tests := []struct {
+		name string
+		id   string
+		kept bool
+	}{
+		{"short", "req-1", true},
+		{"128 characters", strings.Repeat("r", forwarder.MaxRequestIDLength), true},
+		{"129 characters", strings.Repeat("r", forwarder.MaxRequestIDLength+1), false},
+		{"64 KiB", strings.Repeat("r", 64<<10), false},
+		{"non-ASCII", "req-é", false},
+	}
+	for i, tt := range tests {
+		req := signedRequest(eventBody("evt_rid_"+strconv.Itoa(i), "message.sent"), "", handlerSecret)
+		req.Header.Set("X-Request-Id", tt.id)
+		rec := httptest.NewRecorder()
+		h.echo.ServeHTTP(rec, req)
+		got := rec.Header().Get("X-Request-Id")
+		if tt.kept && got != tt.id || !tt.kept && (got == tt.id || got == "" || len(got) > forwarder.MaxRequestIDLength) {
+			t.Errorf("%s: got X-Request-Id of %d characters %.40q, want kept %v (or a generated one)", tt.name, len(got), got, tt.kept)
+		}
+	}
 }
 
 func TestNewHTTPServerLimits(t *testing.T) {

@@ -78,6 +78,10 @@ func TestHostileInput(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, url, nil)
 			return do(t, http.DefaultClient, req)
 		}, http.StatusMethodNotAllowed, "method GET not allowed"},
+		{"OPTIONS", func(t *testing.T, url string) (response, error) {
+			req, _ := http.NewRequest(http.MethodOptions, url, nil)
+			return do(t, http.DefaultClient, req)
+		}, http.StatusMethodNotAllowed, "method OPTIONS not allowed"},
 		{"empty body", signedPost(nil), http.StatusBadRequest, "not a JSON object"},
 		{"empty object", signedPost([]byte("{}")), http.StatusBadRequest, `field "id"`},
 		{"JSON array", signedPost([]byte(`[{"id":"evt_1","type":"message.sent"}]`)), http.StatusBadRequest, "not a JSON object"},
@@ -91,6 +95,8 @@ func TestHostileInput(t *testing.T) {
 		{"v1 of the wrong length", postWith(event, "t="+strconv.FormatInt(now, 10)+",v1="+validV1(event)[:62], nil), http.StatusBadRequest, "no v1 of 64 hex"},
 		{"t in the future beyond tolerance", postWith(event, forwarder.Sign([]byte(testSecret), now+3600, event), nil), http.StatusBadRequest, "outside tolerance"},
 		{"t not a number", postWith(event, "t=soon,v1="+validV1(event), nil), http.StatusBadRequest, "t is not an integer"},
+		{"t with a plus sign", postWith(event, "t=+"+strconv.FormatInt(now, 10)+",v1="+validV1(event), nil), http.StatusBadRequest, "digits only"},
+		{"t with leading zeros", postWith(event, "t=00"+strconv.FormatInt(now, 10)+",v1="+validV1(event), nil), http.StatusBadRequest, "leading zeros"},
 		{"two t values", postWith(event, "t="+strconv.FormatInt(now, 10)+","+fullSig, nil), http.StatusBadRequest, "more than one t"},
 		{"another webhook's secret", postWith(event, forwarder.Sign([]byte("another-webhook-secret"), now, event), nil), http.StatusBadRequest, "no v1 signature matches"},
 		{"body altered after signing", postWith(altered, fullSig, nil), http.StatusBadRequest, "no v1 signature matches"},
