@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -36,21 +37,56 @@ func StartEmbeddedNATS(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, err
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{log.Named("nats-server").Sugar()}, false, false, false)
+	logger := natsLogger{s: log.Named("nats-server").Sugar(), fatal: make(chan string, 1)}
+	ns.SetLoggerV2(logger, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if err := waitEmbeddedReady(ns, logger.fatal, embeddedStartTimeout); err != nil {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server on %s not ready after 10s (port in use?)", cfg.Listen)
+		return nil, fmt.Errorf("nats.embedded.listen %s: %w", cfg.Listen, err)
 	}
 	return ns, nil
 }
 
-// natsLogger adapts zap to the nats-server logger interface.
-type natsLogger struct{ s *zap.SugaredLogger }
+// embeddedStartTimeout bounds the embedded server's start; it is ready in
+// milliseconds when nothing is wrong.
+const embeddedStartTimeout = 10 * time.Second
+
+// waitEmbeddedReady returns once ns accepts connections, or at once with the
+// server's own fatal error (the port taken, say) instead of waiting out the
+// timeout.
+func waitEmbeddedReady(ns *server.Server, fatal <-chan string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case msg := <-fatal:
+			return errors.New(msg)
+		default:
+		}
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			return nil
+		}
+	}
+	return fmt.Errorf("embedded nats-server not ready after %s", timeout)
+}
+
+// natsLogger adapts zap to the nats-server logger interface. The server
+// reports a failure to listen through Fatalf, without stopping the process
+// (NoSigs): the first such message is handed to the start on fatal.
+type natsLogger struct {
+	s     *zap.SugaredLogger
+	fatal chan string
+}
 
 func (l natsLogger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.s.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}
 func (l natsLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
 func (l natsLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -22,5 +23,29 @@ func TestUnmanagedMissingResourcesRefusesToStart(t *testing.T) {
 	logs := p.Logs()
 	if !strings.Contains(logs, `missing: stream \"ZAUTIC\", KV bucket \"zautic-dedup\"`) || !strings.Contains(logs, "stream.manage is false") {
 		t.Errorf("output does not name the missing stream and stream.manage:\n%s", trimmed(logs))
+	}
+}
+
+// TestEmbeddedPortTakenFailsAtOnce holds the embedded server's port: the
+// process exits at once with a message naming the address, instead of
+// waiting out the server's start timeout.
+func TestEmbeddedPortTakenFailsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	addr := ln.Addr().String()
+	env := forwarderEnv("")
+	env["FORWARDER_NATS_EMBEDDED_LISTEN"] = addr
+	env["FORWARDER_NATS_EMBEDDED_STORE_DIR"] = t.TempDir()
+	p := launchForwarder(t, env)
+	if code := p.Wait(t, 30*time.Second); code == 0 {
+		t.Fatalf("exit code: got 0, want non-zero")
+	}
+	// The server's own listen error, not the start timeout's message.
+	logs := p.Logs()
+	if !strings.Contains(logs, "nats.embedded.listen "+addr+": ") || !strings.Contains(logs, "address already in use") || strings.Contains(logs, "not ready after") {
+		t.Errorf("output does not name nats.embedded.listen %s and the listen error:\n%s", addr, trimmed(logs))
 	}
 }
