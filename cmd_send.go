@@ -109,6 +109,10 @@ func sendOptions(cmd *cobra.Command, f sendFlags, stdin io.Reader) (simulator.Op
 	if err != nil {
 		return simulator.Options{}, err
 	}
+	if cmd.Flags().Changed("type") && len(f.types) == 0 {
+		// pflag reads --type '' as no value at all.
+		f.types = []string{""}
+	}
 	types, err := simulator.ExpandTypes(f.types)
 	if err != nil {
 		return simulator.Options{}, fmt.Errorf("--type: %w", err)

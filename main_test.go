@@ -538,6 +538,8 @@ func TestSendBadFlags(t *testing.T) {
 		want string
 	}{
 		{"unknown type", []string{"--type", "message.bounced"}, `--type: unknown event type "message.bounced"`},
+		{"empty type", []string{"--type", ""}, "--type: unknown event type: empty type"},
+		{"empty type among others", []string{"--type", "message.sent,,message.read"}, "--type: unknown event type: empty type"},
 		{"duplicates too high", []string{"--duplicates", "1"}, "duplicates must be a fraction in [0, 1)"},
 		{"duplicates negative", []string{"--duplicates", "-0.5"}, "duplicates must be a fraction in [0, 1)"},
 		{"concurrency zero", []string{"--concurrency", "0"}, "--concurrency must be at least 1"},

@@ -35,7 +35,8 @@ func ExpandTypes(list []string) ([]string, error) {
 			t = strings.TrimSpace(t)
 			switch {
 			case t == "":
-				continue
+				// --type '' would otherwise send the default type silently.
+				return nil, fmt.Errorf("%w: empty type in %q", ErrUnknownType, entry)
 			case t == AllTypes:
 				out = append(out, forwarder.DocumentedTypes...)
 			case !slices.Contains(forwarder.DocumentedTypes, t):

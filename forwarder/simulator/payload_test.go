@@ -202,6 +202,8 @@ func TestExpandTypes(t *testing.T) {
 		{"all", []string{"all"}, forwarder.DocumentedTypes, nil},
 		{"all with extras", []string{"webhook.test", "all"}, append([]string{"webhook.test"}, slices.DeleteFunc(slices.Clone(forwarder.DocumentedTypes), func(s string) bool { return s == "webhook.test" })...), nil},
 		{"unknown", []string{"message.sent", "nope"}, nil, ErrUnknownType},
+		{"empty", []string{""}, nil, ErrUnknownType},
+		{"empty among others", []string{"message.sent,,message.read"}, nil, ErrUnknownType},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -224,10 +224,17 @@ func (s schedule) at(i int) time.Time {
 	return s.start.Add(time.Duration(float64(i) / s.rate * float64(time.Second)))
 }
 
+// admits reports whether request i is scheduled before the deadline: the
+// deadline itself is excluded, so that rate r for duration d starts r·d
+// requests (20/s for 2s is 40, at 0s, 0.05s, … 1.95s), not one more.
+func (s schedule) admits(i int) bool {
+	return s.deadline.IsZero() || s.at(i).Before(s.deadline)
+}
+
 // wait blocks until request i may start; false means it must not.
 func (s schedule) wait(ctx context.Context, i int, timer *time.Timer) bool {
 	at := s.at(i)
-	if !s.deadline.IsZero() && (at.After(s.deadline) || time.Now().After(s.deadline)) {
+	if !s.admits(i) || !s.deadline.IsZero() && time.Now().After(s.deadline) {
 		return false
 	}
 	if d := time.Until(at); d > 0 {

@@ -283,6 +283,32 @@ func TestRunnerRateAndDuration(t *testing.T) {
 	rc.assertClean(t)
 }
 
+// TestScheduleAdmitsRateTimesDuration counts the requests a schedule
+// starts: rate times duration, the deadline itself excluded.
+func TestScheduleAdmitsRateTimesDuration(t *testing.T) {
+	start := time.Unix(1767432000, 0)
+	tests := []struct {
+		rate     float64
+		duration time.Duration
+		want     int
+	}{
+		{20, 2 * time.Second, 40},
+		{3, time.Second, 3},
+		{0.5, 2 * time.Second, 1},
+		{1000, 10 * time.Millisecond, 10},
+	}
+	for _, tt := range tests {
+		s := schedule{start: start, rate: tt.rate, deadline: start.Add(tt.duration)}
+		got := 0
+		for i := 0; i < 10*tt.want+10 && s.admits(i); i++ {
+			got++
+		}
+		if got != tt.want {
+			t.Errorf("rate %v for %s: got %d requests, want %d", tt.rate, tt.duration, got, tt.want)
+		}
+	}
+}
+
 func TestRunnerCancelled(t *testing.T) {
 	_, url := newReceiver(t, 0)
 	ctx, cancel := context.WithCancel(context.Background())
