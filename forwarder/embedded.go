@@ -87,6 +87,6 @@ func (l natsLogger) Fatalf(format string, v ...any) {
 	default:
 	}
 }
-func (l natsLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }
+func (l natsLogger) Errorf(format string, v ...any) { l.s.Errorf(format, v...) }
+func (l natsLogger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l natsLogger) Tracef(format string, v ...any) { l.s.Debugf(format, v...) }
