@@ -68,7 +68,7 @@ var flagKeys = map[string]string{
 // loadConfig builds the configuration from defaults, --config, the
 // environment and flags.
 func loadConfig(fs *pflag.FlagSet) (forwarder.Config, *viper.Viper, error) {
-	v := forwarder.NewViper()
+	v := newViper()
 	for flag, key := range flagKeys {
 		if f := fs.Lookup(flag); f != nil {
 			if err := v.BindPFlag(key, f); err != nil {
@@ -77,7 +77,7 @@ func loadConfig(fs *pflag.FlagSet) (forwarder.Config, *viper.Viper, error) {
 		}
 	}
 	path, _ := fs.GetString("config")
-	cfg, err := forwarder.LoadConfig(v, path)
+	cfg, err := loadConfigFile(v, path)
 	return cfg, v, err
 }
 
@@ -118,7 +118,7 @@ func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
 			if _, err := forwarder.NewSecrets(cfg.Webhook); err != nil {
 				return err
 			}
-			out, err := cfg.Redacted().YAML()
+			out, err := yaml.Marshal(cfg.Redacted())
 			if err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ func buildCommit() string {
 // redactedMap renders the configuration for the startup log line.
 func redactedMap(cfg forwarder.Config) map[string]any {
 	var m map[string]any
-	if raw, err := cfg.Redacted().YAML(); err == nil {
+	if raw, err := yaml.Marshal(cfg.Redacted()); err == nil {
 		_ = yaml.Unmarshal(raw, &m)
 	}
 	return m

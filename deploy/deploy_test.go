@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	yamlv3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -360,14 +361,11 @@ func TestSidecarConfiguration(t *testing.T) {
 	secret := only[*corev1.Secret](t, all)
 	c := sidecar(t, d)
 
-	keys := map[string]bool{}
-	for _, k := range forwarder.Keys() {
-		keys[strings.ToUpper(forwarder.EnvPrefix+"_"+strings.ReplaceAll(k, ".", "_"))] = true
-	}
+	keys := configEnvNames(t)
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
-		if strings.HasPrefix(e.Name, forwarder.EnvPrefix+"_") && !keys[e.Name] {
+		if strings.HasPrefix(e.Name, "FORWARDER_") && !keys[e.Name] {
 			t.Errorf("env %s names no configuration key", e.Name)
 		}
 	}
@@ -661,4 +659,32 @@ func TestPrometheusAlerts(t *testing.T) {
 		}
 	}
 	assertExported(t, exprs)
+}
+
+// configEnvNames are the FORWARDER_* variables of every configuration key:
+// the yaml tags of forwarder.Config, upper-cased and joined by underscores.
+func configEnvNames(t *testing.T) map[string]bool {
+	t.Helper()
+	raw, err := yamlv3.Marshal(forwarder.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree map[string]any
+	if err := yamlv3.Unmarshal(raw, &tree); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			name := prefix + "_" + strings.ToUpper(k)
+			if sub, ok := v.(map[string]any); ok {
+				walk(name, sub)
+				continue
+			}
+			names[name] = true
+		}
+	}
+	walk("FORWARDER", tree)
+	return names
 }

@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // startSecuredNATS starts a JetStream nats-server on a random loopback port,
@@ -327,7 +328,7 @@ func TestConnectSecurityModes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			msg := &nats.Msg{Subject: "zautic.webhook.test", Data: []byte(`{}`), Header: nats.Header{}}
-			msg.Header.Set(HeaderMsgID, "evt_"+strings.ReplaceAll(tt.name, " ", "_"))
+			msg.Header.Set(zautic.MessageIDHeader, "evt_"+strings.ReplaceAll(tt.name, " ", "_"))
 			if _, err := b.Publish(ctx, msg); err != nil {
 				t.Fatalf("publish: %v", err)
 			}

@@ -16,17 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-)
 
-// Zautic's request headers, and the headers set on each published message.
-const (
-	DeliveryIDHeader = "X-Zautic-Delivery-Id"
-
-	HeaderMsgID      = jetstream.MsgIDHeader
-	HeaderEventType  = "Zautic-Event-Type"
-	HeaderEventID    = "Zautic-Event-Id"
-	HeaderDeliveryID = "Zautic-Delivery-Id"
-	HeaderTimestamp  = "Zautic-Timestamp"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 var (
@@ -80,10 +71,10 @@ func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *
 type delivery struct {
 	requestID  string
 	deliveryID string
-	event      Event
+	event      zautic.Event
 	subject    string
 	key        string
-	timestamp  int64
+	signed     zautic.Verified
 	outcome    string
 	ack        *jetstream.PubAck
 }
@@ -103,7 +94,7 @@ func (h *Handler) Handle(c echo.Context) error {
 	req := c.Request()
 	// The RequestID middleware has set the response header: the incoming
 	// X-Request-Id, or a generated one.
-	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(DeliveryIDHeader)}
+	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(zautic.RequestDeliveryIDHeader)}
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledBody {
@@ -125,13 +116,13 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 	if err != nil {
 		return err
 	}
-	if d.timestamp, err = VerifySignature(body, req.Header.Get(SignatureHeader), h.secrets.Current(), h.cfg.Webhook.Tolerance, h.now()); err != nil {
+	if d.signed, err = zautic.VerifySignature(body, req.Header.Get(zautic.RequestSignatureHeader), h.secrets.Current(), h.cfg.Webhook.Tolerance, h.now()); err != nil {
 		return err
 	}
-	if d.event, err = ParseEvent(body); err != nil {
+	if d.event, err = zautic.ParseEvent(body); err != nil {
 		return err
 	}
-	if d.subject, err = SubjectFor(h.cfg.Stream.SubjectPrefix, d.event.Type); err != nil {
+	if d.subject, err = zautic.SubjectFor(h.cfg.Stream.SubjectPrefix, d.event.Type); err != nil {
 		return err
 	}
 	if !h.allowed(d.event.Type) {
@@ -200,15 +191,15 @@ func newMessage(d *delivery, body []byte) *nats.Msg {
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{d.key, d.event.Type, d.event.ID, strconv.FormatInt(d.timestamp, 10), "application/json", d.deliveryID}
+	values := [...]string{d.key, d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
 	header := make(nats.Header, len(values)+1) // +1: the expected stream, set by Publish
-	header[HeaderMsgID] = values[0:1:1]
-	header[HeaderEventType] = values[1:2:2]
-	header[HeaderEventID] = values[2:3:3]
-	header[HeaderTimestamp] = values[3:4:4]
+	header[zautic.MessageIDHeader] = values[0:1:1]
+	header[zautic.MessageEventTypeHeader] = values[1:2:2]
+	header[zautic.MessageEventIDHeader] = values[2:3:3]
+	header[zautic.MessageTimestampHeader] = values[3:4:4]
 	header["Content-Type"] = values[4:5:5]
 	if d.deliveryID != "" {
-		header[HeaderDeliveryID] = values[5:6:6]
+		header[zautic.MessageDeliveryIDHeader] = values[5:6:6]
 	}
 	return &nats.Msg{Subject: d.subject, Data: body, Header: header}
 }
@@ -251,12 +242,12 @@ var errorStatus = []struct {
 }{
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
 	{ErrReadBody, http.StatusBadRequest, "read_body"},
-	{ErrNotSigned, http.StatusBadRequest, "signature_missing"},
-	{ErrInvalidHeader, http.StatusBadRequest, "signature_malformed"},
-	{ErrNoValidSignature, http.StatusBadRequest, "signature_mismatch"},
-	{ErrTooOld, http.StatusBadRequest, "timestamp_out_of_tolerance"},
-	{ErrInvalidEvent, http.StatusBadRequest, "invalid_event"},
-	{ErrInvalidType, http.StatusBadRequest, "invalid_type"},
+	{zautic.ErrNotSigned, http.StatusBadRequest, "signature_missing"},
+	{zautic.ErrInvalidHeader, http.StatusBadRequest, "signature_malformed"},
+	{zautic.ErrNoValidSignature, http.StatusBadRequest, "signature_mismatch"},
+	{zautic.ErrTooOld, http.StatusBadRequest, "timestamp_out_of_tolerance"},
+	{zautic.ErrInvalidEvent, http.StatusBadRequest, "invalid_event"},
+	{zautic.ErrInvalidType, http.StatusBadRequest, "invalid_type"},
 	{ErrNotReady, http.StatusServiceUnavailable, ""},
 	{ErrDedupRead, http.StatusServiceUnavailable, ""},
 	{ErrPublish, http.StatusServiceUnavailable, ""},

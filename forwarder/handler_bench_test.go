@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // sampleEvent is the quickstart's sample event, the payload of the
@@ -49,7 +50,7 @@ func BenchmarkHandler(b *testing.B) {
 			}
 			req, body := reusableRequest(sampleEvent)
 			deliveryID := []string{""}
-			req.Header[forwarder.DeliveryIDHeader] = deliveryID
+			req.Header[zautic.RequestDeliveryIDHeader] = deliveryID
 			w := &discardWriter{header: http.Header{}}
 			b.SetBytes(int64(len(sampleEvent)))
 			b.ReportAllocs()
@@ -74,7 +75,7 @@ func reusableRequest(event []byte) (*http.Request, *bytes.Reader) {
 	req.Body = io.NopCloser(body)
 	req.ContentLength = int64(len(event))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(handlerSecret), time.Now().Unix(), event))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(handlerSecret), time.Now().Unix(), event))
 	return req, body
 }
 
@@ -106,11 +107,11 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 func BenchmarkVerifySignature(b *testing.B) {
 	secrets := [][]byte{[]byte(handlerSecret)}
 	now := time.Now()
-	header := forwarder.Sign(secrets[0], now.Unix(), sampleEvent)
+	header := zautic.Sign(secrets[0], now.Unix(), sampleEvent)
 	b.SetBytes(int64(len(sampleEvent)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := forwarder.VerifySignature(sampleEvent, header, secrets, 5*time.Minute, now); err != nil {
+		if _, err := zautic.VerifySignature(sampleEvent, header, secrets, 5*time.Minute, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -120,7 +121,7 @@ func BenchmarkParseEvent(b *testing.B) {
 	b.SetBytes(int64(len(sampleEvent)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := forwarder.ParseEvent(sampleEvent); err != nil {
+		if _, err := zautic.ParseEvent(sampleEvent); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // handlerSecret signs every request of the handler tests unless a case says
@@ -302,13 +303,13 @@ func signedRequest(body []byte, deliveryID, secret string) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, forwarder.DefaultConfig().HTTP.Path, bytes.NewReader(body))
 	now := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(secret), now, body))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), now, body))
 	req.Header.Set("X-Zautic-Timestamp", strconv.FormatInt(now, 10))
-	if ev, err := forwarder.ParseEvent(body); err == nil {
+	if ev, err := zautic.ParseEvent(body); err == nil {
 		req.Header.Set("X-Zautic-Event", ev.Type)
 	}
 	if deliveryID != "" {
-		req.Header.Set(forwarder.DeliveryIDHeader, deliveryID)
+		req.Header.Set(zautic.RequestDeliveryIDHeader, deliveryID)
 	}
 	return req
 }
@@ -337,20 +338,20 @@ func TestHandlerPublishes(t *testing.T) {
 		t.Errorf("got subject %q, want %q", got, want)
 	}
 	wantHeaders := map[string]string{
-		forwarder.HeaderMsgID:      "dlv_1",
-		forwarder.HeaderEventType:  "message.delivered",
-		forwarder.HeaderEventID:    "evt_1",
-		forwarder.HeaderDeliveryID: "dlv_1",
-		"Content-Type":             "application/json",
+		zautic.MessageIDHeader:         "dlv_1",
+		zautic.MessageEventTypeHeader:  "message.delivered",
+		zautic.MessageEventIDHeader:    "evt_1",
+		zautic.MessageDeliveryIDHeader: "dlv_1",
+		"Content-Type":                 "application/json",
 	}
 	for k, want := range wantHeaders {
 		if got := msg.Header.Get(k); got != want {
 			t.Errorf("header %s: got %q, want %q", k, got, want)
 		}
 	}
-	ts, err := strconv.ParseInt(msg.Header.Get(forwarder.HeaderTimestamp), 10, 64)
+	ts, err := strconv.ParseInt(msg.Header.Get(zautic.MessageTimestampHeader), 10, 64)
 	if err != nil || time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
-		t.Errorf("header %s: got %q, want the signed t", forwarder.HeaderTimestamp, msg.Header.Get(forwarder.HeaderTimestamp))
+		t.Errorf("header %s: got %q, want the signed t", zautic.MessageTimestampHeader, msg.Header.Get(zautic.MessageTimestampHeader))
 	}
 	entry, err := h.kv().Get(context.Background(), "dlv_1")
 	if err != nil {
@@ -424,11 +425,11 @@ func TestHandlerDedupKeyEvent(t *testing.T) {
 	// A new delivery id for the same event is still the same event.
 	h.send(body, "dlv_2").assertBody(t, duplicateBody)
 	h.assertCount(1)
-	if got := h.message(1).Header.Get(forwarder.HeaderMsgID); got != "evt_1" {
+	if got := h.message(1).Header.Get(zautic.MessageIDHeader); got != "evt_1" {
 		t.Errorf("got Nats-Msg-Id %q, want the event id", got)
 	}
-	if got := h.message(1).Header.Get(forwarder.HeaderDeliveryID); got != "dlv_1" {
-		t.Errorf("got %s %q, want the delivery id", forwarder.HeaderDeliveryID, got)
+	if got := h.message(1).Header.Get(zautic.MessageDeliveryIDHeader); got != "dlv_1" {
+		t.Errorf("got %s %q, want the delivery id", zautic.MessageDeliveryIDHeader, got)
 	}
 }
 
@@ -440,11 +441,11 @@ func TestHandlerMissingDeliveryIDUsesEventID(t *testing.T) {
 	h.send(body, "").assertBody(t, duplicateBody)
 	h.assertCount(1)
 	msg := h.message(1)
-	if got := msg.Header.Get(forwarder.HeaderMsgID); got != "evt_nodlv" {
+	if got := msg.Header.Get(zautic.MessageIDHeader); got != "evt_nodlv" {
 		t.Errorf("got Nats-Msg-Id %q, want the event id", got)
 	}
-	if _, ok := msg.Header[forwarder.HeaderDeliveryID]; ok {
-		t.Errorf("got header %s %q, want none without a delivery id", forwarder.HeaderDeliveryID, msg.Header.Get(forwarder.HeaderDeliveryID))
+	if _, ok := msg.Header[zautic.MessageDeliveryIDHeader]; ok {
+		t.Errorf("got header %s %q, want none without a delivery id", zautic.MessageDeliveryIDHeader, msg.Header.Get(zautic.MessageDeliveryIDHeader))
 	}
 	if _, err := h.kv().Get(context.Background(), "evt_nodlv"); err != nil {
 		t.Errorf("KV entry of the event id: %v", err)
@@ -471,11 +472,11 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 		body := eventBody("evt_"+strconv.Itoa(i), "group.updated")
 		h.send(body, tt.id).assertBody(t, publishedBody(float64(seq), "zautic.group.updated"))
 		msg := h.message(seq)
-		if got := msg.Header.Get(forwarder.HeaderMsgID); got != tt.id {
+		if got := msg.Header.Get(zautic.MessageIDHeader); got != tt.id {
 			t.Errorf("%s: got Nats-Msg-Id %q, want %q", tt.name, got, tt.id)
 		}
-		if got := msg.Header.Get(forwarder.HeaderDeliveryID); got != tt.id {
-			t.Errorf("%s: got %s %q, want %q", tt.name, forwarder.HeaderDeliveryID, got, tt.id)
+		if got := msg.Header.Get(zautic.MessageDeliveryIDHeader); got != tt.id {
+			t.Errorf("%s: got %s %q, want %q", tt.name, zautic.MessageDeliveryIDHeader, got, tt.id)
 		}
 		key := forwarder.KVKey(tt.id)
 		if !strings.HasPrefix(key, "sha256.") {
@@ -524,7 +525,7 @@ func TestHandlerRejects(t *testing.T) {
 	}})
 	now := time.Now().Unix()
 	signAt := func(secret string, at int64) func([]byte) string {
-		return func(b []byte) string { return forwarder.Sign([]byte(secret), at, b) }
+		return func(b []byte) string { return zautic.Sign([]byte(secret), at, b) }
 	}
 	header := func(v string) func([]byte) string { return func([]byte) string { return v } }
 	big := append(eventBody("evt_big", "message.sent"), bytes.Repeat([]byte(" "), 4096)...)
@@ -571,7 +572,7 @@ func TestHandlerRejects(t *testing.T) {
 			}
 			req := signedRequest(body, "dlv_reject_"+strconv.Itoa(i), handlerSecret)
 			if tt.sign != nil {
-				req.Header.Set(forwarder.SignatureHeader, tt.sign(body))
+				req.Header.Set(zautic.RequestSignatureHeader, tt.sign(body))
 			}
 			if tt.mutate != nil {
 				tt.mutate(req)
@@ -736,4 +737,10 @@ func TestHandlerBucketMissing(t *testing.T) {
 	})
 	h.send(eventBody("evt_2", "template.updated"), "dlv_2").assertError(t, http.StatusServiceUnavailable, "nats not ready", "KV bucket", cfg.Dedup.Bucket, "missing")
 	h.assertCount(1)
+}
+
+func flipLastByte(b []byte) []byte {
+	out := bytes.Clone(b)
+	out[len(out)-1] ^= 0x01
+	return out
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Outcomes of a webhook request, the values of the outcome label.
@@ -16,18 +18,6 @@ const (
 	OutcomeUnavailable = "unavailable"
 	OutcomeOverloaded  = "overloaded"
 )
-
-// DocumentedTypes are the 23 event types Zautic documents. Metrics label
-// other types "other" so that a sender cannot grow the label set.
-var DocumentedTypes = []string{
-	"message.sent", "message.delivered", "message.read", "message.failed", "message.received",
-	"device.connected", "device.disconnected",
-	"contact.created", "contact.updated", "contact.deleted",
-	"group.created", "group.updated", "group.deleted",
-	"template.created", "template.updated", "template.deleted",
-	"campaign.started", "campaign.paused", "campaign.resumed", "campaign.stopped", "campaign.cancelled", "campaign.completed",
-	"webhook.test",
-}
 
 // Metrics holds the forwarder's Prometheus collectors. A nil *Metrics is
 // valid and records nothing, which keeps tests that do not look at metrics
@@ -94,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		documentedTypes: map[string]bool{},
 	}
-	for _, t := range DocumentedTypes {
+	for _, t := range zautic.DocumentedTypes() {
 		m.documentedTypes[t] = true
 	}
 	m.initSeries()
@@ -124,7 +114,7 @@ func (m *Metrics) initSeries() {
 	for _, reason := range RejectReasons() {
 		m.requests.WithLabelValues(OutcomeRejected, reason)
 	}
-	for _, t := range append(slices.Clone(DocumentedTypes), "other") {
+	for _, t := range append(slices.Clone(zautic.DocumentedTypes()), "other") {
 		m.published.WithLabelValues(t)
 	}
 	m.dedupErrors.WithLabelValues("get")

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // metricValue returns the value of the series name{labels} in reg: the
@@ -125,7 +126,7 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 			metricValue(t, reg, tt.name, tt.labels)
 		})
 	}
-	if got, want := len(labelValues(t, reg, "zautic_forwarder_events_published_total", "type")), len(DocumentedTypes)+1; got != want {
+	if got, want := len(labelValues(t, reg, "zautic_forwarder_events_published_total", "type")), len(zautic.DocumentedTypes())+1; got != want {
 		t.Errorf("type label values: got %d, want %d (the documented types and other)", got, want)
 	}
 }
@@ -185,10 +186,10 @@ func (r *metricsRig) post(t *testing.T, body []byte, deliveryID, signature strin
 		t.Fatal(err)
 	}
 	if signature == "" {
-		signature = Sign([]byte(r.cfg.Webhook.Secret), time.Now().Unix(), body)
+		signature = zautic.Sign([]byte(r.cfg.Webhook.Secret), time.Now().Unix(), body)
 	}
-	req.Header.Set(SignatureHeader, signature)
-	req.Header.Set(DeliveryIDHeader, deliveryID)
+	req.Header.Set(zautic.RequestSignatureHeader, signature)
+	req.Header.Set(zautic.RequestDeliveryIDHeader, deliveryID)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("post: %v", err)
@@ -297,7 +298,7 @@ func TestInFlightAndOverloaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(SignatureHeader, Sign([]byte(rig.cfg.Webhook.Secret), time.Now().Unix(), body))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(rig.cfg.Webhook.Secret), time.Now().Unix(), body))
 	slow := make(chan int, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)

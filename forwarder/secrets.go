@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // ErrNoSecret is returned when no webhook secret is configured anywhere.
-var ErrNoSecret = errors.New("no webhook secret: set " + SecretEnv +
+var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
 	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
 
 // Secrets holds the webhook secrets currently accepted. Values from the
@@ -73,5 +75,11 @@ func (s *Secrets) Current() [][]byte {
 
 // Files returns the secret files to watch for rotation.
 func (s *Secrets) Files() []string {
-	return nonEmpty([]string{s.secretFile, s.secretsFile})
+	var files []string
+	for _, f := range []string{s.secretFile, s.secretsFile} {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
 }

@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 func secretStrings(s *forwarder.Secrets) []string {
@@ -69,9 +71,9 @@ func TestNewSecretsErrors(t *testing.T) {
 		wantErr error
 		reason  string
 	}{
-		{"nothing configured", forwarder.WebhookConfig{}, forwarder.ErrNoSecret, forwarder.SecretEnv},
-		{"only empty values", forwarder.WebhookConfig{Secret: "", Secrets: []string{""}}, forwarder.ErrNoSecret, forwarder.SecretEnv},
-		{"only empty files", forwarder.WebhookConfig{SecretFile: empty, SecretsFile: empty}, forwarder.ErrNoSecret, forwarder.SecretEnv},
+		{"nothing configured", forwarder.WebhookConfig{}, forwarder.ErrNoSecret, zautic.SecretEnv},
+		{"only empty values", forwarder.WebhookConfig{Secret: "", Secrets: []string{""}}, forwarder.ErrNoSecret, zautic.SecretEnv},
+		{"only empty files", forwarder.WebhookConfig{SecretFile: empty, SecretsFile: empty}, forwarder.ErrNoSecret, zautic.SecretEnv},
 		{"missing secret_file", forwarder.WebhookConfig{Secret: "one", SecretFile: missing}, os.ErrNotExist, "webhook.secret_file"},
 		{"missing secrets_file", forwarder.WebhookConfig{Secret: "one", SecretsFile: missing}, os.ErrNotExist, "webhook.secrets_file"},
 	}
@@ -102,7 +104,7 @@ func TestSecretsReloadRotation(t *testing.T) {
 	now := time.Now()
 	verifies := func(secret string) bool {
 		t.Helper()
-		_, err := forwarder.VerifySignature(body, forwarder.Sign([]byte(secret), now.Unix(), body), s.Current(), time.Minute, now)
+		_, err := zautic.VerifySignature(body, zautic.Sign([]byte(secret), now.Unix(), body), s.Current(), time.Minute, now)
 		return err == nil
 	}
 
@@ -190,4 +192,18 @@ func TestSecretsFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkError fails t unless err is wantErr (nil included) and, when it is an
+// error, mentions reason. It reports whether there was an error, so that a
+// table test stops checking the result.
+func checkError(t *testing.T, err, wantErr error, reason string) bool {
+	t.Helper()
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("got error %v, want %v", err, wantErr)
+	}
+	if err != nil && !strings.Contains(err.Error(), reason) {
+		t.Errorf("got error %q, want it to mention %q", err, reason)
+	}
+	return err != nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // loadDeadline bounds the sending part of every load test; a delivery that
@@ -162,8 +163,8 @@ func TestCrashBetweenPubAckAndMark(t *testing.T) {
 
 	ev := newEvents("crash", 1)[0]
 	msg := &nats.Msg{Subject: "zautic." + ev.Type, Data: ev.Body, Header: nats.Header{}}
-	msg.Header.Set(forwarder.HeaderMsgID, ev.DeliveryID)
-	msg.Header.Set(forwarder.HeaderEventID, ev.ID)
+	msg.Header.Set(zautic.MessageIDHeader, ev.DeliveryID)
+	msg.Header.Set(zautic.MessageEventIDHeader, ev.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.PublishMsg(ctx, msg); err != nil {

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Zautic's request headers that the forwarder package has no name for.
@@ -163,9 +163,9 @@ func (r *Runner) sign(del *delivery, now time.Time) {
 	if del.eventType != "" {
 		h[EventHeader] = []string{del.eventType}
 	}
-	h[forwarder.DeliveryIDHeader] = []string{del.deliveryID}
+	h[zautic.RequestDeliveryIDHeader] = []string{del.deliveryID}
 	h[TimestampHeader] = []string{strconv.FormatInt(t, 10)}
-	h[forwarder.SignatureHeader] = []string{forwarder.Sign(r.opts.Secret, t, del.body)}
+	h[zautic.RequestSignatureHeader] = []string{zautic.Sign(r.opts.Secret, t, del.body)}
 	del.header, del.signedAt = h, now
 }
 
