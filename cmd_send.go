@@ -17,10 +17,6 @@ import (
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newSendCommand)
-}
-
 // sendFlags are the options of "send".
 type sendFlags struct {
 	url         string

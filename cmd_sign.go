@@ -15,10 +15,6 @@ import (
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newSignCommand)
-}
-
 // signFlags are the options of "sign".
 type signFlags struct {
 	secret     string

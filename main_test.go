@@ -38,7 +38,7 @@ func runCommand(t *testing.T, stdin string, args ...string) (stdout, stderr stri
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err = run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	err = run(ctx, args, nil, strings.NewReader(stdin), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -62,7 +62,7 @@ func startTestForwarder(t *testing.T) *testForwarder {
 	cfg := forwarder.DefaultConfig()
 	cfg.HTTP.Addr, cfg.Admin.Addr, cfg.NATS.URL = "127.0.0.1:0", "", ns.ClientURL()
 	cfg.Webhook.Secret = testSecret
-	svc, err := forwarder.Start(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
+	svc, err := forwarder.Start(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("start forwarder: %v", err)
 	}
@@ -71,7 +71,7 @@ func startTestForwarder(t *testing.T) *testForwarder {
 		cancel()
 		_ = svc.Wait(ctx)
 	})
-	waitFor(t, 20*time.Second, svc.Broker.Ready)
+	waitFor(t, 20*time.Second, svc.Ready)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

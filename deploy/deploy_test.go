@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
 	yamlv3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -455,12 +457,24 @@ func TestServiceAndScraping(t *testing.T) {
 	}
 }
 
-// exportedFamilies gathers a registry after NewMetrics, as the binary
-// builds it, and returns the family names with their types.
+// exportedFamilies starts the service, pointed at a NATS address where
+// nothing listens (Start does not wait for NATS), gathers its registry and
+// returns the family names with their types.
 func exportedFamilies(t *testing.T) map[string]dto.MetricType {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	forwarder.NewMetrics(reg)
+	cfg := forwarder.DefaultConfig()
+	cfg.HTTP.Addr, cfg.Admin.Addr, cfg.NATS.URL = "127.0.0.1:0", "", "nats://127.0.0.1:1"
+	cfg.Webhook.Secret = "deploy-test"
+	svc, err := forwarder.Start(context.Background(), cfg, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = svc.Wait(ctx)
+	}()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
-package forwarder_test
+package forwarder
 
 import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
 // kvKeyRule is the key rule of nats.go's KV: these characters, and no dot at
@@ -44,7 +42,7 @@ func TestKVKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := forwarder.KVKey(tt.key)
+			got := KVKey(tt.key)
 			assertValidKVKey(t, got)
 			if gotHashed := hashed.MatchString(got); gotHashed != tt.hashed {
 				t.Fatalf("KVKey(%q) = %q: got hashed %v, want %v", tt.key, got, gotHashed, tt.hashed)
@@ -52,7 +50,7 @@ func TestKVKey(t *testing.T) {
 			if !tt.hashed && got != tt.key {
 				t.Errorf("got %q, want the key kept as %q", got, tt.key)
 			}
-			if again := forwarder.KVKey(tt.key); again != got {
+			if again := KVKey(tt.key); again != got {
 				t.Errorf("not deterministic: got %q then %q", got, again)
 			}
 		})
@@ -70,7 +68,7 @@ func TestKVKeyNoCollision(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for _, k := range keys {
-		got := forwarder.KVKey(k)
+		got := KVKey(k)
 		if prev, ok := seen[got]; ok {
 			t.Errorf("KVKey(%q) and KVKey(%q) are both %q", prev, k, got)
 		}

@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -31,7 +30,7 @@ func FuzzKVKey(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		got := forwarder.KVKey(key)
+		got := KVKey(key)
 		assertValidKVKey(t, got)
 		want := key
 		if !plainKVKeyRule.MatchString(key) {

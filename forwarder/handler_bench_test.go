@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -37,11 +36,11 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {
-			log, err := forwarder.NewLogger(forwarder.LogConfig{Level: "info", Format: "json"}, io.Discard)
+			log, err := NewLogger(LogConfig{Level: "info", Format: "json"}, io.Discard)
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *forwarder.Config) {
+			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *Config) {
 				c.Events.Allow = bm.allow
 			}})
 			ids := make([]string, b.N)
@@ -71,7 +70,7 @@ func BenchmarkHandler(b *testing.B) {
 // reusableRequest is a signed POST whose body can be rewound with Reset.
 func reusableRequest(event []byte) (*http.Request, *bytes.Reader) {
 	body := bytes.NewReader(event)
-	req := httptest.NewRequest(http.MethodPost, forwarder.DefaultConfig().HTTP.Path, nil)
+	req := httptest.NewRequest(http.MethodPost, DefaultConfig().HTTP.Path, nil)
 	req.Body = io.NopCloser(body)
 	req.ContentLength = int64(len(event))
 	req.Header.Set("Content-Type", "application/json")

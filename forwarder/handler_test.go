@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -25,7 +25,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -35,22 +34,22 @@ import (
 const handlerSecret = "handler-test-secret"
 
 // testConfig is the default configuration with the test secret.
-func testConfig() forwarder.Config {
-	cfg := forwarder.DefaultConfig()
+func testConfig() Config {
+	cfg := DefaultConfig()
 	cfg.Webhook.Secret = handlerSecret
 	cfg.NATS.URL = "set by the harness"
 	return cfg
 }
 
-// handlerHarness is a webhook handler wired to a real Broker on an
+// handlerHarness is a webhook handler wired to a real natsBroker on an
 // in-process nats-server, driven through Echo's ServeHTTP so that the
 // middleware runs.
 type handlerHarness struct {
 	t        testing.TB
-	cfg      forwarder.Config
+	cfg      Config
 	ns       *server.Server
 	storeDir string
-	broker   *forwarder.Broker
+	broker   *natsBroker
 	registry *prometheus.Registry
 	echo     *echo.Echo
 	js       jetstream.JetStream
@@ -59,7 +58,7 @@ type handlerHarness struct {
 // harnessOptions are the choices a test makes about its harness.
 type harnessOptions struct {
 	log       *zap.Logger               // zaptest when nil
-	configure func(*forwarder.Config)   // changes to testConfig
+	configure func(*Config)             // changes to testConfig
 	setup     func(jetstream.JetStream) // runs before the broker starts
 }
 
@@ -82,38 +81,16 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 		log = zaptest.NewLogger(t)
 	}
 	h.registry = prometheus.NewRegistry()
-	metrics := forwarder.NewMetrics(h.registry)
+	metrics := newMetricSet(h.registry)
 	b := runBroker(t, h.ns.ClientURL(), h.cfg, log, metrics)
 	h.broker = b
 	h.waitReady()
-	secrets, err := forwarder.NewSecrets(h.cfg.Webhook)
+	secrets, err := newSecrets(h.cfg.Webhook)
 	if err != nil {
 		t.Fatalf("NewSecrets: %v", err)
 	}
-	h.echo = forwarder.NewWebhookServer(h.cfg.HTTP, forwarder.NewHandler(h.cfg, secrets, b, log, metrics), metrics)
+	h.echo = newWebhookServer(h.cfg.HTTP, newWebhookHandler(h.cfg.handlerConfig(), secrets, b, log, metrics), metrics)
 	return h
-}
-
-// runBroker connects a Broker to url and runs its readiness loop until the
-// test ends.
-func runBroker(t testing.TB, url string, cfg forwarder.Config, log *zap.Logger, m *forwarder.Metrics) *forwarder.Broker {
-	t.Helper()
-	b, err := forwarder.ConnectBroker(url, cfg, log, m)
-	if err != nil {
-		t.Fatalf("ConnectBroker: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		b.Close(5 * time.Second)
-	})
-	return b
 }
 
 // clientJetStream connects a test client, closed at cleanup.
@@ -300,7 +277,7 @@ func eventBody(id, eventType string) []byte {
 // signedRequest is a POST of body to the default path, signed now with
 // secret, with the headers Zautic sends.
 func signedRequest(body []byte, deliveryID, secret string) *http.Request {
-	req := httptest.NewRequest(http.MethodPost, forwarder.DefaultConfig().HTTP.Path, bytes.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, DefaultConfig().HTTP.Path, bytes.NewReader(body))
 	now := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), now, body))
@@ -419,7 +396,7 @@ func TestHandlerDuplicateWindow(t *testing.T) {
 
 func TestHandlerDedupKeyEvent(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = forwarder.DedupKeyEvent }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = DedupKeyEvent }})
 	body := eventBody("evt_1", "message.failed")
 	h.send(body, "dlv_1").assertBody(t, publishedBody(1, "zautic.message.failed"))
 	// A new delivery id for the same event is still the same event.
@@ -478,7 +455,7 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 		if got := msg.Header.Get(zautic.MessageDeliveryIDHeader); got != tt.id {
 			t.Errorf("%s: got %s %q, want %q", tt.name, zautic.MessageDeliveryIDHeader, got, tt.id)
 		}
-		key := forwarder.KVKey(tt.id)
+		key := KVKey(tt.id)
 		if !strings.HasPrefix(key, "sha256.") {
 			t.Errorf("%s: got KV key %q, want the hashed form", tt.name, key)
 		}
@@ -492,7 +469,7 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 
 func TestHandlerEventsAllow(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
 		c.Events.Allow = []string{"message.received", "device.connected"}
 	}})
 	a := h.send(eventBody("evt_1", "message.delivered"), "dlv_1")
@@ -519,7 +496,7 @@ type rejectCase struct {
 
 func TestHandlerRejects(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
 		c.HTTP.MaxBodyBytes = 4096
 		c.HTTP.MaxHeaderBytes = 2048
 	}})
@@ -590,7 +567,7 @@ func TestHandlerRejects(t *testing.T) {
 func TestHandlerBodyAtLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 2048
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxBodyBytes = limit }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxBodyBytes = limit }})
 	body := eventBody("evt_limit", "message.sent")
 	body = append(body[:len(body)-1], []byte(`,"pad":"`)...)
 	body = append(body, bytes.Repeat([]byte("p"), limit-len(body)-2)...)
@@ -628,7 +605,7 @@ func (b *blockingBody) Read(p []byte) (int, error) {
 func TestHandlerOverloaded(t *testing.T) {
 	t.Parallel()
 	const maxInFlight = 2
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxInFlight = maxInFlight }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxInFlight = maxInFlight }})
 
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
@@ -655,8 +632,8 @@ func TestHandlerOverloaded(t *testing.T) {
 
 	a := h.send(eventBody("evt_over", "campaign.started"), "dlv_over")
 	a.assertError(t, http.StatusTooManyRequests, "overloaded", "2 requests in flight")
-	if got := a.header.Get("Retry-After"); got != forwarder.RetryAfterOverloaded {
-		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterOverloaded)
+	if got := a.header.Get("Retry-After"); got != retryAfterOverloaded {
+		t.Errorf("got Retry-After %q, want %q", got, retryAfterOverloaded)
 	}
 	h.assertCount(0)
 
@@ -692,8 +669,8 @@ func TestHandlerNATSDown(t *testing.T) {
 	body := eventBody("evt_2", "device.connected")
 	a := h.send(body, "dlv_2")
 	a.assertError(t, http.StatusServiceUnavailable, "nats not ready")
-	if got := a.header.Get("Retry-After"); got != forwarder.RetryAfterUnavailable {
-		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterUnavailable)
+	if got := a.header.Get("Retry-After"); got != retryAfterUnavailable {
+		t.Errorf("got Retry-After %q, want %q", got, retryAfterUnavailable)
 	}
 
 	h.ns = natstest.Start(t, h.storeDir, port)
@@ -711,7 +688,7 @@ func TestHandlerBucketMissing(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	h := newHandlerHarness(t, harnessOptions{
-		configure: func(c *forwarder.Config) { c.Stream.Manage = false },
+		configure: func(c *Config) { c.Stream.Manage = false },
 		setup: func(js jetstream.JetStream) {
 			ctx := context.Background()
 			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream.Name, Subjects: []string{"zautic.>"}, Duplicates: time.Minute}); err != nil {

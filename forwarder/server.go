@@ -20,12 +20,12 @@ import (
 // 431 with a JSON reason; net/http's own plain-text 431 only guards memory.
 const headerBackstop = 1 << 20
 
-// RetryAfterOverloaded is the Retry-After, in seconds, of a 429.
-const RetryAfterOverloaded = "1"
+// retryAfterOverloaded is the Retry-After, in seconds, of a 429.
+const retryAfterOverloaded = "1"
 
-// NewWebhookServer returns the Echo instance of the internet-facing port:
+// newWebhookServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
-func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
+func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
@@ -35,9 +35,9 @@ func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
 	return e
 }
 
-// NewHTTPServer wraps handler with the timeouts of cfg, so that a slow or
+// newHTTPServer wraps handler with the timeouts of cfg, so that a slow or
 // stalled client cannot hold a connection forever.
-func NewHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
+func newHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -75,15 +75,15 @@ func jsonErrorHandler(err error, c echo.Context) {
 
 // limitInFlight answers 429 at once, before the body is read, when max
 // requests are already in progress.
-func limitInFlight(max int, m *Metrics) echo.MiddlewareFunc {
+func limitInFlight(max int, m *metricSet) echo.MiddlewareFunc {
 	slots := make(chan struct{}, max)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			select {
 			case slots <- struct{}{}:
 			default:
-				m.request(OutcomeOverloaded, "", 0)
-				c.Response().Header().Set("Retry-After", RetryAfterOverloaded)
+				m.request(outcomeOverloaded, "", 0)
+				c.Response().Header().Set("Retry-After", retryAfterOverloaded)
 				return c.JSON(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("overloaded: %d requests in flight", max)})
 			}
 			m.addInFlight(1)
@@ -98,7 +98,7 @@ func limitInFlight(max int, m *Metrics) echo.MiddlewareFunc {
 
 // limitHeaderBytes answers 431 when the request's headers, counted as they
 // travel ("Name: value\r\n"), exceed max bytes.
-func limitHeaderBytes(max int, m *Metrics) echo.MiddlewareFunc {
+func limitHeaderBytes(max int, m *metricSet) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			size := 0
@@ -108,7 +108,7 @@ func limitHeaderBytes(max int, m *Metrics) echo.MiddlewareFunc {
 				}
 			}
 			if size > max {
-				m.request(OutcomeRejected, "headers_too_large", 0)
+				m.request(outcomeRejected, "headers_too_large", 0)
 				return c.JSON(http.StatusRequestHeaderFieldsTooLarge,
 					errorBody{Error: "request headers are " + strconv.Itoa(size) + " bytes, more than " + strconv.Itoa(max)})
 			}
@@ -122,9 +122,9 @@ type readinessChecker interface {
 	Ready() error
 }
 
-// NewAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
+// newAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
 // /debug/pprof/ on the admin listener.
-func NewAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer) http.Handler {
+func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -172,7 +171,7 @@ func TestCrashBetweenPubAckAndMark(t *testing.T) {
 	}
 
 	got := send(t, p.WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
-	if got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomeDuplicate {
+	if got.Status != http.StatusOK || got.Body["status"] != "duplicate" {
 		t.Fatalf("retry after the crash: got %d %v, want 200 duplicate", got.Status, got.Body)
 	}
 	assertExactlyOnce(t, js, []zauticEvent{ev})
@@ -296,7 +295,7 @@ func requireHealthy(t testing.TB, p *forwarderProcess) {
 func requirePublished(t testing.TB, p *forwarderProcess, js jetstream.JetStream, ev zauticEvent) {
 	t.Helper()
 	got := send(t, p.WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
-	if got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomePublished {
+	if got.Status != http.StatusOK || got.Body["status"] != "published" {
 		t.Fatalf("valid event %s: got %d %v, want 200 published", ev.ID, got.Status, got.Body)
 	}
 	if n := countByEventID(streamMessages(t, js, "ZAUTIC"))[ev.ID]; n != 1 {
