@@ -88,11 +88,11 @@ func curlCommand(url string, body []byte, t int64, signature, deliveryID string)
 	_ = json.Unmarshal(body, &ev)
 	headers := []string{"Content-Type: application/json"}
 	if typ, ok := ev.Type.(string); ok && typ != "" {
-		headers = append(headers, simulator.EventHeader+": "+typ)
+		headers = append(headers, zautic.RequestEventHeader+": "+typ)
 	}
 	headers = append(headers,
 		zautic.RequestDeliveryIDHeader+": "+deliveryID,
-		simulator.TimestampHeader+": "+strconv.FormatInt(t, 10),
+		zautic.RequestTimestampHeader+": "+strconv.FormatInt(t, 10),
 		zautic.RequestSignatureHeader+": "+signature)
 	var b strings.Builder
 	b.WriteString("curl -sS -X POST " + shellQuote(url))

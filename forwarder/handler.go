@@ -18,13 +18,6 @@ import (
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-var (
-	// errBodyTooLarge is returned when the body exceeds http.max_body_bytes.
-	errBodyTooLarge = errors.New("body too large")
-	// errReadBody is returned when the body cannot be read to its end.
-	errReadBody = errors.New("read body")
-)
-
 // eventStore is what the handler needs of the broker, in the handler's own
 // terms: no NATS type crosses it. *natsBroker implements it.
 type eventStore interface {
@@ -95,7 +88,7 @@ type delivery struct {
 	key        string
 	signed     zautic.Verified
 	outcome    string
-	ack        *stored // nil until the stream has acknowledged
+	ack        stored // Seq is 0 until the stream has acknowledged (sequences start at 1)
 }
 
 // bodyBuffers recycles request bodies. Nothing holds a body past the
@@ -124,7 +117,7 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 	err := h.process(c, d, buf)
 	h.record(c, d, err, time.Since(start))
 	if err != nil {
-		return h.answerError(c, err)
+		return answerError(c, err)
 	}
 	return h.answer(c, d)
 }
@@ -173,11 +166,9 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, body []byte) 
 		d.outcome = outcomeDuplicate
 		return nil
 	}
-	ack, err := h.publish(natsCtx, d, body)
-	if err != nil {
+	if d.ack, err = h.publish(natsCtx, d, body); err != nil {
 		return err
 	}
-	d.ack = &ack
 	d.outcome = outcomePublished
 	if d.ack.Duplicate {
 		d.outcome = outcomeDuplicate
@@ -255,53 +246,6 @@ func readBody(w http.ResponseWriter, req *http.Request, limit int64, buf *bytes.
 	return buf.Bytes(), nil
 }
 
-// errorStatus maps the request path's sentinel errors to a status and the
-// bounded reason label of the metrics; the first match wins.
-var errorStatus = []struct {
-	err    error
-	status int
-	reason string
-}{
-	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
-	{errReadBody, http.StatusBadRequest, "read_body"},
-	{zautic.ErrNotSigned, http.StatusBadRequest, "signature_missing"},
-	{zautic.ErrInvalidHeader, http.StatusBadRequest, "signature_malformed"},
-	{zautic.ErrNoValidSignature, http.StatusBadRequest, "signature_mismatch"},
-	{zautic.ErrTooOld, http.StatusBadRequest, "timestamp_out_of_tolerance"},
-	{zautic.ErrInvalidEvent, http.StatusBadRequest, "invalid_event"},
-	{zautic.ErrInvalidType, http.StatusBadRequest, "invalid_type"},
-	{errNotReady, http.StatusServiceUnavailable, ""},
-	{errDedupRead, http.StatusServiceUnavailable, ""},
-	{errPublish, http.StatusServiceUnavailable, ""},
-}
-
-// retryAfterUnavailable is the Retry-After, in seconds, of a 503.
-const retryAfterUnavailable = "2"
-
-func classify(err error) (status int, outcome, reason string) {
-	for _, e := range errorStatus {
-		if errors.Is(err, e.err) {
-			if e.status == http.StatusServiceUnavailable {
-				return e.status, outcomeUnavailable, ""
-			}
-			return e.status, outcomeRejected, e.reason
-		}
-	}
-	return http.StatusInternalServerError, outcomeUnavailable, ""
-}
-
-func (h *webhookHandler) answerError(c echo.Context, err error) error {
-	status, _, _ := classify(err)
-	if status >= http.StatusInternalServerError {
-		c.Response().Header().Set("Retry-After", retryAfterUnavailable)
-	}
-	return c.JSON(status, errorBody{Error: err.Error()})
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
 // answer writes {"status":…} and, for a published event, its subject,
 // stream and sequence. It is built by hand, since it is written once per
 // event: the outcome is a constant, the subject is made of validated tokens,
@@ -328,7 +272,8 @@ func (h *webhookHandler) answer(c echo.Context, d *delivery) error {
 func (h *webhookHandler) record(c echo.Context, d *delivery, err error, took time.Duration) {
 	outcome, reason := d.outcome, ""
 	if err != nil {
-		_, outcome, reason = classify(err)
+		r := classify(err)
+		outcome, reason = r.outcome, r.reason
 	}
 	h.metrics.request(outcome, reason, took.Seconds())
 	line := h.log.Check(zap.InfoLevel, "delivery")
@@ -344,7 +289,7 @@ func (h *webhookHandler) record(c echo.Context, d *delivery, err error, took tim
 		zap.String("outcome", outcome),
 		zap.Duration("duration", took),
 	}
-	if d.ack != nil {
+	if d.ack.Seq != 0 {
 		fields = append(fields, zap.Uint64("seq", d.ack.Seq))
 	}
 	if err != nil {

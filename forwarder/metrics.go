@@ -94,17 +94,6 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 	return m
 }
 
-// rejectReasons are the values of the reason label of rejected requests.
-func rejectReasons() []string {
-	reasons := []string{"headers_too_large"}
-	for _, e := range errorStatus {
-		if e.reason != "" {
-			reasons = append(reasons, e.reason)
-		}
-	}
-	return reasons
-}
-
 // initSeries creates every series at zero, so that dashboards and alerts
 // see a flat line instead of no data until the first event of each kind.
 func (m *metricSet) initSeries() {

@@ -20,9 +20,6 @@ import (
 // 431 with a JSON reason; net/http's own plain-text 431 only guards memory.
 const headerBackstop = 1 << 20
 
-// retryAfterOverloaded is the Retry-After, in seconds, of a 429.
-const retryAfterOverloaded = "1"
-
 // newWebhookServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
 func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Echo {
@@ -82,9 +79,7 @@ func limitInFlight(max int, m *metricSet) echo.MiddlewareFunc {
 			select {
 			case slots <- struct{}{}:
 			default:
-				m.request(outcomeOverloaded, "", 0)
-				c.Response().Header().Set("Retry-After", retryAfterOverloaded)
-				return c.JSON(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("overloaded: %d requests in flight", max)})
+				return rejectEarly(c, m, fmt.Errorf("%w: %d requests in flight", errOverloaded, max))
 			}
 			m.addInFlight(1)
 			defer func() {
@@ -108,13 +103,27 @@ func limitHeaderBytes(max int, m *metricSet) echo.MiddlewareFunc {
 				}
 			}
 			if size > max {
-				m.request(outcomeRejected, "headers_too_large", 0)
-				return c.JSON(http.StatusRequestHeaderFieldsTooLarge,
-					errorBody{Error: "request headers are " + strconv.Itoa(size) + " bytes, more than " + strconv.Itoa(max)})
+				return rejectEarly(c, m, &headerSizeError{size: size, max: max})
 			}
 			return next(c)
 		}
 	}
+}
+
+// headerSizeError says how large the headers were; it is errHeadersTooLarge.
+type headerSizeError struct{ size, max int }
+
+func (e *headerSizeError) Error() string {
+	return "request headers are " + strconv.Itoa(e.size) + " bytes, more than " + strconv.Itoa(e.max)
+}
+
+func (e *headerSizeError) Unwrap() error { return errHeadersTooLarge }
+
+// rejectEarly counts and answers a request refused before the handler.
+func rejectEarly(c echo.Context, m *metricSet, err error) error {
+	r := classify(err)
+	m.request(r.outcome, r.reason, 0)
+	return answerError(c, err)
 }
 
 // readiness is what the admin listener asks of the broker.

@@ -16,12 +16,6 @@ import (
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-// Zautic's request headers that the forwarder package has no name for.
-const (
-	EventHeader     = "X-Zautic-Event"
-	TimestampHeader = "X-Zautic-Timestamp"
-)
-
 // userAgent tells the receiver's logs that these are simulated requests.
 const userAgent = "zautic-forwarder-simulator"
 
@@ -161,10 +155,10 @@ func (r *Runner) sign(del *delivery, now time.Time) {
 	h["Content-Type"] = []string{"application/json"}
 	h["User-Agent"] = []string{userAgent}
 	if del.eventType != "" {
-		h[EventHeader] = []string{del.eventType}
+		h[zautic.RequestEventHeader] = []string{del.eventType}
 	}
 	h[zautic.RequestDeliveryIDHeader] = []string{del.deliveryID}
-	h[TimestampHeader] = []string{strconv.FormatInt(t, 10)}
+	h[zautic.RequestTimestampHeader] = []string{strconv.FormatInt(t, 10)}
 	h[zautic.RequestSignatureHeader] = []string{zautic.Sign(r.opts.Secret, t, del.body)}
 	del.header, del.signedAt = h, now
 }

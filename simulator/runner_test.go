@@ -55,7 +55,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.check(r, body, ts.Timestamp)
 	rc.requests++
 	rc.attempts[id]++
-	rc.types[r.Header.Get(EventHeader)]++
+	rc.types[r.Header.Get(zautic.RequestEventHeader)]++
 	if first, ok := rc.bodies[id]; ok && !bytes.Equal(first, body) {
 		rc.problems = append(rc.problems, "delivery "+id+" re-sent with another body")
 	} else if !ok {
@@ -74,8 +74,8 @@ func (rc *receiver) check(r *http.Request, body []byte, ts int64) {
 	ev, _ := zautic.ParseEvent(body)
 	want := map[string]string{
 		"Content-Type":  "application/json",
-		EventHeader:     ev.Type,
-		TimestampHeader: strconv.FormatInt(ts, 10),
+		zautic.RequestEventHeader:     ev.Type,
+		zautic.RequestTimestampHeader: strconv.FormatInt(ts, 10),
 	}
 	for k, v := range want {
 		if got := r.Header.Get(k); got != v {
@@ -352,13 +352,13 @@ func TestFreshRenewsOldSignatures(t *testing.T) {
 	}
 	later := del.signedAt.Add(2 * resignAfter)
 	renewed := r.fresh(del, later)
-	if renewed == del || renewed.header.Get(TimestampHeader) != strconv.FormatInt(later.Unix(), 10) {
-		t.Fatalf("got timestamp %q, want a copy signed at %d", renewed.header.Get(TimestampHeader), later.Unix())
+	if renewed == del || renewed.header.Get(zautic.RequestTimestampHeader) != strconv.FormatInt(later.Unix(), 10) {
+		t.Fatalf("got timestamp %q, want a copy signed at %d", renewed.header.Get(zautic.RequestTimestampHeader), later.Unix())
 	}
 	if _, err := zautic.VerifySignature(renewed.body, renewed.header.Get(zautic.RequestSignatureHeader), [][]byte{[]byte(testSecret)}, time.Minute, later); err != nil {
 		t.Errorf("renewed signature does not verify: %v", err)
 	}
-	if del.header.Get(TimestampHeader) == renewed.header.Get(TimestampHeader) {
+	if del.header.Get(zautic.RequestTimestampHeader) == renewed.header.Get(zautic.RequestTimestampHeader) {
 		t.Errorf("the shared prepared delivery was modified")
 	}
 }

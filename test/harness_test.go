@@ -269,7 +269,7 @@ func newRequest(t testing.TB, url string, w webhook) *http.Request {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(zautic.RequestSignatureHeader, sig)
-	req.Header.Set("X-Zautic-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set(zautic.RequestTimestampHeader, strconv.FormatInt(ts, 10))
 	if w.deliveryID != "" {
 		req.Header.Set(zautic.RequestDeliveryIDHeader, w.deliveryID)
 	}

@@ -243,9 +243,9 @@ func (s *sender) attempt(ctx context.Context, client *http.Client, url string, e
 	}
 	ts := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Zautic-Event", ev.Type)
+	req.Header.Set(zautic.RequestEventHeader, ev.Type)
 	req.Header.Set(zautic.RequestDeliveryIDHeader, ev.DeliveryID)
-	req.Header.Set("X-Zautic-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set(zautic.RequestTimestampHeader, strconv.FormatInt(ts, 10))
 	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(testSecret), ts, ev.Body))
 	start := time.Now()
 	resp, err := client.Do(req)
