@@ -73,7 +73,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (rc *receiver) check(r *http.Request, body []byte, ts int64) {
 	ev, _ := zautic.ParseEvent(body)
 	want := map[string]string{
-		"Content-Type":  "application/json",
+		"Content-Type":                "application/json",
 		zautic.RequestEventHeader:     ev.Type,
 		zautic.RequestTimestampHeader: strconv.FormatInt(ts, 10),
 	}
