@@ -13,7 +13,7 @@ import (
 // "event" (the default) it is the event id from the signed body; under
 // "delivery" it is the unsigned X-Zautic-Delivery-Id, or the event id when
 // the request has none.
-func (h *Handler) dedupKey(d *delivery) string {
+func (h *webhookHandler) dedupKey(d *delivery) string {
 	if h.cfg.Dedup.Key == DedupKeyEvent || d.deliveryID == "" {
 		return d.event.ID
 	}
@@ -26,10 +26,10 @@ func (h *Handler) dedupKey(d *delivery) string {
 // content itself is remembered too, and a request whose signature was
 // already accepted is a duplicate whatever its delivery id; a genuine
 // re-delivery is signed anew, with another t, and goes through.
-func (h *Handler) kvKeys(d *delivery, body []byte) []string {
+func (h *webhookHandler) kvKeys(d *delivery, body []byte) []string {
 	keys := []string{KVKey(d.key)}
 	if h.cfg.Dedup.Key == DedupKeyDelivery {
-		keys = append(keys, signatureKey(d.timestamp, body))
+		keys = append(keys, signatureKey(d.signed.Timestamp, body))
 	}
 	return keys
 }

@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // replayStep is one request of a replay run: the captured signature (or one
@@ -39,15 +39,15 @@ func TestHandlerReplayWithAnotherDeliveryID(t *testing.T) {
 		steps        []replayStep
 		wantMessages uint64
 	}{
-		{"event (the default)", forwarder.DedupKeyEvent,
+		{"event (the default)", DedupKeyEvent,
 			append(captured, replayStep{deliveryID: "dlv_again", resigned: true, want: "duplicate"}), 1},
-		{"delivery", forwarder.DedupKeyDelivery,
+		{"delivery", DedupKeyDelivery,
 			append(captured, replayStep{deliveryID: "dlv_again", resigned: true, want: "published"}), 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = tt.key }})
+			h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = tt.key }})
 			body := eventBody("evt_replayed", "message.delivered")
 			signedAt := time.Now().Unix()
 			for i, step := range tt.steps {
@@ -56,7 +56,7 @@ func TestHandlerReplayWithAnotherDeliveryID(t *testing.T) {
 					at--
 				}
 				req := signedRequest(body, step.deliveryID, handlerSecret)
-				req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(handlerSecret), at, body))
+				req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(handlerSecret), at, body))
 				a := h.serve(req)
 				a.assertStatus(t, http.StatusOK)
 				if got := a.body["status"]; got != step.want {
@@ -74,13 +74,13 @@ func TestHandlerReplayWithAnotherDeliveryID(t *testing.T) {
 // for a replay.
 func TestHandlerFailedPublishLeavesSignatureRetryable(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = forwarder.DedupKeyDelivery }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = DedupKeyDelivery }})
 	body := eventBody("evt_retry", "message.sent")
 	req := func() *http.Request { return signedRequest(body, "dlv_retry", handlerSecret) }
-	sig := req().Header.Get(forwarder.SignatureHeader)
+	sig := req().Header.Get(zautic.RequestSignatureHeader)
 	withSig := func() *http.Request {
 		r := req()
-		r.Header.Set(forwarder.SignatureHeader, sig)
+		r.Header.Set(zautic.RequestSignatureHeader, sig)
 		return r
 	}
 	h.setStreamSubjects("elsewhere.>")
@@ -122,7 +122,7 @@ func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
 		{"evt_a\nb", true},
 		{"evt_\u0001", true},
 		{"evt_\u00a0", true},
-		{forwarder.KVKey(" evt_ws"), true},
+		{KVKey(" evt_ws"), true},
 	}
 	for i, tt := range tests {
 		seq := uint64(i + 1)
@@ -132,12 +132,12 @@ func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
 		h.send(body, "").assertBody(t, publishedBody(float64(seq), "zautic.message.sent"))
 		want := tt.id
 		if tt.mapped {
-			want = forwarder.KVKey(tt.id)
+			want = KVKey(tt.id)
 			if !strings.HasPrefix(want, "sha256.") || want == tt.id {
 				t.Fatalf("%q: KV key %q is not the mapped form", tt.id, want)
 			}
 		}
-		if got := h.message(seq).Header.Get(forwarder.HeaderMsgID); got != want {
+		if got := h.message(seq).Header.Get(zautic.MessageIDHeader); got != want {
 			t.Errorf("%q: got Nats-Msg-Id %q, want %q", tt.id, got, want)
 		}
 	}

@@ -10,17 +10,17 @@ import (
 	"go.uber.org/zap"
 )
 
-// ErrStreamChanged is returned by the readiness check when the stream no
+// errStreamChanged is returned by the readiness check when the stream no
 // longer has the settings the forwarder needs: with stream.manage, any
 // setting it owns; without it, subjects that do not cover what it publishes.
-var ErrStreamChanged = errors.New("stream settings changed")
+var errStreamChanged = errors.New("stream settings changed")
 
 // streamDrift lists how the stream's configuration differs from what the
 // forwarder needs. With stream.manage it owns the subjects, max age,
 // duplicate window and replicas, and wants them exactly as configured.
 // Without it, the operator owns the stream, and only its subjects matter:
 // they must cover "<prefix>.>", or every publish fails.
-func (b *Broker) streamDrift(have jetstream.StreamConfig) []string {
+func (b *natsBroker) streamDrift(have jetstream.StreamConfig) []string {
 	want := streamConfig(b.cfg)
 	if b.cfg.Stream.Manage {
 		return streamChanges(have, want)
@@ -35,9 +35,9 @@ func (b *Broker) streamDrift(have jetstream.StreamConfig) []string {
 
 // checkStreamDrift is the part of the periodic check that compares the
 // stream with the configuration.
-func (b *Broker) checkStreamDrift(stream jetstream.Stream) error {
+func (b *natsBroker) checkStreamDrift(stream jetstream.Stream) error {
 	if drift := b.streamDrift(stream.CachedInfo().Config); len(drift) > 0 {
-		return fmt.Errorf("%w: stream %q: %s", ErrStreamChanged, b.cfg.Stream.Name, strings.Join(drift, ", "))
+		return fmt.Errorf("%w: stream %q: %s", errStreamChanged, b.cfg.Stream.Name, strings.Join(drift, ", "))
 	}
 	return nil
 }
@@ -46,8 +46,8 @@ func (b *Broker) checkStreamDrift(stream jetstream.Stream) error {
 // put its settings in place. Two replicas configured with different stream
 // settings would undo each other's changes for ever; the log names both
 // values so that an operator can align them.
-func (b *Broker) reportDrift(err error) {
-	if !errors.Is(err, ErrStreamChanged) {
+func (b *natsBroker) reportDrift(err error) {
+	if !errors.Is(err, errStreamChanged) {
 		return
 	}
 	b.log.Error("stream settings changed under the forwarder, putting them back; replicas must share the stream settings, "+

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -22,7 +21,7 @@ func replaceStream(t *testing.T, js jetstream.JetStream, cfg Config, subjects ..
 	if err := js.DeleteStream(ctx, cfg.Stream.Name); err != nil {
 		t.Fatal(err)
 	}
-	other := streamConfig(cfg)
+	other := streamConfig(cfg.brokerConfig())
 	other.Subjects = subjects
 	if _, err := js.CreateStream(ctx, other); err != nil {
 		t.Fatal(err)
@@ -30,9 +29,9 @@ func replaceStream(t *testing.T, js jetstream.JetStream, cfg Config, subjects ..
 }
 
 // readyBroker connects a broker to ns, runs one check and requires it ready.
-func readyBroker(t *testing.T, url string, cfg Config, log *zap.Logger) *Broker {
+func readyBroker(t *testing.T, url string, cfg Config, log *zap.Logger) *natsBroker {
 	t.Helper()
-	b, err := ConnectBroker(url, cfg, log, nil)
+	b, err := connectBroker(url, cfg.brokerConfig(), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +65,10 @@ func TestCheckComparesStreamSubjects(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if !tt.manage {
-				if _, err := js.CreateStream(ctx, streamConfig(cfg)); err != nil {
+				if _, err := js.CreateStream(ctx, streamConfig(cfg.brokerConfig())); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg)); err != nil {
+				if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg.brokerConfig())); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -111,7 +110,7 @@ func TestNoStreamResponseWakesTheCheck(t *testing.T) {
 	replaceStream(t, js, cfg, "other.>")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := b.Publish(ctx, &nats.Msg{Subject: "zautic.message.sent", Data: []byte("{}")})
+	_, err := b.Publish(ctx, "zautic.message.sent", nil, []byte("{}"))
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("publish: got %v, want %v", err, jetstream.ErrNoStreamResponse)
 	}

@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,10 +12,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// StartEmbeddedNATS starts an in-process nats-server with JetStream, storing
+// startEmbeddedNATS starts an in-process nats-server with JetStream, storing
 // in cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
-// Port 0 picks a free port.
-func StartEmbeddedNATS(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
+// Port 0 picks a free port. It waits up to embeddedStartTimeout for the
+// server to accept connections, less if ctx ends first.
+func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
@@ -40,33 +42,36 @@ func StartEmbeddedNATS(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, err
 	logger := natsLogger{s: log.Named("nats-server").Sugar(), fatal: make(chan string, 1)}
 	ns.SetLoggerV2(logger, false, false, false)
 	ns.Start()
-	if err := waitEmbeddedReady(ns, logger.fatal, embeddedStartTimeout); err != nil {
+	if err := waitForConnections(ctx, ns, logger.fatal); err != nil {
 		ns.Shutdown()
+		ns.WaitForShutdown()
 		return nil, fmt.Errorf("nats.embedded.listen %s: %w", cfg.Listen, err)
 	}
 	return ns, nil
 }
 
-// embeddedStartTimeout bounds the embedded server's start; it is ready in
-// milliseconds when nothing is wrong.
+// embeddedStartTimeout bounds the wait for the embedded server.
 const embeddedStartTimeout = 10 * time.Second
 
-// waitEmbeddedReady returns once ns accepts connections, or at once with the
-// server's own fatal error (the port taken, say) instead of waiting out the
-// timeout.
-func waitEmbeddedReady(ns *server.Server, fatal <-chan string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+// waitForConnections polls ns in short steps so that a cancelled ctx ends
+// the wait at once, and so does the server's own fatal error (the port
+// taken, say) instead of the timeout.
+func waitForConnections(ctx context.Context, ns *server.Server, fatal <-chan string) error {
+	deadline := time.Now().Add(embeddedStartTimeout)
+	for !ns.ReadyForConnections(100 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("start aborted: %w", err)
+		}
 		select {
 		case msg := <-fatal:
 			return errors.New(msg)
 		default:
 		}
-		if ns.ReadyForConnections(50 * time.Millisecond) {
-			return nil
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s (port in use?)", embeddedStartTimeout)
 		}
 	}
-	return fmt.Errorf("embedded nats-server not ready after %s", timeout)
+	return nil
 }
 
 // natsLogger adapts zap to the nats-server logger interface. The server
@@ -77,8 +82,6 @@ type natsLogger struct {
 	fatal chan string
 }
 
-func (l natsLogger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
 func (l natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	l.s.Error(msg)
@@ -87,6 +90,9 @@ func (l natsLogger) Fatalf(format string, v ...any) {
 	default:
 	}
 }
-func (l natsLogger) Errorf(format string, v ...any) { l.s.Errorf(format, v...) }
-func (l natsLogger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
-func (l natsLogger) Tracef(format string, v ...any) { l.s.Debugf(format, v...) }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }

@@ -15,47 +15,47 @@ const messageHeaderAllowance = 1 << 10
 // expectedStreamHeader is added by Publish (jetstream.WithExpectStream).
 const expectedStreamHeader = "Nats-Expected-Stream"
 
-// messageSize is what msg weighs against the server's max_payload: the body
-// and the headers as nats.go writes them ("NATS/1.0\r\n", "Key: value\r\n"
-// each, "\r\n"), with the header Publish adds.
-func messageSize(msg *nats.Msg, stream string) int64 {
+// messageSize is what a message weighs against the server's max_payload:
+// the body and the headers as nats.go writes them ("NATS/1.0\r\n",
+// "Key: value\r\n" each, "\r\n"), with the header Publish adds.
+func messageSize(header map[string][]string, body []byte, stream string) int64 {
 	size := len("NATS/1.0\r\n") + len("\r\n") + len(expectedStreamHeader) + len(stream) + 4
-	for k, values := range msg.Header {
+	for k, values := range header {
 		for _, v := range values {
 			size += len(k) + len(v) + 4
 		}
 	}
-	return int64(size + len(msg.Data))
+	return int64(size + len(body))
 }
 
 // fitsPayload refuses, before any NATS call, a message the server would
 // refuse: a retry cannot fix it, so it is answered 413, never 503.
 // maxPayload is 0 while unknown (never connected): the broker is then not
 // ready and the request is answered 503 anyway.
-func fitsPayload(msg *nats.Msg, stream string, maxPayload int64) error {
-	size := messageSize(msg, stream)
+func fitsPayload(header map[string][]string, body []byte, stream string, maxPayload int64) error {
+	size := messageSize(header, body, stream)
 	if maxPayload > 0 && size > maxPayload {
 		return fmt.Errorf("%w: %d bytes with the message headers exceed the NATS server's max_payload of %d bytes",
-			ErrBodyTooLarge, size, maxPayload)
+			errBodyTooLarge, size, maxPayload)
 	}
 	return nil
 }
 
 // MaxPayload is the connected server's max_payload, 0 before the first
 // connect.
-func (b *Broker) MaxPayload() int64 {
+func (b *natsBroker) MaxPayload() int64 {
 	return b.nc.MaxPayload()
 }
 
 // warnSmallPayload logs, once per value, a server whose max_payload cannot
 // hold a body of http.max_body_bytes with its headers: such bodies will be
 // answered 413, and the effective limit is what an operator must know.
-func (b *Broker) warnSmallPayload(nc *nats.Conn) {
+func (b *natsBroker) warnSmallPayload(nc *nats.Conn) {
 	limit := nc.MaxPayload()
-	if limit <= 0 || limit >= b.cfg.HTTP.MaxBodyBytes+messageHeaderAllowance || b.warnedPayload.Swap(limit) == limit {
+	if limit <= 0 || limit >= b.cfg.MaxBodyBytes+messageHeaderAllowance || b.warnedPayload.Swap(limit) == limit {
 		return
 	}
 	b.log.Warn("the NATS server's max_payload is below http.max_body_bytes plus the message headers; larger bodies answer 413",
-		zap.Int64("max_payload", limit), zap.Int64("http.max_body_bytes", b.cfg.HTTP.MaxBodyBytes),
+		zap.Int64("max_payload", limit), zap.Int64("http.max_body_bytes", b.cfg.MaxBodyBytes),
 		zap.Int64("effective_max_body_bytes", limit-messageHeaderAllowance))
 }

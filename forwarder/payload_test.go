@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // TestMessageSizeIsExact publishes a message of every header shape to
@@ -24,15 +25,15 @@ func TestMessageSizeIsExact(t *testing.T) {
 		name string
 		d    delivery
 	}{
-		{"with a delivery id", delivery{key: "evt_1", deliveryID: "dlv_1", event: Event{ID: "evt_1", Type: "message.sent"}, subject: "zautic.message.sent", timestamp: 1767432000}},
-		{"without a delivery id", delivery{key: "evt_2", event: Event{ID: "evt_2", Type: "message.sent"}, subject: "zautic.message.sent", timestamp: 1767432000}},
+		{"with a delivery id", delivery{key: "evt_1", deliveryID: "dlv_1", event: zautic.Event{ID: "evt_1", Type: "message.sent"}, subject: "zautic.message.sent", signed: zautic.Verified{Timestamp: 1767432000}}},
+		{"without a delivery id", delivery{key: "evt_2", event: zautic.Event{ID: "evt_2", Type: "message.sent"}, subject: "zautic.message.sent", signed: zautic.Verified{Timestamp: 1767432000}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Large enough that the stream's creation fits the limit too.
 			body := `{"id":"evt_1","type":"message.sent","pad":"` + strings.Repeat("x", 4096) + `"}`
-			msg := newMessage(&tt.d, []byte(body))
-			size := messageSize(msg, "ZAUTIC")
+			header := messageHeader(&tt.d)
+			size := messageSize(header, []byte(body), "ZAUTIC")
 			for _, limit := range []int64{size, size - 1} {
 				ns := natstest.Start(t, "", 0, func(o *server.Options) { o.MaxPayload = int32(limit) })
 				nc, err := nats.Connect(ns.ClientURL())
@@ -44,12 +45,12 @@ func TestMessageSizeIsExact(t *testing.T) {
 				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"}}); err != nil {
 					t.Fatal(err)
 				}
-				_, err = js.PublishMsg(ctx, &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: maps.Clone(msg.Header)}, jetstream.WithExpectStream("ZAUTIC"))
+				_, err = js.PublishMsg(ctx, &nats.Msg{Subject: tt.d.subject, Data: []byte(body), Header: maps.Clone(header)}, jetstream.WithExpectStream("ZAUTIC"))
 				cancel()
 				nc.Close()
 				refused := errors.Is(err, nats.ErrMaxPayload)
-				if refused != (limit < size) || fitsPayload(msg, "ZAUTIC", limit) == nil == refused {
-					t.Errorf("max_payload %d for a message of %d: got publish error %v, fitsPayload %v", limit, size, err, fitsPayload(msg, "ZAUTIC", limit))
+				if refused != (limit < size) || fitsPayload(header, []byte(body), "ZAUTIC", limit) == nil == refused {
+					t.Errorf("max_payload %d for a message of %d: got publish error %v, fitsPayload %v", limit, size, err, fitsPayload(header, []byte(body), "ZAUTIC", limit))
 				}
 			}
 		})

@@ -6,20 +6,22 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // ErrNoSecret is returned when no webhook secret is configured anywhere.
-var ErrNoSecret = errors.New("no webhook secret: set " + SecretEnv +
+var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
 	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
 
 // ErrSecretFileEmpty is returned by Reload when a secret file that held
 // secrets holds none any more; its previous secrets stay in use.
 var ErrSecretFileEmpty = errors.New("holds no secret any more; keeping its previous secrets")
 
-// Secrets holds the webhook secrets currently accepted. Values from the
+// secretSet holds the webhook secrets currently accepted. Values from the
 // configuration are fixed; files are re-read by Reload, so that a rotated
 // Kubernetes secret takes effect without a restart. Safe for concurrent use.
-type Secrets struct {
+type secretSet struct {
 	fixed   [][]byte
 	files   []secretFile
 	mu      sync.Mutex // serializes Reload, which updates files
@@ -35,10 +37,10 @@ type secretFile struct {
 	last  [][]byte
 }
 
-// NewSecrets collects the secrets of cfg and reads its files. If none is
+// newSecrets collects the secrets of cfg and reads its files. If none is
 // configured, ErrNoSecret is returned.
-func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
-	s := &Secrets{}
+func newSecrets(cfg WebhookConfig) (*secretSet, error) {
+	s := &secretSet{}
 	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
 		// Trimmed like the files: ZAUTIC_WEBHOOK_SECRET copied with a
 		// trailing newline would otherwise never match.
@@ -58,10 +60,17 @@ func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
 	return s, nil
 }
 
+// CheckSecrets reads the secrets of cfg as Start does and returns the error
+// that would stop it: ErrNoSecret, or a secret file that cannot be read.
+func CheckSecrets(cfg WebhookConfig) error {
+	_, err := newSecrets(cfg)
+	return err
+}
+
 // Reload re-reads the secret files, each on its own: a file that cannot be
 // read, or that held secrets and holds none any more, keeps its previous
 // secrets, and the error says which; the other files' new contents apply.
-func (s *Secrets) Reload() error {
+func (s *secretSet) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all := append([][]byte(nil), s.fixed...)
@@ -106,12 +115,12 @@ func (f *secretFile) reload() error {
 }
 
 // Current returns the secrets accepted now. The slice must not be modified.
-func (s *Secrets) Current() [][]byte {
+func (s *secretSet) Current() [][]byte {
 	return *s.current.Load()
 }
 
 // Files returns the secret files to watch for rotation.
-func (s *Secrets) Files() []string {
+func (s *secretSet) Files() []string {
 	paths := make([]string, len(s.files))
 	for i, f := range s.files {
 		paths[i] = f.path

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // configFile writes content as a configuration file and returns its path.
@@ -41,7 +41,7 @@ func TestConfigMistakesRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{forwarder.SecretEnv: testSecret}
+			env := map[string]string{zautic.SecretEnv: testSecret}
 			for k, v := range tt.env {
 				env[k] = v
 			}
@@ -73,7 +73,7 @@ func TestEmptyEnvironmentValuesCount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{forwarder.SecretEnv: testSecret}
+			env := map[string]string{zautic.SecretEnv: testSecret}
 			for k, v := range tt.env {
 				env[k] = v
 			}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // replay is one request of a captured-and-replayed webhook: the captured
@@ -67,8 +67,8 @@ func TestHostileReplays(t *testing.T) {
 			if len(msgs) != 1 {
 				t.Fatalf("stream holds %d messages, want 1", len(msgs))
 			}
-			if got := msgs[0].Headers().Get(forwarder.HeaderDeliveryID); got != "dlv_orig" {
-				t.Errorf("header %s: got %q, want the first delivery's dlv_orig", forwarder.HeaderDeliveryID, got)
+			if got := msgs[0].Headers().Get(zautic.MessageDeliveryIDHeader); got != "dlv_orig" {
+				t.Errorf("header %s: got %q, want the first delivery's dlv_orig", zautic.MessageDeliveryIDHeader, got)
 			}
 		})
 	}
@@ -80,13 +80,13 @@ func replaysOf(signedAt string) []replay {
 		return func(captured string) string { return strings.Replace(captured, "t="+signedAt, "t="+prefix+signedAt, 1) }
 	}
 	return []replay{
-		{name: "original", deliveryID: "dlv_orig", status: http.StatusOK, want: forwarder.OutcomePublished},
-		{name: "Zautic's retry", deliveryID: "dlv_orig", status: http.StatusOK, want: forwarder.OutcomeDuplicate},
-		{name: "forged delivery id", deliveryID: "dlv_forged1", status: http.StatusOK, want: forwarder.OutcomeDuplicate},
-		{name: "another forged delivery id", deliveryID: "dlv_forged2", status: http.StatusOK, want: forwarder.OutcomeDuplicate},
-		{name: "no delivery id", status: http.StatusOK, want: forwarder.OutcomeDuplicate},
+		{name: "original", deliveryID: "dlv_orig", status: http.StatusOK, want: "published"},
+		{name: "Zautic's retry", deliveryID: "dlv_orig", status: http.StatusOK, want: "duplicate"},
+		{name: "forged delivery id", deliveryID: "dlv_forged1", status: http.StatusOK, want: "duplicate"},
+		{name: "another forged delivery id", deliveryID: "dlv_forged2", status: http.StatusOK, want: "duplicate"},
+		{name: "no delivery id", status: http.StatusOK, want: "duplicate"},
 		{name: "unsigned event header changed", deliveryID: "dlv_forged3", headers: map[string]string{"X-Zautic-Event": "message.failed"},
-			status: http.StatusOK, want: forwarder.OutcomeDuplicate},
+			status: http.StatusOK, want: "duplicate"},
 		{name: "t with leading zeros", deliveryID: "dlv_forged4", signature: respelt("00"), status: http.StatusBadRequest, want: "leading zeros"},
 		{name: "t with a plus sign", deliveryID: "dlv_forged5", signature: respelt("+"), status: http.StatusBadRequest, want: "digits only"},
 	}
@@ -95,7 +95,7 @@ func replaysOf(signedAt string) []replay {
 // validV1At is the v1 of body signed with the test secret at t.
 func validV1At(body []byte, t string) string {
 	ts, _ := strconv.ParseInt(t, 10, 64)
-	return strings.TrimPrefix(forwarder.Sign([]byte(testSecret), ts, body), "t="+t+",v1=")
+	return strings.TrimPrefix(zautic.Sign([]byte(testSecret), ts, body), "t="+t+",v1=")
 }
 
 // TestHostileIDsAHeaderCannotCarry sends, to the real binary, events whose
@@ -111,13 +111,13 @@ func TestHostileIDsAHeaderCannotCarry(t *testing.T) {
 	for _, id := range ids {
 		quoted, _ := json.Marshal(id)
 		body := sampleEvent(string(quoted[1:len(quoted)-1]), "message.delivered")
-		if got := send(t, p.WebhookURL, webhook{body: body}); got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomePublished {
+		if got := send(t, p.WebhookURL, webhook{body: body}); got.Status != http.StatusOK || got.Body["status"] != "published" {
 			t.Errorf("id %q: got %d %v, want 200 published", id, got.Status, got.Body)
 		}
 	}
 	msgIDs := map[string]bool{}
 	for _, m := range streamMessages(t, js, "ZAUTIC") {
-		msgIDs[m.Headers().Get(forwarder.HeaderMsgID)] = true
+		msgIDs[m.Headers().Get(zautic.MessageIDHeader)] = true
 	}
 	if len(msgIDs) != len(ids) {
 		t.Fatalf("got %d distinct Nats-Msg-Ids %v, want %d", len(msgIDs), msgIDs, len(ids))
