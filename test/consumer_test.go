@@ -185,8 +185,8 @@ func TestConsumerIdempotency(t *testing.T) {
 	id := original.Headers().Get(jetstream.MsgIDHeader)
 	for _, want := range []string{
 		"processed zautic.message.sent event=",
-		"skipped zautic.message.sent delivery=" + id + ": already processed",
-		"terminated zautic.message.sent delivery=dlv_garbage: not a JSON event",
+		"skipped zautic.message.sent key=" + id + ": already processed",
+		"terminated zautic.message.sent key=dlv_garbage: not a JSON event",
 		"done: 1 processed, 1 duplicates skipped, 0 failures nak'ed, 1 terminated",
 	} {
 		if !strings.Contains(out, want) {

@@ -35,7 +35,7 @@ const (
 	recipeConsumerAdd   = "nats consumer add ZAUTIC billing --pull --filter 'zautic.message.>' --ack explicit --deliver all --defaults"
 	recipeConsumerNext  = "nats consumer next ZAUTIC billing --count 5"
 	recipeKVList        = "nats kv ls zautic-dedup"
-	recipeKVGet         = "nats kv get zautic-dedup <delivery-id>"
+	recipeKVGet         = "nats kv get zautic-dedup <event-id>"
 	subjectsDoc         = "../subjects.md"
 	billingFilter       = "zautic.message.>"
 	messageEventsPerAll = 5
@@ -442,8 +442,9 @@ func mustConsumer(t *testing.T, js jetstream.JetStream, name string) jetstream.C
 	return cons
 }
 
-// deliveries maps each stored message's delivery id to its stream sequence.
-func deliveries(t *testing.T, msgs []jetstream.Msg) map[string]uint64 {
+// dedupKeys maps each stored message's event id, its KV key under the default
+// dedup.key, to its stream sequence.
+func dedupKeys(t *testing.T, msgs []jetstream.Msg) map[string]uint64 {
 	t.Helper()
 	out := map[string]uint64{}
 	for _, m := range msgs {
@@ -451,13 +452,13 @@ func deliveries(t *testing.T, msgs []jetstream.Msg) map[string]uint64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[m.Headers().Get(zautic.MessageDeliveryIDHeader)] = meta.Sequence.Stream
+		out[m.Headers().Get(zautic.MessageEventIDHeader)] = meta.Sequence.Stream
 	}
 	return out
 }
 
 func testKVList(t *testing.T, js jetstream.JetStream, url string, msgs []jetstream.Msg) {
-	want := slices.Sorted(maps.Keys(deliveries(t, msgs)))
+	want := slices.Sorted(maps.Keys(dedupKeys(t, msgs)))
 	t.Run("nats.go", func(t *testing.T) {
 		kv, err := js.KeyValue(testContext(t), "zautic-dedup")
 		if err != nil {
@@ -472,20 +473,20 @@ func testKVList(t *testing.T, js jetstream.JetStream, url string, msgs []jetstre
 			got = append(got, k)
 		}
 		if slices.Sort(got); !slices.Equal(got, want) {
-			t.Errorf("got keys %v, want the delivery ids %v", got, want)
+			t.Errorf("got keys %v, want the event ids %v", got, want)
 		}
 	})
 	t.Run("nats CLI", func(t *testing.T) {
 		out := runRecipe(t, requireCLI(t), recipeKVList, url).Stdout
 		got := strings.Fields(out)
 		if slices.Sort(got); !slices.Equal(got, want) {
-			t.Errorf("kv ls printed %v, want the delivery ids %v", got, want)
+			t.Errorf("kv ls printed %v, want the event ids %v", got, want)
 		}
 	})
 }
 
 func testKVGet(t *testing.T, js jetstream.JetStream, url string, msgs []jetstream.Msg) {
-	ids := deliveries(t, msgs)
+	ids := dedupKeys(t, msgs)
 	id := slices.Sorted(maps.Keys(ids))[0]
 	var value string
 	t.Run("nats.go", func(t *testing.T) {
@@ -504,7 +505,7 @@ func testKVGet(t *testing.T, js jetstream.JetStream, url string, msgs []jetstrea
 		}
 	})
 	t.Run("nats CLI", func(t *testing.T) {
-		recipe := strings.Replace(recipeKVGet, "<delivery-id>", id, 1)
+		recipe := strings.Replace(recipeKVGet, "<event-id>", id, 1)
 		out := runRecipe(t, requireCLI(t), recipe, url).Stdout
 		if value == "" || !strings.Contains(out, value) {
 			t.Errorf("kv get printed %q, want the value %q", out, value)

@@ -233,26 +233,26 @@ func (p *processor) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	if p.done[id] {
 		p.skipped++
-		fmt.Fprintf(p.out, "skipped %s delivery=%s: already processed\n", msg.Subject(), id)
+		fmt.Fprintf(p.out, "skipped %s key=%s: already processed\n", msg.Subject(), id)
 		return msg.DoubleAck(ctx)
 	}
 	ev, err := decode(msg.Data())
 	if err != nil {
 		// Retrying cannot fix the body: stop redelivery instead of looping.
 		p.terminated++
-		fmt.Fprintf(p.out, "terminated %s delivery=%s: %v\n", msg.Subject(), id, err)
+		fmt.Fprintf(p.out, "terminated %s key=%s: %v\n", msg.Subject(), id, err)
 		return msg.TermWithReason(err.Error())
 	}
 	if err := p.process(ev, meta); err != nil {
 		p.naked++
 		delay := p.backoff(meta.NumDelivered)
-		fmt.Fprintf(p.out, "failed %s delivery=%s attempt=%d: %v; redelivery in %s\n", msg.Subject(), id, meta.NumDelivered, err, delay)
+		fmt.Fprintf(p.out, "failed %s key=%s attempt=%d: %v; redelivery in %s\n", msg.Subject(), id, meta.NumDelivered, err, delay)
 		return msg.NakWithDelay(delay)
 	}
 	// Record first, then ack: if the ack is lost, the redelivery is skipped.
 	p.done[id] = true
 	p.processed++
-	fmt.Fprintf(p.out, "processed %s event=%s delivery=%s attempt=%d\n", msg.Subject(), ev.ID, id, meta.NumDelivered)
+	fmt.Fprintf(p.out, "processed %s event=%s delivery=%s attempt=%d\n", msg.Subject(), ev.ID, msg.Headers().Get(zautic.MessageDeliveryIDHeader), meta.NumDelivered)
 	return msg.DoubleAck(ctx)
 }
 
