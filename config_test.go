@@ -390,6 +390,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "too many dedup replicas", env: map[string]string{"FORWARDER_DEDUP_REPLICAS": "6"}, key: "dedup.replicas"},
 		{name: "bucket with dot", env: map[string]string{"FORWARDER_DEDUP_BUCKET": "a.b"}, key: "dedup.bucket"},
 		{name: "negative ttl", env: map[string]string{"FORWARDER_DEDUP_TTL": "-1h"}, key: "dedup.ttl"},
+		{name: "ttl shorter than the tolerance", env: map[string]string{"FORWARDER_DEDUP_TTL": "1m", "FORWARDER_WEBHOOK_TOLERANCE": "5m"}, key: "dedup.ttl"},
 		{name: "wildcard in events.allow", env: map[string]string{"FORWARDER_EVENTS_ALLOW": "message.*"}, key: "events.allow"},
 		{name: "unknown log level", env: map[string]string{"FORWARDER_LOG_LEVEL": "verbose"}, key: "log.level"},
 		{name: "unknown log format", env: map[string]string{"FORWARDER_LOG_FORMAT": "xml"}, key: "log.format"},

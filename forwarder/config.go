@@ -204,6 +204,7 @@ func (c Config) Validate() error {
 		{"stream.replicas", c.Stream.Replicas < 1 || c.Stream.Replicas > 5, "must be 1 to 5"},
 		{"dedup.bucket", !validBucketName(c.Dedup.Bucket), "must be non-empty [A-Za-z0-9_-]"},
 		{"dedup.ttl", c.Dedup.TTL < 0, "must not be negative"},
+		{"dedup.ttl", c.Dedup.TTL > 0 && c.Dedup.TTL < c.Webhook.Tolerance, "must be at least webhook.tolerance (or 0), so that a request replayed while its signature is still accepted is still a duplicate"},
 		{"dedup.key", c.Dedup.Key != DedupKeyDelivery && c.Dedup.Key != DedupKeyEvent, `must be "delivery" or "event"`},
 		{"dedup.replicas", c.Dedup.Replicas < 1 || c.Dedup.Replicas > 5, "must be 1 to 5"},
 		{"log.level", !validLevel(c.Log.Level), "must be debug, info, warn or error"},
