@@ -89,3 +89,34 @@ func TestStreamChangedUnderTheForwarder(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicasWithDifferentStreamSettings runs two replicas on one stream
+// with different stream.subject_prefix, as in a rolling change: each undoes
+// the other's subjects, and each says so at error level, naming both values.
+func TestReplicasWithDifferentStreamSettings(t *testing.T) {
+	ns := natstest.Start(t, "", 0)
+	old := startForwarder(t, forwarderEnv(ns.ClientURL()))
+	old.WaitReady(t)
+	env := forwarderEnv(ns.ClientURL())
+	env["FORWARDER_STREAM_SUBJECT_PREFIX"] = "other"
+	next := startForwarder(t, env)
+	next.WaitReady(t)
+	tests := []struct {
+		name string
+		p    *forwarderProcess
+		want string
+	}{
+		{"the old replica", old, "subjects [other.>] -> [zautic.>]"},
+		{"the new replica", next, "subjects [zautic.>] -> [other.>]"},
+	}
+	for _, tt := range tests {
+		natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			for line := range strings.Lines(tt.p.Logs()) {
+				if strings.Contains(line, `"level":"error"`) && strings.Contains(line, "replicas must share the stream settings") && strings.Contains(line, tt.want) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s logged no error naming %s", tt.name, tt.want)
+		})
+	}
+}
