@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -94,7 +92,7 @@ type delivery struct {
 var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBody keeps the pool from holding on to the rare large bodies.
-const maxPooledBody = 64 << 10
+const maxPooledBody = OrdinaryBodyBytes + bytes.MinRead
 
 // Handle is the Echo handler for POST on http.path. Its steps follow the
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
@@ -121,7 +119,7 @@ func (h *Handler) Handle(c echo.Context) error {
 
 func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error {
 	req := c.Request()
-	body, err := readBody(c.Response(), req, h.cfg.HTTP.MaxBodyBytes, buf)
+	body, err := readBody(c.Response(), req, h.cfg.HTTP, buf)
 	if err != nil {
 		return err
 	}
@@ -222,26 +220,6 @@ func (h *Handler) dedupKey(d *delivery) string {
 	return d.deliveryID
 }
 
-// readBody reads at most limit bytes into buf. A declared or actual larger
-// body is ErrBodyTooLarge; it is never buffered beyond the limit.
-func readBody(w http.ResponseWriter, req *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
-	if req.ContentLength > limit {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrBodyTooLarge, req.ContentLength, limit)
-	}
-	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, fmt.Errorf("%w: exceeds %d bytes", ErrBodyTooLarge, limit)
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("%w: %w", ErrReadBody, err)
-	}
-	return buf.Bytes(), nil
-}
-
 // errorStatus maps the request path's sentinel errors to a status and the
 // bounded reason label of the metrics; the first match wins.
 var errorStatus = []struct {
@@ -250,6 +228,7 @@ var errorStatus = []struct {
 	reason string
 }{
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
+	{ErrBodyTooSlow, http.StatusRequestTimeout, "body_too_slow"},
 	{ErrReadBody, http.StatusBadRequest, "read_body"},
 	{ErrNotSigned, http.StatusBadRequest, "signature_missing"},
 	{ErrInvalidHeader, http.StatusBadRequest, "signature_malformed"},

@@ -38,6 +38,8 @@ type Metrics struct {
 	requestLatency  prometheus.Histogram
 	publishLatency  prometheus.Histogram
 	inFlight        prometheus.Gauge
+	bodyMemory      prometheus.Gauge
+	connections     prometheus.Gauge
 	ready           prometheus.Gauge
 	natsConnected   prometheus.Gauge
 	natsReconnects  prometheus.Counter
@@ -73,6 +75,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "in_flight_requests", Help: "Webhook requests in progress.",
 		}),
+		bodyMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "body_memory_bytes",
+			Help: "Bytes reserved for the bodies of webhook requests in progress (http.max_body_memory caps it).",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "webhook_connections",
+			Help: "Open connections to the webhook port (http.max_connections caps it).",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "ready", Help: "1 when connected to NATS with the stream and bucket in place.",
 		}),
@@ -98,7 +108,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.documentedTypes[t] = true
 	}
 	m.initSeries()
-	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.ready,
+	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -121,6 +131,7 @@ func (m *Metrics) initSeries() {
 	for _, outcome := range []string{OutcomePublished, OutcomeDuplicate, OutcomeIgnored, OutcomeUnavailable, OutcomeOverloaded} {
 		m.requests.WithLabelValues(outcome, "")
 	}
+	m.requests.WithLabelValues(OutcomeOverloaded, ReasonBodyMemory)
 	for _, reason := range RejectReasons() {
 		m.requests.WithLabelValues(OutcomeRejected, reason)
 	}
@@ -155,6 +166,18 @@ func (m *Metrics) eventPublished(eventType string, seconds float64) {
 func (m *Metrics) addInFlight(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
+	}
+}
+
+func (m *Metrics) setBodyMemory(bytes int64) {
+	if m != nil {
+		m.bodyMemory.Set(float64(bytes))
+	}
+}
+
+func (m *Metrics) addConnections(delta float64) {
+	if m != nil {
+		m.connections.Add(delta)
 	}
 }
 

@@ -77,6 +77,7 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
+	s.webLn = limitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
 		s.admin = NewHTTPServer(cfg.HTTP, NewAdminHandler(cfg.Admin, s.Broker, reg), log)
