@@ -78,6 +78,7 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 		return nil, err
 	}
 	s.webLn = limitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
+	logMemoryBound(cfg.HTTP, log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
 		s.admin = NewHTTPServer(cfg.HTTP, NewAdminHandler(cfg.Admin, s.Broker, reg), log)
