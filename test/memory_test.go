@@ -43,16 +43,14 @@ const (
 // and published once, and no hostile request gets a 2xx.
 func TestHostileLoadMemory(t *testing.T) {
 	raiseFileLimit(t, 3*floodConns)
-	tests := []struct {
-		name    string
-		payload func(webhookURL string) (sent, rest []byte)
-		// waitSent sends the ordinary deliveries once every hostile
-		// connection has written (the held bodies then fill their share of
-		// the budget), rather than while they are still writing.
-		waitSent bool
-	}{
-		{"bodies held back by their last bytes", heldBackBody, true},
-		{"headers that never end", endlessHeaders, false},
+	tests := []floodCase{
+		{"1 MiB bodies held back by their last bytes", heldBackBody(floodPayload), true},
+		{"1 MiB of headers that never end", endlessHeaders, false},
+	}
+	// Bodies over http.max_body_bytes are refused by their Content-Length
+	// alone; bodies at the limit are read, and fill the budget instead.
+	if limit := forwarder.DefaultConfig().HTTP.MaxBodyBytes; limit != floodPayload {
+		tests = append(tests, floodCase{"bodies of http.max_body_bytes held back by their last bytes", heldBackBody(int(limit)), true})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,6 +87,16 @@ func TestHostileLoadMemory(t *testing.T) {
 	}
 }
 
+// floodCase is one flood of TestHostileLoadMemory.
+type floodCase struct {
+	name    string
+	payload func(webhookURL string) (sent, rest []byte)
+	// waitSent sends the ordinary deliveries once every hostile connection
+	// has written (held bodies then fill their share of the budget), rather
+	// than while they are still writing.
+	waitSent bool
+}
+
 // hostileAnswers are the answers a hostile request may get; 0 is a closed
 // connection.
 var hostileAnswers = map[int]bool{
@@ -100,18 +108,20 @@ var hostileAnswers = map[int]bool{
 	http.StatusRequestHeaderFieldsTooLarge: true,
 }
 
-// heldBackBody is a request declaring a 1 MiB body with a forged signature,
-// sent but for its last bytes.
-func heldBackBody(webhookURL string) (sent, rest []byte) {
-	u := strings.TrimPrefix(webhookURL, "http://")
-	host, path, _ := strings.Cut(u, "/")
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n", path, host)
-	fmt.Fprintf(&b, "%s: t=%d,v1=%s\r\n", forwarder.SignatureHeader, time.Now().Unix(), strings.Repeat("0", 64))
-	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", floodPayload)
-	b.Write(bytes.Repeat([]byte("x"), floodPayload))
-	all := b.Bytes()
-	return all[:len(all)-heldBack], all[len(all)-heldBack:]
+// heldBackBody is a request declaring a body of size bytes with a forged
+// signature, sent but for its last bytes.
+func heldBackBody(size int) func(webhookURL string) (sent, rest []byte) {
+	return func(webhookURL string) (sent, rest []byte) {
+		u := strings.TrimPrefix(webhookURL, "http://")
+		host, path, _ := strings.Cut(u, "/")
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n", path, host)
+		fmt.Fprintf(&b, "%s: t=%d,v1=%s\r\n", forwarder.SignatureHeader, time.Now().Unix(), strings.Repeat("0", 64))
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", size)
+		b.Write(bytes.Repeat([]byte("x"), size))
+		all := b.Bytes()
+		return all[:len(all)-heldBack], all[len(all)-heldBack:]
+	}
 }
 
 // endlessHeaders is a request line and 1 MiB of header lines without the
