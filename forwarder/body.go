@@ -10,19 +10,15 @@ import (
 	"time"
 )
 
-// ErrBodyTooSlow is returned when the body arrives slower than
-// http.min_body_rate.
-var ErrBodyTooSlow = errors.New("body too slow")
-
 // readBody reads req's body into buf, at most cfg.MaxBodyBytes of it. A
-// declared or actual larger body is ErrBodyTooLarge; one slower than
-// cfg.MinBodyRate is ErrBodyTooSlow. buf grows as bytes arrive, never
+// declared or actual larger body is errBodyTooLarge; one slower than
+// cfg.MinBodyRate is errBodyTooSlow. buf grows as bytes arrive, never
 // beyond the declared length: a Content-Length is a promise the sender may
 // not keep, and memory is not reserved for bytes that have not come.
 func readBody(w http.ResponseWriter, req *http.Request, cfg HTTPConfig, buf *bytes.Buffer) ([]byte, error) {
 	limit := cfg.MaxBodyBytes
 	if req.ContentLength > limit {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrBodyTooLarge, req.ContentLength, limit)
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", errBodyTooLarge, req.ContentLength, limit)
 	}
 	// bound leaves room to read the end of a body of the declared (or the
 	// largest) length without growing the buffer for it.
@@ -35,7 +31,11 @@ func readBody(w http.ResponseWriter, req *http.Request, cfg HTTPConfig, buf *byt
 	r := http.MaxBytesReader(w, req.Body, limit)
 	for {
 		if buf.Available() == 0 && !growBody(buf, bound) {
-			return nil, fmt.Errorf("%w: body longer than its Content-Length %d", ErrReadBody, req.ContentLength)
+			// The body runs past its Content-Length: net/http never lets it,
+			// but a handler may be served otherwise. Read on to the limit.
+			if bound = limit + bytes.MinRead; !growBody(buf, bound) {
+				return nil, fmt.Errorf("%w: exceeds %d bytes", errBodyTooLarge, limit)
+			}
 		}
 		floor.before(int64(buf.Len()))
 		space := buf.AvailableBuffer()[:buf.Available()]
@@ -50,12 +50,12 @@ func readBody(w http.ResponseWriter, req *http.Request, cfg HTTPConfig, buf *byt
 			floor.end()
 			return buf.Bytes(), nil
 		case errors.As(err, &tooLarge):
-			return nil, fmt.Errorf("%w: exceeds %d bytes", ErrBodyTooLarge, limit)
+			return nil, fmt.Errorf("%w: exceeds %d bytes", errBodyTooLarge, limit)
 		case floor.cutOff(err):
 			return nil, fmt.Errorf("%w: %d bytes in %s, under http.min_body_rate of %d bytes/s",
-				ErrBodyTooSlow, buf.Len(), time.Since(floor.start).Round(time.Millisecond), cfg.MinBodyRate)
+				errBodyTooSlow, buf.Len(), time.Since(floor.start).Round(time.Millisecond), cfg.MinBodyRate)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrReadBody, err)
+		return nil, fmt.Errorf("%w: %w", errReadBody, err)
 	}
 }
 
@@ -64,7 +64,7 @@ func readBody(w http.ResponseWriter, req *http.Request, cfg HTTPConfig, buf *byt
 // already. An ordinary body gets its whole buffer at once; a large one
 // grows by doubling as it arrives.
 func growBody(buf *bytes.Buffer, bound int64) bool {
-	size := min(int64(max(2*buf.Cap(), OrdinaryBodyBytes+bytes.MinRead)), bound)
+	size := min(int64(max(2*buf.Cap(), ordinaryBodyBytes+bytes.MinRead)), bound)
 	if size <= int64(buf.Len()) {
 		return false
 	}

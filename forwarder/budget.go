@@ -2,30 +2,25 @@ package forwarder
 
 import (
 	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/labstack/echo/v4"
 )
 
-// OrdinaryBodyBytes is the largest body counted as an ordinary delivery:
+// ordinaryBodyBytes is the largest body counted as an ordinary delivery:
 // Zautic's events are a few hundred bytes to a few KB. A quarter of
 // http.max_body_memory is kept for such bodies, so that a flood of large
 // declared bodies never turns an ordinary delivery away.
-const OrdinaryBodyBytes = 64 << 10
+const ordinaryBodyBytes = 64 << 10
 
-// ReasonBodyMemory is the reason label of a request answered 429 because
-// its body did not fit in http.max_body_memory.
-const ReasonBodyMemory = "body_memory"
-
-// largeShare is what bodies above OrdinaryBodyBytes may hold together: the
+// largeShare is what bodies above ordinaryBodyBytes may hold together: the
 // budget less the quarter kept for ordinary bodies.
 func largeShare(total int64) int64 { return total - total/4 }
 
 // bodyMemoryTooSmall reports whether a budget of total bytes could never
 // admit a body of maxBody bytes.
 func bodyMemoryTooSmall(total, maxBody int64) bool {
-	if maxBody <= OrdinaryBodyBytes {
+	if maxBody <= ordinaryBodyBytes {
 		return total < max(maxBody, 1)
 	}
 	return largeShare(total) < maxBody
@@ -37,21 +32,21 @@ func bodyMemoryTooSmall(total, maxBody int64) bool {
 // bodies held together never exceed total.
 type bodyBudget struct {
 	total      int64
-	largeTotal int64 // what bodies above OrdinaryBodyBytes may hold together
-	metrics    *Metrics
+	largeTotal int64 // what bodies above ordinaryBodyBytes may hold together
+	metrics    *metricSet
 
 	mu        sync.Mutex
 	used      int64
 	largeUsed int64
 }
 
-func newBodyBudget(total int64, m *Metrics) *bodyBudget {
+func newBodyBudget(total int64, m *metricSet) *bodyBudget {
 	return &bodyBudget{total: total, largeTotal: largeShare(total), metrics: m}
 }
 
 // reserve takes n bytes from the budget and reports whether they fit.
 func (b *bodyBudget) reserve(n int64) bool {
-	large := n > OrdinaryBodyBytes
+	large := n > ordinaryBodyBytes
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.used+n > b.total || large && b.largeUsed+n > b.largeTotal {
@@ -70,7 +65,7 @@ func (b *bodyBudget) release(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.used -= n
-	if n > OrdinaryBodyBytes {
+	if n > ordinaryBodyBytes {
 		b.largeUsed -= n
 	}
 	b.metrics.setBodyMemory(b.used)
@@ -91,7 +86,7 @@ func bodyCharge(contentLength, maxBody int64) int64 {
 
 // limitBodyMemory answers 429 with Retry-After, before the body is read,
 // when the request's body does not fit in what is left of the budget.
-func limitBodyMemory(cfg HTTPConfig, m *Metrics) echo.MiddlewareFunc {
+func limitBodyMemory(cfg HTTPConfig, m *metricSet) echo.MiddlewareFunc {
 	budget := newBodyBudget(cfg.MaxBodyMemory, m)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -100,11 +95,9 @@ func limitBodyMemory(cfg HTTPConfig, m *Metrics) echo.MiddlewareFunc {
 				return next(c)
 			}
 			if !budget.reserve(n) {
-				m.request(OutcomeOverloaded, ReasonBodyMemory, 0)
-				c.Response().Header().Set("Retry-After", RetryAfterOverloaded)
-				return c.JSON(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf(
-					"overloaded: a body of up to %d bytes does not fit in what request bodies may hold now (http.max_body_memory %d)",
-					n, cfg.MaxBodyMemory)})
+				return rejectEarly(c, m, fmt.Errorf(
+					"%w: a body of up to %d bytes does not fit in what request bodies may hold now (http.max_body_memory %d)",
+					errBodyMemory, n, cfg.MaxBodyMemory))
 			}
 			defer budget.release(n)
 			return next(c)

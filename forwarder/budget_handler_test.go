@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
 // TestHandlerBodyMemory holds large declared bodies until their share of
@@ -19,7 +17,7 @@ import (
 func TestHandlerBodyMemory(t *testing.T) {
 	t.Parallel()
 	const maxBody, budget = 256 << 10, 1 << 20 // room for 3 large bodies beside the kept quarter
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
 		c.HTTP.MaxBodyBytes, c.HTTP.MaxBodyMemory = maxBody, budget
 	}})
 	release := make(chan struct{})
@@ -47,18 +45,18 @@ func TestHandlerBodyMemory(t *testing.T) {
 			t.Fatalf("large request %d never reached its body", i)
 		}
 	}
-	if got := metricValueOf(t, h, "zautic_forwarder_body_memory_bytes", nil); got != held*maxBody {
+	if got := metricValue(t, h.registry, "zautic_forwarder_body_memory_bytes", nil); got != held*maxBody {
 		t.Errorf("body memory while %d large bodies are held: got %v, want %d", held, got, held*maxBody)
 	}
 
 	refused, _ := largeRequest("evt_refused")
 	a := h.serve(refused)
 	a.assertError(t, http.StatusTooManyRequests, "overloaded", "http.max_body_memory")
-	if got := a.header.Get("Retry-After"); got != forwarder.RetryAfterOverloaded {
-		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterOverloaded)
+	if got := a.header.Get("Retry-After"); got != "1" {
+		t.Errorf("got Retry-After %q, want %q", got, "1")
 	}
-	if got := metricValueOf(t, h, "zautic_forwarder_webhook_requests_total",
-		map[string]string{"outcome": forwarder.OutcomeOverloaded, "reason": forwarder.ReasonBodyMemory}); got != 1 {
+	if got := metricValue(t, h.registry, "zautic_forwarder_webhook_requests_total",
+		map[string]string{"outcome": outcomeOverloaded, "reason": reasonBodyMemory}); got != 1 {
 		t.Errorf("requests refused for memory: got %v, want 1", got)
 	}
 	for i := range 5 {
@@ -73,39 +71,10 @@ func TestHandlerBodyMemory(t *testing.T) {
 			t.Errorf("held request %d: got %d %s, want published", i, a.status, a.raw)
 		}
 	}
-	if got := metricValueOf(t, h, "zautic_forwarder_body_memory_bytes", nil); got != 0 {
+	if got := metricValue(t, h.registry, "zautic_forwarder_body_memory_bytes", nil); got != 0 {
 		t.Errorf("body memory after every answer: got %v, want 0", got)
 	}
 	again, _ := largeRequest("evt_refused")
 	again.Body = io.NopCloser(bytes.NewReader(eventBody("evt_refused", "contact.updated")))
 	h.serve(again).assertBody(t, publishedBody(held+6, "zautic.contact.updated"))
-}
-
-// metricValueOf reads one series of the harness's registry: the first whose
-// labels include labels.
-func metricValueOf(t *testing.T, h *handlerHarness, name string, labels map[string]string) float64 {
-	t.Helper()
-	families, err := h.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue series
-				}
-			}
-			if m.Gauge != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
 }

@@ -14,13 +14,13 @@ func TestBodyBudgetReserve(t *testing.T) {
 	}{
 		{"large bodies stop at three quarters", []step{{256 << 10, true}, {256 << 10, true}, {256 << 10, true}, {256 << 10, false}}},
 		{"ordinary bodies use the kept quarter once large ones fill theirs", []step{
-			{768 << 10, true}, {OrdinaryBodyBytes + 1, false}, {OrdinaryBodyBytes, true}, {OrdinaryBodyBytes, true},
-			{OrdinaryBodyBytes, true}, {OrdinaryBodyBytes, true}, {1, false},
+			{768 << 10, true}, {ordinaryBodyBytes + 1, false}, {ordinaryBodyBytes, true}, {ordinaryBodyBytes, true},
+			{ordinaryBodyBytes, true}, {ordinaryBodyBytes, true}, {1, false},
 		}},
-		{"ordinary bodies may take the whole budget", append(repeat(step{OrdinaryBodyBytes, true}, 16), step{1, false})},
+		{"ordinary bodies may take the whole budget", append(repeat(step{ordinaryBodyBytes, true}, 16), step{1, false})},
 		{"large bodies take at most their share beside ordinary ones", []step{
-			{900 << 10, false}, {OrdinaryBodyBytes, true}, {768 << 10, true}, {OrdinaryBodyBytes, true},
-			{OrdinaryBodyBytes, true}, {OrdinaryBodyBytes, true}, {1, false},
+			{900 << 10, false}, {ordinaryBodyBytes, true}, {768 << 10, true}, {ordinaryBodyBytes, true},
+			{ordinaryBodyBytes, true}, {ordinaryBodyBytes, true}, {1, false},
 		}},
 		{"released bytes are free again", []step{{768 << 10, true}, {256 << 10, false}, {-(768 << 10), true}, {768 << 10, true}}},
 	}

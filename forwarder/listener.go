@@ -15,12 +15,12 @@ type connLimitListener struct {
 	slots   chan struct{}
 	closed  chan struct{}
 	once    sync.Once
-	metrics *Metrics
+	metrics *metricSet
 }
 
 // limitConnections wraps ln so that at most max of its connections are open
 // at once.
-func limitConnections(ln net.Listener, max int, m *Metrics) net.Listener {
+func limitConnections(ln net.Listener, max int, m *metricSet) net.Listener {
 	return &connLimitListener{Listener: ln, slots: make(chan struct{}, max), closed: make(chan struct{}), metrics: m}
 }
 

@@ -18,7 +18,7 @@ func TestConnLimitListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := newMetricSet(reg)
 	ln := limitConnections(inner, 2, m)
 	t.Cleanup(func() { _ = ln.Close() })
 	accepted := make(chan net.Conn, 3)

@@ -9,24 +9,24 @@ import (
 
 // The memory sizing rule of the README's "Hostile load" section.
 const (
-	// BaselineMemory bounds what the process holds apart from request
+	// baselineMemory bounds what the process holds apart from request
 	// bodies and connections: the Go runtime, the NATS client and its
 	// buffers, metrics, logs. Idle, it is about 20 MiB.
-	BaselineMemory = 32 << 20
-	// ConnectionOverhead bounds what an open connection holds beside its
+	baselineMemory = 32 << 20
+	// connectionOverhead bounds what an open connection holds beside its
 	// headers: net/http's slack above http.max_header_bytes (4 KiB of ours
 	// and 4 KiB of its own), its 4 KiB read and write buffers, the
 	// goroutine's stack and the request's structures.
-	ConnectionOverhead = 32 << 10
+	connectionOverhead = 32 << 10
 )
 
 // MemoryBound is the most memory the webhook port's limits let the
-// forwarder hold: BaselineMemory, plus http.max_body_memory of request
+// forwarder hold: baselineMemory, plus http.max_body_memory of request
 // bodies, plus http.max_connections connections each holding up to
-// http.max_header_bytes of headers and ConnectionOverhead. Set GOMEMLIMIT
+// http.max_header_bytes of headers and connectionOverhead. Set GOMEMLIMIT
 // at or above it, and the pod's memory limit a quarter above GOMEMLIMIT.
 func (c HTTPConfig) MemoryBound() int64 {
-	return BaselineMemory + c.MaxBodyMemory + int64(c.MaxConnections)*(int64(c.MaxHeaderBytes)+ConnectionOverhead)
+	return baselineMemory + c.MaxBodyMemory + int64(c.MaxConnections)*(int64(c.MaxHeaderBytes)+connectionOverhead)
 }
 
 // logMemoryBound logs the bound at start, and warns when GOMEMLIMIT is set

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 const (
@@ -116,7 +117,7 @@ func heldBackBody(size int) func(webhookURL string) (sent, rest []byte) {
 		host, path, _ := strings.Cut(u, "/")
 		var b bytes.Buffer
 		fmt.Fprintf(&b, "POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n", path, host)
-		fmt.Fprintf(&b, "%s: t=%d,v1=%s\r\n", forwarder.SignatureHeader, time.Now().Unix(), strings.Repeat("0", 64))
+		fmt.Fprintf(&b, "%s: t=%d,v1=%s\r\n", zautic.RequestSignatureHeader, time.Now().Unix(), strings.Repeat("0", 64))
 		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", size)
 		b.Write(bytes.Repeat([]byte("x"), size))
 		all := b.Bytes()
@@ -242,7 +243,7 @@ func requireAllPublishedFirstTry(t *testing.T, p *forwarderProcess, events []zau
 				return
 			}
 			got, err := decodeResponse(resp)
-			if err != nil || got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomePublished {
+			if err != nil || got.Status != http.StatusOK || got.Body["status"] != "published" {
 				answers[i] = fmt.Sprintf("%d %v (err %v)", got.Status, got.Body, err)
 			}
 		})
