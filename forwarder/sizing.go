@@ -11,7 +11,7 @@ import (
 const (
 	// baselineMemory bounds what the process holds apart from request
 	// bodies and connections: the Go runtime, the NATS client and its
-	// buffers, metrics, logs. Idle, it is about 20 MiB.
+	// buffers, metrics, logs: 20-25 MiB idle or under ordinary load.
 	baselineMemory = 32 << 20
 	// connectionOverhead bounds what an open connection holds beside its
 	// headers: net/http's slack above http.max_header_bytes (4 KiB of ours
