@@ -378,7 +378,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "zero header size", env: map[string]string{"FORWARDER_HTTP_MAX_HEADER_BYTES": "0"}, key: "http.max_header_bytes"},
 		{name: "negative in flight", env: map[string]string{"FORWARDER_HTTP_MAX_IN_FLIGHT": "-5"}, key: "http.max_in_flight"},
 		{name: "zero body memory", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_MEMORY": "0"}, key: "http.max_body_memory"},
-		{name: "body memory without room for one large body", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_MEMORY": "1048576"}, key: "http.max_body_memory"},
+		{name: "body memory without room for one large body", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_MEMORY": "262144"}, key: "http.max_body_memory"},
 		{name: "zero connections", env: map[string]string{"FORWARDER_HTTP_MAX_CONNECTIONS": "0"}, key: "http.max_connections"},
 		{name: "negative body rate", env: map[string]string{"FORWARDER_HTTP_MIN_BODY_RATE": "-1"}, key: "http.min_body_rate"},
 		{name: "zero shutdown timeout", env: map[string]string{"FORWARDER_HTTP_SHUTDOWN_TIMEOUT": "0s"}, key: "http.shutdown_timeout"},
