@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -98,7 +99,17 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 			defer func() { _ = log.Sync() }()
 			log.Info("starting zautic-forwarder", zap.String("version", version),
 				zap.Any("config", redactedMap(cfg)))
-			return forwarder.Run(cmd.Context(), cfg, log, prometheus.NewRegistry())
+			opts, stopTracing, err := startTracing(cmd.Context(), cfg.Tracing, log)
+			if err != nil {
+				return err
+			}
+			err = forwarder.Run(cmd.Context(), cfg, log, prometheus.NewRegistry(), opts...)
+			// Spans of the last requests are still queued: flush them within
+			// the same budget the requests had to finish.
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), cfg.HTTP.ShutdownTimeout)
+			defer cancel()
+			stopTracing(flushCtx)
+			return err
 		},
 	}
 	configFlags(cmd.Flags())

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -58,13 +59,15 @@ type Handler struct {
 	metrics *Metrics
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
+	tracer  trace.Tracer    // nil: tracing is off
 
 	streamJSON []byte // the stream name as a JSON string
 }
 
 // NewHandler returns the webhook handler. metrics may be nil.
-func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *Metrics) *Handler {
+func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *Metrics, opts ...Option) *Handler {
 	h := &Handler{cfg: cfg, secrets: secrets, broker: b, log: log, metrics: m, now: time.Now}
+	h.tracer = newTracer(applyOptions(opts).tracerProvider)
 	h.streamJSON, _ = json.Marshal(cfg.Stream.Name)
 	if len(cfg.Events.Allow) > 0 {
 		h.allow = map[string]bool{}
@@ -100,6 +103,7 @@ const maxPooledBody = 64 << 10
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
 func (h *Handler) Handle(c echo.Context) error {
 	start := time.Now()
+	span := h.startRequestSpan(c)
 	req := c.Request()
 	// The RequestID middleware has set the response header: the incoming
 	// X-Request-Id, or a generated one.
@@ -113,6 +117,9 @@ func (h *Handler) Handle(c echo.Context) error {
 	}()
 	err := h.process(c, d, buf)
 	h.record(c, d, err, time.Since(start))
+	if span != nil {
+		defer h.endRequestSpan(span, d, err)
+	}
 	if err != nil {
 		return h.answerError(c, err)
 	}
@@ -155,7 +162,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.NATS.PublishTimeout)
 	defer cancel()
 	kvKey := KVKey(d.key)
-	seen, err := h.broker.Seen(natsCtx, kvKey)
+	seen, err := h.lookUp(natsCtx, kvKey)
 	if err != nil {
 		return err
 	}
@@ -176,7 +183,7 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 
 func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetstream.PubAck, error) {
 	start := time.Now()
-	ack, err := h.broker.Publish(ctx, newMessage(d, body))
+	ack, err := h.send(ctx, newMessage(d, body))
 	if err == nil && !ack.Duplicate {
 		h.metrics.eventPublished(d.event.Type, time.Since(start).Seconds())
 	}
@@ -188,7 +195,10 @@ func (h *Handler) publish(ctx context.Context, d *delivery, body []byte) (*jetst
 func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.NATS.PublishTimeout)
 	defer cancel()
-	if err := h.broker.Mark(ctx, kvKey, d.ack); err != nil {
+	ctx, span := h.markSpan(ctx)
+	err := h.broker.Mark(ctx, kvKey, d.ack)
+	endMarkSpan(span, err)
+	if err != nil {
 		h.metrics.markFailed()
 		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
 			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID),
@@ -317,7 +327,12 @@ func (h *Handler) record(c echo.Context, d *delivery, err error, took time.Durat
 	if err != nil {
 		_, outcome, reason = classify(err)
 	}
-	h.metrics.request(outcome, reason, took.Seconds())
+	sc, sampled := h.sampledSpan(c.Request().Context())
+	if sampled {
+		h.metrics.requestTraced(outcome, reason, took.Seconds(), sc)
+	} else {
+		h.metrics.request(outcome, reason, took.Seconds())
+	}
 	line := h.log.Check(zap.InfoLevel, "delivery")
 	if line == nil {
 		return
@@ -336,6 +351,9 @@ func (h *Handler) record(c echo.Context, d *delivery, err error, took time.Durat
 	}
 	if err != nil {
 		fields = append(fields, zap.String("reason", err.Error()))
+	}
+	if sampled {
+		fields = append(fields, traceFields(sc)...)
 	}
 	line.Write(fields...)
 }

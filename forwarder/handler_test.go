@@ -60,6 +60,7 @@ type harnessOptions struct {
 	log       *zap.Logger               // zaptest when nil
 	configure func(*forwarder.Config)   // changes to testConfig
 	setup     func(jetstream.JetStream) // runs before the broker starts
+	handler   []forwarder.Option        // options of NewHandler
 }
 
 // newHandlerHarness starts a nats-server and a broker, waits until the
@@ -89,7 +90,7 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	if err != nil {
 		t.Fatalf("NewSecrets: %v", err)
 	}
-	h.echo = forwarder.NewWebhookServer(h.cfg.HTTP, forwarder.NewHandler(h.cfg, secrets, b, log, metrics), metrics)
+	h.echo = forwarder.NewWebhookServer(h.cfg.HTTP, forwarder.NewHandler(h.cfg, secrets, b, log, metrics, opts.handler...), metrics)
 	return h
 }
 

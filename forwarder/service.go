@@ -39,7 +39,7 @@ type Service struct {
 // Start validates the secrets, starts the embedded nats-server when
 // nats.url is empty, connects, and starts both listeners. NATS need not be
 // reachable: the service then serves 503s and stays not ready until it is.
-func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service, err error) {
+func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry, opts ...Option) (svc *Service, err error) {
 	s := &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
@@ -72,7 +72,7 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	watcher := NewSecretWatcher(s.Secrets, log, metrics)
 	s.wg.Go(func() { watcher.Run(ctx, hangup) })
 
-	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
+	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics, opts...)
 	s.web = NewHTTPServer(cfg.HTTP, NewWebhookServer(cfg.HTTP, handler, metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
@@ -125,8 +125,8 @@ func (s *Service) serve(srv *http.Server, ln net.Listener, name string) {
 func (s *Service) WebhookAddr() string { return s.webLn.Addr().String() }
 
 // Run starts the service and blocks until ctx ends, then shuts it down.
-func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) error {
-	s, err := Start(cfg, log, reg)
+func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry, opts ...Option) error {
+	s, err := Start(cfg, log, reg, opts...)
 	if err != nil {
 		return err
 	}
