@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -103,10 +102,11 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			shutdownBudget := startShutdownBudget(cmd.Context(), cfg.HTTP.ShutdownTimeout)
 			err = forwarder.Run(cmd.Context(), cfg, log, prometheus.NewRegistry(), opts...)
-			// Spans of the last requests are still queued: flush them within
-			// the same budget the requests had to finish.
-			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), cfg.HTTP.ShutdownTimeout)
+			// Spans of the last requests are still queued: flush them in
+			// what is left of the shutdown timeout.
+			flushCtx, cancel := shutdownBudget()
 			defer cancel()
 			stopTracing(flushCtx)
 			return err

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -131,4 +133,22 @@ func tracesEndpoint() string {
 		return u.String()
 	}
 	return e
+}
+
+// startShutdownBudget notes when ctx ends (the signal) and returns a
+// function giving a context that expires timeout after that moment, or after
+// the call when ctx has not ended (a listener failed): whatever runs after
+// the listeners have drained fits in the same http.shutdown_timeout that the
+// pod's termination grace period is sized for.
+func startShutdownBudget(ctx context.Context, timeout time.Duration) func() (context.Context, context.CancelFunc) {
+	var signalled atomic.Int64
+	stop := context.AfterFunc(ctx, func() { signalled.Store(time.Now().UnixNano()) })
+	return func() (context.Context, context.CancelFunc) {
+		stop()
+		deadline := time.Now().Add(timeout)
+		if at := signalled.Load(); at != 0 {
+			deadline = time.Unix(0, at).Add(timeout)
+		}
+		return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	}
 }

@@ -125,7 +125,7 @@ func TestSubjectsDocMatchesCode(t *testing.T) {
 	if rows := regexp.MustCompile("(?m)^\\| `[a-z]+\\.[a-z]+` \\| `zautic\\.").FindAllString(doc, -1); len(rows) != len(forwarder.DocumentedTypes) {
 		t.Errorf("subjects.md has %d subject rows, want %d", len(rows), len(forwarder.DocumentedTypes))
 	}
-	headers := []string{forwarder.HeaderMsgID, forwarder.HeaderEventType, forwarder.HeaderEventID, forwarder.HeaderDeliveryID, forwarder.HeaderTimestamp, "Content-Type"}
+	headers := []string{forwarder.HeaderMsgID, forwarder.HeaderEventType, forwarder.HeaderEventID, forwarder.HeaderDeliveryID, forwarder.HeaderTimestamp, "Content-Type", forwarder.TraceparentHeader, forwarder.TracestateHeader}
 	for _, h := range headers {
 		if !strings.Contains(doc, "| `"+h+"` |") {
 			t.Errorf("subjects.md lacks the header %s", h)
