@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
@@ -65,7 +66,7 @@ var traceContext = propagation.TraceContext{}
 // not list.
 var natsSystem = semconv.MessagingSystemKey.String("nats")
 
-// tracer returns the handler's tracer, nil when tracing is off.
+// newTracer returns the handler's tracer, nil when tracing is off.
 func newTracer(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
 		return nil
@@ -109,7 +110,7 @@ func requestScheme(c echo.Context) string {
 // reason label (signature_mismatch, …) or "unavailable"; the span never holds
 // a secret, a signature or the body.
 func (h *Handler) endRequestSpan(span trace.Span, d *delivery, err error) {
-	status, outcome := http200, d.outcome
+	status, outcome := http.StatusOK, d.outcome
 	reason := ""
 	if err != nil {
 		status, outcome, reason = classify(err)
@@ -131,8 +132,6 @@ func (h *Handler) endRequestSpan(span trace.Span, d *delivery, err error) {
 	}
 	span.End()
 }
-
-const http200 = 200
 
 // lookUp is the dedup lookup, in its own client span when tracing is on.
 func (h *Handler) lookUp(ctx context.Context, kvKey string) (bool, error) {

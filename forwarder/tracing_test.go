@@ -74,6 +74,7 @@ func TestHandlerTracesPublishedDelivery(t *testing.T) {
 	body := eventBody("evt_tr_1", "message.delivered")
 	req := signedRequest(body, "dlv_tr_1", handlerSecret)
 	req.Header.Set("Traceparent", incomingTraceparent("01"))
+	req.Header.Set("Tracestate", "ingress=a1b2")
 	h.serve(req).assertBody(t, publishedBody(1, "zautic.message.delivered"))
 
 	spans := spansByName(t, rec)
@@ -110,8 +111,12 @@ func TestHandlerTracesPublishedDelivery(t *testing.T) {
 	}
 
 	want := "00-" + incomingTraceID + "-" + producer.SpanContext().SpanID().String() + "-01"
-	if got := h.message(1).Header.Get(forwarder.TraceparentHeader); got != want {
+	header := h.message(1).Header
+	if got := header.Get(forwarder.TraceparentHeader); got != want {
 		t.Errorf("message traceparent: got %q, want %q (the send span's)", got, want)
+	}
+	if got := header.Get(forwarder.TracestateHeader); got != "ingress=a1b2" {
+		t.Errorf("message tracestate: got %q, want the incoming ingress=a1b2", got)
 	}
 }
 
