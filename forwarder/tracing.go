@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -14,9 +12,11 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-// Option changes how Start, Run and NewHandler build the service.
+// Option changes how Start builds the service.
 type Option func(*options)
 
 type options struct {
@@ -38,23 +38,16 @@ func applyOptions(opts []Option) options {
 	return o
 }
 
-// TracerName is the instrumentation scope of the forwarder's spans.
-const TracerName = "github.com/zautic/zautic-forwarder/forwarder"
+// tracerName is the instrumentation scope of the forwarder's spans.
+const tracerName = "github.com/zautic/zautic-forwarder/forwarder"
 
 // Attributes of the server span, beside the HTTP semantic conventions.
 const (
-	AttrDeliveryID = attribute.Key("zautic.delivery_id")
-	AttrEventID    = attribute.Key("zautic.event_id")
-	AttrEventType  = attribute.Key("zautic.event_type")
-	AttrOutcome    = attribute.Key("zautic.outcome")
-	AttrReason     = attribute.Key("zautic.reason")
-)
-
-// Trace context headers of a published message (W3C Trace Context names,
-// lower case as the specification writes them: NATS headers keep their case).
-const (
-	TraceparentHeader = "traceparent"
-	TracestateHeader  = "tracestate"
+	attrDeliveryID = attribute.Key("zautic.delivery_id")
+	attrEventID    = attribute.Key("zautic.event_id")
+	attrEventType  = attribute.Key("zautic.event_type")
+	attrOutcome    = attribute.Key("zautic.outcome")
+	attrReason     = attribute.Key("zautic.reason")
 )
 
 // traceContext reads and writes W3C traceparent and tracestate; it is fixed
@@ -71,14 +64,14 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
 		return nil
 	}
-	return tp.Tracer(TracerName)
+	return tp.Tracer(tracerName)
 }
 
 // startRequestSpan starts the server span of a webhook request, as a child
 // of the incoming traceparent when there is one, and puts it in the request's
 // context so that the NATS steps become its children. It returns nil when
 // tracing is off.
-func (h *Handler) startRequestSpan(c echo.Context) trace.Span {
+func (h *webhookHandler) startRequestSpan(c echo.Context) trace.Span {
 	if h.tracer == nil {
 		return nil
 	}
@@ -109,68 +102,67 @@ func requestScheme(c echo.Context) string {
 // answered with an error has an error status whose description is the
 // reason label (signature_mismatch, …) or "unavailable"; the span never holds
 // a secret, a signature or the body.
-func (h *Handler) endRequestSpan(span trace.Span, d *delivery, err error) {
-	status, outcome := http.StatusOK, d.outcome
-	reason := ""
+func (h *webhookHandler) endRequestSpan(span trace.Span, d *delivery, err error) {
+	r := rejection{status: http.StatusOK, outcome: d.outcome}
 	if err != nil {
-		status, outcome, reason = classify(err)
+		r = classify(err)
 	}
 	span.SetAttributes(
-		semconv.HTTPResponseStatusCode(status),
-		AttrDeliveryID.String(d.deliveryID),
-		AttrEventID.String(d.event.ID),
-		AttrEventType.String(d.event.Type),
-		AttrOutcome.String(outcome),
+		semconv.HTTPResponseStatusCode(r.status),
+		attrDeliveryID.String(d.deliveryID),
+		attrEventID.String(d.event.ID),
+		attrEventType.String(d.event.Type),
+		attrOutcome.String(r.outcome),
 	)
 	if err != nil {
-		errType := reason
+		errType := r.reason
 		if errType == "" {
-			errType = outcome
+			errType = r.outcome
 		}
-		span.SetAttributes(AttrReason.String(errType), semconv.ErrorTypeKey.String(errType))
+		span.SetAttributes(attrReason.String(errType), semconv.ErrorTypeKey.String(errType))
 		span.SetStatus(codes.Error, errType+": "+err.Error())
 	}
 	span.End()
 }
 
 // lookUp is the dedup lookup, in its own client span when tracing is on.
-func (h *Handler) lookUp(ctx context.Context, kvKey string) (bool, error) {
+func (h *webhookHandler) lookUp(ctx context.Context, kvKey string) (bool, error) {
 	if h.tracer == nil {
-		return h.broker.Seen(ctx, kvKey)
+		return h.store.Seen(ctx, kvKey)
 	}
 	ctx, span := h.tracer.Start(ctx, "dedup lookup", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(natsSystem, semconv.DBCollectionName(h.cfg.Dedup.Bucket), semconv.DBOperationName("get")))
 	defer span.End()
-	seen, err := h.broker.Seen(ctx, kvKey)
+	seen, err := h.store.Seen(ctx, kvKey)
 	setSpanError(span, err)
 	span.SetAttributes(attribute.Bool("zautic.dedup.seen", seen))
 	return seen, err
 }
 
-// send publishes msg. When tracing is on it does so in a producer span and
-// adds that span's traceparent (and tracestate) to the message, so that a
-// consumer's span is the publish span's child.
-func (h *Handler) send(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+// send publishes the event. When tracing is on it does so in a producer
+// span and adds that span's traceparent (and tracestate) to the header, so
+// that a consumer's span is the publish span's child.
+func (h *webhookHandler) send(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
 	if h.tracer == nil {
-		return h.broker.Publish(ctx, msg)
+		return h.store.Publish(ctx, subject, header, body)
 	}
-	ctx, span := h.tracer.Start(ctx, "send "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, span := h.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
 			natsSystem,
 			semconv.MessagingOperationTypeSend,
 			semconv.MessagingOperationName("publish"),
-			semconv.MessagingDestinationName(msg.Subject),
-			semconv.MessagingMessageID(msg.Header.Get(jetstream.MsgIDHeader)),
-			semconv.MessagingMessageBodySize(len(msg.Data)),
+			semconv.MessagingDestinationName(subject),
+			semconv.MessagingMessageID(headerCarrier(header).Get(zautic.MessageIDHeader)),
+			semconv.MessagingMessageBodySize(len(body)),
 		))
 	defer span.End()
-	traceContext.Inject(ctx, natsHeaderCarrier(msg.Header))
-	ack, err := h.broker.Publish(ctx, msg)
+	traceContext.Inject(ctx, headerCarrier(header))
+	ack, err := h.store.Publish(ctx, subject, header, body)
 	setSpanError(span, err)
 	if err == nil {
 		span.SetAttributes(
-			attribute.String("messaging.nats.stream", ack.Stream),
-			attribute.Int64("messaging.nats.sequence", int64(ack.Sequence)),
+			attribute.String("messaging.nats.stream", h.cfg.Stream.Name),
+			attribute.Int64("messaging.nats.sequence", int64(ack.Seq)),
 			attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	}
 	return ack, err
@@ -178,7 +170,7 @@ func (h *Handler) send(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, e
 
 // markSpan starts the span of the dedup mark; it returns ctx and a nil span
 // when tracing is off.
-func (h *Handler) markSpan(ctx context.Context) (context.Context, trace.Span) {
+func (h *webhookHandler) markSpan(ctx context.Context) (context.Context, trace.Span) {
 	if h.tracer == nil {
 		return ctx, nil
 	}
@@ -202,16 +194,21 @@ func setSpanError(span trace.Span, err error) {
 	}
 }
 
-// natsHeaderCarrier lets the propagator write nats.Header as it is: unlike
+// headerCarrier lets the propagator write a message header as it is: unlike
 // http.Header, NATS keeps the case of a header name, and traceparent is
 // lower case.
-type natsHeaderCarrier nats.Header
+type headerCarrier map[string][]string
 
-func (c natsHeaderCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+func (c headerCarrier) Get(key string) string {
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
-func (c natsHeaderCarrier) Set(key, value string) { c[key] = []string{value} }
+func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
 
-func (c natsHeaderCarrier) Keys() []string {
+func (c headerCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {
 		keys = append(keys, k)
@@ -221,7 +218,7 @@ func (c natsHeaderCarrier) Keys() []string {
 
 // sampledSpan is the span context of ctx when tracing is on and the request
 // is sampled: only then do its ids point at a trace someone can open.
-func (h *Handler) sampledSpan(ctx context.Context) (trace.SpanContext, bool) {
+func (h *webhookHandler) sampledSpan(ctx context.Context) (trace.SpanContext, bool) {
 	if h.tracer == nil {
 		return trace.SpanContext{}, false
 	}
@@ -236,7 +233,7 @@ func traceFields(sc trace.SpanContext) []zap.Field {
 
 // requestTraced is request with the trace id as the exemplar of the
 // duration observation.
-func (m *Metrics) requestTraced(outcome, reason string, seconds float64, sc trace.SpanContext) {
+func (m *metricSet) requestTraced(outcome, reason string, seconds float64, sc trace.SpanContext) {
 	if m == nil {
 		return
 	}

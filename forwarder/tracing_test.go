@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"strings"
@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Known ids of an incoming traceparent, as an ingress would send it.
@@ -34,7 +34,7 @@ func tracedHarness(t *testing.T, log *zap.Logger) (*handlerHarness, *tracetest.S
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
-	return newHandlerHarness(t, harnessOptions{log: log, handler: []forwarder.Option{forwarder.WithTracerProvider(tp)}}), rec
+	return newHandlerHarness(t, harnessOptions{log: log, handler: []Option{WithTracerProvider(tp)}}), rec
 }
 
 // spansByName indexes the ended spans; a name seen twice fails the test.
@@ -112,10 +112,10 @@ func TestHandlerTracesPublishedDelivery(t *testing.T) {
 
 	want := "00-" + incomingTraceID + "-" + producer.SpanContext().SpanID().String() + "-01"
 	header := h.message(1).Header
-	if got := header.Get(forwarder.TraceparentHeader); got != want {
+	if got := header.Get(zautic.MessageTraceparentHeader); got != want {
 		t.Errorf("message traceparent: got %q, want %q (the send span's)", got, want)
 	}
-	if got := header.Get(forwarder.TracestateHeader); got != "ingress=a1b2" {
+	if got := header.Get(zautic.MessageTracestateHeader); got != "ingress=a1b2" {
 		t.Errorf("message tracestate: got %q, want the incoming ingress=a1b2", got)
 	}
 }
@@ -125,7 +125,7 @@ func TestHandlerTracesRejectedDelivery(t *testing.T) {
 	h, rec := tracedHarness(t, nil)
 	body := eventBody("evt_tr_bad", "message.sent")
 	req := signedRequest(body, "dlv_tr_bad", "wrong-secret")
-	signature := req.Header.Get(forwarder.SignatureHeader)
+	signature := req.Header.Get(zautic.RequestSignatureHeader)
 	h.serve(req).assertStatus(t, 400)
 
 	spans := spansByName(t, rec)
@@ -153,7 +153,7 @@ func TestHandlerWithoutTracerProvider(t *testing.T) {
 	req := signedRequest(eventBody("evt_tr_off", "message.sent"), "dlv_tr_off", handlerSecret)
 	req.Header.Set("Traceparent", incomingTraceparent("01"))
 	h.serve(req).assertStatus(t, 200)
-	for _, name := range []string{forwarder.TraceparentHeader, forwarder.TracestateHeader, "Traceparent"} {
+	for _, name := range []string{zautic.MessageTraceparentHeader, zautic.MessageTracestateHeader, "Traceparent"} {
 		if got := h.message(1).Header.Get(name); got != "" {
 			t.Errorf("header %s: got %q, want none: tracing is off", name, got)
 		}

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // tracingEnv is the forwarder's environment with traces exported to
@@ -91,7 +91,7 @@ func TestTracingEndToEnd(t *testing.T) {
 			_, js := connect(t, natsURL)
 			msgs := streamMessages(t, js, "ZAUTIC")
 			wantParent := traceparent(tt.traceID, producer.spanID())
-			if len(msgs) != 1 || msgs[0].Headers().Get(forwarder.TraceparentHeader) != wantParent {
+			if len(msgs) != 1 || msgs[0].Headers().Get(zautic.MessageTraceparentHeader) != wantParent {
 				t.Fatalf("got %d messages, first traceparent %q, want 1 with %q", len(msgs), firstTraceparent(msgs), wantParent)
 			}
 
@@ -135,7 +135,7 @@ func firstTraceparent(msgs []jetstream.Msg) string {
 	if len(msgs) == 0 {
 		return ""
 	}
-	return msgs[0].Headers().Get(forwarder.TraceparentHeader)
+	return msgs[0].Headers().Get(zautic.MessageTraceparentHeader)
 }
 
 // assertJoinedToTrace checks the delivery log line's trace and span ids and
@@ -180,7 +180,7 @@ func assertRejectedSpan(t *testing.T, p *forwarderProcess, collector *otlpReceiv
 	t.Helper()
 	const traceID = "0af7651916cd43dd8448eb211c80319c"
 	body := sampleEvent("evt_trace_bad", "message.sent")
-	signature := forwarder.Sign([]byte("not-the-secret"), time.Now().Unix(), body)
+	signature := zautic.Sign([]byte("not-the-secret"), time.Now().Unix(), body)
 	got := send(t, p.WebhookURL, webhook{
 		body: body, deliveryID: "dlv_trace_bad", signature: signature,
 		headers: map[string]string{"traceparent": traceparent(traceID, "b7ad6b7169203331")},

@@ -9,8 +9,9 @@
 //
 // JetStream delivers at least once: a consumer that crashes between its work
 // and its ack gets the message again. So the consumer keys its own
-// idempotency on the Nats-Msg-Id header, which the forwarder sets to the
-// Zautic delivery id, and records that id together with its work. Here the
+// idempotency on the Nats-Msg-Id header (zautic.MessageIDHeader), which the
+// forwarder sets to its dedup key, and records that id together with its
+// work. The zautic package names every header the forwarder sets. Here the
 // record is a map; a real service writes it in the same database
 // transaction as its side effect (a table with a unique key on the id).
 //
@@ -38,6 +39,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 func main() {
@@ -252,7 +255,7 @@ func (p *processor) handle(ctx context.Context, msg jetstream.Msg) error {
 
 // settle acks, naks or terminates one message.
 func (p *processor) settle(ctx context.Context, msg jetstream.Msg) (string, error) {
-	id := msg.Headers().Get(jetstream.MsgIDHeader)
+	id := msg.Headers().Get(zautic.MessageIDHeader)
 	meta, err := msg.Metadata()
 	if err != nil {
 		return "", fmt.Errorf("message metadata: %w", err)

@@ -18,6 +18,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // flushTimeout bounds the export of the last spans at exit.
@@ -66,7 +68,7 @@ func startProcessSpan(ctx context.Context, tracer trace.Tracer, msg jetstream.Ms
 			semconv.MessagingOperationTypeProcess,
 			semconv.MessagingOperationName("process"),
 			semconv.MessagingDestinationName(msg.Subject()),
-			semconv.MessagingMessageID(msg.Headers().Get(jetstream.MsgIDHeader)),
+			semconv.MessagingMessageID(msg.Headers().Get(zautic.MessageIDHeader)),
 			semconv.MessagingConsumerGroupName(consumer),
 		))
 }
@@ -86,7 +88,8 @@ func endProcessSpan(span trace.Span, outcome string, err error) {
 }
 
 // headerCarrier reads the trace context from message headers as they are:
-// NATS keeps the case of a header name, and traceparent is lower case.
+// NATS keeps the case of a header name, and traceparent
+// (zautic.MessageTraceparentHeader) is lower case.
 type headerCarrier nats.Header
 
 func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
