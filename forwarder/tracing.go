@@ -99,21 +99,24 @@ func requestScheme(c echo.Context) string {
 }
 
 // endRequestSpan records what the request learnt and its answer. A request
-// answered with an error has an error status whose description is the
-// reason label (signature_mismatch, …) or "unavailable"; the span never holds
-// a secret, a signature or the body.
+// answered with an error has an error status whose description starts with
+// the reason label (signature_mismatch, …) or "unavailable", followed by the
+// answer's error text; the span never holds a secret, a signature or the body.
 func (h *webhookHandler) endRequestSpan(span trace.Span, d *delivery, err error) {
 	r := rejection{status: http.StatusOK, outcome: d.outcome}
 	if err != nil {
 		r = classify(err)
 	}
-	span.SetAttributes(
-		semconv.HTTPResponseStatusCode(r.status),
-		attrDeliveryID.String(d.deliveryID),
-		attrEventID.String(d.event.ID),
-		attrEventType.String(d.event.Type),
-		attrOutcome.String(r.outcome),
-	)
+	span.SetAttributes(semconv.HTTPResponseStatusCode(r.status), attrOutcome.String(r.outcome))
+	// A request rejected early has no event yet: leave out what it lacks
+	// rather than record empty values.
+	for _, kv := range []attribute.KeyValue{
+		attrDeliveryID.String(d.deliveryID), attrEventID.String(d.event.ID), attrEventType.String(d.event.Type),
+	} {
+		if kv.Value.AsString() != "" {
+			span.SetAttributes(kv)
+		}
+	}
 	if err != nil {
 		errType := r.reason
 		if errType == "" {

@@ -140,6 +140,9 @@ func TestHandlerTracesRejectedDelivery(t *testing.T) {
 		"http.response.status_code": "400", "zautic.outcome": "rejected", "zautic.reason": "signature_mismatch",
 		"zautic.delivery_id": "dlv_tr_bad", "error.type": "signature_mismatch",
 	})
+	if v, ok := attrs(server)["zautic.event_id"]; ok {
+		t.Errorf("zautic.event_id: got %q, want none: the body is not parsed before the signature is verified", v.Emit())
+	}
 	for k, v := range attrs(server) {
 		if s := v.Emit(); strings.Contains(s, signature) || strings.Contains(s, handlerSecret) || strings.Contains(s, string(body)) {
 			t.Errorf("attribute %s holds a signature, a secret or the body: %q", k, s)
