@@ -41,13 +41,14 @@ func traceparent(traceID, spanID string) string {
 // and over gRPC. A rejected request's span is an error with its reason.
 func TestTracingEndToEnd(t *testing.T) {
 	tests := []struct {
-		name     string
-		protocol string
-		receiver func(*testing.T) *otlpReceiver
-		traceID  string
+		name        string
+		protocol    string
+		receiver    func(*testing.T) *otlpReceiver
+		traceID     string
+		serviceName string // OTEL_SERVICE_NAME, when set
 	}{
-		{"OTLP over HTTP", "", startOTLPReceiver, "5b8efff798038103d269b633813fc60c"},
-		{"OTLP over gRPC", "grpc", startOTLPGRPCReceiver, "6c9f0008a9149214e37ac744924ad71d"},
+		{"OTLP over HTTP", "", startOTLPReceiver, "5b8efff798038103d269b633813fc60c", ""},
+		{"OTLP over gRPC, OTEL_SERVICE_NAME", "grpc", startOTLPGRPCReceiver, "6c9f0008a9149214e37ac744924ad71d", "webhook-bridge"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +56,11 @@ func TestTracingEndToEnd(t *testing.T) {
 			natsURL := natstest.Start(t, "", 0).ClientURL()
 			env := tracingEnv(natsURL, collector.URL, tt.protocol)
 			env["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment.name=e2e"
+			wantResource := map[string]string{"service.name": "zautic-forwarder", "service.version": "dev", "deployment.environment.name": "e2e"}
+			if tt.serviceName != "" {
+				env["OTEL_SERVICE_NAME"] = tt.serviceName
+				wantResource["service.name"] = tt.serviceName
+			}
 			p := startForwarder(t, env)
 			p.WaitReady(t)
 
@@ -73,7 +79,6 @@ func TestTracingEndToEnd(t *testing.T) {
 				"zautic.delivery_id": "dlv_trace_1", "zautic.event_id": "evt_trace_1",
 				"zautic.event_type": "message.delivered", "zautic.outcome": "published",
 			})
-			wantResource := map[string]string{"service.name": "zautic-forwarder", "service.version": "dev", "deployment.environment.name": "e2e"}
 			for k, want := range wantResource {
 				if got := server.resource[k]; got != want {
 					t.Errorf("resource %s: got %q, want %q", k, got, want)
@@ -332,5 +337,43 @@ func TestTracingOff(t *testing.T) {
 				t.Errorf("delivery lines: got %v, want one without trace_id", lines)
 			}
 		})
+	}
+}
+
+// TestTracingSamplerFromEnvironment turns tracing on with
+// OTEL_TRACES_SAMPLER=always_off: the sampler beats the caller's sampled
+// flag, so nothing is exported and the log line has no trace id, but the
+// message still carries the trace context, marked not sampled, for the
+// consumer to continue.
+func TestTracingSamplerFromEnvironment(t *testing.T) {
+	collector := startOTLPReceiver(t)
+	natsURL := natstest.Start(t, "", 0).ClientURL()
+	env := tracingEnv(natsURL, collector.URL, "")
+	env["OTEL_TRACES_SAMPLER"] = "always_off"
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	const traceID = "7d8a3c4b5e6f70819a2b3c4d5e6f7081"
+	got := send(t, p.WebhookURL, webhook{
+		body: sampleEvent("evt_unsampled", "message.sent"), deliveryID: "dlv_unsampled",
+		headers: map[string]string{"traceparent": traceparent(traceID, "1a2b3c4d5e6f7081")},
+	})
+	if got.Status != http.StatusOK || got.Body["status"] != "published" {
+		t.Fatalf("got %d %v, want 200 published", got.Status, got.Body)
+	}
+	_, js := connect(t, natsURL)
+	msgs := streamMessages(t, js, "ZAUTIC")
+	if tp := firstTraceparent(msgs); !strings.HasPrefix(tp, "00-"+traceID+"-") || !strings.HasSuffix(tp, "-00") {
+		t.Errorf("message traceparent: got %q, want trace %s, not sampled (flags 00)", tp, traceID)
+	}
+	p.Signal(syscall.SIGTERM)
+	p.Wait(t, 30*time.Second)
+	collector.mu.Lock()
+	spans := len(collector.spans)
+	collector.mu.Unlock()
+	if spans != 0 {
+		t.Errorf("collector got %d spans, want 0", spans)
+	}
+	if lines := deliveryLines(p.Logs(), "dlv_unsampled"); len(lines) != 1 || lines[0]["trace_id"] != nil {
+		t.Errorf("delivery lines: got %v, want one without trace_id", lines)
 	}
 }
