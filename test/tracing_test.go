@@ -377,3 +377,31 @@ func TestTracingSamplerFromEnvironment(t *testing.T) {
 		t.Errorf("delivery lines: got %v, want one without trace_id", lines)
 	}
 }
+
+// TestTracingFlushesAtShutdown holds spans in the batch processor for a
+// minute, longer than the test: only the flush at SIGTERM can deliver them.
+func TestTracingFlushesAtShutdown(t *testing.T) {
+	collector := startOTLPReceiver(t)
+	env := tracingEnv(natstest.Start(t, "", 0).ClientURL(), collector.URL, "")
+	env["OTEL_BSP_SCHEDULE_DELAY"] = "60000"
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	const traceID = "8e9f0a1b2c3d4e5f60718293a4b5c6d7"
+	got := send(t, p.WebhookURL, webhook{
+		body: sampleEvent("evt_flush", "message.sent"), deliveryID: "dlv_flush",
+		headers: map[string]string{"traceparent": traceparent(traceID, "2b3c4d5e6f708192")},
+	})
+	if got.Status != http.StatusOK {
+		t.Fatalf("got %d %v, want 200", got.Status, got.Body)
+	}
+	if n := collector.exportRequests(); n != 0 {
+		t.Fatalf("collector got %d export requests before the shutdown, want 0: the batch delay is a minute", n)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code: got %d, want 0", code)
+	}
+	for _, name := range []string{"POST /webhooks/zautic", "dedup lookup", "send zautic.message.sent", "dedup mark"} {
+		collector.waitSpan(t, traceID, name)
+	}
+}
