@@ -155,11 +155,11 @@ func (h *webhookHandler) send(ctx context.Context, subject string, header map[st
 			semconv.MessagingOperationTypeSend,
 			semconv.MessagingOperationName("publish"),
 			semconv.MessagingDestinationName(subject),
-			semconv.MessagingMessageID(headerCarrier(header).Get(zautic.MessageIDHeader)),
+			semconv.MessagingMessageID(zautic.MessageHeaderCarrier(header).Get(zautic.MessageIDHeader)),
 			semconv.MessagingMessageBodySize(len(body)),
 		))
 	defer span.End()
-	traceContext.Inject(ctx, headerCarrier(header))
+	traceContext.Inject(ctx, zautic.MessageHeaderCarrier(header))
 	ack, err := h.store.Publish(ctx, subject, header, body)
 	setSpanError(span, err)
 	if err == nil {
@@ -195,28 +195,6 @@ func setSpanError(span trace.Span, err error) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
-}
-
-// headerCarrier lets the propagator write a message header as it is: unlike
-// http.Header, NATS keeps the case of a header name, and traceparent is
-// lower case.
-type headerCarrier map[string][]string
-
-func (c headerCarrier) Get(key string) string {
-	if v := c[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // sampledSpan is the span context of ctx when tracing is on and the request

@@ -35,6 +35,19 @@ func traceparent(traceID, spanID string) string {
 	return "00-" + traceID + "-" + spanID + "-01"
 }
 
+// publishTraced sends the event evt_<name> as delivery dlv_<name>, its
+// request carrying the given traceparent, and fails unless it is published.
+func publishTraced(t *testing.T, p *forwarderProcess, name, eventType, parent string) {
+	t.Helper()
+	got := send(t, p.WebhookURL, webhook{
+		body: sampleEvent("evt_"+name, eventType), deliveryID: "dlv_" + name,
+		headers: map[string]string{"traceparent": parent},
+	})
+	if got.Status != http.StatusOK || got.Body["status"] != "published" {
+		t.Fatalf("got %d %v, want 200 published", got.Status, got.Body)
+	}
+}
+
 // TestTracingEndToEnd follows one event from the webhook request, whose
 // traceparent an ingress set, through the stream to the example consumer:
 // every span lands in one trace at an in-process OTLP collector, over HTTP
@@ -65,13 +78,7 @@ func TestTracingEndToEnd(t *testing.T) {
 			p.WaitReady(t)
 
 			const ingressSpanID = "eee19b7ec3c1b174"
-			got := send(t, p.WebhookURL, webhook{
-				body: sampleEvent("evt_trace_1", "message.delivered"), deliveryID: "dlv_trace_1",
-				headers: map[string]string{"traceparent": traceparent(tt.traceID, ingressSpanID)},
-			})
-			if got.Status != http.StatusOK || got.Body["status"] != "published" {
-				t.Fatalf("got %d %v, want 200 published", got.Status, got.Body)
-			}
+			publishTraced(t, p, "trace_1", "message.delivered", traceparent(tt.traceID, ingressSpanID))
 
 			server := collector.waitSpan(t, tt.traceID, "POST /webhooks/zautic")
 			assertSpan(t, server, tracepb.Span_SPAN_KIND_SERVER, ingressSpanID, map[string]string{
@@ -312,13 +319,7 @@ func TestTracingOff(t *testing.T) {
 			}
 			p := startForwarder(t, env)
 			p.WaitReady(t)
-			got := send(t, p.WebhookURL, webhook{
-				body: sampleEvent("evt_off", "message.sent"), deliveryID: "dlv_off",
-				headers: map[string]string{"traceparent": traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")},
-			})
-			if got.Status != http.StatusOK || got.Body["status"] != "published" {
-				t.Fatalf("got %d %v, want 200 published", got.Status, got.Body)
-			}
+			publishTraced(t, p, "off", "message.sent", traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"))
 			_, js := connect(t, natsURL)
 			msgs := streamMessages(t, js, "ZAUTIC")
 			if len(msgs) != 1 || firstTraceparent(msgs) != "" {
@@ -353,13 +354,7 @@ func TestTracingSamplerFromEnvironment(t *testing.T) {
 	p := startForwarder(t, env)
 	p.WaitReady(t)
 	const traceID = "7d8a3c4b5e6f70819a2b3c4d5e6f7081"
-	got := send(t, p.WebhookURL, webhook{
-		body: sampleEvent("evt_unsampled", "message.sent"), deliveryID: "dlv_unsampled",
-		headers: map[string]string{"traceparent": traceparent(traceID, "1a2b3c4d5e6f7081")},
-	})
-	if got.Status != http.StatusOK || got.Body["status"] != "published" {
-		t.Fatalf("got %d %v, want 200 published", got.Status, got.Body)
-	}
+	publishTraced(t, p, "unsampled", "message.sent", traceparent(traceID, "1a2b3c4d5e6f7081"))
 	_, js := connect(t, natsURL)
 	msgs := streamMessages(t, js, "ZAUTIC")
 	if tp := firstTraceparent(msgs); !strings.HasPrefix(tp, "00-"+traceID+"-") || !strings.HasSuffix(tp, "-00") {
@@ -387,13 +382,7 @@ func TestTracingFlushesAtShutdown(t *testing.T) {
 	p := startForwarder(t, env)
 	p.WaitReady(t)
 	const traceID = "8e9f0a1b2c3d4e5f60718293a4b5c6d7"
-	got := send(t, p.WebhookURL, webhook{
-		body: sampleEvent("evt_flush", "message.sent"), deliveryID: "dlv_flush",
-		headers: map[string]string{"traceparent": traceparent(traceID, "2b3c4d5e6f708192")},
-	})
-	if got.Status != http.StatusOK {
-		t.Fatalf("got %d %v, want 200", got.Status, got.Body)
-	}
+	publishTraced(t, p, "flush", "message.sent", traceparent(traceID, "2b3c4d5e6f708192"))
 	if n := collector.exportRequests(); n != 0 {
 		t.Fatalf("collector got %d export requests before the shutdown, want 0: the batch delay is a minute", n)
 	}

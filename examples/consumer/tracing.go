@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -61,7 +60,7 @@ func startTracing(ctx context.Context) (trace.Tracer, func(), error) {
 // forwarder's publish span, whose traceparent the message carries: the trace
 // of a Zautic event runs from the webhook request to this work.
 func startProcessSpan(ctx context.Context, tracer trace.Tracer, msg jetstream.Msg, consumer string) (context.Context, trace.Span) {
-	ctx = propagation.TraceContext{}.Extract(ctx, headerCarrier(msg.Headers()))
+	ctx = propagation.TraceContext{}.Extract(ctx, zautic.MessageHeaderCarrier(msg.Headers()))
 	return tracer.Start(ctx, "process "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			semconv.MessagingSystemKey.String("nats"),
@@ -85,21 +84,4 @@ func endProcessSpan(span trace.Span, outcome string, err error) {
 		span.SetStatus(codes.Error, outcome)
 	}
 	span.End()
-}
-
-// headerCarrier reads the trace context from message headers as they are:
-// NATS keeps the case of a header name, and traceparent
-// (zautic.MessageTraceparentHeader) is lower case.
-type headerCarrier nats.Header
-
-func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
-
-func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
