@@ -300,6 +300,7 @@ var envOverrides = map[string]envOverride{
 	"stream.placement.tags":    {env: "ssd,fast", want: "[ssd fast]"},
 	"stream.replicas":          {env: "3", want: "3"},
 	"stream.subject_prefix":    {env: "acme.zautic", want: "acme.zautic"},
+	"tracing.enabled":          {env: "true", want: "true"},
 	"webhook.secret":           {env: "s3cret", want: "s3cret"},
 	"webhook.secret_file":      {env: "/run/secrets/zautic", want: "/run/secrets/zautic"},
 	"webhook.secrets":          {env: "a,b", want: "[a b]"},

@@ -25,6 +25,7 @@ type Config struct {
 	Dedup   DedupConfig   `yaml:"dedup"`
 	Events  EventsConfig  `yaml:"events"`
 	Log     LogConfig     `yaml:"log"`
+	Tracing TracingConfig `yaml:"tracing"`
 }
 
 // HTTPConfig configures the webhook listener.
@@ -131,6 +132,13 @@ type LogConfig struct {
 	// FlushInterval buffers log writes for at most this long; 0 writes each
 	// line at once.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// TracingConfig turns OpenTelemetry tracing on. Everything else about it
+// (endpoint, protocol, sampler, resource) comes from the standard OTEL_*
+// environment variables, and setting an OTLP endpoint there turns it on too.
+type TracingConfig struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.

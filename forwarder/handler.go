@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -58,13 +59,15 @@ type webhookHandler struct {
 	metrics *metricSet
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
+	tracer  trace.Tracer    // nil: tracing is off
 
 	streamJSON []byte // the stream name as a JSON string
 }
 
 // newWebhookHandler returns the webhook handler. metrics may be nil.
-func newWebhookHandler(cfg handlerConfig, secrets secretSource, store eventStore, log *zap.Logger, m *metricSet) *webhookHandler {
+func newWebhookHandler(cfg handlerConfig, secrets secretSource, store eventStore, log *zap.Logger, m *metricSet, opts ...Option) *webhookHandler {
 	h := &webhookHandler{cfg: cfg, secrets: secrets, store: store, log: log, metrics: m, now: time.Now}
+	h.tracer = newTracer(applyOptions(opts).tracerProvider)
 	h.streamJSON, _ = json.Marshal(cfg.Stream.Name)
 	if len(cfg.Events.Allow) > 0 {
 		h.allow = map[string]bool{}
@@ -100,6 +103,7 @@ const maxPooledBody = ordinaryBodyBytes + bytes.MinRead
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
 func (h *webhookHandler) Handle(c echo.Context) error {
 	start := time.Now()
+	span := h.startRequestSpan(c)
 	req := c.Request()
 	// The RequestID middleware has set the response header: the incoming
 	// X-Request-Id, or a generated one.
@@ -113,6 +117,9 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 	}()
 	err := h.process(c, d, buf)
 	h.record(c, d, err, time.Since(start))
+	if span != nil {
+		defer h.endRequestSpan(span, d, err)
+	}
 	if err != nil {
 		return answerError(c, err)
 	}
@@ -155,7 +162,7 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, body []byte) 
 	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
 	kvKey := KVKey(d.key)
-	seen, err := h.store.Seen(natsCtx, kvKey)
+	seen, err := h.lookUp(natsCtx, kvKey)
 	if err != nil {
 		return err
 	}
@@ -176,7 +183,7 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, body []byte) 
 
 func (h *webhookHandler) publish(ctx context.Context, d *delivery, body []byte) (stored, error) {
 	start := time.Now()
-	ack, err := h.store.Publish(ctx, d.subject, messageHeader(d), body)
+	ack, err := h.send(ctx, d.subject, messageHeader(d), body)
 	if err == nil && !ack.Duplicate {
 		h.metrics.eventPublished(d.event.Type, time.Since(start).Seconds())
 	}
@@ -188,7 +195,10 @@ func (h *webhookHandler) publish(ctx context.Context, d *delivery, body []byte) 
 func (h *webhookHandler) mark(ctx context.Context, d *delivery, kvKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()
-	if err := h.store.Mark(ctx, kvKey, d.ack.Seq); err != nil {
+	ctx, span := h.markSpan(ctx)
+	err := h.store.Mark(ctx, kvKey, d.ack.Seq)
+	endMarkSpan(span, err)
+	if err != nil {
 		h.metrics.markFailed()
 		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
 			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID),
@@ -252,7 +262,12 @@ func (h *webhookHandler) record(c echo.Context, d *delivery, err error, took tim
 		r := classify(err)
 		outcome, reason = r.outcome, r.reason
 	}
-	h.metrics.request(outcome, reason, took.Seconds())
+	sc, sampled := h.sampledSpan(c.Request().Context())
+	if sampled {
+		h.metrics.requestTraced(outcome, reason, took.Seconds(), sc)
+	} else {
+		h.metrics.request(outcome, reason, took.Seconds())
+	}
 	line := h.log.Check(zap.InfoLevel, "delivery")
 	if line == nil {
 		return
@@ -271,6 +286,9 @@ func (h *webhookHandler) record(c echo.Context, d *delivery, err error, took tim
 	}
 	if err != nil {
 		fields = append(fields, zap.String("reason", err.Error()))
+	}
+	if sampled {
+		fields = append(fields, traceFields(sc)...)
 	}
 	line.Write(fields...)
 }

@@ -148,7 +148,11 @@ func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheu
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		// Exemplars (the trace id of a request_duration_seconds observation)
+		// exist only in the OpenMetrics format, served when the scraper asks.
+		EnableOpenMetrics: true,
+	}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
