@@ -56,7 +56,8 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 			return nil, err
 		}
 		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
-		log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", cfg.NATS.Embedded.StoreDir))
+		log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", cfg.NATS.Embedded.StoreDir),
+			zap.String("sync_interval", embeddedSync(s.ns)))
 	}
 	if s.Broker, err = ConnectBroker(url, cfg, log, metrics, extra...); err != nil {
 		return nil, err
