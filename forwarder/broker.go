@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,9 @@ type Broker struct {
 
 	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
 	connLog     *connErrorLog
+
+	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
+	repairing     atomic.Bool
 }
 
 type readiness struct {
@@ -62,6 +66,7 @@ type readiness struct {
 func ConnectBroker(url string, cfg Config, log *zap.Logger, m *Metrics, extra ...nats.Option) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1)}
 	b.setNotReady(errors.New("not checked yet"))
+	b.requestRepair()
 	opts, err := natsOptions(cfg.NATS, b, log)
 	if err != nil {
 		return nil, err
@@ -133,6 +138,8 @@ func (b *Broker) Wake() {
 func (b *Broker) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var repairs sync.WaitGroup
+	defer repairs.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -141,6 +148,7 @@ func (b *Broker) Run(ctx context.Context) {
 		case <-b.wake:
 		}
 		b.check(ctx)
+		b.startRepair(ctx, &repairs)
 		next := checkIntervalReady
 		if b.Ready() != nil {
 			next = checkIntervalNotReady
@@ -257,14 +265,18 @@ func (b *Broker) Mark(ctx context.Context, key string, ack *jetstream.PubAck) er
 	if err != nil {
 		return err
 	}
-	value := strconv.AppendUint(nil, ack.Sequence, 10)
-	value = append(value, ' ')
-	value = time.Now().UTC().AppendFormat(value, time.RFC3339Nano)
-	if _, err := kv.Put(ctx, key, value); err != nil {
+	if _, err := kv.Put(ctx, key, markValue(ack.Sequence, time.Now())); err != nil {
 		b.metrics.dedupError("put")
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	return nil
+}
+
+// markValue is a mark's value: the stream sequence and the time.
+func markValue(seq uint64, at time.Time) []byte {
+	value := strconv.AppendUint(make([]byte, 0, 48), seq, 10)
+	value = append(value, ' ')
+	return at.UTC().AppendFormat(value, time.RFC3339Nano)
 }
 
 // Close drains the connection so that nothing buffered is lost, bounded by

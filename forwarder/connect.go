@@ -53,6 +53,7 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
+			b.requestRepair()
 			b.Wake()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
