@@ -180,7 +180,7 @@ func DefaultConfig() Config {
 		},
 		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1,
 			RepairWindow: 15 * time.Minute, RepairMax: 100_000},
-		Log:   LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
+		Log: LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 	}
 }
 
