@@ -28,12 +28,12 @@ const (
 	roleReceiverM = "receiver-m"
 )
 
-func runRole(role, listen, natsURL, storeDir string) error {
+func runRole(role, listen, natsURL, storeDir, syncMode string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch role {
 	case roleNATS:
-		return serveNATS(ctx, listen, storeDir)
+		return serveNATS(ctx, listen, storeDir, syncMode)
 	case roleReceiverB:
 		return serveHTTP(ctx, listen, http.HandlerFunc(verifyOnly))
 	case roleReceiverM:
@@ -47,8 +47,13 @@ func runRole(role, listen, natsURL, storeDir string) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
-// serveNATS runs one nats-server with JetStream on file storage.
-func serveNATS(ctx context.Context, listen, storeDir string) error {
+// serveNATS runs one nats-server with JetStream on file storage, flushing
+// to disk as syncMode says.
+func serveNATS(ctx context.Context, listen, storeDir, syncMode string) error {
+	sync, err := forwarder.ParseSyncInterval(syncMode)
+	if err != nil {
+		return err
+	}
 	host, portText, err := net.SplitHostPort(listen)
 	if err != nil {
 		return err
@@ -57,7 +62,8 @@ func serveNATS(ctx context.Context, listen, storeDir string) error {
 	if err != nil {
 		return err
 	}
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
+		SyncAlways: sync.Always, SyncInterval: sync.Interval})
 	if err != nil {
 		return err
 	}
