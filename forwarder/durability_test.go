@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestEmbeddedServerSyncPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), SyncInterval: tt.syncInterval}
-			ns, err := StartEmbeddedNATS(cfg, zaptest.NewLogger(t))
+			ns, err := startEmbeddedNATS(context.Background(), cfg, zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatalf("start embedded nats-server: %v", err)
 			}

@@ -27,12 +27,12 @@ const (
 // several replicas repairing at once do no harm.
 
 // requestRepair asks Run to repair the marks once the broker is ready.
-func (b *Broker) requestRepair() { b.repairPending.Store(true) }
+func (b *natsBroker) requestRepair() { b.repairPending.Store(true) }
 
 // startRepair starts a repair in the background when one is wanted, the
 // broker is ready and none runs yet; a request arriving during a repair
 // starts another one at a later check. Readiness never waits for it.
-func (b *Broker) startRepair(ctx context.Context, wg *sync.WaitGroup) {
+func (b *natsBroker) startRepair(ctx context.Context, wg *sync.WaitGroup) {
 	if b.cfg.Dedup.RepairWindow <= 0 || b.Ready() != nil || b.repairing.Load() || !b.repairPending.Swap(false) {
 		return
 	}
@@ -50,7 +50,7 @@ type repairResult struct {
 }
 
 // repairMarks runs one repair and logs what it scanned and repaired.
-func (b *Broker) repairMarks(ctx context.Context) {
+func (b *natsBroker) repairMarks(ctx context.Context) {
 	start := time.Now()
 	since := start.Add(-b.cfg.Dedup.RepairWindow)
 	r, err := b.repairSince(ctx, since)
@@ -72,7 +72,7 @@ func (b *Broker) repairMarks(ctx context.Context) {
 
 // repairSince creates the missing mark of every message stored since
 // since, reading at most dedup.repair_max messages.
-func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult, error) {
+func (b *natsBroker) repairSince(ctx context.Context, since time.Time) (repairResult, error) {
 	var r repairResult
 	kv, err := b.bucket()
 	if err != nil {
@@ -98,7 +98,7 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 
 // repairConsumer creates an ephemeral consumer of the stream's headers
 // since since, and returns it with the number of messages it will deliver.
-func (b *Broker) repairConsumer(ctx context.Context, since time.Time) (jetstream.Consumer, uint64, error) {
+func (b *natsBroker) repairConsumer(ctx context.Context, since time.Time) (jetstream.Consumer, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
 	cons, err := b.js.CreateConsumer(ctx, b.cfg.Stream.Name, jetstream.ConsumerConfig{
@@ -117,7 +117,7 @@ func (b *Broker) repairConsumer(ctx context.Context, since time.Time) (jetstream
 	return cons, cons.CachedInfo().NumPending, nil
 }
 
-func (b *Broker) deleteRepairConsumer(cons jetstream.Consumer) {
+func (b *natsBroker) deleteRepairConsumer(cons jetstream.Consumer) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.NATS.PublishTimeout)
 	defer cancel()
 	_ = b.js.DeleteConsumer(ctx, b.cfg.Stream.Name, cons.CachedInfo().Name)
@@ -125,7 +125,7 @@ func (b *Broker) deleteRepairConsumer(cons jetstream.Consumer) {
 
 // repairBatch fetches up to size messages and creates their missing marks;
 // it returns how many messages it read.
-func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, size int, r *repairResult) (int, error) {
+func (b *natsBroker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, size int, r *repairResult) (int, error) {
 	batch, err := cons.FetchNoWait(size)
 	if err != nil {
 		return 0, fmt.Errorf("fetch: %w", err)
@@ -154,7 +154,7 @@ func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv je
 // repairMark creates the mark of msg when it lacks one, keyed as the
 // request path keys it, and returns the Nats-Msg-Id it repaired ("" when
 // the mark was there or the message carries no id).
-func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jetstream.Msg) (string, error) {
+func (b *natsBroker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jetstream.Msg) (string, error) {
 	id := msg.Headers().Get(jetstream.MsgIDHeader)
 	if id == "" {
 		return "", nil

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -74,18 +73,18 @@ func TestRepairSince(t *testing.T) {
 
 // publishAsCrashed stores an event with Nats-Msg-Id id (none when empty),
 // and its mark only when marked.
-func publishAsCrashed(ctx context.Context, t *testing.T, b *Broker, id string, marked bool) {
+func publishAsCrashed(ctx context.Context, t *testing.T, b *natsBroker, id string, marked bool) {
 	t.Helper()
-	msg := &nats.Msg{Subject: "zautic.message.sent", Data: []byte(`{}`), Header: nats.Header{}}
+	header := map[string][]string{}
 	if id != "" {
-		msg.Header.Set(jetstream.MsgIDHeader, id)
+		header[jetstream.MsgIDHeader] = []string{id}
 	}
-	ack, err := b.Publish(ctx, msg)
+	ack, err := b.Publish(ctx, "zautic.message.sent", header, []byte(`{}`))
 	if err != nil {
 		t.Fatalf("publish %q: %v", id, err)
 	}
 	if marked {
-		if err := b.Mark(ctx, KVKey(id), ack); err != nil {
+		if err := b.Mark(ctx, KVKey(id), ack.Seq); err != nil {
 			t.Fatalf("mark %q: %v", id, err)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // TestMarkRepairAfterCrash leaves an event in the stream without its mark,
@@ -32,8 +32,8 @@ func TestMarkRepairAfterCrash(t *testing.T) {
 		wantOutcome  string
 		wantCopies   int
 	}{
-		{name: "repair", repairWindow: "15m", wantOutcome: forwarder.OutcomeDuplicate, wantCopies: 1},
-		{name: "repair off", repairWindow: "0", wantOutcome: forwarder.OutcomePublished, wantCopies: 2},
+		{name: "repair", repairWindow: "15m", wantOutcome: "duplicate", wantCopies: 1},
+		{name: "repair off", repairWindow: "0", wantOutcome: "published", wantCopies: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,8 +74,8 @@ func TestMarkRepairAfterCrash(t *testing.T) {
 func publishWithID(t *testing.T, js jetstream.JetStream, eventType string, body []byte, eventID, id string) *jetstream.PubAck {
 	t.Helper()
 	msg := &nats.Msg{Subject: "zautic." + eventType, Data: body, Header: nats.Header{}}
-	msg.Header.Set(forwarder.HeaderMsgID, id)
-	msg.Header.Set(forwarder.HeaderEventID, eventID)
+	msg.Header.Set(zautic.MessageIDHeader, id)
+	msg.Header.Set(zautic.MessageEventIDHeader, eventID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ack, err := js.PublishMsg(ctx, msg)
