@@ -52,6 +52,8 @@ type natsBroker struct {
 	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
 	connLog     *connErrorLog
 
+	expectStream jetstream.PublishOpt // made once: an option per publish is an allocation
+
 	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
 	repairing     atomic.Bool
 }
@@ -80,6 +82,7 @@ func connectBroker(url string, cfg brokerConfig, log *zap.Logger, m *metricSet, 
 	b := &natsBroker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
 	b.setNotReady(errors.New("not checked yet"))
 	b.requestRepair()
+	b.expectStream = jetstream.WithExpectStream(cfg.Stream.Name)
 	opts, err := natsOptions(cfg.NATS, b, log)
 	if err != nil {
 		return nil, err
@@ -266,7 +269,7 @@ func (b *natsBroker) Seen(ctx context.Context, key string) (bool, error) {
 // PubAck. Errors wrap errPublish; a PubAck with Duplicate set is not an error.
 func (b *natsBroker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
 	msg := &nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream.Name))
+	ack, err := b.js.PublishMsg(ctx, msg, b.expectStream)
 	if err != nil {
 		return stored{}, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
 	}
