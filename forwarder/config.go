@@ -84,7 +84,7 @@ type EmbeddedConfig struct {
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"store_dir"`
 	// SyncInterval is "always" (fsync before every PubAck) or a duration
-	// between background fsyncs; see SyncPolicy.
+	// between background fsyncs; see syncPolicy.
 	SyncInterval string `yaml:"sync_interval"`
 }
 
@@ -158,7 +158,7 @@ func DefaultConfig() Config {
 		NATS: NATSConfig{
 			PublishTimeout: 5 * time.Second,
 			ConnectTimeout: 2 * time.Second,
-			Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: SyncAlways},
+			Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
 		},
 		Stream: StreamConfig{
 			Name:            "ZAUTIC",

@@ -8,42 +8,42 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// SyncAlways is the nats.embedded.sync_interval that makes the embedded
+// syncAlways is the nats.embedded.sync_interval that makes the embedded
 // nats-server fsync every JetStream write before it sends the PubAck, so that
 // a 2xx survives a machine crash or a power loss, not only a process crash.
-const SyncAlways = "always"
+const syncAlways = "always"
 
-// SyncPolicy is how often the embedded nats-server flushes JetStream writes
+// syncPolicy is how often the embedded nats-server flushes JetStream writes
 // to disk: before every PubAck (Always), or every Interval in the
 // background, which loses up to Interval of acknowledged writes on power
 // loss.
-type SyncPolicy struct {
+type syncPolicy struct {
 	Always   bool
 	Interval time.Duration
 }
 
-// ParseSyncInterval reads nats.embedded.sync_interval: "always" or a
+// parseSyncInterval reads nats.embedded.sync_interval: "always" or a
 // positive Go duration. ErrInvalidConfig is returned otherwise.
-func ParseSyncInterval(value string) (SyncPolicy, error) {
-	if strings.EqualFold(strings.TrimSpace(value), SyncAlways) {
-		return SyncPolicy{Always: true}, nil
+func parseSyncInterval(value string) (syncPolicy, error) {
+	if strings.EqualFold(strings.TrimSpace(value), syncAlways) {
+		return syncPolicy{Always: true}, nil
 	}
 	d, err := time.ParseDuration(value)
 	if err != nil || d <= 0 {
-		return SyncPolicy{}, fmt.Errorf("%w: nats.embedded.sync_interval %q: want %q or a positive duration", ErrInvalidConfig, value, SyncAlways)
+		return syncPolicy{}, fmt.Errorf("%w: nats.embedded.sync_interval %q: want %q or a positive duration", ErrInvalidConfig, value, syncAlways)
 	}
-	return SyncPolicy{Interval: d}, nil
+	return syncPolicy{Interval: d}, nil
 }
 
 func validSyncInterval(value string) bool {
-	_, err := ParseSyncInterval(value)
+	_, err := parseSyncInterval(value)
 	return err == nil
 }
 
 // String is the policy as the log and the configuration spell it.
-func (p SyncPolicy) String() string {
+func (p syncPolicy) String() string {
 	if p.Always {
-		return SyncAlways
+		return syncAlways
 	}
 	return p.Interval.String()
 }
@@ -56,5 +56,5 @@ func embeddedSync(ns *server.Server) string {
 	if jsc == nil {
 		return "unknown (JetStream off)"
 	}
-	return SyncPolicy{Always: jsc.SyncAlways, Interval: jsc.SyncInterval}.String()
+	return syncPolicy{Always: jsc.SyncAlways, Interval: jsc.SyncInterval}.String()
 }

@@ -55,13 +55,13 @@ func TestEmbeddedServerSyncPolicy(t *testing.T) {
 func TestParseSyncInterval(t *testing.T) {
 	tests := []struct {
 		value   string
-		want    SyncPolicy
+		want    syncPolicy
 		wantErr error
 	}{
-		{value: "always", want: SyncPolicy{Always: true}},
-		{value: "Always", want: SyncPolicy{Always: true}},
-		{value: "2m", want: SyncPolicy{Interval: 2 * time.Minute}},
-		{value: "10s", want: SyncPolicy{Interval: 10 * time.Second}},
+		{value: "always", want: syncPolicy{Always: true}},
+		{value: "Always", want: syncPolicy{Always: true}},
+		{value: "2m", want: syncPolicy{Interval: 2 * time.Minute}},
+		{value: "10s", want: syncPolicy{Interval: 10 * time.Second}},
 		{value: "0s", wantErr: ErrInvalidConfig},
 		{value: "-1s", wantErr: ErrInvalidConfig},
 		{value: "never", wantErr: ErrInvalidConfig},
@@ -69,7 +69,7 @@ func TestParseSyncInterval(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			got, err := ParseSyncInterval(tt.value)
+			got, err := parseSyncInterval(tt.value)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got error %v, want %v", err, tt.wantErr)
 			}

@@ -28,7 +28,7 @@ func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger)
 	if port == 0 {
 		port = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
 	}
-	sync, err := ParseSyncInterval(cfg.SyncInterval)
+	sync, err := parseSyncInterval(cfg.SyncInterval)
 	if err != nil {
 		return nil, err
 	}

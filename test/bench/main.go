@@ -18,8 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
 // benchSecret signs every request of the run.
@@ -72,7 +70,7 @@ func main() {
 	}
 	for _, m := range strings.Split(*syncModes, ",") {
 		m = strings.TrimSpace(m)
-		if _, err := forwarder.ParseSyncInterval(m); err != nil {
+		if _, _, err := parseSyncMode(m); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: -sync: %v\n", err)
 			os.Exit(2)
 		}

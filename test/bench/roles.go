@@ -51,7 +51,7 @@ func runRole(role, listen, natsURL, storeDir, syncMode string) error {
 // serveNATS runs one nats-server with JetStream on file storage, flushing
 // to disk as syncMode says.
 func serveNATS(ctx context.Context, listen, storeDir, syncMode string) error {
-	sync, err := forwarder.ParseSyncInterval(syncMode)
+	always, interval, err := parseSyncMode(syncMode)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func serveNATS(ctx context.Context, listen, storeDir, syncMode string) error {
 		return err
 	}
 	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
-		SyncAlways: sync.Always, SyncInterval: sync.Interval})
+		SyncAlways: always, SyncInterval: interval})
 	if err != nil {
 		return err
 	}
@@ -76,6 +76,18 @@ func serveNATS(ctx context.Context, listen, storeDir, syncMode string) error {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	return nil
+}
+
+// parseSyncMode reads -sync as nats-server reads sync_interval: "always",
+// or a positive duration between background fsyncs.
+func parseSyncMode(mode string) (always bool, interval time.Duration, err error) {
+	if mode == "always" {
+		return true, 0, nil
+	}
+	if interval, err = time.ParseDuration(mode); err != nil || interval <= 0 {
+		return false, 0, fmt.Errorf("sync mode %q: want always or a positive duration", mode)
+	}
+	return false, interval, nil
 }
 
 func serveHTTP(ctx context.Context, listen string, h http.Handler) error {
