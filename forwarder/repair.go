@@ -165,13 +165,22 @@ func (b *natsBroker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg 
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	_, err = kv.Create(ctx, KVKey(id), markValue(meta.Sequence.Stream, meta.Timestamp))
+	key := KVKey(id)
+	// Most marks exist: one lookup settles them, where Create would take two
+	// round trips to fail.
+	switch _, err := kv.Get(ctx, key); {
+	case err == nil:
+		return "", nil
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return "", fmt.Errorf("look up mark %q: %w", key, err)
+	}
+	_, err = kv.Create(ctx, key, markValue(meta.Sequence.Stream, meta.Timestamp))
 	switch {
 	case err == nil:
 		return id, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return "", nil
 	default:
-		return "", fmt.Errorf("create mark %q: %w", KVKey(id), err)
+		return "", fmt.Errorf("create mark %q: %w", key, err)
 	}
 }
