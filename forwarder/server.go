@@ -29,7 +29,7 @@ func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Ech
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
-	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs().next}))
 	// Wrapped here, once: Echo would wrap route middleware on every request.
 	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(limitBodyMemory(cfg, m)(h.Handle))))
 	return e

@@ -89,7 +89,8 @@ func (s *Service) connect(ctx context.Context, metrics *metricSet) (err error) {
 			return err
 		}
 		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
-		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir))
+		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir),
+			zap.String("sync_interval", embeddedSync(s.ns)))
 	}
 	s.broker, err = connectBroker(url, s.cfg.brokerConfig(), s.log, metrics, extra...)
 	return err
