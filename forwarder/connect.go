@@ -54,6 +54,7 @@ func natsOptions(cfg NATSConfig, b *natsBroker, log *zap.Logger) ([]nats.Option,
 			b.warnSmallPayload(nc)
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
+			b.requestRepair()
 			b.Wake()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -74,3 +74,14 @@ func headerSafe(value string) bool {
 	}
 	return !strings.ContainsFunc(value, unicode.IsControl)
 }
+
+// kvKeyOfMessageID is the KV key of the dedup key a message's Nats-Msg-Id
+// carries: a mapped id is the KV key itself (messageID maps every key that
+// starts with the prefix, so no id carried as received does), any other is
+// mapped as the request path maps it.
+func kvKeyOfMessageID(id string) string {
+	if strings.HasPrefix(id, mappedKeyPrefix) {
+		return id
+	}
+	return KVKey(id)
+}

@@ -143,3 +143,13 @@ func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
 	}
 	h.assertCount(uint64(len(tests)))
 }
+
+// TestMessageIDLeadsBackToTheKVKey: the mark repair derives the KV key from
+// the Nats-Msg-Id, so for every key the two must lead to the same mark.
+func TestMessageIDLeadsBackToTheKVKey(t *testing.T) {
+	for _, key := range []string{"evt_1", "dlv with spaces", " evt_ws", "evt_ws\r\n", "evt_\u0001", "urn:zautic:1", strings.Repeat("k", 500), KVKey(" evt_ws")} {
+		if got, want := kvKeyOfMessageID(messageID(key)), KVKey(key); got != want {
+			t.Errorf("%q: got KV key %q from its Nats-Msg-Id, want %q", key, got, want)
+		}
+	}
+}

@@ -13,4 +13,6 @@
 // mark the key as seen, answer. HTTP lives in handler.go and server.go and
 // sees NATS only through the eventStore interface; NATS lives in broker.go,
 // resources.go and connect.go; rejections.go maps every error to its answer.
+// tracing.go wraps the steps in OpenTelemetry spans and puts the trace
+// context on each message, only when Start is given WithTracerProvider.
 package forwarder

@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -32,13 +33,32 @@ func messageSize(header map[string][]string, body []byte, stream string) int64 {
 // refuse: a retry cannot fix it, so it is answered 413, never 503.
 // maxPayload is 0 while unknown (never connected): the broker is then not
 // ready and the request is answered 503 anyway.
-func fitsPayload(header map[string][]string, body []byte, stream string, maxPayload int64) error {
-	size := messageSize(header, body, stream)
+// extra counts headers added after the check (the trace context).
+func fitsPayload(header map[string][]string, body []byte, stream string, extra, maxPayload int64) error {
+	size := messageSize(header, body, stream) + extra
 	if maxPayload > 0 && size > maxPayload {
 		return fmt.Errorf("%w: %d bytes with the message headers exceed the NATS server's max_payload of %d bytes",
 			errBodyTooLarge, size, maxPayload)
 	}
 	return nil
+}
+
+// traceparentLength is the length of a W3C traceparent value,
+// "00-<32 hex>-<16 hex>-<2 hex>".
+const traceparentLength = 55
+
+// traceHeaderBytes bounds what tracing adds to the message's headers after
+// the payload check: a traceparent, and the tracestate, which comes from the
+// request's own (and only shrinks on the way).
+func (h *webhookHandler) traceHeaderBytes(req *http.Request) int64 {
+	if h.tracer == nil {
+		return 0
+	}
+	n := len("traceparent: \r\n") + traceparentLength
+	if ts := req.Header.Get("Tracestate"); ts != "" {
+		n += len("tracestate: \r\n") + len(ts)
+	}
+	return int64(n)
 }
 
 // MaxPayload is the connected server's max_payload, 0 before the first

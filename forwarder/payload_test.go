@@ -49,8 +49,8 @@ func TestMessageSizeIsExact(t *testing.T) {
 				cancel()
 				nc.Close()
 				refused := errors.Is(err, nats.ErrMaxPayload)
-				if refused != (limit < size) || fitsPayload(header, []byte(body), "ZAUTIC", limit) == nil == refused {
-					t.Errorf("max_payload %d for a message of %d: got publish error %v, fitsPayload %v", limit, size, err, fitsPayload(header, []byte(body), "ZAUTIC", limit))
+				if refused != (limit < size) || fitsPayload(header, []byte(body), "ZAUTIC", 0, limit) == nil == refused {
+					t.Errorf("max_payload %d for a message of %d: got publish error %v, fitsPayload %v", limit, size, err, fitsPayload(header, []byte(body), "ZAUTIC", 0, limit))
 				}
 			}
 		})
