@@ -104,7 +104,7 @@ func TestHandlerTracesPublishedDelivery(t *testing.T) {
 	})
 	assertAttrs(t, producer, map[string]string{
 		"messaging.system": "nats", "messaging.destination.name": "zautic.message.delivered",
-		"messaging.message.id": "dlv_tr_1", "messaging.operation.type": "send",
+		"messaging.message.id": "evt_tr_1", "messaging.operation.type": "send",
 	})
 	if server.Status().Code == codes.Error || producer.Status().Code == codes.Error {
 		t.Errorf("status: got server %v, send %v, want neither an error", server.Status(), producer.Status())

@@ -47,13 +47,14 @@ func TestMarkRepairAfterCrash(t *testing.T) {
 
 			_, js := connect(t, ns.ClientURL())
 			ev := newEvents("repair", 1)[0]
-			publishWithID(t, js, ev.Type, ev.Body, ev.ID, ev.DeliveryID)
+			// Keyed as the forwarder keys it: the event id (dedup.key event).
+			publishWithID(t, js, ev.Type, ev.Body, ev.ID, ev.ID)
 			waitDuplicateWindowClosed(t, js)
 
 			p := startForwarder(t, env)
 			p.WaitReady(t)
 			if tt.wantCopies == 1 {
-				waitRepairLine(t, p, []string{ev.DeliveryID})
+				waitRepairLine(t, p, []string{ev.ID})
 			}
 			got := send(t, p.WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
 			if got.Status != http.StatusOK || got.Body["status"] != tt.wantOutcome {

@@ -94,7 +94,7 @@ func TestTracingEndToEnd(t *testing.T) {
 			producer := collector.waitSpan(t, tt.traceID, "send zautic.message.delivered")
 			assertSpan(t, producer, tracepb.Span_SPAN_KIND_PRODUCER, server.spanID(), map[string]string{
 				"messaging.system": "nats", "messaging.destination.name": "zautic.message.delivered",
-				"messaging.message.id": "dlv_trace_1",
+				"messaging.message.id": "evt_trace_1",
 			})
 			for _, name := range []string{"dedup lookup", "dedup mark"} {
 				assertSpan(t, collector.waitSpan(t, tt.traceID, name), tracepb.Span_SPAN_KIND_CLIENT, server.spanID(), nil)
@@ -115,7 +115,7 @@ func TestTracingEndToEnd(t *testing.T) {
 			}
 			consumer := collector.waitSpan(t, tt.traceID, "process zautic.message.delivered")
 			assertSpan(t, consumer, tracepb.Span_SPAN_KIND_CONSUMER, producer.spanID(), map[string]string{
-				"messaging.system": "nats", "messaging.message.id": "dlv_trace_1", "zautic.outcome": "processed",
+				"messaging.system": "nats", "messaging.message.id": "evt_trace_1", "zautic.outcome": "processed",
 			})
 			if got := consumer.resource["service.name"]; got != "zautic-consumer-example" {
 				t.Errorf("consumer service.name: got %q, want zautic-consumer-example", got)
