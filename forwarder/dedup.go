@@ -27,7 +27,7 @@ func (h *webhookHandler) dedupKey(d *delivery) string {
 // already accepted is a duplicate whatever its delivery id; a genuine
 // re-delivery is signed anew, with another t, and goes through.
 func (h *webhookHandler) kvKeys(d *delivery, body []byte) []string {
-	keys := []string{KVKey(d.key)}
+	keys := append(d.kvKeyArray[:0], KVKey(d.key)) // no allocation: d is on the heap already
 	if h.cfg.Dedup.Key == DedupKeyDelivery {
 		keys = append(keys, signatureKey(d.signed.Timestamp, body))
 	}

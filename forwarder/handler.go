@@ -89,7 +89,8 @@ type delivery struct {
 	event      zautic.Event
 	subject    string
 	key        string   // the dedup key, as received
-	kvKeys     []string // the KV keys looked up and marked
+	kvKeys     []string // the KV keys looked up and marked, in kvKeyArray
+	kvKeyArray [2]string
 	signed     zautic.Verified
 	outcome    string
 	ack        stored // Seq is 0 until the stream has acknowledged (sequences start at 1)

@@ -29,7 +29,8 @@ func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Ech
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
-	e.Use(dropUnusableRequestID, middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs().next}))
+	ids := newRequestIDs()
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: ids.next, RequestIDHandler: ids.replaceUnusable}))
 	// Wrapped here, once: Echo would wrap route middleware on every request.
 	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(limitBodyMemory(cfg, m)(h.Handle))))
 	// Echo answers OPTIONS on a routed path itself, 204 with Allow; the path
@@ -45,17 +46,15 @@ func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Ech
 // one is replaced by a generated id.
 const maxRequestIDLength = 128
 
-// dropUnusableRequestID removes an incoming X-Request-Id that is too long,
-// or holds anything but printable ASCII, so that RequestID generates one:
-// the id is echoed in the answer and written to every log line of the
-// request, and the client chooses it.
-func dropUnusableRequestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header
-		if id := h.Get(echo.HeaderXRequestID); len(id) > maxRequestIDLength || !printableASCII(id) {
-			h.Del(echo.HeaderXRequestID)
-		}
-		return next(c)
+// replaceUnusable replaces, in the answer, an incoming X-Request-Id that is
+// too long or holds anything but printable ASCII with a generated one: the
+// client chooses the id, which is echoed in the answer and written to every
+// log line of the request (both read it from the answer's header). It runs
+// inside the RequestID middleware, since a middleware of its own would cost
+// an allocation per request.
+func (g *requestIDs) replaceUnusable(c echo.Context, id string) {
+	if len(id) > maxRequestIDLength || !printableASCII(id) {
+		c.Response().Header().Set(echo.HeaderXRequestID, g.next())
 	}
 }
 
