@@ -32,6 +32,7 @@ type Service struct {
 	webLn, adminLn net.Listener
 	stopBroker     context.CancelFunc
 	stopHangup     func()
+	secretsChanged func()
 	serveErr       chan error
 	wg             sync.WaitGroup
 }
@@ -67,19 +68,21 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBroker = cancel
 	s.wg.Go(func() { s.Broker.Run(ctx) })
+	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
+	replayer := s.startQuarantine(ctx, handler, metrics)
 	hangup, stopHangup := NotifyHangup()
 	s.stopHangup = stopHangup
 	watcher := NewSecretWatcher(s.Secrets, log, metrics)
+	watcher.OnChange(s.secretsChanged)
 	s.wg.Go(func() { watcher.Run(ctx, hangup) })
 
-	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
 	s.web = NewHTTPServer(cfg.HTTP, NewWebhookServer(cfg.HTTP, handler, metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		s.admin = NewHTTPServer(cfg.HTTP, NewAdminHandler(cfg.Admin, s.Broker, reg), log)
+		s.admin = NewHTTPServer(cfg.HTTP, NewAdminHandler(cfg.Admin, s.Broker, reg, QuarantineRoutes(replayer)), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}
