@@ -124,10 +124,16 @@ func (b *Broker) DeleteQuarantined(ctx context.Context, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("delete quarantined seq %d: %w", seq, err)
+	err = s.DeleteMsg(ctx, seq)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// The server answers a missing message with a generic failure: look
+	// the entry up to tell "already gone" from a real error.
+	if _, getErr := s.GetMsg(ctx, seq); errors.Is(getErr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return fmt.Errorf("delete quarantined seq %d: %w", seq, err)
 }
 
 // QuarantineEntries lists entries matching f, oldest first, through a
