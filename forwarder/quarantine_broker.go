@@ -64,13 +64,16 @@ func (b *Broker) missingQuarantine(ctx context.Context) (string, error) {
 	if !b.cfg.Quarantine.Enabled {
 		return "", nil
 	}
-	_, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
+	s, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Sprintf("stream %q", b.cfg.Quarantine.Stream), nil
 	case err != nil:
 		return "", fmt.Errorf("look up stream %q: %w", b.cfg.Quarantine.Stream, err)
 	}
+	// The lookup returns the stream's state: the entries waiting, for the
+	// gauge behind the "quarantine not empty" alert.
+	b.metrics.setQuarantineEntries(s.CachedInfo().State.Msgs)
 	return "", nil
 }
 
