@@ -19,10 +19,6 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newQuarantineCommand)
-}
-
 // defaultAdminURL is the admin listener of a forwarder on this host with
 // the default admin.addr.
 const defaultAdminURL = "http://localhost:9090"
@@ -44,7 +40,7 @@ func (a *adminClient) flags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
 }
 
-func newQuarantineCommand(_ io.Reader, stdout, _ io.Writer) *cobra.Command {
+func newQuarantineCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quarantine",
 		Short: "List and replay the deliveries the forwarder rejected and kept",
@@ -228,14 +224,7 @@ func printResults(w io.Writer, answer forwarder.ReplayAnswer) error {
 // unsettled returns errNotReplayed, with the count, when an entry was
 // rejected, unavailable or not found.
 func unsettled(answer forwarder.ReplayAnswer) error {
-	n := 0
-	for _, r := range answer.Results {
-		switch r.Outcome {
-		case forwarder.OutcomeRejected, forwarder.OutcomeUnavailable, forwarder.OutcomeNotFound:
-			n++
-		}
-	}
-	if n > 0 {
+	if n := answer.Unsettled(); n > 0 {
 		return fmt.Errorf("%w: %d of %d", errNotReplayed, n, len(answer.Results))
 	}
 	return nil
