@@ -47,9 +47,6 @@ type ListAnswer struct {
 	Unsigned []string `json:"unsigned"`
 }
 
-// eventHeader is the unsigned header Zautic names the event type in.
-const eventHeader = "X-Zautic-Event"
-
 // quarantineRoutes returns the routes of the quarantine on the admin
 // listener: GET /quarantine and POST /quarantine/replay. With api nil
 // (quarantine.enabled false) both answer 404 saying so.
@@ -84,7 +81,7 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 		for _, e := range entries {
 			answer.Entries = append(answer.Entries, ListedEntry{
 				Seq: e.Seq, Reason: e.Reason, ReceivedAt: receivedAt(e),
-				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(eventHeader), Size: e.Size,
+				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(zautic.RequestEventHeader), Size: e.Size,
 			})
 		}
 		writeJSON(w, http.StatusOK, answer)

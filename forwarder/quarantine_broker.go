@@ -124,9 +124,9 @@ func (b *natsBroker) quarantineStream(ctx context.Context) (jetstream.Stream, er
 	return s, nil
 }
 
-// quarantineEntry returns the entry with sequence seq, body included. If
+// QuarantinedEntry returns the entry with sequence seq, body included. If
 // there is none, errEntryNotFound is returned.
-func (b *natsBroker) quarantineEntry(ctx context.Context, seq uint64) (quarantineEntry, error) {
+func (b *natsBroker) QuarantinedEntry(ctx context.Context, seq uint64) (quarantineEntry, error) {
 	s, err := b.quarantineStream(ctx)
 	if err != nil {
 		return quarantineEntry{}, err

@@ -94,11 +94,11 @@ func (a ReplayAnswer) Unsettled() int {
 // replayStore is what replay needs from NATS; *natsBroker implements it.
 type replayStore interface {
 	QuarantineEntries(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error)
-	quarantineEntry(ctx context.Context, seq uint64) (quarantineEntry, error)
+	QuarantinedEntry(ctx context.Context, seq uint64) (quarantineEntry, error)
 	DeleteQuarantined(ctx context.Context, seq uint64) error
 }
 
-// Replayer runs quarantined entries through the normal request path, in
+// replayer runs quarantined entries through the normal request path, in
 // process: verify against the secrets accepted now, with the tolerance
 // measured at the time the request arrived, then parse, subject, allow,
 // dedup, publish, mark. An entry that ends published, duplicate or ignored
@@ -152,7 +152,7 @@ func (r *replayer) Replay(ctx context.Context, req ReplayRequest, trigger string
 func (r *replayer) entry(ctx context.Context, seq uint64) (quarantineEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return r.store.quarantineEntry(ctx, seq)
+	return r.store.QuarantinedEntry(ctx, seq)
 }
 
 // replayAll replays, page by page and oldest first, up to limit entries of

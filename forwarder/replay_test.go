@@ -309,7 +309,7 @@ func TestReplayInputs(t *testing.T) {
 			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
 				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
 			}
-			_, err = h.broker.quarantineEntry(context.Background(), seq)
+			_, err = h.broker.QuarantinedEntry(context.Background(), seq)
 			if stays := err == nil; stays != tt.wantStays {
 				t.Errorf("entry stays: got %v, want %v", stays, tt.wantStays)
 			}
