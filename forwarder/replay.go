@@ -119,6 +119,8 @@ func newReplayer(h *webhookHandler, store replayStore) *replayer {
 
 // List returns the entries f selects, without bodies.
 func (r *replayer) List(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	f.Bodies = false
 	return r.store.QuarantineEntries(ctx, f)
 }
@@ -162,7 +164,13 @@ func (r *replayer) replayAll(ctx context.Context, req ReplayRequest, trigger str
 	answer := ReplayAnswer{DryRun: req.DryRun, Results: []ReplayResult{}}
 	for len(answer.Results) < limit {
 		if err := ctx.Err(); err != nil {
-			return answer, after, err
+			// Out of time: what was replayed is the answer, and the rest
+			// remains for the next call.
+			answer.More = len(answer.Results) > 0
+			if !answer.More {
+				return answer, after, err
+			}
+			return answer, after, nil
 		}
 		page, err := r.page(ctx, req.Reason, after, min(fetchBatch, limit-len(answer.Results)))
 		if err != nil {

@@ -73,7 +73,7 @@ func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarn
 	h.handler.keep = newQuarantiner(h.cfg, h.broker, log, m)
 	h.replayer = newReplayer(h.handler, h.broker)
 	h.web = newWebhookServer(h.cfg.HTTP, h.handler, m)
-	h.admin = newAdminHandler(h.cfg.Admin, h.broker, h.registry, quarantineRoutes(h.replayer))
+	h.admin = newAdminHandler(h.cfg.Admin, h.broker, h.registry, quarantineRoutes(h.replayer, h.cfg.HTTP.WriteTimeout))
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

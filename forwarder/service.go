@@ -72,7 +72,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	}
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		s.admin = newHTTPServer(cfg.HTTP, newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer)), log)
+		s.admin = newHTTPServer(cfg.HTTP, newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer, cfg.HTTP.WriteTimeout)), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}
