@@ -15,10 +15,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// headerBackstop is the net/http header limit. It sits well above
-// http.max_header_bytes so that the precise check in limitHeaderBytes answers
-// 431 with a JSON reason; net/http's own plain-text 431 only guards memory.
-const headerBackstop = 1 << 20
+// headerSlack is how far net/http's header limit sits above
+// http.max_header_bytes: enough for the request line and for headers a
+// little over the limit to reach limitHeaderBytes, which answers 431 with a
+// JSON reason. Headers beyond it get net/http's own plain-text 431 and a
+// closed connection, before any handler runs; each connection holds at most
+// that much of headers.
+const headerSlack = 4 << 10
 
 // newWebhookServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
@@ -26,9 +29,9 @@ func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Ech
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
-	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs().next}))
 	// Wrapped here, once: Echo would wrap route middleware on every request.
-	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(h.Handle)))
+	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(limitBodyMemory(cfg, m)(h.Handle))))
 	return e
 }
 
@@ -41,7 +44,7 @@ func newHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    max(headerBackstop, cfg.MaxHeaderBytes),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes + headerSlack,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 }
@@ -149,7 +152,11 @@ func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheu
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		// Exemplars (the trace id of a request_duration_seconds observation)
+		// exist only in the OpenMetrics format, served when the scraper asks.
+		EnableOpenMetrics: true,
+	}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
