@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -41,7 +42,7 @@ func newRootCommand(hangup <-chan os.Signal, stdin io.Reader, stdout, stderr io.
 	// The root runs serve, so it takes serve's flags too.
 	root.Flags().AddFlagSet(serve.Flags())
 	root.AddCommand(serve, newCheckConfigCommand(stdout), newVersionCommand(stdout),
-		newSendCommand(stdin, stdout, stderr), newSignCommand(stdin, stdout, stderr))
+		newSendCommand(stdin, stdout, stderr), newSignCommand(stdin, stdout, stderr), newQuarantineCommand(stdout))
 	return root
 }
 
@@ -145,13 +146,17 @@ func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := forwarder.CheckSecrets(cfg.Webhook); err != nil {
+			keyIDs, err := forwarder.SecretKeyIDs(cfg.Webhook)
+			if err != nil {
 				return err
 			}
 			out, err := yaml.Marshal(cfg.Redacted())
 			if err != nil {
 				return err
 			}
+			// A comment, so that the output stays a valid configuration.
+			out = fmt.Appendf(out, "# key ids of the webhook secrets (first 8 hex characters of SHA-256): %s\n",
+				strings.Join(keyIDs, ", "))
 			_, err = stdout.Write(out)
 			return err
 		},

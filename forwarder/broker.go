@@ -65,16 +65,17 @@ type readiness struct {
 
 // brokerConfig is the part of the configuration the broker reads.
 type brokerConfig struct {
-	NATS   NATSConfig
-	Stream StreamConfig
-	Dedup  DedupConfig
+	NATS       NATSConfig
+	Stream     StreamConfig
+	Dedup      DedupConfig
+	Quarantine QuarantineConfig
 	// MaxBodyBytes is http.max_body_bytes, which the server's max_payload
 	// is compared with at connect.
 	MaxBodyBytes int64
 }
 
 func (c Config) brokerConfig() brokerConfig {
-	return brokerConfig{NATS: c.NATS, Stream: c.Stream, Dedup: c.Dedup, MaxBodyBytes: c.HTTP.MaxBodyBytes}
+	return brokerConfig{NATS: c.NATS, Stream: c.Stream, Dedup: c.Dedup, Quarantine: c.Quarantine, MaxBodyBytes: c.HTTP.MaxBodyBytes}
 }
 
 // connectBroker connects to url (comma-separated for a cluster) with extra
@@ -217,6 +218,9 @@ func (b *natsBroker) ensureResources(ctx context.Context) error {
 		return err
 	}
 	b.kv.Store(&kv)
+	if err := b.ensureQuarantine(ctx); err != nil {
+		return err
+	}
 	b.ensured.Store(true)
 	return nil
 }
@@ -239,6 +243,13 @@ func (b *natsBroker) checkResources(ctx context.Context) error {
 		missing = append(missing, fmt.Sprintf("KV bucket %q", b.cfg.Dedup.Bucket))
 	case err != nil:
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
+	}
+	quarantine, err := b.missingQuarantine(ctx)
+	if err != nil {
+		return err
+	}
+	if quarantine != "" {
+		missing = append(missing, quarantine)
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s", errMissingResources, strings.Join(missing, ", "))

@@ -13,6 +13,12 @@
 // mark the key as seen, answer. HTTP lives in handler.go and server.go and
 // sees NATS only through the eventStore interface; NATS lives in broker.go,
 // resources.go and connect.go; rejections.go maps every error to its answer.
+//
+// A request rejected for signature_mismatch or timestamp_out_of_tolerance is
+// kept in a quarantine stream (quarantine.go, quarantine_broker.go) and
+// replayed through the same path (replay.go), by itself after a change of
+// the secrets (replay_auto.go) or from the admin API (admin_quarantine.go).
+//
 // tracing.go wraps the steps in OpenTelemetry spans and puts the trace
 // context on each message, only when Start is given WithTracerProvider.
 package forwarder

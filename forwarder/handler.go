@@ -62,6 +62,7 @@ type webhookHandler struct {
 	metrics *metricSet
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
+	keep    *quarantiner    // nil: rejected requests are not kept
 	tracer  trace.Tracer    // nil: tracing is off
 
 	streamJSON []byte // the stream name as a JSON string
@@ -94,6 +95,11 @@ type delivery struct {
 	signed     zautic.Verified
 	outcome    string
 	ack        stored // Seq is 0 until the stream has acknowledged (sequences start at 1)
+	receivedAt time.Time
+	keyID      string // the key id of the secret that matched
+	dryRun     bool   // look up, change nothing (replay)
+	kept       bool   // stored in the quarantine
+	tracestate string // the request's, which tracing copies to the message
 }
 
 // bodyBuffers recycles request bodies. Nothing holds a body past the
@@ -112,7 +118,7 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 	req := c.Request()
 	// The RequestID middleware has set the response header: the incoming
 	// X-Request-Id, or a generated one.
-	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(zautic.RequestDeliveryIDHeader)}
+	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(zautic.RequestDeliveryIDHeader), receivedAt: h.now()}
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledBody {
@@ -126,7 +132,7 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 		defer h.endRequestSpan(span, d, err)
 	}
 	if err != nil {
-		return answerError(c, err)
+		return answerError(c, err, d.kept)
 	}
 	return h.answer(c, d)
 }
@@ -137,9 +143,22 @@ func (h *webhookHandler) process(c echo.Context, d *delivery, buf *bytes.Buffer)
 	if err != nil {
 		return err
 	}
-	if d.signed, err = zautic.VerifySignature(body, req.Header.Get(zautic.RequestSignatureHeader), h.secrets.Current(), h.cfg.Webhook.Tolerance, h.now()); err != nil {
+	d.tracestate = req.Header.Get("Tracestate")
+	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Webhook.Tolerance)
+	if reason := quarantineReason(err); reason != "" {
+		d.kept = h.keep.keep(req.Context(), d, reason, req, body)
+	}
+	return err
+}
+
+// deliver runs a whole body through the rest of the path: verify (with the
+// tolerance measured at d.receivedAt), parse, subject, allow, dedup,
+// publish, mark. Requests and replays of quarantined entries share it.
+func (h *webhookHandler) deliver(ctx context.Context, d *delivery, body []byte, signature string, tolerance time.Duration) error {
+	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
 	}
+	var err error
 	if d.event, err = zautic.ParseEvent(body); err != nil {
 		return err
 	}
@@ -153,10 +172,23 @@ func (h *webhookHandler) process(c echo.Context, d *delivery, buf *bytes.Buffer)
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
 	header := messageHeader(d)
-	if err := fitsPayload(header, body, h.cfg.Stream.Name, h.traceHeaderBytes(req), h.store.MaxPayload()); err != nil {
+	if err := fitsPayload(header, body, h.cfg.Stream.Name, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}
-	return h.forward(req.Context(), d, header, body)
+	return h.forward(ctx, d, header, body)
+}
+
+// verify checks the signature against the secrets accepted now and notes
+// which one matched.
+func (h *webhookHandler) verify(d *delivery, body []byte, signature string, tolerance time.Duration) error {
+	secrets := h.secrets.Current()
+	var err error
+	if d.signed, err = zautic.VerifySignature(body, signature, secrets, tolerance, d.receivedAt); err != nil {
+		return err
+	}
+	d.keyID = KeyID(secrets[d.signed.Secret])
+	h.metrics.signatureVerified(d.keyID)
+	return nil
 }
 
 // forward runs the NATS steps in the order that loses nothing: a failed
@@ -177,6 +209,10 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, header map[st
 	}
 	if seen {
 		d.outcome = outcomeDuplicate
+		return nil
+	}
+	if d.dryRun {
+		d.outcome = outcomeWouldPublish
 		return nil
 	}
 	if d.ack, err = h.publish(natsCtx, d, header, body); err != nil {
@@ -306,8 +342,14 @@ func (h *webhookHandler) record(ctx context.Context, d *delivery, err error, too
 	if d.ack.Seq != 0 {
 		fields = append(fields, zap.Uint64("seq", d.ack.Seq))
 	}
+	if d.keyID != "" {
+		fields = append(fields, zap.String("key_id", d.keyID))
+	}
 	if err != nil {
 		fields = append(fields, zap.String("reason", err.Error()))
+	}
+	if d.kept {
+		fields = append(fields, zap.Bool("quarantined", true))
 	}
 	if sampled {
 		fields = append(fields, traceFields(sc)...)

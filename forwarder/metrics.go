@@ -37,6 +37,7 @@ type metricSet struct {
 	markFailures    prometheus.Counter
 	secretReloads   *prometheus.CounterVec
 	documentedTypes map[string]bool
+	quarantine      quarantineMetrics
 }
 
 // newMetricSet creates the collectors and registers them, with the Go and
@@ -98,6 +99,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		m.documentedTypes[t] = true
 	}
 	m.initSeries()
+	m.quarantine = newQuarantineMetrics(reg)
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

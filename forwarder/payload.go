@@ -2,7 +2,6 @@ package forwarder
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -50,12 +49,12 @@ const traceparentLength = 55
 // traceHeaderBytes bounds what tracing adds to the message's headers after
 // the payload check: a traceparent, and the tracestate, which comes from the
 // request's own (and only shrinks on the way).
-func (h *webhookHandler) traceHeaderBytes(req *http.Request) int64 {
+func (h *webhookHandler) traceHeaderBytes(tracestate string) int64 {
 	if h.tracer == nil {
 		return 0
 	}
 	n := len("traceparent: \r\n") + traceparentLength
-	if ts := req.Header.Get("Tracestate"); ts != "" {
+	if ts := tracestate; ts != "" {
 		n += len("tracestate: \r\n") + len(ts)
 	}
 	return int64(n)

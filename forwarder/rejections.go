@@ -86,15 +86,17 @@ func rejectReasons() []string {
 	return reasons
 }
 
-// answerError writes err's status, its Retry-After, and {"error": err}.
-func answerError(c echo.Context, err error) error {
+// answerError writes err's status, its Retry-After, and {"error": err},
+// with "quarantined":true when the rejected request was kept.
+func answerError(c echo.Context, err error, kept bool) error {
 	r := classify(err)
 	if r.retryAfter != "" {
 		c.Response().Header().Set("Retry-After", r.retryAfter)
 	}
-	return c.JSON(r.status, errorBody{Error: err.Error()})
+	return c.JSON(r.status, errorBody{Error: err.Error(), Quarantined: kept})
 }
 
 type errorBody struct {
-	Error string `json:"error"`
+	Error       string `json:"error"`
+	Quarantined bool   `json:"quarantined,omitempty"`
 }

@@ -60,11 +60,15 @@ func newSecrets(cfg WebhookConfig) (*secretSet, error) {
 	return s, nil
 }
 
-// CheckSecrets reads the secrets of cfg as Start does and returns the error
-// that would stop it: ErrNoSecret, or a secret file that cannot be read.
-func CheckSecrets(cfg WebhookConfig) error {
-	_, err := newSecrets(cfg)
-	return err
+// SecretKeyIDs reads the secrets of cfg as Start does and returns their key
+// ids, in order, or the error that would stop it: ErrNoSecret, or a secret
+// file that cannot be read.
+func SecretKeyIDs(cfg WebhookConfig) ([]string, error) {
+	s, err := newSecrets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return keyIDs(s.Current()), nil
 }
 
 // Reload re-reads the secret files, each on its own: a file that cannot be

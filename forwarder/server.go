@@ -158,7 +158,7 @@ func (e *headerSizeError) Unwrap() error { return errHeadersTooLarge }
 func rejectEarly(c echo.Context, m *metricSet, err error) error {
 	r := classify(err)
 	m.request(r.outcome, r.reason, 0)
-	return answerError(c, err)
+	return answerError(c, err, false)
 }
 
 // readiness is what the admin listener asks of the broker.
@@ -167,9 +167,13 @@ type readinessChecker interface {
 }
 
 // newAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
-// /debug/pprof/ on the admin listener.
-func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer) http.Handler {
+// /debug/pprof/ on the admin listener, and the routes each of routes adds
+// (quarantineRoutes).
+func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer, routes ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	for _, add := range routes {
+		add(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

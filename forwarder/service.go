@@ -32,7 +32,8 @@ type Service struct {
 
 	web, admin     *http.Server
 	webLn, adminLn net.Listener
-	stopLoops      context.CancelFunc // ends the broker's and the watcher's loops
+	stopLoops      context.CancelFunc // ends the broker's, the watcher's and the automatic replay's loops
+	autoReplay     *autoReplayer      // nil: quarantine.auto_replay is off
 	serveErr       chan error
 	wg             sync.WaitGroup
 }
@@ -62,8 +63,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 		return nil, err
 	}
 	s.watcher = newSecretWatcher(s.secrets, log, metrics)
-	s.runLoops()
 	handler := newWebhookHandler(cfg.handlerConfig(), s.secrets, s.broker, log, metrics, opts...)
+	replayer := s.setUpQuarantine(handler, metrics)
+	s.runLoops()
 	s.web = newHTTPServer(cfg.HTTP, newWebhookServer(cfg.HTTP, handler, metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
@@ -72,7 +74,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	logMemoryBound(cfg.HTTP, log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		s.admin = newHTTPServer(cfg.HTTP, newAdminHandler(cfg.Admin, s.broker, reg), log)
+		s.admin = newHTTPServer(cfg.HTTP, newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer, cfg.HTTP.WriteTimeout)), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}
@@ -103,6 +105,9 @@ func (s *Service) runLoops() {
 	s.stopLoops = cancel
 	s.wg.Go(func() { s.broker.Run(ctx) })
 	s.wg.Go(func() { s.watcher.Run(ctx) })
+	if s.autoReplay != nil {
+		s.wg.Go(func() { s.autoReplay.Run(ctx) })
+	}
 }
 
 // refuseMissingResources fails the start when stream.manage is false and

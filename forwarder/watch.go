@@ -39,6 +39,7 @@ type secretWatcher struct {
 	metrics  *metricSet
 	interval time.Duration
 	requests chan string // triggers of Request, at most one pending
+	onChange func()      // called after a reload that changed the set of secrets
 }
 
 // newSecretWatcher returns a watcher of s; Run watches. metrics may be nil.
@@ -166,4 +167,13 @@ func (w *secretWatcher) reload(trigger string) {
 		return
 	}
 	w.log.Info("webhook secrets reloaded", zap.String("trigger", trigger), zap.Int("count", len(after)))
+	if w.onChange != nil && !sameSecretSet(before, after) {
+		w.onChange()
+	}
+}
+
+// OnChange sets f to be called after every reload that changes the set of
+// secrets (a new order of the same secrets is no change). Call it before Run.
+func (w *secretWatcher) OnChange(f func()) {
+	w.onChange = f
 }

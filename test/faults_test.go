@@ -340,7 +340,8 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 // before NATS (had NATS answered at start, a missing stream would stop the
 // start: TestUnmanagedMissingResourcesRefusesToStart). Once NATS is up
 // without the stream and bucket: not ready, an error log naming both, 503s;
-// once an operator creates them, ready and forwarding.
+// once an operator creates them (and the quarantine stream), ready and
+// forwarding.
 func TestUnmanagedResourcesMissing(t *testing.T) {
 	addr := freeAddr(t)
 	env := forwarderEnv("nats://" + addr)
@@ -373,6 +374,10 @@ func TestUnmanagedResourcesMissing(t *testing.T) {
 	}
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "zautic-dedup"}); err != nil {
 		t.Fatalf("create bucket: %v", err)
+	}
+	waitNotReady(t, p, `stream \"ZAUTIC_QUARANTINE\"`)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC_QUARANTINE", Subjects: []string{"zautic-quarantine.>"}}); err != nil {
+		t.Fatalf("create quarantine stream: %v", err)
 	}
 	p.WaitReady(t)
 	requirePublished(t, p, js, ev)
