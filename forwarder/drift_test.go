@@ -62,6 +62,7 @@ func TestCheckComparesStreamSubjects(t *testing.T) {
 			ns, js := startTestNATS(t)
 			cfg := DefaultConfig()
 			cfg.Stream.Manage = tt.manage
+			cfg.Quarantine.Enabled = false // this test is about the event stream
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if !tt.manage {

@@ -48,6 +48,7 @@ func TestStreamChangedUnderTheForwarder(t *testing.T) {
 			env := forwarderEnv(ns.ClientURL())
 			if !tt.manage {
 				env["FORWARDER_STREAM_MANAGE"] = "false"
+				env["FORWARDER_QUARANTINE_ENABLED"] = "false" // this test is about the event stream
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"}}); err != nil {
