@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -20,18 +21,38 @@ func (h *webhookHandler) dedupKey(d *delivery) string {
 	return d.deliveryID
 }
 
+// kvKeys are the KV keys of a delivery: the dedup key's, and under dedup.key
+// "delivery" the accepted signature's. A fixed array, not a slice, so that
+// the delivery, which holds them, need not leave the stack.
+type kvKeys struct {
+	keys [2]string
+	n    int
+}
+
+func (k *kvKeys) list() []string { return k.keys[:k.n] }
+
 // kvKeys are the KV keys looked up before the publish and marked after it.
 // Under dedup.key "delivery" the delivery id is not signed: anyone who saw a
 // signed request could replay it with another delivery id. So the signed
 // content itself is remembered too, and a request whose signature was
 // already accepted is a duplicate whatever its delivery id; a genuine
 // re-delivery is signed anew, with another t, and goes through.
-func (h *webhookHandler) kvKeys(d *delivery, body []byte) []string {
-	keys := append(d.kvKeyArray[:0], KVKey(d.key)) // no allocation: d is on the heap already
+func (h *webhookHandler) kvKeys(d *delivery, body []byte) kvKeys {
+	k := kvKeys{keys: [2]string{KVKey(d.key)}, n: 1}
 	if h.cfg.Dedup.Key == DedupKeyDelivery {
-		keys = append(keys, signatureKey(d.signed.Timestamp, body))
+		k.keys[1], k.n = signatureKey(d.signed.Timestamp, body), 2
 	}
-	return keys
+	return k
+}
+
+// seen reports whether any of keys is in the dedup bucket.
+func (h *webhookHandler) seen(ctx context.Context, keys *kvKeys) (bool, error) {
+	for _, key := range keys.list() {
+		if seen, err := h.lookUp(ctx, key); err != nil || seen {
+			return seen, err
+		}
+	}
+	return false, nil
 }
 
 // signatureKey names an accepted signature by the text its v1 covers, the

@@ -89,9 +89,8 @@ type delivery struct {
 	deliveryID string
 	event      zautic.Event
 	subject    string
-	key        string   // the dedup key, as received
-	kvKeys     []string // the KV keys looked up and marked, in kvKeyArray
-	kvKeyArray [2]string
+	key        string // the dedup key, as received
+	kvKeys     kvKeys // the KV keys looked up and marked
 	signed     zautic.Verified
 	outcome    string
 	ack        stored // Seq is 0 until the stream has acknowledged (sequences start at 1)
@@ -203,7 +202,7 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, header map[st
 	// however that time is split between the two steps.
 	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
-	seen, err := h.seen(natsCtx, d.kvKeys)
+	seen, err := h.seen(natsCtx, &d.kvKeys)
 	if err != nil {
 		return err
 	}
@@ -222,20 +221,10 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, header map[st
 	if d.ack.Duplicate {
 		d.outcome = outcomeDuplicate
 	}
-	for _, key := range d.kvKeys {
+	for _, key := range d.kvKeys.list() {
 		h.mark(ctx, d, key)
 	}
 	return nil
-}
-
-// seen reports whether any of keys is in the dedup bucket.
-func (h *webhookHandler) seen(ctx context.Context, keys []string) (bool, error) {
-	for _, key := range keys {
-		if seen, err := h.lookUp(ctx, key); err != nil || seen {
-			return seen, err
-		}
-	}
-	return false, nil
 }
 
 func (h *webhookHandler) publish(ctx context.Context, d *delivery, header map[string][]string, body []byte) (stored, error) {
