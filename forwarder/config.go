@@ -51,10 +51,14 @@ type HTTPConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
-// AdminConfig configures the probe, metrics and pprof listener.
+// AdminConfig configures the probe, metrics, pprof and inspector listener.
 type AdminConfig struct {
 	Addr  string `yaml:"addr"`
 	Pprof bool   `yaml:"pprof"`
+	// Token, or the content of TokenFile, is the Bearer token the admin paths
+	// that return or change data require; empty leaves them open.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // WebhookConfig holds the secrets Zautic signs with and the replay window.
@@ -290,6 +294,7 @@ func (c Config) Validate() error {
 		{"http.write_timeout", c.HTTP.WriteTimeout <= 0, "must be positive"},
 		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
 		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
+		{"admin.token_file", c.Admin.Token != "" && c.Admin.TokenFile != "", "and admin.token exclude each other"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
 		{"nats.publish_timeout", c.NATS.PublishTimeout <= 0, "must be positive"},
 		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
@@ -361,6 +366,9 @@ func (c Config) Redacted() Config {
 	r.NATS.URL = redactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted
+	}
+	if r.Admin.Token != "" {
+		r.Admin.Token = redacted
 	}
 	if r.NATS.Password != "" {
 		r.NATS.Password = redacted

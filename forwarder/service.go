@@ -79,7 +79,12 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	}
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		s.admin = NewHTTPServer(cfg.HTTP, NewAdminHandler(cfg.Admin, s.Broker, reg), log)
+		token, err := NewAdminToken(cfg.Admin, log)
+		if err != nil {
+			return nil, err
+		}
+		admin := NewAdminConsole(cfg, NewAdminHandler(cfg.Admin, s.Broker, reg), s.Broker, reg, token)
+		s.admin = NewHTTPServer(cfg.HTTP, admin, log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}
