@@ -278,6 +278,7 @@ func outcomeCounts(g prometheus.Gatherer) map[string]int64 {
 type pageData struct {
 	Stream         string
 	TokenRequired  bool
+	Quarantine     bool // the quarantine API is served
 	Types          []string
 	RefreshSeconds int
 }
@@ -286,7 +287,11 @@ func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
 	setPageHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = c.page.Execute(w, pageData{Stream: c.cfg.Stream.Name, TokenRequired: c.token.Required(), Types: DocumentedTypes, RefreshSeconds: pageRefreshSeconds})
+	_, quarantine := quarantineOf(c.cfg)
+	_ = c.page.Execute(w, pageData{
+		Stream: c.cfg.Stream.Name, TokenRequired: c.token.Required(), Quarantine: quarantine,
+		Types: DocumentedTypes, RefreshSeconds: pageRefreshSeconds,
+	})
 }
 
 func setPageHeaders(h http.Header) {

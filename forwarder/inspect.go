@@ -374,11 +374,16 @@ func (b *Broker) recordOf(subject string, h nats.Header, seq uint64, published t
 // quarantineStream is the stream the quarantine writes to; empty when there
 // is none to read.
 func (b *Broker) quarantineStream() string {
-	return quarantineStreamDefault
+	stream, _ := quarantineOf(b.cfg)
+	return stream
 }
 
-// quarantineStreamDefault is the quarantine's stream unless configured.
-const quarantineStreamDefault = "ZAUTIC_QUARANTINE"
+// quarantineOf returns the quarantine's stream, which a lookup reads when it
+// exists (it may hold entries from when the quarantine was on), and whether
+// the quarantine API is served.
+func quarantineOf(Config) (stream string, served bool) {
+	return "ZAUTIC_QUARANTINE", false
+}
 
 // scan is a range of stream sequences to read, inclusive.
 type scan struct {

@@ -7,6 +7,7 @@
   const TOKEN_KEY = 'zautic-forwarder-admin-token';
   const body = document.body;
   const tokenRequired = body.dataset.tokenRequired === 'true';
+  const quarantineServed = body.dataset.quarantine === 'true';
   const refreshMs = 1000 * (Number(body.dataset.refreshSeconds) || 5);
   const pageSize = 50;
 
@@ -233,6 +234,7 @@
   const TOLERANCE = 'timestamp_out_of_tolerance';
 
   async function loadQuarantine() {
+    if (!quarantineServed) return;
     const resp = await api('/quarantine?limit=100');
     const tbody = $('quarantine').tBodies[0];
     const answer = await json(resp);
