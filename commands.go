@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -115,13 +116,17 @@ func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := forwarder.NewSecrets(cfg.Webhook); err != nil {
+			secrets, err := forwarder.NewSecrets(cfg.Webhook)
+			if err != nil {
 				return err
 			}
 			out, err := cfg.Redacted().YAML()
 			if err != nil {
 				return err
 			}
+			// A comment, so that the output stays a valid configuration.
+			out = fmt.Appendf(out, "# key ids of the webhook secrets (first 8 hex characters of SHA-256): %s\n",
+				strings.Join(secrets.KeyIDs(), ", "))
 			_, err = stdout.Write(out)
 			return err
 		},

@@ -179,7 +179,7 @@ func TestCheckConfig(t *testing.T) {
 		{
 			name: "several secrets",
 			file: "webhook:\n  secrets: [first-secret-value, second-secret-value]\n",
-			want: []string{"[redacted] x2"},
+			want: []string{"[redacted] x2", "SHA-256): " + forwarder.KeyID([]byte("first-secret-value")) + ", " + forwarder.KeyID([]byte("second-secret-value"))},
 		},
 		{
 			name: "flag beats the file",

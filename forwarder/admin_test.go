@@ -209,6 +209,9 @@ func createResources(t testing.TB, ctx context.Context, js jetstream.JetStream, 
 	if _, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(cfg)); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
+	if _, err := js.CreateOrUpdateStream(ctx, quarantineStreamConfig(cfg)); err != nil {
+		t.Fatalf("create quarantine stream: %v", err)
+	}
 }
 
 func resourcesExist(ctx context.Context, js jetstream.JetStream, cfg Config) error {

@@ -185,6 +185,9 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 		return err
 	}
 	b.kv.Store(&kv)
+	if err := b.ensureQuarantine(ctx); err != nil {
+		return err
+	}
 	b.ensured = true
 	return nil
 }
@@ -208,6 +211,11 @@ func (b *Broker) checkResources(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
 	}
+	quarantine, err := b.missingQuarantine(ctx)
+	if err != nil {
+		return err
+	}
+	missing = nonEmpty(append(missing, quarantine))
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
 	}

@@ -27,14 +27,15 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 
 // Config is the whole configuration. Keys are the yaml tags joined by dots.
 type Config struct {
-	HTTP    HTTPConfig    `yaml:"http"`
-	Admin   AdminConfig   `yaml:"admin"`
-	Webhook WebhookConfig `yaml:"webhook"`
-	NATS    NATSConfig    `yaml:"nats"`
-	Stream  StreamConfig  `yaml:"stream"`
-	Dedup   DedupConfig   `yaml:"dedup"`
-	Events  EventsConfig  `yaml:"events"`
-	Log     LogConfig     `yaml:"log"`
+	HTTP       HTTPConfig       `yaml:"http"`
+	Admin      AdminConfig      `yaml:"admin"`
+	Webhook    WebhookConfig    `yaml:"webhook"`
+	NATS       NATSConfig       `yaml:"nats"`
+	Stream     StreamConfig     `yaml:"stream"`
+	Dedup      DedupConfig      `yaml:"dedup"`
+	Events     EventsConfig     `yaml:"events"`
+	Quarantine QuarantineConfig `yaml:"quarantine"`
+	Log        LogConfig        `yaml:"log"`
 }
 
 // HTTPConfig configures the webhook listener.
@@ -174,8 +175,9 @@ func DefaultConfig() Config {
 			DuplicateWindow: 2 * time.Minute,
 			Replicas:        1,
 		},
-		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
-		Log:   LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
+		Dedup:      DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
+		Quarantine: DefaultQuarantineConfig(),
+		Log:        LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 	}
 }
 
@@ -311,6 +313,13 @@ func (c Config) Validate() error {
 		{"dedup.ttl", c.Dedup.TTL < 0, "must not be negative"},
 		{"dedup.key", c.Dedup.Key != DedupKeyDelivery && c.Dedup.Key != DedupKeyEvent, `must be "delivery" or "event"`},
 		{"dedup.replicas", c.Dedup.Replicas < 1 || c.Dedup.Replicas > 5, "must be 1 to 5"},
+		{"quarantine.stream", c.Quarantine.Enabled && (!validStreamName(c.Quarantine.Stream) || c.Quarantine.Stream == c.Stream.Name), "must be a stream name other than stream.name"},
+		{"quarantine.subject_prefix", c.Quarantine.Enabled && ValidateSubjectTokens(c.Quarantine.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
+		{"quarantine.subject_prefix", c.Quarantine.Enabled && subjectsOverlap(c.Quarantine.SubjectPrefix, c.Stream.SubjectPrefix), "must not overlap stream.subject_prefix: nothing unverified may appear under it"},
+		{"quarantine.max_age", c.Quarantine.MaxAge < 0, "must not be negative (0 keeps entries until quarantine.max_bytes)"},
+		{"quarantine.max_bytes", c.Quarantine.Enabled && c.Quarantine.MaxBytes <= 0, "must be positive"},
+		{"quarantine.rate", c.Quarantine.Enabled && c.Quarantine.Rate <= 0, "must be positive"},
+		{"quarantine.burst", c.Quarantine.Enabled && c.Quarantine.Burst < 1, "must be at least 1"},
 		{"log.level", !validLevel(c.Log.Level), "must be debug, info, warn or error"},
 		{"log.format", c.Log.Format != "json" && c.Log.Format != "console", `must be "json" or "console"`},
 		{"log.flush_interval", c.Log.FlushInterval < 0, "must not be negative (0 writes each line at once)"},

@@ -42,6 +42,7 @@ type broker interface {
 	Seen(ctx context.Context, key string) (bool, error)
 	Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error)
 	Mark(ctx context.Context, key string, ack *jetstream.PubAck) error
+	Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error)
 }
 
 // secretSource returns the secrets accepted now; *Secrets implements it.
@@ -58,6 +59,7 @@ type Handler struct {
 	metrics *Metrics
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
+	keep    *quarantiner    // nil: quarantine disabled
 
 	streamJSON []byte // the stream name as a JSON string
 }
@@ -66,6 +68,7 @@ type Handler struct {
 func NewHandler(cfg Config, secrets secretSource, b broker, log *zap.Logger, m *Metrics) *Handler {
 	h := &Handler{cfg: cfg, secrets: secrets, broker: b, log: log, metrics: m, now: time.Now}
 	h.streamJSON, _ = json.Marshal(cfg.Stream.Name)
+	h.keep = newQuarantiner(cfg, b, log, m)
 	if len(cfg.Events.Allow) > 0 {
 		h.allow = map[string]bool{}
 		for _, t := range cfg.Events.Allow {
@@ -86,6 +89,10 @@ type delivery struct {
 	timestamp  int64
 	outcome    string
 	ack        *jetstream.PubAck
+	receivedAt time.Time
+	keyID      string // the key id of the secret that matched
+	dryRun     bool   // look up, change nothing (replay)
+	kept       bool   // stored in the quarantine
 }
 
 // bodyBuffers recycles request bodies. Nothing holds a body past the
@@ -103,7 +110,7 @@ func (h *Handler) Handle(c echo.Context) error {
 	req := c.Request()
 	// The RequestID middleware has set the response header: the incoming
 	// X-Request-Id, or a generated one.
-	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(DeliveryIDHeader)}
+	d := &delivery{requestID: c.Response().Header().Get(echo.HeaderXRequestID), deliveryID: req.Header.Get(DeliveryIDHeader), receivedAt: h.now()}
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledBody {
@@ -114,7 +121,7 @@ func (h *Handler) Handle(c echo.Context) error {
 	err := h.process(c, d, buf)
 	h.record(c, d, err, time.Since(start))
 	if err != nil {
-		return h.answerError(c, err)
+		return h.answerError(c, err, d.kept)
 	}
 	return h.answer(c, d)
 }
@@ -125,9 +132,21 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 	if err != nil {
 		return err
 	}
-	if d.timestamp, err = VerifySignature(body, req.Header.Get(SignatureHeader), h.secrets.Current(), h.cfg.Webhook.Tolerance, h.now()); err != nil {
+	err = h.deliver(req.Context(), d, body, req.Header.Get(SignatureHeader), h.cfg.Webhook.Tolerance)
+	if reason := quarantineReason(err); reason != "" {
+		d.kept = h.keep.keep(req.Context(), d, reason, req, body)
+	}
+	return err
+}
+
+// deliver runs a whole body through the rest of the path: verify (with the
+// tolerance measured at d.receivedAt), parse, subject, allow, dedup,
+// publish, mark. Requests and replays of quarantined entries share it.
+func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signature string, tolerance time.Duration) error {
+	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
 	}
+	var err error
 	if d.event, err = ParseEvent(body); err != nil {
 		return err
 	}
@@ -139,7 +158,21 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 		return nil
 	}
 	d.key = h.dedupKey(d)
-	return h.forward(req.Context(), d, body)
+	return h.forward(ctx, d, body)
+}
+
+// verify checks the signature against the secrets accepted now and notes
+// which one matched.
+func (h *Handler) verify(d *delivery, body []byte, signature string, tolerance time.Duration) error {
+	secrets := h.secrets.Current()
+	ts, matched, err := VerifySignatureKey(body, signature, secrets, tolerance, d.receivedAt)
+	d.timestamp = ts
+	if err != nil {
+		return err
+	}
+	d.keyID = KeyID(secrets[matched])
+	h.metrics.signatureVerified(d.keyID)
+	return nil
 }
 
 // forward runs the NATS steps in the order that loses nothing: a failed
@@ -161,6 +194,10 @@ func (h *Handler) forward(ctx context.Context, d *delivery, body []byte) error {
 	}
 	if seen {
 		d.outcome = OutcomeDuplicate
+		return nil
+	}
+	if d.dryRun {
+		d.outcome = OutcomeWouldPublish
 		return nil
 	}
 	if d.ack, err = h.publish(natsCtx, d, body); err != nil {
@@ -277,16 +314,17 @@ func classify(err error) (status int, outcome, reason string) {
 	return http.StatusInternalServerError, OutcomeUnavailable, ""
 }
 
-func (h *Handler) answerError(c echo.Context, err error) error {
+func (h *Handler) answerError(c echo.Context, err error, kept bool) error {
 	status, _, _ := classify(err)
 	if status >= http.StatusInternalServerError {
 		c.Response().Header().Set("Retry-After", RetryAfterUnavailable)
 	}
-	return c.JSON(status, errorBody{Error: err.Error()})
+	return c.JSON(status, errorBody{Error: err.Error(), Quarantined: kept})
 }
 
 type errorBody struct {
-	Error string `json:"error"`
+	Error       string `json:"error"`
+	Quarantined bool   `json:"quarantined,omitempty"`
 }
 
 // answer writes {"status":…} and, for a published event, its subject,
@@ -334,8 +372,14 @@ func (h *Handler) record(c echo.Context, d *delivery, err error, took time.Durat
 	if d.ack != nil {
 		fields = append(fields, zap.Uint64("seq", d.ack.Sequence))
 	}
+	if d.keyID != "" {
+		fields = append(fields, zap.String("key_id", d.keyID))
+	}
 	if err != nil {
 		fields = append(fields, zap.String("reason", err.Error()))
+	}
+	if d.kept {
+		fields = append(fields, zap.Bool("quarantined", true))
 	}
 	line.Write(fields...)
 }

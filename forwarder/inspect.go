@@ -32,17 +32,11 @@ const (
 	quarantineScanLimit = 10_000
 	// typeScanLimit is how far back one page of a type-filtered listing reads.
 	typeScanLimit = 10_000
-	// fetchBatch is the number of messages of one fetch while scanning.
-	fetchBatch = 1000
+	// scanBatch is the number of messages of one fetch while scanning.
+	scanBatch = 1000
 	// scanConsumerIdle lets the server remove a scan's consumer that this
 	// process could not delete (it died, or lost the connection).
 	scanConsumerIdle = 30 * time.Second
-)
-
-// Quarantine message headers this inspector reads (the quarantine's contract).
-const (
-	quarantineReasonHeader     = "Zautic-Quarantine-Reason"
-	quarantineReceivedAtHeader = "Zautic-Received-At"
 )
 
 // DeliveryRecord is what the stream tells about one published event.
@@ -245,10 +239,7 @@ func (b *Broker) scanForID(ctx context.Context, stream jetstream.Stream, id stri
 // quarantined requests whose delivery id header or body id is id. A missing
 // quarantine stream (the feature is off) is no error.
 func (b *Broker) scanQuarantine(ctx context.Context, id string) ([]QuarantineRecord, error) {
-	name := b.quarantineStream()
-	if name == "" {
-		return nil, nil
-	}
+	name, _ := quarantineOf(b.cfg)
 	stream, err := b.js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -275,10 +266,11 @@ func (b *Broker) scanQuarantine(ctx context.Context, id string) ([]QuarantineRec
 func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
 	h := m.Headers()
 	rec := QuarantineRecord{
-		Reason:        h.Get(quarantineReasonHeader),
-		ReceivedAt:    h.Get(quarantineReceivedAtHeader),
+		Reason:        h.Get(QuarantineReasonHeader),
+		ReceivedAt:    h.Get(QuarantineReceivedAtHeader),
 		QuarantineSeq: sequenceOf(m),
 		DeliveryID:    h.Get(DeliveryIDHeader),
+		EventType:     h.Get(eventHeader),
 		Size:          len(m.Data()),
 	}
 	var event struct {
@@ -286,7 +278,10 @@ func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
 		Type string `json:"type"`
 	}
 	if json.Unmarshal(m.Data(), &event) == nil {
-		rec.EventID, rec.EventType = event.ID, event.Type
+		rec.EventID = event.ID
+		if event.Type != "" {
+			rec.EventType = event.Type
+		}
 	}
 	return rec
 }
@@ -371,18 +366,11 @@ func (b *Broker) recordOf(subject string, h nats.Header, seq uint64, published t
 	}
 }
 
-// quarantineStream is the stream the quarantine writes to; empty when there
-// is none to read.
-func (b *Broker) quarantineStream() string {
-	stream, _ := quarantineOf(b.cfg)
-	return stream
-}
-
 // quarantineOf returns the quarantine's stream, which a lookup reads when it
 // exists (it may hold entries from when the quarantine was on), and whether
 // the quarantine API is served.
-func quarantineOf(Config) (stream string, served bool) {
-	return "ZAUTIC_QUARANTINE", false
+func quarantineOf(cfg Config) (stream string, served bool) {
+	return cfg.Quarantine.Stream, cfg.Quarantine.Enabled
 }
 
 // scan is a range of stream sequences to read, inclusive.
@@ -428,7 +416,7 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
 	for {
-		batch, err := cons.FetchNoWait(fetchBatch)
+		batch, err := cons.FetchNoWait(scanBatch)
 		if err != nil {
 			return fmt.Errorf("%w: fetch: %w", ErrInspect, err)
 		}

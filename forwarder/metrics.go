@@ -45,6 +45,7 @@ type Metrics struct {
 	markFailures    prometheus.Counter
 	secretReloads   *prometheus.CounterVec
 	documentedTypes map[string]bool
+	quarantine      quarantineMetrics
 }
 
 // NewMetrics creates the collectors and registers them, with the Go and
@@ -98,6 +99,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.documentedTypes[t] = true
 	}
 	m.initSeries()
+	m.quarantine = newQuarantineMetrics(reg)
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

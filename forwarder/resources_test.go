@@ -139,6 +139,13 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.check(ctx)
+	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC_QUARANTINE"`) {
+		t.Fatalf("ready without the quarantine stream: got %v, want it named", err)
+	}
+	if _, err := js.CreateStream(ctx, quarantineStreamConfig(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	b.check(ctx)
 	if err := b.Ready(); err != nil {
 		t.Fatalf("ready with both: got %v, want nil", err)
 	}

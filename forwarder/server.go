@@ -123,9 +123,13 @@ type readinessChecker interface {
 }
 
 // NewAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
-// /debug/pprof/ on the admin listener.
-func NewAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer) http.Handler {
+// /debug/pprof/ on the admin listener, and the routes that each of routes
+// adds (QuarantineRoutes).
+func NewAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer, routes ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	for _, add := range routes {
+		add(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

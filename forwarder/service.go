@@ -32,6 +32,7 @@ type Service struct {
 	webLn, adminLn net.Listener
 	stopBroker     context.CancelFunc
 	stopHangup     func()
+	secretsChanged func()
 	serveErr       chan error
 	wg             sync.WaitGroup
 }
@@ -67,12 +68,14 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBroker = cancel
 	s.wg.Go(func() { s.Broker.Run(ctx) })
+	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
+	replayer := s.startQuarantine(ctx, handler, metrics)
 	hangup, stopHangup := NotifyHangup()
 	s.stopHangup = stopHangup
 	watcher := NewSecretWatcher(s.Secrets, log, metrics)
+	watcher.OnChange(s.secretsChanged)
 	s.wg.Go(func() { watcher.Run(ctx, hangup) })
 
-	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
 	s.web = NewHTTPServer(cfg.HTTP, NewWebhookServer(cfg.HTTP, handler, metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
@@ -83,8 +86,8 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 		if err != nil {
 			return nil, err
 		}
-		admin := NewAdminConsole(cfg, NewAdminHandler(cfg.Admin, s.Broker, reg), s.Broker, reg, token)
-		s.admin = NewHTTPServer(cfg.HTTP, admin, log)
+		routes := NewAdminHandler(cfg.Admin, s.Broker, reg, QuarantineRoutes(replayer))
+		s.admin = NewHTTPServer(cfg.HTTP, NewAdminConsole(cfg, routes, s.Broker, reg, token), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}

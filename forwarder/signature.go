@@ -106,27 +106,38 @@ func Sign(secret []byte, t int64, body []byte) string {
 // the signed time is more than tolerance away from now, ErrTooOld. A
 // tolerance of zero or less disables the time check.
 func VerifySignature(body []byte, header string, secrets [][]byte, tolerance time.Duration, now time.Time) (int64, error) {
-	sh, err := ParseSignatureHeader(header)
-	if err != nil {
-		return 0, err
-	}
-	if !anySignatureMatches(body, sh, secrets) {
-		return sh.Timestamp, ErrNoValidSignature
-	}
-	if tolerance > 0 && outsideTolerance(sh.Timestamp, now, tolerance) {
-		return sh.Timestamp, ErrTooOld
-	}
-	return sh.Timestamp, nil
+	ts, _, err := VerifySignatureKey(body, header, secrets, tolerance, now)
+	return ts, err
 }
 
-func anySignatureMatches(body []byte, sh SignedHeader, secrets [][]byte) bool {
-	matched := false
-	for _, secret := range secrets {
+// VerifySignatureKey is VerifySignature that also returns the index in
+// secrets of the secret that matched (-1 when none did), so that the caller
+// can tell which key verified the request.
+func VerifySignatureKey(body []byte, header string, secrets [][]byte, tolerance time.Duration, now time.Time) (int64, int, error) {
+	sh, err := ParseSignatureHeader(header)
+	if err != nil {
+		return 0, -1, err
+	}
+	matched := matchingSecret(body, sh, secrets)
+	if matched < 0 {
+		return sh.Timestamp, -1, ErrNoValidSignature
+	}
+	if tolerance > 0 && outsideTolerance(sh.Timestamp, now, tolerance) {
+		return sh.Timestamp, matched, ErrTooOld
+	}
+	return sh.Timestamp, matched, nil
+}
+
+// matchingSecret returns the index of the first secret that matches a v1,
+// or -1.
+func matchingSecret(body []byte, sh SignedHeader, secrets [][]byte) int {
+	matched := -1
+	for i, secret := range secrets {
 		expected := ComputeSignature(secret, sh.Timestamp, body)
 		for _, sig := range sh.Signatures {
 			// No early exit: the time spent does not reveal which pair matched.
-			if hmac.Equal(expected, sig) {
-				matched = true
+			if hmac.Equal(expected, sig) && matched < 0 {
+				matched = i
 			}
 		}
 	}

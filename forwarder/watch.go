@@ -41,6 +41,7 @@ type SecretWatcher struct {
 	log      *zap.Logger
 	metrics  *Metrics
 	interval time.Duration
+	onChange func() // called after a reload that changed the set of secrets
 
 	events     <-chan fsnotify.Event
 	errs       <-chan error
@@ -170,4 +171,13 @@ func (w *SecretWatcher) reload(trigger string) {
 		return
 	}
 	w.log.Info("webhook secrets reloaded", zap.String("trigger", trigger), zap.Int("count", len(after)))
+	if w.onChange != nil && !sameSecretSet(before, after) {
+		w.onChange()
+	}
+}
+
+// OnChange sets f to be called after every reload that changes the set of
+// secrets (a new order of the same secrets is no change). Call it before Run.
+func (w *SecretWatcher) OnChange(f func()) {
+	w.onChange = f
 }

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newQuarantineCommand)
+}
+
+// defaultAdminURL is the admin listener of a forwarder on this host with
+// the default admin.addr.
+const defaultAdminURL = "http://localhost:9090"
+
+// errNotReplayed is returned when some entries of a replay were not
+// settled, so that scripts see it in the exit code.
+var errNotReplayed = errors.New("not every entry was replayed")
+
+// adminClient talks to a forwarder's admin listener.
+type adminClient struct {
+	base    string
+	timeout time.Duration
+	json    bool
+}
+
+func (a *adminClient) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.base, "admin-url", defaultAdminURL, "the forwarder's admin listener")
+	cmd.Flags().DurationVar(&a.timeout, "timeout", 2*time.Minute, "timeout of the request")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
+}
+
+func newQuarantineCommand(_ io.Reader, stdout, _ io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "quarantine",
+		Short: "List and replay the deliveries the forwarder rejected and kept",
+		Long: `quarantine talks to a running forwarder's admin API. Deliveries rejected for
+signature_mismatch or timestamp_out_of_tolerance are kept in the quarantine
+stream; replay runs them through the normal request path with the secrets the
+forwarder accepts now.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newQuarantineListCommand(stdout), newQuarantineReplayCommand(stdout))
+	return cmd
+}
+
+func newQuarantineListCommand(stdout io.Writer) *cobra.Command {
+	var (
+		client        adminClient
+		reason, since string
+		limit         int
+	)
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List quarantined deliveries, oldest first",
+		Example: "  zautic-forwarder quarantine list --reason signature_mismatch --since 1h",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			for k, v := range map[string]string{"reason": reason, "since": since} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			q.Set("limit", strconv.Itoa(limit))
+			var answer forwarder.ListAnswer
+			raw, err := client.do(cmd.Context(), http.MethodGet, "/quarantine?"+q.Encode(), nil, &answer)
+			if err != nil {
+				return err
+			}
+			if client.json {
+				return printRaw(stdout, raw)
+			}
+			return printEntries(stdout, answer)
+		},
+	}
+	client.flags(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "only entries kept for this reason (signature_mismatch, timestamp_out_of_tolerance)")
+	cmd.Flags().StringVar(&since, "since", "", "only entries received since: a duration such as 1h, or an RFC 3339 time")
+	cmd.Flags().IntVar(&limit, "limit", forwarder.DefaultListLimit, fmt.Sprintf("at most this many entries (up to %d)", forwarder.MaxListLimit))
+	return cmd
+}
+
+func newQuarantineReplayCommand(stdout io.Writer) *cobra.Command {
+	var (
+		client adminClient
+		req    forwarder.ReplayRequest
+		seqs   []uint
+	)
+	cmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Replay quarantined deliveries through the normal request path",
+		Long: `replay verifies each selected entry against the secrets the forwarder accepts
+now, with the tolerance measured when the request arrived, then forwards it as a
+new delivery would be: published, duplicate, ignored, rejected (the entry stays)
+or unavailable (the entry stays; retry later). It exits non-zero when an entry
+was not settled.`,
+		Example: `  zautic-forwarder quarantine replay --all --reason signature_mismatch
+  zautic-forwarder quarantine replay --seq 12 --seq 13 --ignore-tolerance --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, seq := range seqs {
+				req.Seqs = append(req.Seqs, uint64(seq))
+			}
+			body, err := json.Marshal(req)
+			if err != nil {
+				return err
+			}
+			var answer forwarder.ReplayAnswer
+			raw, err := client.do(cmd.Context(), http.MethodPost, "/quarantine/replay", body, &answer)
+			if err != nil {
+				return err
+			}
+			if client.json {
+				err = printRaw(stdout, raw)
+			} else {
+				err = printResults(stdout, answer)
+			}
+			if err != nil {
+				return err
+			}
+			return unsettled(answer)
+		},
+	}
+	client.flags(cmd)
+	fs := cmd.Flags()
+	fs.UintSliceVar(&seqs, "seq", nil, "replay the entry with this sequence; repeat for several")
+	fs.BoolVar(&req.All, "all", false, "replay every entry (of --reason when given)")
+	fs.StringVar(&req.Reason, "reason", "", "with --all: only entries kept for this reason")
+	fs.BoolVar(&req.IgnoreTolerance, "ignore-tolerance", false, "skip the timestamp check (needed for timestamp_out_of_tolerance entries)")
+	fs.BoolVar(&req.DryRun, "dry-run", false, "look everything up, change nothing")
+	return cmd
+}
+
+// do sends a request with a JSON body (when not nil) and decodes a 200
+// answer into out. It returns the raw answer; a non-200 is an error
+// carrying the API's reason.
+func (a *adminClient) do(ctx context.Context, method, path string, body []byte, out any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("--admin-url: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		return raw, fmt.Errorf("admin API: %s %s: %d %s", method, path, resp.StatusCode, e.Error)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return raw, fmt.Errorf("admin API: answer is not the expected JSON: %w", err)
+	}
+	return raw, nil
+}
+
+func printRaw(w io.Writer, raw []byte) error {
+	_, err := w.Write(raw)
+	return err
+}
+
+func printEntries(w io.Writer, answer forwarder.ListAnswer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tREASON\tRECEIVED AT\tDELIVERY ID*\tEVENT TYPE*\tSIZE")
+	for _, e := range answer.Entries {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\n", e.Seq, e.Reason, e.ReceivedAt.Format(time.RFC3339), e.DeliveryID, e.EventType, e.Size)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d entries; * from unsigned request headers, not verified until replayed\n", len(answer.Entries))
+	return err
+}
+
+func printResults(w io.Writer, answer forwarder.ReplayAnswer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tOUTCOME\tDELIVERY ID\tEVENT ID\tSUBJECT\tREASON")
+	for _, r := range answer.Results {
+		why := r.Reason
+		if r.Error != "" {
+			why = strings.TrimSpace(why + " " + r.Error)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Outcome, r.DeliveryID, r.EventID, r.Subject, why)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	note := ""
+	if answer.DryRun {
+		note = " (dry run: nothing changed)"
+	}
+	if answer.More {
+		note += "; more entries remain, run again"
+	}
+	_, err := fmt.Fprintf(w, "%d entries%s\n", len(answer.Results), note)
+	return err
+}
+
+// unsettled returns errNotReplayed, with the count, when an entry was
+// rejected, unavailable or not found.
+func unsettled(answer forwarder.ReplayAnswer) error {
+	n := 0
+	for _, r := range answer.Results {
+		switch r.Outcome {
+		case forwarder.OutcomeRejected, forwarder.OutcomeUnavailable, forwarder.OutcomeNotFound:
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %d of %d", errNotReplayed, n, len(answer.Results))
+	}
+	return nil
+}

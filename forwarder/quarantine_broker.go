@@ -1,0 +1,226 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrEntryNotFound is returned when no quarantined entry has the sequence.
+var ErrEntryNotFound = errors.New("no quarantined entry")
+
+// QuarantineEntry is one kept request. Body is nil in listings.
+type QuarantineEntry struct {
+	Seq    uint64
+	Reason string
+	Header http.Header
+	Body   []byte
+	Size   int
+}
+
+// QuarantineFilter selects entries, oldest first.
+type QuarantineFilter struct {
+	Reason   string    // "" for every reason
+	Since    time.Time // zero for all
+	AfterSeq uint64    // entries after this sequence
+	Limit    int       // at most this many
+	Bodies   bool      // fetch the bodies too
+}
+
+// quarantineStreamConfig is the stream that keeps rejected deliveries: under
+// its own prefix, never under stream.subject_prefix, bounded by age and
+// size, the oldest dropped first.
+func quarantineStreamConfig(cfg Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        cfg.Quarantine.Stream,
+		Description: "Zautic deliveries rejected by zautic-forwarder that may verify later",
+		Subjects:    []string{cfg.Quarantine.SubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      cfg.Quarantine.MaxAge,
+		MaxBytes:    cfg.Quarantine.MaxBytes,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    cfg.Stream.Replicas,
+		Placement:   placement(cfg),
+	}
+}
+
+// ensureQuarantine creates or updates the quarantine stream when enabled.
+func (b *Broker) ensureQuarantine(ctx context.Context) error {
+	if !b.cfg.Quarantine.Enabled {
+		return nil
+	}
+	return ensureStream(ctx, b.js, quarantineStreamConfig(b.cfg), b.log)
+}
+
+// missingQuarantine names the quarantine stream when it is enabled and
+// missing.
+func (b *Broker) missingQuarantine(ctx context.Context) (string, error) {
+	if !b.cfg.Quarantine.Enabled {
+		return "", nil
+	}
+	_, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Sprintf("stream %q", b.cfg.Quarantine.Stream), nil
+	case err != nil:
+		return "", fmt.Errorf("look up stream %q: %w", b.cfg.Quarantine.Stream, err)
+	}
+	return "", nil
+}
+
+// Quarantine stores a rejected request under <quarantine.subject_prefix>.<reason>
+// and returns its sequence.
+func (b *Broker) Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error) {
+	msg := &nats.Msg{Subject: b.cfg.Quarantine.SubjectPrefix + "." + reason, Data: body, Header: nats.Header(header)}
+	msg.Header.Set(QuarantineReasonHeader, reason)
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Quarantine.Stream))
+	if err != nil {
+		return 0, fmt.Errorf("quarantine %s: %w", msg.Subject, err)
+	}
+	return ack.Sequence, nil
+}
+
+func (b *Broker) quarantineStream(ctx context.Context) (jetstream.Stream, error) {
+	s, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("%w: quarantine stream %q: %w", ErrNotReady, b.cfg.Quarantine.Stream, err)
+	}
+	return s, nil
+}
+
+// QuarantineEntry returns the entry with sequence seq, body included. If
+// there is none, ErrEntryNotFound is returned.
+func (b *Broker) QuarantineEntry(ctx context.Context, seq uint64) (QuarantineEntry, error) {
+	s, err := b.quarantineStream(ctx)
+	if err != nil {
+		return QuarantineEntry{}, err
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return QuarantineEntry{}, fmt.Errorf("%w: seq %d", ErrEntryNotFound, seq)
+	case err != nil:
+		return QuarantineEntry{}, fmt.Errorf("%w: get quarantined seq %d: %w", ErrNotReady, seq, err)
+	}
+	return QuarantineEntry{
+		Seq:    raw.Sequence,
+		Reason: raw.Header.Get(QuarantineReasonHeader),
+		Header: http.Header(raw.Header),
+		Body:   raw.Data,
+		Size:   len(raw.Data),
+	}, nil
+}
+
+// DeleteQuarantined removes the entry seq; an entry already gone (another
+// replica replayed it) is not an error.
+func (b *Broker) DeleteQuarantined(ctx context.Context, seq uint64) error {
+	s, err := b.quarantineStream(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("delete quarantined seq %d: %w", seq, err)
+	}
+	return nil
+}
+
+// QuarantineEntries lists entries matching f, oldest first, through a
+// short-lived consumer that reads only what is there (no waiting) and, unless
+// f.Bodies, only the headers.
+func (b *Broker) QuarantineEntries(ctx context.Context, f QuarantineFilter) ([]QuarantineEntry, error) {
+	s, err := b.quarantineStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.CachedInfo().State.Msgs == 0 || f.Limit <= 0 {
+		return nil, nil
+	}
+	cons, err := s.CreateConsumer(ctx, listConsumerConfig(b.cfg.Quarantine.SubjectPrefix, f))
+	if err != nil {
+		return nil, fmt.Errorf("%w: list quarantine: %w", ErrNotReady, err)
+	}
+	name := cons.CachedInfo().Name
+	defer func() {
+		// The inactive threshold removes it anyway if this fails.
+		_ = s.DeleteConsumer(context.WithoutCancel(ctx), name)
+	}()
+	return fetchEntries(cons, f)
+}
+
+func listConsumerConfig(prefix string, f QuarantineFilter) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		AckPolicy:         jetstream.AckNonePolicy,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		FilterSubject:     prefix + ".>",
+		HeadersOnly:       !f.Bodies,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+	}
+	if f.Reason != "" {
+		cfg.FilterSubject = prefix + "." + f.Reason
+	}
+	switch {
+	case f.AfterSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f.AfterSeq+1
+	case !f.Since.IsZero():
+		// The stream's clock is close to the forwarder's: start a little
+		// early and let the Zautic-Received-At check decide.
+		start := f.Since.Add(-time.Minute)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	return cfg
+}
+
+// fetchBatch bounds one pull; bodies are at most http.max_body_bytes each.
+const fetchBatch = 100
+
+func fetchEntries(cons jetstream.Consumer, f QuarantineFilter) ([]QuarantineEntry, error) {
+	var entries []QuarantineEntry
+	for len(entries) < f.Limit {
+		batch, err := cons.FetchNoWait(min(fetchBatch, f.Limit-len(entries)))
+		if err != nil {
+			return entries, fmt.Errorf("%w: list quarantine: %w", ErrNotReady, err)
+		}
+		n, pending := 0, uint64(0)
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			pending = meta.NumPending
+			e := newEntry(m, meta, f.Bodies)
+			if f.Since.IsZero() || !receivedAt(e).Before(f.Since) {
+				entries = append(entries, e)
+			}
+		}
+		if n == 0 || pending == 0 {
+			break
+		}
+	}
+	return entries, nil
+}
+
+func newEntry(m jetstream.Msg, meta *jetstream.MsgMetadata, withBody bool) QuarantineEntry {
+	h := http.Header(m.Headers())
+	e := QuarantineEntry{Seq: meta.Sequence.Stream, Reason: h.Get(QuarantineReasonHeader), Header: h, Size: len(m.Data())}
+	if withBody {
+		e.Body = m.Data()
+	} else if size, err := strconv.Atoi(h.Get(nats.MsgSize)); err == nil {
+		e.Size = size
+	}
+	return e
+}
+
+// receivedAt is when the entry's request arrived; the zero time when the
+// header is missing or malformed.
+func receivedAt(e QuarantineEntry) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, e.Header.Get(QuarantineReceivedAtHeader))
+	return t
+}

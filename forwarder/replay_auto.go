@@ -1,0 +1,94 @@
+package forwarder
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Retries of an automatic replay that could not reach NATS, or left
+// entries unavailable: doubling from the first delay, at most maxRetries.
+const (
+	autoReplayFirstRetry = time.Second
+	autoReplayMaxRetry   = 30 * time.Second
+	autoReplayMaxRetries = 10
+)
+
+// autoReplayer replays the signature_mismatch entries after every secret
+// reload that changes the set of secrets, and once at start (a secret
+// given in the environment changes with a restart): fix the secret and the
+// rejected events arrive by themselves. Runs never overlap; a change during
+// a run starts another one after it.
+type autoReplayer struct {
+	r     *Replayer
+	ready func() error
+	kick  chan struct{}
+	log   *zap.Logger
+}
+
+func newAutoReplayer(r *Replayer, ready func() error, log *zap.Logger) *autoReplayer {
+	a := &autoReplayer{r: r, ready: ready, kick: make(chan struct{}, 1), log: log}
+	a.Trigger()
+	return a
+}
+
+// Trigger asks Run for a replay; it never blocks.
+func (a *autoReplayer) Trigger() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run replays on every Trigger until ctx ends, retrying with a growing
+// delay while NATS is not ready or entries ended unavailable.
+func (a *autoReplayer) Run(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	attempt := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+			attempt = 0
+		case <-retry.C:
+		}
+		if a.runOnce(ctx) || attempt >= autoReplayMaxRetries {
+			continue
+		}
+		retry.Reset(min(autoReplayFirstRetry<<attempt, autoReplayMaxRetry))
+		attempt++
+	}
+}
+
+// runOnce replays every signature_mismatch entry and reports whether the
+// run is complete: false when it must be retried.
+func (a *autoReplayer) runOnce(ctx context.Context) bool {
+	if a.ready() != nil {
+		return false
+	}
+	req := ReplayRequest{All: true, Reason: ReasonSignatureMismatch}
+	counts := map[string]int{}
+	after := uint64(0)
+	for {
+		answer, last, err := a.r.replayAll(ctx, req, TriggerReload, after, MaxReplayEntries)
+		for _, res := range answer.Results {
+			counts[res.Outcome]++
+		}
+		if err != nil {
+			a.log.Warn("automatic replay of the quarantine stopped; it is retried", zap.Error(err))
+			return false
+		}
+		if !answer.More {
+			break
+		}
+		after = last
+	}
+	if len(counts) > 0 {
+		a.log.Info("automatic replay of the quarantine after a secret change", zap.Any("outcomes", counts))
+	}
+	return counts[OutcomeUnavailable] == 0
+}

@@ -1,0 +1,380 @@
+package forwarder
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
+)
+
+const (
+	secretA = "quarantine-secret-a"
+	secretB = "quarantine-secret-b"
+)
+
+// quarantineHarness is a handler, a replayer and the admin routes on a real
+// broker and nats-server, with the secrets in a file the test rewrites.
+type quarantineHarness struct {
+	t           *testing.T
+	cfg         Config
+	secrets     *Secrets
+	secretsFile string
+	broker      *Broker
+	handler     *Handler
+	replayer    *Replayer
+	web         *echo.Echo
+	admin       http.Handler
+	js          jetstream.JetStream
+	registry    *prometheus.Registry
+}
+
+func newQuarantineHarness(t *testing.T, configure func(*Config)) *quarantineHarness {
+	t.Helper()
+	ns := natstest.Start(t, "", 0)
+	h := &quarantineHarness{t: t, cfg: DefaultConfig(), registry: prometheus.NewRegistry()}
+	h.cfg.NATS.URL = ns.ClientURL()
+	h.secretsFile = writeTestFile(t, t.TempDir(), "secrets", []byte(secretA+"\n"))
+	h.cfg.Webhook.SecretsFile = h.secretsFile
+	if configure != nil {
+		configure(&h.cfg)
+	}
+	log := zaptest.NewLogger(t)
+	m := NewMetrics(h.registry)
+	var err error
+	if h.secrets, err = NewSecrets(h.cfg.Webhook); err != nil {
+		t.Fatal(err)
+	}
+	h.broker = runBroker(t, ns.ClientURL(), h.cfg, log, m)
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, h.broker.Ready)
+	h.handler = NewHandler(h.cfg, h.secrets, h.broker, log, m)
+	h.replayer = NewReplayer(h.handler, h.broker)
+	h.web = NewWebhookServer(h.cfg.HTTP, h.handler, m)
+	h.admin = NewAdminHandler(h.cfg.Admin, h.broker, h.registry, QuarantineRoutes(h.replayer))
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	h.js, _ = jetstream.New(nc)
+	return h
+}
+
+// setSecrets rewrites the secrets file and reloads it.
+func (h *quarantineHarness) setSecrets(secrets ...string) {
+	h.t.Helper()
+	if err := os.WriteFile(h.secretsFile, []byte(strings.Join(secrets, "\n")), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.secrets.Reload(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// post sends a webhook signed with secret at ts and returns status and body.
+func (h *quarantineHarness) post(secret string, ts time.Time, deliveryID string, body []byte) (int, map[string]any) {
+	h.t.Helper()
+	req := httptest.NewRequest(http.MethodPost, h.cfg.HTTP.Path, bytes.NewReader(body))
+	req.Header.Set(SignatureHeader, Sign([]byte(secret), ts.Unix(), body))
+	req.Header.Set(DeliveryIDHeader, deliveryID)
+	req.Header.Set("X-Zautic-Event", "message.delivered")
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.web.ServeHTTP(rec, req)
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		h.t.Fatalf("answer %d is not JSON: %q", rec.Code, rec.Body)
+	}
+	return rec.Code, answer
+}
+
+// adminDo sends a request to the admin routes.
+func (h *quarantineHarness) adminDo(method, target, contentType, body string) (int, []byte) {
+	h.t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	h.admin.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
+}
+
+func (h *quarantineHarness) streamCount(name string) uint64 {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), name)
+	if err != nil {
+		h.t.Fatalf("stream %s: %v", name, err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
+	h := newQuarantineHarness(t, nil)
+	now := time.Now()
+	tests := []struct {
+		name        string
+		secret      string
+		ts          time.Time
+		wantStatus  int
+		quarantined bool
+		reason      string
+	}{
+		{"unknown secret", secretB, now, http.StatusBadRequest, true, ReasonSignatureMismatch},
+		{"old timestamp", secretA, now.Add(-time.Hour), http.StatusBadRequest, true, ReasonTimestampOld},
+		{"valid", secretA, now, http.StatusOK, false, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, answer := h.post(tt.secret, tt.ts, "dlv_q_"+strconv.Itoa(i), testEvent("evt_q_"+strconv.Itoa(i), "message.delivered"))
+			if status != tt.wantStatus {
+				t.Errorf("status: got %d, want %d (%v)", status, tt.wantStatus, answer)
+			}
+			if got := answer["quarantined"] == true; got != tt.quarantined {
+				t.Errorf("quarantined: got %v, want %v (%v)", got, tt.quarantined, answer)
+			}
+		})
+	}
+	entries, err := h.broker.QuarantineEntries(context.Background(), QuarantineFilter{Limit: 10, Bodies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(entries), 2; got != want {
+		t.Fatalf("entries: got %d, want %d", got, want)
+	}
+	for i, e := range entries {
+		if got, want := e.Reason, tests[i].reason; got != want {
+			t.Errorf("entry %d reason: got %q, want %q", i, got, want)
+		}
+		if got, want := e.Header.Get(DeliveryIDHeader), "dlv_q_"+strconv.Itoa(i); got != want {
+			t.Errorf("entry %d delivery id: got %q, want %q", i, got, want)
+		}
+		if e.Header.Get(SignatureHeader) == "" || receivedAt(e).IsZero() {
+			t.Errorf("entry %d headers: got %v, want the signature and %s", i, e.Header, QuarantineReceivedAtHeader)
+		}
+		if got, want := string(e.Body), string(testEvent("evt_q_"+strconv.Itoa(i), "message.delivered")); got != want {
+			t.Errorf("entry %d body: got %q, want %q", i, got, want)
+		}
+	}
+	if got := h.streamCount(h.cfg.Stream.Name); got != 1 {
+		t.Errorf("events stream: got %d messages, want 1 (the valid delivery only)", got)
+	}
+}
+
+func TestPlainRejectionsAreNotQuarantined(t *testing.T) {
+	h := newQuarantineHarness(t, nil)
+	body := testEvent("evt_plain", "message.delivered")
+	tests := []struct {
+		name, signature string
+	}{
+		{"missing", ""},
+		{"malformed", "t=abc,v1=00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, h.cfg.HTTP.Path, bytes.NewReader(body))
+			req.Header.Set(SignatureHeader, tt.signature)
+			rec := httptest.NewRecorder()
+			h.web.ServeHTTP(rec, req)
+			if rec.Code != http.StatusBadRequest || strings.Contains(rec.Body.String(), "quarantined") {
+				t.Errorf("answer: got %d %s, want 400 without quarantined", rec.Code, rec.Body)
+			}
+		})
+	}
+	if got := h.streamCount(h.cfg.Quarantine.Stream); got != 0 {
+		t.Errorf("quarantine: got %d entries, want 0", got)
+	}
+}
+
+func TestQuarantineRateLimit(t *testing.T) {
+	h := newQuarantineHarness(t, func(c *Config) { c.Quarantine.Rate, c.Quarantine.Burst = 0.001, 3 })
+	kept := 0
+	for i := range 10 {
+		_, answer := h.post(secretB, time.Now(), "dlv_rate_"+strconv.Itoa(i), testEvent("evt_rate_"+strconv.Itoa(i), "message.delivered"))
+		if answer["quarantined"] == true {
+			kept++
+		}
+	}
+	if kept != 3 {
+		t.Errorf("kept: got %d, want 3 (the burst)", kept)
+	}
+	if got := metricValue(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "rate"}); got != 7 {
+		t.Errorf("dropped for rate: got %v, want 7", got)
+	}
+}
+
+// storeEntry quarantines a request directly, with headers the test chose.
+func (h *quarantineHarness) storeEntry(header http.Header, body []byte) uint64 {
+	h.t.Helper()
+	seq, err := h.broker.Quarantine(context.Background(), ReasonSignatureMismatch, header, body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return seq
+}
+
+// entryHeader is what the handler would have stored for body signed with
+// secret at signedAt and received at receivedAt.
+func entryHeader(secret string, signedAt, receivedAt time.Time, deliveryID string, body []byte) http.Header {
+	h := http.Header{}
+	h.Set(SignatureHeader, Sign([]byte(secret), signedAt.Unix(), body))
+	h.Set(DeliveryIDHeader, deliveryID)
+	h.Set(QuarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
+	return h
+}
+
+func TestReplayInputs(t *testing.T) {
+	h := newQuarantineHarness(t, func(c *Config) { c.Events.Allow = []string{"message.delivered"} })
+	arrived := time.Now().Add(-2 * time.Hour)
+	body := testEvent("evt_in", "message.delivered")
+	tests := []struct {
+		name        string
+		header      func() http.Header
+		body        []byte
+		req         ReplayRequest
+		wantOutcome string
+		wantReason  string
+		wantStays   bool
+	}{
+		{"signature header missing", func() http.Header {
+			hd := entryHeader(secretA, arrived, arrived, "dlv_in_1", body)
+			hd.Del(SignatureHeader)
+			return hd
+		}, body, ReplayRequest{}, OutcomeRejected, "signature_missing", true},
+		{"received-at missing", func() http.Header {
+			hd := entryHeader(secretA, arrived, arrived, "dlv_in_2", body)
+			hd.Del(QuarantineReceivedAtHeader)
+			return hd
+		}, body, ReplayRequest{}, OutcomeRejected, "received_at_malformed", true},
+		{"received-at malformed", func() http.Header {
+			hd := entryHeader(secretA, arrived, arrived, "dlv_in_3", body)
+			hd.Set(QuarantineReceivedAtHeader, "yesterday")
+			return hd
+		}, body, ReplayRequest{}, OutcomeRejected, "received_at_malformed", true},
+		{"body altered", func() http.Header {
+			return entryHeader(secretA, arrived, arrived, "dlv_in_4", body)
+		}, testEvent("evt_in_altered", "message.delivered"), ReplayRequest{}, OutcomeRejected, ReasonSignatureMismatch, true},
+		{"secret still unknown", func() http.Header {
+			return entryHeader(secretB, arrived, arrived, "dlv_in_5", body)
+		}, body, ReplayRequest{}, OutcomeRejected, ReasonSignatureMismatch, true},
+		{"stale when it arrived", func() http.Header {
+			return entryHeader(secretA, arrived.Add(-time.Hour), arrived, "dlv_in_6", body)
+		}, body, ReplayRequest{}, OutcomeRejected, ReasonTimestampOld, true},
+		{"stale, dry run ignoring tolerance", func() http.Header {
+			return entryHeader(secretA, arrived.Add(-time.Hour), arrived, "dlv_in_7", body)
+		}, body, ReplayRequest{IgnoreTolerance: true, DryRun: true}, OutcomeWouldPublish, "", true},
+		{"type not allowed", func() http.Header {
+			return entryHeader(secretA, arrived, arrived, "dlv_in_8", testEvent("evt_in_8", "device.connected"))
+		}, testEvent("evt_in_8", "device.connected"), ReplayRequest{}, OutcomeIgnored, "", false},
+		{"fresh when it arrived, hours ago", func() http.Header {
+			return entryHeader(secretA, arrived, arrived, "dlv_in_9", body)
+		}, body, ReplayRequest{}, OutcomePublished, "", false},
+		{"same delivery again", func() http.Header {
+			return entryHeader(secretA, arrived, arrived, "dlv_in_9", body)
+		}, body, ReplayRequest{}, OutcomeDuplicate, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seq := h.storeEntry(tt.header(), tt.body)
+			req := tt.req
+			req.Seqs = []uint64{seq}
+			answer, err := h.replayer.Replay(context.Background(), req, TriggerAdmin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := answer.Results[0]
+			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
+				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
+			}
+			_, err = h.broker.QuarantineEntry(context.Background(), seq)
+			if stays := err == nil; stays != tt.wantStays {
+				t.Errorf("entry stays: got %v, want %v", stays, tt.wantStays)
+			}
+		})
+	}
+	if got := h.streamCount(h.cfg.Stream.Name); got != 1 {
+		t.Errorf("events stream: got %d messages, want 1", got)
+	}
+}
+
+func TestReplayNotFound(t *testing.T) {
+	h := newQuarantineHarness(t, nil)
+	answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{42}}, TriggerAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := answer.Results[0].Outcome; got != OutcomeNotFound {
+		t.Errorf("outcome: got %s, want %s", got, OutcomeNotFound)
+	}
+}
+
+func TestReplayAfterSecretChange(t *testing.T) {
+	h := newQuarantineHarness(t, nil)
+	for i := range 5 {
+		if status, _ := h.post(secretB, time.Now(), "dlv_auto_"+strconv.Itoa(i), testEvent("evt_auto_"+strconv.Itoa(i), "message.delivered")); status != http.StatusBadRequest {
+			t.Fatalf("status: got %d, want 400", status)
+		}
+	}
+	h.setSecrets(secretA, secretB)
+	auto := newAutoReplayer(h.replayer, h.broker.Ready, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		auto.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if got := h.streamCount(h.cfg.Stream.Name); got != 5 {
+			return errors.New("events: got " + strconv.FormatUint(got, 10) + ", want 5")
+		}
+		if got := h.streamCount(h.cfg.Quarantine.Stream); got != 0 {
+			return errors.New("quarantine: got " + strconv.FormatUint(got, 10) + ", want 0")
+		}
+		return nil
+	})
+	if got := metricValue(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": OutcomePublished, "trigger": TriggerReload}); got != 5 {
+		t.Errorf("replayed published: got %v, want 5", got)
+	}
+	if got := metricValue(t, h.registry, "zautic_forwarder_signatures_verified_total", map[string]string{"key_id": KeyID([]byte(secretB))}); got != 5 {
+		t.Errorf("verified with B: got %v, want 5", got)
+	}
+}
+
+func TestSameSecretSet(t *testing.T) {
+	a, b, c := []byte("a"), []byte("b"), []byte("c")
+	tests := []struct {
+		name     string
+		before   [][]byte
+		after    [][]byte
+		wantSame bool
+	}{
+		{"equal", [][]byte{a, b}, [][]byte{a, b}, true},
+		{"reordered", [][]byte{a, b}, [][]byte{b, a}, true},
+		{"repeated", [][]byte{a, b}, [][]byte{a, b, a}, true},
+		{"added", [][]byte{a}, [][]byte{a, b}, false},
+		{"replaced", [][]byte{a, b}, [][]byte{a, c}, false},
+	}
+	for _, tt := range tests {
+		if got := sameSecretSet(tt.before, tt.after); got != tt.wantSame {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.wantSame)
+		}
+	}
+}
