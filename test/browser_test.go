@@ -3,17 +3,20 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
@@ -143,11 +146,20 @@ func sendAll(t *testing.T, p *forwarderProcess) {
 
 // TestInspectorPageInBrowser drives the admin page in headless Chromium:
 // it loads without a console error, lists the 23 deliveries of
-// "send --type all", finds one and shows its payload.
+// "send --type all", finds one and shows its payload, keeps the search
+// through a refresh, shows quarantined deliveries with their reasons, and
+// its replay buttons publish each exactly once.
 func TestInspectorPageInBrowser(t *testing.T) {
 	b := newBrowser(t)
 	ns := natstest.Start(t, "", 0)
-	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
+	secretsFile := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(secretsFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := forwarderEnv(ns.ClientURL())
+	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = secretsFile
+	env["FORWARDER_QUARANTINE_AUTO_REPLAY"] = "false" // the button must be what replays
+	p := startForwarder(t, env)
 	p.WaitReady(t)
 	sendAll(t, p)
 	_, js := connect(t, ns.ClientURL())
@@ -181,8 +193,7 @@ func TestInspectorPageInBrowser(t *testing.T) {
 	}
 
 	b.do(t, "filter by type and keep the search through a refresh",
-		chromedp.SetValue(chromedp.CSS("#type-filter"), "message.read"),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('#type-filter').dispatchEvent(new Event('change'))`),
+		selectType("message.read"),
 		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 1`),
 		waitFor(`document.querySelector('#updated').textContent.startsWith('updated') && performance.now() > 6000`))
 	if got := evaluate[string](t, b, `document.querySelector('#search-input').value`); got != deliveryID {
@@ -191,14 +202,81 @@ func TestInspectorPageInBrowser(t *testing.T) {
 	if got := evaluate[bool](t, b, `!document.querySelector('#payload').hidden`); !got {
 		t.Errorf("payload hidden after a refresh, want it still shown")
 	}
+	b.do(t, "back to every type", selectType(""),
+		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 23`))
+
+	checkQuarantineReplay(t, b, p, js, secretsFile)
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors: %q", errs)
 	}
+}
+
+// selectType picks a type in the filter as a user does.
+func selectType(eventType string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`(() => { const f = document.querySelector('#type-filter'); f.value = %q; f.dispatchEvent(new Event('change')); })()`, eventType))
+}
+
+// checkQuarantineReplay quarantines a delivery signed with a secret the
+// forwarder learns only later and one signed too long ago, checks that the
+// page shows both with their reasons, then replays them with their buttons:
+// the stale one after a confirmation, with ignore_tolerance. Each reaches
+// the stream exactly once. The screenshot is taken with both on the page.
+func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jetstream.JetStream, secretsFile string) {
+	t.Helper()
+	const laterSecret = "later-secret-9d2e"
+	quarantineDelivery(t, p, "evt_quar_page", "dlv_quar_page", laterSecret)
+	stale := sampleEvent("evt_stale_page", "message.read")
+	old := time.Now().Add(-time.Hour).Unix()
+	if got := send(t, p.WebhookURL, webhook{body: stale, deliveryID: "dlv_stale_page", signature: forwarder.Sign([]byte(testSecret), old, stale),
+		headers: map[string]string{"X-Zautic-Event": "message.read"}}); got.Status != http.StatusBadRequest {
+		t.Fatalf("stale delivery: got %d %v, want 400", got.Status, got.Body)
+	}
+	b.do(t, "see both quarantined",
+		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 2`),
+		chromedp.SetValue(chromedp.CSS("#search-input"), "dlv_quar_page"),
+		chromedp.Click(chromedp.CSS("#search-form button")),
+		waitFor(`document.querySelector('#search-result [data-field=status]')?.textContent === 'quarantined'`))
+	reasons := evaluate[[]string](t, b, `[...document.querySelectorAll('#quarantine tbody td.reason')].map(td => td.textContent)`)
+	if fmt.Sprint(reasons) != fmt.Sprint([]string{forwarder.ReasonSignatureMismatch, forwarder.ReasonTimestampOld}) {
+		t.Errorf("quarantine reasons: got %q, want signature_mismatch and timestamp_out_of_tolerance", reasons)
+	}
 	if path := os.Getenv(screenshotEnv); path != "" {
-		b.do(t, "reset the type filter for the screenshot",
-			chromedp.Evaluate[chromedp.Void](`const f = document.querySelector('#type-filter'); f.selectedIndex = 0; f.dispatchEvent(new Event('change'))`),
-			waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 23`))
 		writeScreenshot(t, b, path)
+	}
+
+	if err := os.WriteFile(secretsFile, []byte(laterSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		// The file's change or the SIGHUP, whichever comes first, reloads it.
+		for line := range strings.Lines(p.Logs()) {
+			if strings.Contains(line, `"msg":"webhook secrets reloaded"`) && strings.Contains(line, `"count":2`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no reload of the secrets file logged")
+	})
+	b.do(t, "replay the mis-signed delivery",
+		chromedp.Click(chromedp.CSS(`#quarantine tr[data-reason=signature_mismatch] button.replay`)),
+		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 1`))
+	b.do(t, "replay the stale delivery, confirming",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = (m) => { window.confirmed = m; return true; }`),
+		chromedp.Click(chromedp.CSS(`#quarantine tr[data-reason=timestamp_out_of_tolerance] button.replay`)),
+		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 0`),
+		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 25`))
+	if got := evaluate[string](t, b, `window.confirmed || ''`); !strings.Contains(got, "timestamp outside the tolerance") {
+		t.Errorf("confirmation: got %q, want a question about the tolerance", got)
+	}
+	counts := map[string]int{}
+	for _, m := range streamMessages(t, js, "ZAUTIC") {
+		counts[m.Headers().Get(forwarder.HeaderDeliveryID)]++
+	}
+	for _, id := range []string{"dlv_quar_page", "dlv_stale_page"} {
+		if counts[id] != 1 {
+			t.Errorf("stream messages of %s: got %d, want 1", id, counts[id])
+		}
 	}
 }
 

@@ -368,3 +368,46 @@ func TestDeliveriesCommand(t *testing.T) {
 		})
 	}
 }
+
+// quarantineDelivery sends an event signed with secret, which the
+// forwarder does not know yet, and fails unless it was refused (400) and so
+// quarantined.
+func quarantineDelivery(t testing.TB, p *forwarderProcess, eventID, deliveryID, secret string) {
+	t.Helper()
+	body := sampleEvent(eventID, "message.failed")
+	got := send(t, p.WebhookURL, webhook{body: body, deliveryID: deliveryID, signature: forwarder.Sign([]byte(secret), time.Now().Unix(), body),
+		headers: map[string]string{"X-Zautic-Event": "message.failed"}})
+	if got.Status != http.StatusBadRequest {
+		t.Fatalf("mis-signed delivery: got %d %v, want 400", got.Status, got.Body)
+	}
+}
+
+// TestDeliveryLookupQuarantined finds mis-signed deliveries in the
+// quarantine by delivery id and by event id, lists every attempt, and never
+// serves their unverified bodies.
+func TestDeliveryLookupQuarantined(t *testing.T) {
+	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
+	env["FORWARDER_QUARANTINE_AUTO_REPLAY"] = "false"
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	quarantineDelivery(t, p, "evt_quar_1", "dlv_quar_1", "unknown-secret")
+	quarantineDelivery(t, p, "evt_quar_1", "dlv_quar_1", "unknown-secret")
+	quarantineDelivery(t, p, "evt_quar_2", "dlv_quar_2", "unknown-secret")
+	for _, id := range []string{"dlv_quar_1", "evt_quar_1"} {
+		got := adminJSON(t, p, deliveryPath(id), "")
+		if got.Status != http.StatusOK || got.Body["status"] != "quarantined" || got.Body["reason"] != forwarder.ReasonSignatureMismatch ||
+			got.Body["quarantine_seq"] != float64(2) || got.Body["delivery_id"] != "dlv_quar_1" || got.Body["event_id"] != "evt_quar_1" {
+			t.Errorf("lookup %s: got %d %v, want 200 quarantined for signature_mismatch at quarantine_seq 2", id, got.Status, got.Body)
+		}
+		entries, _ := got.Body["entries"].([]any)
+		if len(entries) != 2 {
+			t.Errorf("lookup %s: got %d entries, want both attempts", id, len(entries))
+		}
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(got.Body["received_at"])); err != nil {
+			t.Errorf("lookup %s: received_at %v: %v", id, got.Body["received_at"], err)
+		}
+	}
+	if got := adminJSON(t, p, deliveryPath("dlv_quar_1")+"/body", ""); got.Status != http.StatusNotFound {
+		t.Errorf("body of a quarantined delivery: got %d %v, want 404", got.Status, got.Body)
+	}
+}
