@@ -381,6 +381,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "bad http.addr", env: map[string]string{"FORWARDER_HTTP_ADDR": "localhost"}, key: "http.addr"},
 		{name: "relative http.path", env: map[string]string{"FORWARDER_HTTP_PATH": "webhooks"}, key: "http.path"},
 		{name: "bad admin.addr", env: map[string]string{"FORWARDER_ADMIN_ADDR": "9090"}, key: "admin.addr"},
+		{name: "admin token twice", env: map[string]string{"FORWARDER_ADMIN_TOKEN": "t", "FORWARDER_ADMIN_TOKEN_FILE": "/t"}, key: "admin.token_file"},
 		{name: "zero publish timeout", env: map[string]string{"FORWARDER_NATS_PUBLISH_TIMEOUT": "0s"}, key: "nats.publish_timeout"},
 		{name: "bad embedded listen", env: map[string]string{"FORWARDER_NATS_EMBEDDED_LISTEN": "nowhere"}, key: "nats.embedded.listen"},
 		{name: "empty store dir", file: "nats:\n  embedded:\n    store_dir: \"\"\n", key: "nats.embedded.store_dir"},
