@@ -32,8 +32,9 @@ const (
 	quarantineScanLimit = 10_000
 	// typeScanLimit is how far back one page of a type-filtered listing reads.
 	typeScanLimit = 10_000
-	// scanBatch is the number of messages of one fetch while scanning.
-	scanBatch = 1000
+	// scanBatch is the number of messages of one fetch while scanning: with
+	// 1,000 a scan of 100,000 headers took about three times as long.
+	scanBatch = 10_000
 	// scanConsumerIdle lets the server remove a scan's consumer that this
 	// process could not delete (it died, or lost the connection).
 	scanConsumerIdle = 30 * time.Second
