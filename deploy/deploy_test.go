@@ -462,7 +462,8 @@ func TestServiceAndScraping(t *testing.T) {
 func exportedFamilies(t *testing.T) map[string]dto.MetricType {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	forwarder.NewMetrics(reg)
+	// The key_id series exist once the secrets are known.
+	forwarder.NewMetrics(reg).KnownKeyIDs([]string{forwarder.KeyID([]byte("a secret"))})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -591,6 +592,11 @@ func TestGrafanaDashboard(t *testing.T) {
 		{"publish latency p99", `histogram_quantile\(0\.99, .*zautic_forwarder_publish_duration_seconds_bucket`},
 		{"in-flight", `zautic_forwarder_in_flight_requests`},
 		{"NATS connected", `zautic_forwarder_nats_connected`},
+		{"quarantine kept", `by \(reason\) \(increase\(zautic_forwarder_quarantined_total`},
+		{"quarantine dropped", `by \(cause\) \(increase\(zautic_forwarder_quarantine_dropped_total`},
+		{"quarantine replayed", `by \(outcome, trigger\) \(increase\(zautic_forwarder_quarantine_replayed_total`},
+		{"quarantine entries", `zautic_forwarder_quarantine_entries`},
+		{"signatures by key id", `by \(key_id\) \(rate\(zautic_forwarder_signatures_verified_total`},
 	}
 	for _, r := range required {
 		if !regexp.MustCompile(r.pattern).MatchString(all) {
@@ -649,6 +655,7 @@ func TestPrometheusAlerts(t *testing.T) {
 		{"ZauticForwarderNotReady", "zautic_forwarder_ready"},
 		{"ZauticForwarderPublishFailures", `outcome="unavailable"`},
 		{"ZauticForwarderRejectionSpike", `outcome="rejected"`},
+		{"ZauticForwarderQuarantineNotEmpty", "zautic_forwarder_quarantine_entries"},
 	}
 	for _, r := range required {
 		expr, ok := byName[r.alert]

@@ -24,6 +24,7 @@ type quarantineMetrics struct {
 	dropped            *prometheus.CounterVec
 	replayed           *prometheus.CounterVec
 	signaturesVerified *prometheus.CounterVec
+	entries            prometheus.Gauge
 }
 
 func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
@@ -45,6 +46,10 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 			Namespace: ns, Name: "signatures_verified_total",
 			Help: "Verified signatures by key_id, the first 8 hex characters of SHA-256 of the secret that matched.",
 		}, []string{"key_id"}),
+		entries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "quarantine_entries",
+			Help: "Entries in the quarantine stream at the last readiness check (every replica reports the shared stream).",
+		}),
 	}
 	// Every series at zero from the start, like the others.
 	for _, reason := range QuarantineReasons() {
@@ -57,7 +62,7 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 			q.replayed.WithLabelValues(outcome, trigger)
 		}
 	}
-	reg.MustRegister(q.quarantined, q.dropped, q.replayed, q.signaturesVerified)
+	reg.MustRegister(q.quarantined, q.dropped, q.replayed, q.signaturesVerified, q.entries)
 	return q
 }
 
@@ -85,13 +90,19 @@ func (m *Metrics) signatureVerified(keyID string) {
 	}
 }
 
-// knownKeys creates the key_id series of the configured secrets at zero, so
-// that a secret nobody signs with shows as a flat line.
-func (m *Metrics) knownKeys(keyIDs []string) {
+// KnownKeyIDs creates the key_id series of the configured secrets at zero,
+// so that a secret nobody signs with shows as a flat line.
+func (m *Metrics) KnownKeyIDs(keyIDs []string) {
 	if m == nil {
 		return
 	}
 	for _, id := range keyIDs {
 		m.quarantine.signaturesVerified.WithLabelValues(id)
+	}
+}
+
+func (m *Metrics) setQuarantineEntries(n uint64) {
+	if m != nil {
+		m.quarantine.entries.Set(float64(n))
 	}
 }

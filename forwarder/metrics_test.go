@@ -117,6 +117,13 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 		{"zautic_forwarder_dedup_store_errors_total", map[string]string{"op": "put"}},
 		{"zautic_forwarder_mark_failures_total", nil},
 		{"zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}},
+		{"zautic_forwarder_quarantined_total", map[string]string{"reason": ReasonSignatureMismatch}},
+		{"zautic_forwarder_quarantined_total", map[string]string{"reason": ReasonTimestampOld}},
+		{"zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "rate"}},
+		{"zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "store"}},
+		{"zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": OutcomePublished, "trigger": TriggerReload}},
+		{"zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": OutcomeWouldPublish, "trigger": TriggerAdmin}},
+		{"zautic_forwarder_quarantine_entries", nil},
 		{"go_goroutines", nil},
 		{"process_cpu_seconds_total", nil},
 	}

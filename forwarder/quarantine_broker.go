@@ -64,13 +64,16 @@ func (b *Broker) missingQuarantine(ctx context.Context) (string, error) {
 	if !b.cfg.Quarantine.Enabled {
 		return "", nil
 	}
-	_, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
+	s, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Sprintf("stream %q", b.cfg.Quarantine.Stream), nil
 	case err != nil:
 		return "", fmt.Errorf("look up stream %q: %w", b.cfg.Quarantine.Stream, err)
 	}
+	// The lookup returns the stream's state: the entries waiting, for the
+	// gauge behind the "quarantine not empty" alert.
+	b.metrics.setQuarantineEntries(s.CachedInfo().State.Msgs)
 	return "", nil
 }
 
@@ -124,10 +127,16 @@ func (b *Broker) DeleteQuarantined(ctx context.Context, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("delete quarantined seq %d: %w", seq, err)
+	err = s.DeleteMsg(ctx, seq)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// The server answers a missing message with a generic failure: look
+	// the entry up to tell "already gone" from a real error.
+	if _, getErr := s.GetMsg(ctx, seq); errors.Is(getErr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return fmt.Errorf("delete quarantined seq %d: %w", seq, err)
 }
 
 // QuarantineEntries lists entries matching f, oldest first, through a

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
@@ -30,7 +32,7 @@ const (
 // quarantineHarness is a handler, a replayer and the admin routes on a real
 // broker and nats-server, with the secrets in a file the test rewrites.
 type quarantineHarness struct {
-	t           *testing.T
+	t           testing.TB
 	cfg         Config
 	secrets     *Secrets
 	secretsFile string
@@ -43,7 +45,7 @@ type quarantineHarness struct {
 	registry    *prometheus.Registry
 }
 
-func newQuarantineHarness(t *testing.T, configure func(*Config)) *quarantineHarness {
+func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarness {
 	t.Helper()
 	ns := natstest.Start(t, "", 0)
 	h := &quarantineHarness{t: t, cfg: DefaultConfig(), registry: prometheus.NewRegistry()}
@@ -53,7 +55,11 @@ func newQuarantineHarness(t *testing.T, configure func(*Config)) *quarantineHarn
 	if configure != nil {
 		configure(&h.cfg)
 	}
-	log := zaptest.NewLogger(t)
+	// A fuzz target may not log through the *testing.F it was built with.
+	log := zap.NewNop()
+	if tt, ok := t.(*testing.T); ok {
+		log = zaptest.NewLogger(tt)
+	}
 	m := NewMetrics(h.registry)
 	var err error
 	if h.secrets, err = NewSecrets(h.cfg.Webhook); err != nil {
@@ -377,4 +383,52 @@ func TestSameSecretSet(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.wantSame)
 		}
 	}
+}
+
+// FuzzReplayEntry stores entries with arbitrary signature, Zautic-Received-At
+// and body, and replays them: the outcome is always one of the documented
+// ones, and only an entry whose signature verifies against the secrets at
+// the time it arrived is published.
+func FuzzReplayEntry(f *testing.F) {
+	now := time.Now().UTC()
+	body := testEvent("evt_fuzz", "message.delivered")
+	valid := Sign([]byte(secretA), now.Unix(), body)
+	f.Add(body, valid, now.Format(time.RFC3339Nano), false, false)
+	f.Add(body, "", now.Format(time.RFC3339Nano), false, false)
+	f.Add(body, valid, "", false, false)
+	f.Add(body, valid, "2026-13-01T00:00:00Z", false, false)
+	f.Add(append(body, ' '), valid, now.Format(time.RFC3339Nano), false, false)
+	f.Add(body, Sign([]byte(secretA), now.Add(-time.Hour).Unix(), body), now.Format(time.RFC3339Nano), true, true)
+	f.Add([]byte("{"), Sign([]byte(secretA), now.Unix(), []byte("{")), now.Format(time.RFC3339Nano), false, false)
+	h := newQuarantineHarness(f, nil)
+	f.Fuzz(func(t *testing.T, body []byte, signature, receivedAtValue string, ignoreTolerance, dryRun bool) {
+		header := http.Header{}
+		header.Set(SignatureHeader, signature)
+		header.Set(QuarantineReceivedAtHeader, receivedAtValue)
+		seq, err := h.broker.Quarantine(context.Background(), ReasonSignatureMismatch, header, body)
+		if err != nil {
+			t.Skip("not storable:", err)
+		}
+		answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{seq}, IgnoreTolerance: ignoreTolerance, DryRun: dryRun}, TriggerAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := answer.Results[0]
+		if !slices.Contains(ReplayOutcomes(), res.Outcome) {
+			t.Fatalf("outcome: got %q, want one of %v", res.Outcome, ReplayOutcomes())
+		}
+		arrived, parseErr := time.Parse(time.RFC3339Nano, receivedAtValue)
+		if parseErr != nil && res.Reason != "received_at_malformed" {
+			t.Fatalf("malformed %s %q: got %s/%s, want rejected received_at_malformed", QuarantineReceivedAtHeader, receivedAtValue, res.Outcome, res.Reason)
+		}
+		tolerance := h.cfg.Webhook.Tolerance
+		if ignoreTolerance {
+			tolerance = 0
+		}
+		if res.Outcome == OutcomePublished || res.Outcome == OutcomeWouldPublish {
+			if _, err := VerifySignature(body, signature, h.secrets.Current(), tolerance, arrived); err != nil {
+				t.Fatalf("got %s for an entry that does not verify: %v", res.Outcome, err)
+			}
+		}
+	})
 }

@@ -6,8 +6,8 @@ import "context"
 // disabled), starts the automatic replay when enabled, and sets what a
 // change of the secrets triggers.
 func (s *Service) startQuarantine(ctx context.Context, h *Handler, m *Metrics) *Replayer {
-	m.knownKeys(s.Secrets.KeyIDs())
-	s.secretsChanged = func() { m.knownKeys(s.Secrets.KeyIDs()) }
+	m.KnownKeyIDs(s.Secrets.KeyIDs())
+	s.secretsChanged = func() { m.KnownKeyIDs(s.Secrets.KeyIDs()) }
 	if !s.cfg.Quarantine.Enabled {
 		return nil
 	}
@@ -16,7 +16,7 @@ func (s *Service) startQuarantine(ctx context.Context, h *Handler, m *Metrics) *
 		auto := newAutoReplayer(replayer, s.Broker.Ready, s.log)
 		s.wg.Go(func() { auto.Run(ctx) })
 		s.secretsChanged = func() {
-			m.knownKeys(s.Secrets.KeyIDs())
+			m.KnownKeyIDs(s.Secrets.KeyIDs())
 			auto.Trigger()
 		}
 	}

@@ -107,7 +107,15 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 			signatures := exerciseSecrets(t, p, envSecret, fileSecret)
 			_, metrics := getAdmin(t, p, "/metrics")
 			_, readyz := getAdmin(t, p, "/readyz")
-			haystacks := map[string]string{"logs": p.Logs(), "/metrics": metrics, "/readyz": readyz}
+			_, quarantine := getAdmin(t, p, "/quarantine")
+			if tt.wantReady && !strings.Contains(quarantine, `"reason":"signature_mismatch"`) {
+				t.Errorf("/quarantine does not list the forged delivery: %s", quarantine)
+			}
+			checkConfig := runBinary(t, env, "", "check-config")
+			if checkConfig.Code != 0 || !strings.Contains(checkConfig.Stdout, forwarder.KeyID([]byte(fileSecret))) {
+				t.Errorf("check-config: exit %d, want 0 and the key id of the file's secret:\n%s%s", checkConfig.Code, checkConfig.Stdout, checkConfig.Stderr)
+			}
+			haystacks := map[string]string{"logs": p.Logs(), "/metrics": metrics, "/readyz": readyz, "/quarantine": quarantine, "check-config": checkConfig.Stdout + checkConfig.Stderr}
 			needles := append([]string{envSecret, fileSecret, natsPass, natsToken}, signatures...)
 			for where, text := range haystacks {
 				for i, needle := range needles {
