@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,26 +18,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newDeliveriesCommand)
-}
-
-// adminRequestTimeout bounds one call of the admin API; a lookup scans at
-// most 100,000 stream headers.
-const adminRequestTimeout = 30 * time.Second
-
-// adminTokenEnv is where the commands find admin.token by default.
-const adminTokenEnv = forwarder.EnvPrefix + "_ADMIN_TOKEN"
-
-// deliveriesFlags are the options shared by "deliveries get" and "list".
-type deliveriesFlags struct {
-	adminURL string
-	token    string
-	json     bool
-}
-
-func newDeliveriesCommand(_ io.Reader, stdout, _ io.Writer) *cobra.Command {
-	var f deliveriesFlags
+func newDeliveriesCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deliveries",
 		Short: "Look deliveries up through a running forwarder's admin API",
@@ -49,35 +29,29 @@ or expired), "list" shows the most recent published events, newest first.`,
   zautic-forwarder deliveries list --type message.failed --limit 20
   zautic-forwarder deliveries get evt_2b81 --json --admin-url http://forwarder.zautic:9090`,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.adminURL, "admin-url", "http://localhost:9090", "base URL of the forwarder's admin listener")
-	pf.StringVar(&f.token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
-	pf.BoolVar(&f.json, "json", false, "print the API's JSON answer")
-	cmd.AddCommand(newDeliveriesGetCommand(&f, stdout), newDeliveriesListCommand(&f, stdout))
+	cmd.AddCommand(newDeliveriesGetCommand(stdout), newDeliveriesListCommand(stdout))
 	return cmd
 }
 
-func newDeliveriesGetCommand(f *deliveriesFlags, stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
+func newDeliveriesGetCommand(stdout io.Writer) *cobra.Command {
+	var client adminClient
+	cmd := &cobra.Command{
 		Use:   "get ID",
 		Short: "Show what became of a delivery id or an event id; exit 1 when unknown",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Dots too: an id of "." or ".." must stay an id, not move up the path.
 			path := "/deliveries/" + strings.ReplaceAll(url.PathEscape(args[0]), ".", "%2E")
-			raw, err := f.call(cmd.Context(), path)
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printIndented(stdout, raw)
-			}
-			return printLookup(stdout, raw)
+			return show(cmd.Context(), &client, stdout, path, printLookup)
 		},
 	}
+	client.flags(cmd)
+	return cmd
 }
 
-func newDeliveriesListCommand(f *deliveriesFlags, stdout io.Writer) *cobra.Command {
+func newDeliveriesListCommand(stdout io.Writer) *cobra.Command {
 	var (
+		client    adminClient
 		eventType string
 		limit     int
 		beforeSeq uint64
@@ -94,57 +68,28 @@ func newDeliveriesListCommand(f *deliveriesFlags, stdout io.Writer) *cobra.Comma
 			if beforeSeq > 0 {
 				q.Set("before_seq", strconv.FormatUint(beforeSeq, 10))
 			}
-			raw, err := f.call(cmd.Context(), "/deliveries?"+q.Encode())
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printIndented(stdout, raw)
-			}
-			return printList(stdout, raw)
+			return show(cmd.Context(), &client, stdout, "/deliveries?"+q.Encode(), printList)
 		},
 	}
+	client.flags(cmd)
 	cmd.Flags().StringVar(&eventType, "type", "", "only this event type (a page of a rare type may be short)")
 	cmd.Flags().IntVar(&limit, "limit", forwarder.DefaultDeliveryPage, "deliveries per page, at most "+strconv.Itoa(forwarder.MaxDeliveryPage))
 	cmd.Flags().Uint64Var(&beforeSeq, "before-seq", 0, "start below this stream sequence (the next_before_seq of the previous page)")
 	return cmd
 }
 
-// call GETs path from the admin API and returns the JSON of a 200; any
-// other answer is an error carrying the API's reason.
-func (f *deliveriesFlags) call(ctx context.Context, path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, adminRequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(f.adminURL, "/")+path, nil)
+// show GETs path from the admin API and prints the answer with table, or
+// as the API's JSON with --json.
+func show[T any](ctx context.Context, client *adminClient, w io.Writer, path string, table func(io.Writer, T) error) error {
+	var answer T
+	raw, err := client.do(ctx, http.MethodGet, path, nil, &answer)
 	if err != nil {
-		return nil, fmt.Errorf("--admin-url %q: %w", f.adminURL, err)
+		return err
 	}
-	token := f.token
-	if token == "" {
-		token = os.Getenv(adminTokenEnv)
+	if client.json {
+		return printIndented(w, raw)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("admin API: read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var answer struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &answer) != nil || answer.Error == "" {
-			answer.Error = strings.TrimSpace(string(raw))
-		}
-		return nil, fmt.Errorf("admin API answered %d: %s", resp.StatusCode, answer.Error)
-	}
-	return raw, nil
+	return table(w, answer)
 }
 
 func printIndented(w io.Writer, raw []byte) error {
@@ -163,11 +108,7 @@ var lookupFields = []string{"status", "delivery_id", "event_id", "type", "event_
 
 // printLookup prints a lookup answer as "field  value" lines, then its
 // quarantine entries, if any, as a table.
-func printLookup(w io.Writer, raw []byte) error {
-	var answer map[string]any
-	if err := json.Unmarshal(raw, &answer); err != nil {
-		return fmt.Errorf("admin API answer is not JSON: %w", err)
-	}
+func printLookup(w io.Writer, answer map[string]any) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, k := range lookupFields {
 		if v, ok := answer[k]; ok && v != "" {
@@ -188,11 +129,7 @@ func printLookup(w io.Writer, raw []byte) error {
 	return tw.Flush()
 }
 
-func printList(w io.Writer, raw []byte) error {
-	var page forwarder.DeliveryPage
-	if err := json.Unmarshal(raw, &page); err != nil {
-		return fmt.Errorf("admin API answer is not a page of deliveries: %w", err)
-	}
+func printList(w io.Writer, page forwarder.DeliveryPage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tPUBLISHED\tTYPE\tDELIVERY ID\tEVENT ID\tSIZE")
 	for _, d := range page.Deliveries {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,10 +20,6 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 )
-
-func init() {
-	extraCommands = append(extraCommands, newQuarantineCommand)
-}
 
 // defaultAdminURL is the admin listener of a forwarder on this host with
 // the default admin.addr.
@@ -34,17 +32,22 @@ var errNotReplayed = errors.New("not every entry was replayed")
 // adminClient talks to a forwarder's admin listener.
 type adminClient struct {
 	base    string
+	token   string
 	timeout time.Duration
 	json    bool
 }
 
+// adminTokenEnv is where the admin commands find admin.token by default.
+const adminTokenEnv = envPrefix + "_ADMIN_TOKEN"
+
 func (a *adminClient) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.base, "admin-url", defaultAdminURL, "the forwarder's admin listener")
+	cmd.Flags().StringVar(&a.token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
 	cmd.Flags().DurationVar(&a.timeout, "timeout", 2*time.Minute, "timeout of the request")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
 }
 
-func newQuarantineCommand(_ io.Reader, stdout, _ io.Writer) *cobra.Command {
+func newQuarantineCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quarantine",
 		Short: "List and replay the deliveries the forwarder rejected and kept",
@@ -159,6 +162,9 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if token := cmp.Or(a.token, os.Getenv(adminTokenEnv)); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("admin API: %w", err)
@@ -228,14 +234,7 @@ func printResults(w io.Writer, answer forwarder.ReplayAnswer) error {
 // unsettled returns errNotReplayed, with the count, when an entry was
 // rejected, unavailable or not found.
 func unsettled(answer forwarder.ReplayAnswer) error {
-	n := 0
-	for _, r := range answer.Results {
-		switch r.Outcome {
-		case forwarder.OutcomeRejected, forwarder.OutcomeUnavailable, forwarder.OutcomeNotFound:
-			n++
-		}
-	}
-	if n > 0 {
+	if n := answer.Unsettled(); n > 0 {
 		return fmt.Errorf("%w: %d of %d", errNotReplayed, n, len(answer.Results))
 	}
 	return nil

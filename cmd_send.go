@@ -13,13 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
-	"github.com/zautic/zautic-forwarder/forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
-
-func init() {
-	extraCommands = append(extraCommands, newSendCommand)
-}
 
 // sendFlags are the options of "send".
 type sendFlags struct {
@@ -59,7 +55,7 @@ percentiles). It exits 0 only when every request finally got a 2xx.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.url, "url", simulator.DefaultURL, "webhook URL to POST to")
-	fs.StringVar(&f.secret, "secret", "", "webhook secret (default $"+forwarder.EnvPrefix+"_WEBHOOK_SECRET, else $"+forwarder.SecretEnv+")")
+	fs.StringVar(&f.secret, "secret", "", "webhook secret (default $"+strings.Join(secretEnvVars(), ", else $")+")")
 	fs.StringSliceVar(&f.types, "type", []string{simulator.DefaultType}, "event type; repeat or comma-separate for several (sent round-robin); all for the 23 documented types")
 	fs.IntVar(&f.count, "count", 0, "requests in total, duplicates included (0: one per type, or unlimited with --duration)")
 	fs.IntVar(&f.concurrency, "concurrency", 1, "requests in flight at once")
@@ -134,12 +130,15 @@ func sendOptions(cmd *cobra.Command, f sendFlags, stdin io.Reader) (simulator.Op
 // resolveSecret prefers the flag, then the environment as the server reads
 // it. It never appears in help output, which is why it is no flag default.
 func resolveSecret(flag string) ([]byte, error) {
-	for _, s := range []string{flag, os.Getenv(forwarder.EnvPrefix + "_WEBHOOK_SECRET"), os.Getenv(forwarder.SecretEnv)} {
-		if s != "" {
+	if flag != "" {
+		return []byte(flag), nil
+	}
+	for _, name := range secretEnvVars() {
+		if s := os.Getenv(name); s != "" {
 			return []byte(s), nil
 		}
 	}
-	return nil, errors.New("no webhook secret: pass --secret or set " + forwarder.SecretEnv)
+	return nil, errors.New("no webhook secret: pass --secret or set " + zautic.SecretEnv)
 }
 
 // readBody reads --file, or standard input for "-".

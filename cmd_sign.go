@@ -11,13 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
-	"github.com/zautic/zautic-forwarder/forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
-
-func init() {
-	extraCommands = append(extraCommands, newSignCommand)
-}
 
 // signFlags are the options of "sign".
 type signFlags struct {
@@ -44,7 +40,7 @@ posts the body with every Zautic header instead.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.secret, "secret", "", "webhook secret (default $"+forwarder.EnvPrefix+"_WEBHOOK_SECRET, else $"+forwarder.SecretEnv+")")
+	fs.StringVar(&f.secret, "secret", "", "webhook secret (default $"+strings.Join(secretEnvVars(), ", else $")+")")
 	fs.Int64Var(&f.timestamp, "timestamp", 0, "signing time t in unix seconds (0: now)")
 	fs.StringVar(&f.curl, "curl", "", "print a curl command that posts the body to this URL, instead of the signature alone")
 	fs.StringVar(&f.deliveryID, "delivery-id", "", "X-Zautic-Delivery-Id of the curl command (default: a new random id)")
@@ -70,7 +66,7 @@ func runSign(f signFlags, stdin io.Reader, stdout io.Writer) error {
 	if t == 0 {
 		t = time.Now().Unix()
 	}
-	signature := forwarder.Sign(secret, t, body)
+	signature := zautic.Sign(secret, t, body)
 	if f.curl == "" {
 		_, err = fmt.Fprintln(stdout, signature)
 		return err
@@ -92,12 +88,12 @@ func curlCommand(url string, body []byte, t int64, signature, deliveryID string)
 	_ = json.Unmarshal(body, &ev)
 	headers := []string{"Content-Type: application/json"}
 	if typ, ok := ev.Type.(string); ok && typ != "" {
-		headers = append(headers, simulator.EventHeader+": "+typ)
+		headers = append(headers, zautic.RequestEventHeader+": "+typ)
 	}
 	headers = append(headers,
-		forwarder.DeliveryIDHeader+": "+deliveryID,
-		simulator.TimestampHeader+": "+strconv.FormatInt(t, 10),
-		forwarder.SignatureHeader+": "+signature)
+		zautic.RequestDeliveryIDHeader+": "+deliveryID,
+		zautic.RequestTimestampHeader+": "+strconv.FormatInt(t, 10),
+		zautic.RequestSignatureHeader+": "+signature)
 	var b strings.Builder
 	b.WriteString("curl -sS -X POST " + shellQuote(url))
 	for _, h := range headers {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -23,8 +25,8 @@ var (
 	commit  = ""
 )
 
-func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	serve := newServeCommand(stderr)
+func newRootCommand(hangup <-chan os.Signal, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	serve := newServeCommand(hangup, stderr)
 	root := &cobra.Command{
 		Use:           "zautic-forwarder",
 		Short:         "Verify Zautic webhooks and forward each event exactly once to NATS JetStream",
@@ -39,15 +41,11 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	// The root runs serve, so it takes serve's flags too.
 	root.Flags().AddFlagSet(serve.Flags())
-	root.AddCommand(serve, newCheckConfigCommand(stdout), newVersionCommand(stdout))
-	for _, add := range extraCommands {
-		root.AddCommand(add(stdin, stdout, stderr))
-	}
+	root.AddCommand(serve, newCheckConfigCommand(stdout), newVersionCommand(stdout),
+		newSendCommand(stdin, stdout, stderr), newSignCommand(stdin, stdout, stderr), newQuarantineCommand(stdout),
+		newDeliveriesCommand(stdout))
 	return root
 }
-
-// extraCommands lets the other command files register themselves.
-var extraCommands []func(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command
 
 // configFlags declares --config and the flags that override single keys;
 // flags beat the environment, which beats the file.
@@ -69,7 +67,7 @@ var flagKeys = map[string]string{
 // loadConfig builds the configuration from defaults, --config, the
 // environment and flags.
 func loadConfig(fs *pflag.FlagSet) (forwarder.Config, *viper.Viper, error) {
-	v := forwarder.NewViper()
+	v := newViper()
 	for flag, key := range flagKeys {
 		if f := fs.Lookup(flag); f != nil {
 			if err := v.BindPFlag(key, f); err != nil {
@@ -78,11 +76,11 @@ func loadConfig(fs *pflag.FlagSet) (forwarder.Config, *viper.Viper, error) {
 		}
 	}
 	path, _ := fs.GetString("config")
-	cfg, err := forwarder.LoadConfig(v, path)
+	cfg, err := loadConfigFile(v, path)
 	return cfg, v, err
 }
 
-func newServeCommand(stderr io.Writer) *cobra.Command {
+func newServeCommand(hangup <-chan os.Signal, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the forwarder (the default command)",
@@ -99,11 +97,33 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 			defer func() { _ = log.Sync() }()
 			log.Info("starting zautic-forwarder", zap.String("version", version),
 				zap.Any("config", redactedMap(cfg)))
-			return forwarder.Run(cmd.Context(), cfg, log, prometheus.NewRegistry())
+			return serve(cmd.Context(), cfg, log, hangup)
 		},
 	}
 	configFlags(cmd.Flags())
 	return cmd
+}
+
+// serve runs the service until ctx ends, passing each hangup on as a
+// request to re-read the secret files.
+func serve(ctx context.Context, cfg forwarder.Config, log *zap.Logger, hangup <-chan os.Signal) error {
+	svc, err := forwarder.Start(ctx, cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hangup:
+				svc.ReloadSecrets("SIGHUP")
+			}
+		}
+	}()
+	return svc.Wait(ctx)
 }
 
 func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
@@ -116,17 +136,17 @@ func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			secrets, err := forwarder.NewSecrets(cfg.Webhook)
+			keyIDs, err := forwarder.SecretKeyIDs(cfg.Webhook)
 			if err != nil {
 				return err
 			}
-			out, err := cfg.Redacted().YAML()
+			out, err := yaml.Marshal(cfg.Redacted())
 			if err != nil {
 				return err
 			}
 			// A comment, so that the output stays a valid configuration.
 			out = fmt.Appendf(out, "# key ids of the webhook secrets (first 8 hex characters of SHA-256): %s\n",
-				strings.Join(secrets.KeyIDs(), ", "))
+				strings.Join(keyIDs, ", "))
 			_, err = stdout.Write(out)
 			return err
 		},
@@ -165,7 +185,7 @@ func buildCommit() string {
 // redactedMap renders the configuration for the startup log line.
 func redactedMap(cfg forwarder.Config) map[string]any {
 	var m map[string]any
-	if raw, err := cfg.Redacted().YAML(); err == nil {
+	if raw, err := yaml.Marshal(cfg.Redacted()); err == nil {
 		_ = yaml.Unmarshal(raw, &m)
 	}
 	return m

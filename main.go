@@ -11,9 +11,14 @@ import (
 	"syscall"
 )
 
+// main owns the signals: SIGINT and SIGTERM end the context, SIGHUP asks
+// the running service to re-read its secret files.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	hangup := make(chan os.Signal, 1)
+	signal.Notify(hangup, syscall.SIGHUP)
+	err := run(ctx, os.Args[1:], hangup, os.Stdin, os.Stdout, os.Stderr)
+	signal.Stop(hangup)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "zautic-forwarder:", err)
@@ -21,9 +26,10 @@ func main() {
 	}
 }
 
-// run executes the command line; the plain command is "serve".
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	root := newRootCommand(stdin, stdout, stderr)
+// run executes the command line; the plain command is "serve". Each value
+// received on hangup makes a running service re-read its secret files.
+func run(ctx context.Context, args []string, hangup <-chan os.Signal, stdin io.Reader, stdout, stderr io.Writer) error {
+	root := newRootCommand(hangup, stdin, stdout, stderr)
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }

@@ -11,9 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -27,8 +25,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
-	"github.com/zautic/zautic-forwarder/forwarder/simulator"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 const testSecret = "main-test-secret"
@@ -39,15 +38,15 @@ func runCommand(t *testing.T, stdin string, args ...string) (stdout, stderr stri
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err = run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	err = run(ctx, args, nil, strings.NewReader(stdin), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
 // clearSecretEnv keeps a developer's own secret out of the tests.
 func clearSecretEnv(t *testing.T) {
 	t.Helper()
-	t.Setenv(forwarder.SecretEnv, "")
-	t.Setenv(forwarder.EnvPrefix+"_WEBHOOK_SECRET", "")
+	t.Setenv(zautic.SecretEnv, "")
+	t.Setenv(envPrefix+"_WEBHOOK_SECRET", "")
 }
 
 // testForwarder is a real forwarder service on loopback, publishing to an
@@ -63,7 +62,7 @@ func startTestForwarder(t *testing.T) *testForwarder {
 	cfg := forwarder.DefaultConfig()
 	cfg.HTTP.Addr, cfg.Admin.Addr, cfg.NATS.URL = "127.0.0.1:0", "", ns.ClientURL()
 	cfg.Webhook.Secret = testSecret
-	svc, err := forwarder.Start(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
+	svc, err := forwarder.Start(context.Background(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("start forwarder: %v", err)
 	}
@@ -72,7 +71,7 @@ func startTestForwarder(t *testing.T) *testForwarder {
 		cancel()
 		_ = svc.Wait(ctx)
 	})
-	waitFor(t, 20*time.Second, svc.Broker.Ready)
+	waitFor(t, 20*time.Second, svc.Ready)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -148,15 +147,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestCheckConfig(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -173,7 +163,7 @@ func TestCheckConfig(t *testing.T) {
 		},
 		{
 			name: "secret from the environment",
-			env:  map[string]string{forwarder.SecretEnv: "env-secret-value"},
+			env:  map[string]string{zautic.SecretEnv: "env-secret-value"},
 			want: []string{"secret: '[redacted]'"},
 		},
 		{
@@ -201,7 +191,7 @@ func TestCheckConfig(t *testing.T) {
 		},
 		{
 			name:    "invalid flag value",
-			env:     map[string]string{forwarder.SecretEnv: "env-secret-value"},
+			env:     map[string]string{zautic.SecretEnv: "env-secret-value"},
 			args:    []string{"--http-addr", "nonsense"},
 			wantErr: "http.addr must be host:port",
 		},
@@ -293,18 +283,18 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := forwarder.Sign([]byte("s3cret"), 1767432000, []byte(body)) + "\n"
+	want := zautic.Sign([]byte("s3cret"), 1767432000, []byte(body)) + "\n"
 	if out != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
 	// Default timestamp: now, accepted by the verifier.
-	t.Setenv(forwarder.SecretEnv, "from-env")
+	t.Setenv(zautic.SecretEnv, "from-env")
 	out, _, err = runCommand(t, body, "sign")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := forwarder.VerifySignature([]byte(body), strings.TrimSpace(out), [][]byte{[]byte("from-env")}, time.Minute, time.Now()); err != nil {
-		t.Errorf("signature %q from $%s does not verify: %v", out, forwarder.SecretEnv, err)
+	if _, err := zautic.VerifySignature([]byte(body), strings.TrimSpace(out), [][]byte{[]byte("from-env")}, time.Minute, time.Now()); err != nil {
+		t.Errorf("signature %q from $%s does not verify: %v", out, zautic.SecretEnv, err)
 	}
 }
 
@@ -376,7 +366,7 @@ func TestSendOne(t *testing.T) {
 
 func TestSendAllTypes(t *testing.T) {
 	clearSecretEnv(t)
-	t.Setenv(forwarder.SecretEnv, testSecret)
+	t.Setenv(zautic.SecretEnv, testSecret)
 	f := startTestForwarder(t)
 	out, _, err := runCommand(t, "", "send", "--url", f.URL, "--type", "all", "--concurrency", "4")
 	if err != nil {
@@ -386,7 +376,7 @@ func TestSendAllTypes(t *testing.T) {
 		t.Errorf("summary:\n%s", out)
 	}
 	got := f.subjects(t)
-	for _, typ := range forwarder.DocumentedTypes {
+	for _, typ := range zautic.DocumentedTypes() {
 		if got["zautic."+typ] != 1 {
 			t.Errorf("subject zautic.%s: got %d messages, want 1", typ, got["zautic."+typ])
 		}
@@ -459,7 +449,7 @@ func flakyFront(t *testing.T, target string) (string, func() int) {
 	seen := map[string]bool{}
 	failed := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(forwarder.DeliveryIDHeader)
+		id := r.Header.Get(zautic.RequestDeliveryIDHeader)
 		mu.Lock()
 		first := !seen[id]
 		seen[id] = true
@@ -566,7 +556,7 @@ func TestSendBadFlags(t *testing.T) {
 	t.Run("no secret", func(t *testing.T) {
 		clearSecretEnv(t)
 		_, _, err := runCommand(t, "", "send", "--url", closedURL(t))
-		if err == nil || !strings.Contains(err.Error(), "no webhook secret: pass --secret or set "+forwarder.SecretEnv) {
+		if err == nil || !strings.Contains(err.Error(), "no webhook secret: pass --secret or set "+zautic.SecretEnv) {
 			t.Errorf("got %v, want the missing secret named", err)
 		}
 	})

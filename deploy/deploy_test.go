@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	yamlv3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -360,14 +363,11 @@ func TestSidecarConfiguration(t *testing.T) {
 	secret := only[*corev1.Secret](t, all)
 	c := sidecar(t, d)
 
-	keys := map[string]bool{}
-	for _, k := range forwarder.Keys() {
-		keys[strings.ToUpper(forwarder.EnvPrefix+"_"+strings.ReplaceAll(k, ".", "_"))] = true
-	}
+	keys := configEnvNames(t)
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
-		if strings.HasPrefix(e.Name, forwarder.EnvPrefix+"_") && !keys[e.Name] {
+		if strings.HasPrefix(e.Name, "FORWARDER_") && !keys[e.Name] {
 			t.Errorf("env %s names no configuration key", e.Name)
 		}
 	}
@@ -457,13 +457,24 @@ func TestServiceAndScraping(t *testing.T) {
 	}
 }
 
-// exportedFamilies gathers a registry after NewMetrics, as the binary
-// builds it, and returns the family names with their types.
+// exportedFamilies starts the service, pointed at a NATS address where
+// nothing listens (Start does not wait for NATS), gathers its registry and
+// returns the family names with their types.
 func exportedFamilies(t *testing.T) map[string]dto.MetricType {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	// The key_id series exist once the secrets are known.
-	forwarder.NewMetrics(reg).KnownKeyIDs([]string{forwarder.KeyID([]byte("a secret"))})
+	cfg := forwarder.DefaultConfig()
+	cfg.HTTP.Addr, cfg.Admin.Addr, cfg.NATS.URL = "127.0.0.1:0", "", "nats://127.0.0.1:1"
+	cfg.Webhook.Secret = "deploy-test"
+	svc, err := forwarder.Start(context.Background(), cfg, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = svc.Wait(ctx)
+	}()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -668,4 +679,32 @@ func TestPrometheusAlerts(t *testing.T) {
 		}
 	}
 	assertExported(t, exprs)
+}
+
+// configEnvNames are the FORWARDER_* variables of every configuration key:
+// the yaml tags of forwarder.Config, upper-cased and joined by underscores.
+func configEnvNames(t *testing.T) map[string]bool {
+	t.Helper()
+	raw, err := yamlv3.Marshal(forwarder.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree map[string]any
+	if err := yamlv3.Unmarshal(raw, &tree); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			name := prefix + "_" + strings.ToUpper(k)
+			if sub, ok := v.(map[string]any); ok {
+				walk(name, sub)
+				continue
+			}
+			names[name] = true
+		}
+	}
+	walk("FORWARDER", tree)
+	return names
 }

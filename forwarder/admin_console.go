@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Limits of the inspector's API.
@@ -47,18 +49,18 @@ type console struct {
 	cfg      Config
 	insp     inspector
 	gatherer prometheus.Gatherer
-	token    *AdminToken
+	token    *adminToken
 	page     *template.Template
 	started  time.Time
 }
 
-// NewAdminConsole puts the delivery inspector in front of admin, the
-// handler of NewAdminHandler: GET / (the page) and /static/, GET /overview,
+// newAdminConsole puts the delivery inspector in front of admin, the
+// handler of newAdminHandler: GET / (the page) and /static/, GET /overview,
 // GET /deliveries, /deliveries/{id} and /deliveries/{id}/body. When token
 // requires one, every path that returns or changes data, its own and
 // admin's (/deliveries…, /quarantine…, /debug/pprof/), asks for it; the
 // probes, /metrics, /overview and the page stay open.
-func NewAdminConsole(cfg Config, admin http.Handler, insp inspector, gatherer prometheus.Gatherer, token *AdminToken) http.Handler {
+func newAdminConsole(cfg Config, admin http.Handler, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
 	c := &console{cfg: cfg, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", c.servePage)
@@ -76,7 +78,7 @@ func NewAdminConsole(cfg Config, admin http.Handler, insp inspector, gatherer pr
 // unless it is listed here.
 var openAdminPaths = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true, "/overview": true}
 
-func requireAdminToken(token *AdminToken, next http.Handler) http.Handler {
+func requireAdminToken(token *adminToken, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if openAdminPaths[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/static/") {
 			next.ServeHTTP(w, r)
@@ -97,10 +99,10 @@ var inspectStatus = []struct {
 	err    error
 	status int
 }{
-	{ErrDeliveryNotFound, http.StatusNotFound},
-	{ErrInvalidType, http.StatusBadRequest},
-	{ErrNotReady, http.StatusServiceUnavailable},
-	{ErrInspect, http.StatusServiceUnavailable},
+	{errDeliveryNotFound, http.StatusNotFound},
+	{zautic.ErrInvalidType, http.StatusBadRequest},
+	{errNotReady, http.StatusServiceUnavailable},
+	{errInspect, http.StatusServiceUnavailable},
 }
 
 func writeInspectError(w http.ResponseWriter, err error) {
@@ -112,7 +114,7 @@ func writeInspectError(w http.ResponseWriter, err error) {
 		}
 	}
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", RetryAfterUnavailable)
+		w.Header().Set("Retry-After", unexpected.retryAfter)
 	}
 	writeJSON(w, status, errorBody{Error: err.Error()})
 }
@@ -164,7 +166,7 @@ func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) htt
 func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id string) {
 	found, err := c.insp.LookupDelivery(ctx, id)
 	switch {
-	case errors.Is(err, ErrDeliveryNotFound):
+	case errors.Is(err, errDeliveryNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no delivery %q in the dedup bucket, the stream or the quarantine", id)})
 	case err != nil:
 		writeInspectError(w, err)
@@ -216,14 +218,14 @@ func deliveryQuery(r *http.Request) (DeliveryQuery, error) {
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxDeliveryPage {
-			return q, fmt.Errorf("limit must be an integer from 1 to %d, got %q", MaxDeliveryPage, truncate(s, 32))
+			return q, fmt.Errorf("limit must be an integer from 1 to %d, got %.32q", MaxDeliveryPage, s)
 		}
 		q.Limit = n
 	}
 	if s := v.Get("before_seq"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || n == 0 {
-			return q, fmt.Errorf("before_seq must be a positive integer, got %q", truncate(s, 32))
+			return q, fmt.Errorf("before_seq must be a positive integer, got %.32q", s)
 		}
 		q.BeforeSeq = n
 	}
@@ -287,10 +289,10 @@ func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
 	setPageHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, quarantine := quarantineOf(c.cfg)
+	_, quarantine := quarantineOf(c.cfg.Quarantine)
 	_ = c.page.Execute(w, pageData{
 		Stream: c.cfg.Stream.Name, TokenRequired: c.token.Required(), Quarantine: quarantine,
-		Types: DocumentedTypes, RefreshSeconds: pageRefreshSeconds,
+		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds,
 	})
 }
 

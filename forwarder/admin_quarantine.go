@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Limits of GET /quarantine.
@@ -20,9 +22,9 @@ const (
 	maxReplayBody = 64 << 10
 )
 
-// quarantineAPI is what the admin routes need; *Replayer implements it.
+// quarantineAPI is what the admin routes need; *replayer implements it.
 type quarantineAPI interface {
-	List(ctx context.Context, f QuarantineFilter) ([]QuarantineEntry, error)
+	List(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error)
 	Replay(ctx context.Context, req ReplayRequest, trigger string) (ReplayAnswer, error)
 }
 
@@ -48,10 +50,10 @@ type ListAnswer struct {
 // eventHeader is the unsigned header Zautic names the event type in.
 const eventHeader = "X-Zautic-Event"
 
-// QuarantineRoutes returns the routes of the quarantine on the admin
+// quarantineRoutes returns the routes of the quarantine on the admin
 // listener: GET /quarantine and POST /quarantine/replay. With api nil
 // (quarantine.enabled false) both answer 404 saying so.
-func QuarantineRoutes(api *Replayer) func(*http.ServeMux) {
+func quarantineRoutes(api *replayer) func(*http.ServeMux) {
 	return func(mux *http.ServeMux) {
 		if api == nil {
 			disabled := func(w http.ResponseWriter, _ *http.Request) {
@@ -82,7 +84,7 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 		for _, e := range entries {
 			answer.Entries = append(answer.Entries, ListedEntry{
 				Seq: e.Seq, Reason: e.Reason, ReceivedAt: receivedAt(e),
-				DeliveryID: e.Header.Get(DeliveryIDHeader), EventType: e.Header.Get(eventHeader), Size: e.Size,
+				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(eventHeader), Size: e.Size,
 			})
 		}
 		writeJSON(w, http.StatusOK, answer)
@@ -91,11 +93,11 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 
 // parseListQuery reads reason, since (a duration back from now, or an RFC
 // 3339 time) and limit.
-func parseListQuery(req *http.Request, now time.Time) (QuarantineFilter, error) {
+func parseListQuery(req *http.Request, now time.Time) (quarantineFilter, error) {
 	q := req.URL.Query()
-	f := QuarantineFilter{Reason: q.Get("reason"), Limit: DefaultListLimit}
-	if f.Reason != "" && !slices.Contains(QuarantineReasons(), f.Reason) {
-		return f, fmt.Errorf("reason %q is not one of %v", f.Reason, QuarantineReasons())
+	f := quarantineFilter{Reason: q.Get("reason"), Limit: DefaultListLimit}
+	if f.Reason != "" && !slices.Contains(quarantineReasons(), f.Reason) {
+		return f, fmt.Errorf("reason %q is not one of %v", f.Reason, quarantineReasons())
 	}
 	if since := q.Get("since"); since != "" {
 		var err error
@@ -136,10 +138,10 @@ func replayQuarantine(api quarantineAPI) http.HandlerFunc {
 		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxReplayBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%v: body: %v", ErrInvalidReplay, err)})
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%v: body: %v", errInvalidReplay, err)})
 			return
 		}
-		answer, err := api.Replay(req.Context(), r, TriggerAdmin)
+		answer, err := api.Replay(req.Context(), r, triggerAdmin)
 		if err != nil {
 			writeAPIError(w, err)
 			return
@@ -150,10 +152,10 @@ func replayQuarantine(api quarantineAPI) http.HandlerFunc {
 
 func writeAPIError(w http.ResponseWriter, err error) {
 	status := http.StatusServiceUnavailable
-	if errors.Is(err, ErrInvalidReplay) {
+	if errors.Is(err, errInvalidReplay) {
 		status = http.StatusBadRequest
 	} else {
-		w.Header().Set("Retry-After", RetryAfterUnavailable)
+		w.Header().Set("Retry-After", unexpected.retryAfter)
 	}
 	writeJSON(w, status, errorBody{Error: err.Error()})
 }

@@ -38,7 +38,7 @@ func TestQuarantineAPI(t *testing.T) {
 			t.Errorf("entry field %s: missing in %v", field, first)
 		}
 	}
-	if first["delivery_id"] != "dlv_api_0" || first["event_type"] != "message.delivered" || first["reason"] != ReasonSignatureMismatch {
+	if first["delivery_id"] != "dlv_api_0" || first["event_type"] != "message.delivered" || first["reason"] != reasonSignatureMismatch {
 		t.Errorf("first entry: got %v, want dlv_api_0, message.delivered, signature_mismatch", first)
 	}
 	if got, want := first["size"], float64(len(testEvent("evt_api_0", "message.delivered"))); got != want {
@@ -80,7 +80,7 @@ func TestQuarantineAPI(t *testing.T) {
 }
 
 func TestQuarantineAPIDisabled(t *testing.T) {
-	admin := NewAdminHandler(AdminConfig{}, notReady{}, prometheus.NewRegistry(), QuarantineRoutes(nil))
+	admin := newAdminHandler(AdminConfig{}, notReady{}, prometheus.NewRegistry(), quarantineRoutes(nil))
 	h := &quarantineHarness{t: t, admin: admin}
 	status, raw := h.adminDo(http.MethodGet, "/quarantine", "", "")
 	if status != http.StatusNotFound || !strings.Contains(string(raw), "quarantine.enabled") {
@@ -90,4 +90,4 @@ func TestQuarantineAPIDisabled(t *testing.T) {
 
 type notReady struct{}
 
-func (notReady) Ready() error { return ErrNotReady }
+func (notReady) Ready() error { return errNotReady }

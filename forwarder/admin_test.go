@@ -37,12 +37,12 @@ func adminGet(t testing.TB, base, path string) (int, string, string) {
 	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
 }
 
-// newAdminServer serves NewAdminHandler for b with a fresh registry.
+// newAdminServer serves newAdminHandler for b with a fresh registry.
 func newAdminServer(t testing.TB, cfg AdminConfig, b readinessChecker) (*httptest.Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	NewMetrics(reg)
-	srv := httptest.NewServer(NewAdminHandler(cfg, b, reg))
+	newMetricSet(reg)
+	srv := httptest.NewServer(newAdminHandler(cfg, b, reg))
 	t.Cleanup(srv.Close)
 	return srv, reg
 }
@@ -203,13 +203,13 @@ func deleteBucket(ctx context.Context, js jetstream.JetStream, cfg Config) error
 
 func createResources(t testing.TB, ctx context.Context, js jetstream.JetStream, cfg Config) {
 	t.Helper()
-	if _, err := js.CreateOrUpdateStream(ctx, streamConfig(cfg)); err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, streamConfig(cfg.brokerConfig())); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(cfg)); err != nil {
+	if _, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(cfg.brokerConfig())); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, quarantineStreamConfig(cfg)); err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, quarantineStreamConfig(cfg.brokerConfig())); err != nil {
 		t.Fatalf("create quarantine stream: %v", err)
 	}
 }

@@ -20,14 +20,27 @@ func bearer(token string) *http.Request {
 	return r
 }
 
+func writeToken(t *testing.T, token string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // TestAdminTokenCheck checks each way a request can carry, or miss, the
 // token.
 func TestAdminTokenCheck(t *testing.T) {
-	token, err := NewAdminToken(AdminConfig{Token: "s3cret"}, zaptest.NewLogger(t))
+	token, err := newAdminToken(AdminConfig{Token: "s3cret"}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, err := NewAdminToken(AdminConfig{}, zaptest.NewLogger(t))
+	open, err := newAdminToken(AdminConfig{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := newAdminToken(AdminConfig{Token: "fixed", TokenFile: writeToken(t, "from-file")}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,16 +48,19 @@ func TestAdminTokenCheck(t *testing.T) {
 	basic.SetBasicAuth("admin", "s3cret")
 	tests := []struct {
 		name  string
-		token *AdminToken
+		token *adminToken
 		req   *http.Request
 		want  error
 	}{
 		{"right token", token, bearer("s3cret"), nil},
-		{"no header", token, bearer(""), ErrAdminTokenMissing},
-		{"wrong token", token, bearer("s3cre"), ErrAdminTokenWrong},
-		{"longer token", token, bearer("s3cret2"), ErrAdminTokenWrong},
-		{"basic auth", token, basic, ErrAdminTokenMissing},
+		{"no header", token, bearer(""), errAdminTokenMissing},
+		{"wrong token", token, bearer("s3cre"), errAdminTokenWrong},
+		{"longer token", token, bearer("s3cret2"), errAdminTokenWrong},
+		{"basic auth", token, basic, errAdminTokenMissing},
 		{"no token configured", open, bearer(""), nil},
+		{"admin.token with a file too", both, bearer("fixed"), nil},
+		{"admin.token_file with a token too", both, bearer("from-file"), nil},
+		{"neither of both", both, bearer("other"), errAdminTokenWrong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,19 +78,19 @@ func TestAdminTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "token")
 	log := zaptest.NewLogger(t)
-	if _, err := NewAdminToken(AdminConfig{TokenFile: file}, log); err == nil {
+	if _, err := newAdminToken(AdminConfig{TokenFile: file}, log); err == nil {
 		t.Fatal("missing token file: got no error, want one")
 	}
 	if err := os.WriteFile(file, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewAdminToken(AdminConfig{TokenFile: file}, log); err == nil {
+	if _, err := newAdminToken(AdminConfig{TokenFile: file}, log); err == nil {
 		t.Fatal("empty token file: got no error, want one")
 	}
 	if err := os.WriteFile(file, []byte("first\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	token, err := NewAdminToken(AdminConfig{TokenFile: file}, log)
+	token, err := newAdminToken(AdminConfig{TokenFile: file}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

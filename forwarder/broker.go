@@ -15,16 +15,16 @@ import (
 )
 
 var (
-	// ErrNotReady is returned by Broker.Ready, and by Broker operations, while
+	// errNotReady is returned by natsBroker.Ready, and by natsBroker operations, while
 	// NATS is not connected or the stream or KV bucket is missing.
-	ErrNotReady = errors.New("nats not ready")
-	// ErrDedupRead is returned when the KV bucket cannot be read.
-	ErrDedupRead = errors.New("dedup store read failed")
-	// ErrPublish is returned when a publish gets no PubAck.
-	ErrPublish = errors.New("publish failed")
-	// ErrMissingResources is returned when stream.manage is false and the
+	errNotReady = errors.New("nats not ready")
+	// errDedupRead is returned when the KV bucket cannot be read.
+	errDedupRead = errors.New("dedup store read failed")
+	// errPublish is returned when a publish gets no PubAck.
+	errPublish = errors.New("publish failed")
+	// errMissingResources is returned when stream.manage is false and the
 	// stream or the KV bucket does not exist.
-	ErrMissingResources = errors.New("JetStream resources missing")
+	errMissingResources = errors.New("JetStream resources missing")
 )
 
 const (
@@ -32,20 +32,21 @@ const (
 	checkIntervalNotReady = time.Second
 )
 
-// Broker is the NATS side of the forwarder: it owns the connection, keeps
+// natsBroker is the NATS side of the forwarder: it owns the connection, keeps
 // the stream and the dedup bucket in place, tracks readiness, and performs
 // the three JetStream operations of a delivery.
-type Broker struct {
+type natsBroker struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	cfg     Config
+	cfg     brokerConfig
 	log     *zap.Logger
-	metrics *Metrics
+	metrics *metricSet
 
 	kv      atomic.Pointer[jetstream.KeyValue]
 	state   atomic.Pointer[readiness]
 	wake    chan struct{}
-	ensured bool // stream and bucket created or updated; read and written by Run only
+	ensured atomic.Bool // created or updated once; later checks only look them up
+	closing atomic.Bool // Close has begun: losing the connection is expected
 
 	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
 	connLog     *connErrorLog
@@ -55,12 +56,25 @@ type readiness struct {
 	err error // nil when ready
 }
 
-// ConnectBroker connects to url (comma-separated for a cluster) with extra
+// brokerConfig is the part of the configuration the broker reads.
+type brokerConfig struct {
+	NATS       NATSConfig
+	Stream     StreamConfig
+	Dedup      DedupConfig
+	Quarantine QuarantineConfig
+}
+
+func (c Config) brokerConfig() brokerConfig {
+	return brokerConfig{NATS: c.NATS, Stream: c.Stream, Dedup: c.Dedup, Quarantine: c.Quarantine}
+}
+
+// connectBroker connects to url (comma-separated for a cluster) with extra
 // options appended to the configured ones. It returns at once even when NATS
 // is unreachable: the connection keeps retrying in the background and Run
-// reports readiness once it succeeds.
-func ConnectBroker(url string, cfg Config, log *zap.Logger, m *Metrics, extra ...nats.Option) (*Broker, error) {
-	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1)}
+// reports readiness once it succeeds. The broker is complete before the
+// connection exists, since the connection's callbacks may run at once.
+func connectBroker(url string, cfg brokerConfig, log *zap.Logger, m *metricSet, extra ...nats.Option) (*natsBroker, error) {
+	b := &natsBroker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
 	b.setNotReady(errors.New("not checked yet"))
 	opts, err := natsOptions(cfg.NATS, b, log)
 	if err != nil {
@@ -80,13 +94,13 @@ func ConnectBroker(url string, cfg Config, log *zap.Logger, m *Metrics, extra ..
 }
 
 // Ready returns nil when connected and the stream and bucket existed at the
-// last check; otherwise an error wrapping ErrNotReady says why. It never
+// last check; otherwise an error wrapping errNotReady says why. It never
 // touches the network: probes and requests may call it freely.
-func (b *Broker) Ready() error {
+func (b *natsBroker) Ready() error {
 	return b.state.Load().err
 }
 
-func (b *Broker) setReady() {
+func (b *natsBroker) setReady() {
 	if b.Ready() != nil {
 		b.log.Info("nats ready", zap.String("stream", b.cfg.Stream.Name), zap.String("bucket", b.cfg.Dedup.Bucket))
 	}
@@ -98,29 +112,29 @@ func (b *Broker) setReady() {
 // ready to not ready, and missing resources (at error level: they need an
 // operator). Connection causes are logged by connLog, once per cause per
 // period, since the client retries twice a second.
-func (b *Broker) setNotReady(cause error) {
-	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
+func (b *natsBroker) setNotReady(cause error) {
+	err := fmt.Errorf("%w: %w", errNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
 	b.metrics.setReady(false)
 	switch {
-	case errors.Is(cause, ErrMissingResources):
+	case errors.Is(cause, errMissingResources):
 		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
 			b.log.Error("nats not ready", zap.Error(cause))
 		}
-	case prev != nil && prev.err == nil:
+	case prev != nil && prev.err == nil && !b.closing.Load():
 		b.log.Warn("nats not ready", zap.Error(cause))
 	}
 }
 
 // CheckNow runs one readiness check and returns its result; Start uses it
 // to refuse to start when NATS answers but the resources are missing.
-func (b *Broker) CheckNow(ctx context.Context) error {
+func (b *natsBroker) CheckNow(ctx context.Context) error {
 	b.check(ctx)
 	return b.Ready()
 }
 
 // Wake asks Run to check readiness now, e.g. after a reconnect.
-func (b *Broker) Wake() {
+func (b *natsBroker) Wake() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
@@ -130,7 +144,7 @@ func (b *Broker) Wake() {
 // Run keeps the readiness state current until ctx ends: it ensures (or, with
 // stream.manage false, checks) the stream and bucket after every connect and
 // every few seconds, so that a deleted stream or bucket drops readiness.
-func (b *Broker) Run(ctx context.Context) {
+func (b *natsBroker) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -149,7 +163,7 @@ func (b *Broker) Run(ctx context.Context) {
 	}
 }
 
-func (b *Broker) check(ctx context.Context) {
+func (b *natsBroker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
 		b.setNotReady(b.connectionDown(b.nc))
 		return
@@ -167,14 +181,14 @@ func (b *Broker) check(ctx context.Context) {
 // stream.manage it creates or updates them once and then only checks that
 // they still exist, recreating them when they vanish; without it, it only
 // checks.
-func (b *Broker) ensureResources(ctx context.Context) error {
+func (b *natsBroker) ensureResources(ctx context.Context) error {
 	if !b.cfg.Stream.Manage {
 		if err := b.checkResources(ctx); err != nil {
 			return fmt.Errorf("%w (stream.manage is false: create them, or enable stream.manage)", err)
 		}
 		return nil
 	}
-	if b.ensured && b.checkResources(ctx) == nil {
+	if b.ensured.Load() && b.checkResources(ctx) == nil {
 		return nil
 	}
 	if err := ensureStream(ctx, b.js, streamConfig(b.cfg), b.log); err != nil {
@@ -188,14 +202,14 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 	if err := b.ensureQuarantine(ctx); err != nil {
 		return err
 	}
-	b.ensured = true
+	b.ensured.Store(true)
 	return nil
 }
 
 // checkResources looks the stream and the bucket up without creating them,
 // and names every one that is missing, so that an operator sees at once all
 // that must be created.
-func (b *Broker) checkResources(ctx context.Context) error {
+func (b *natsBroker) checkResources(ctx context.Context) error {
 	var missing []string
 	_, err := b.js.Stream(ctx, b.cfg.Stream.Name)
 	switch {
@@ -215,15 +229,17 @@ func (b *Broker) checkResources(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	missing = nonEmpty(append(missing, quarantine))
+	if quarantine != "" {
+		missing = append(missing, quarantine)
+	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
+		return fmt.Errorf("%w: %s", errMissingResources, strings.Join(missing, ", "))
 	}
 	b.kv.Store(&kv)
 	return nil
 }
 
-func (b *Broker) bucket() (jetstream.KeyValue, error) {
+func (b *natsBroker) bucket() (jetstream.KeyValue, error) {
 	kv := b.kv.Load()
 	if kv == nil {
 		return nil, b.Ready()
@@ -231,11 +247,11 @@ func (b *Broker) bucket() (jetstream.KeyValue, error) {
 	return *kv, nil
 }
 
-// Seen reports whether key is in the dedup bucket. Errors wrap ErrDedupRead.
-func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
+// Seen reports whether key is in the dedup bucket. Errors wrap errDedupRead.
+func (b *natsBroker) Seen(ctx context.Context, key string) (bool, error) {
 	kv, err := b.bucket()
 	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrDedupRead, err)
+		return false, fmt.Errorf("%w: %w", errDedupRead, err)
 	}
 	_, err = kv.Get(ctx, key)
 	switch {
@@ -245,27 +261,28 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 		return false, nil
 	default:
 		b.metrics.dedupError("get")
-		return false, fmt.Errorf("%w: get %q: %w", ErrDedupRead, key, err)
+		return false, fmt.Errorf("%w: get %q: %w", errDedupRead, key, err)
 	}
 }
 
-// Publish sends msg to the stream and waits for the PubAck. Errors wrap
-// ErrPublish; a PubAck with Duplicate set is not an error.
-func (b *Broker) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+// Publish sends body with header to subject on the stream and waits for the
+// PubAck. Errors wrap errPublish; a PubAck with Duplicate set is not an error.
+func (b *natsBroker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
+	msg := &nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream.Name))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrPublish, msg.Subject, err)
+		return stored{}, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
 	}
-	return ack, nil
+	return stored{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
 // Mark records key as forwarded, with the stream sequence and the time.
-func (b *Broker) Mark(ctx context.Context, key string, ack *jetstream.PubAck) error {
+func (b *natsBroker) Mark(ctx context.Context, key string, seq uint64) error {
 	kv, err := b.bucket()
 	if err != nil {
 		return err
 	}
-	value := strconv.AppendUint(nil, ack.Sequence, 10)
+	value := strconv.AppendUint(nil, seq, 10)
 	value = append(value, ' ')
 	value = time.Now().UTC().AppendFormat(value, time.RFC3339Nano)
 	if _, err := kv.Put(ctx, key, value); err != nil {
@@ -278,10 +295,11 @@ func (b *Broker) Mark(ctx context.Context, key string, ack *jetstream.PubAck) er
 // Close drains the connection so that nothing buffered is lost, bounded by
 // timeout. It returns once the connection's callbacks have run, so that none
 // of them logs after the caller has moved on.
-func (b *Broker) Close(timeout time.Duration) {
+func (b *natsBroker) Close(timeout time.Duration) {
 	if b.nc.IsClosed() {
 		return
 	}
+	b.closing.Store(true)
 	closed := make(chan struct{})
 	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := b.nc.Drain(); err != nil {

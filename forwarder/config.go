@@ -5,21 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
-
-// EnvPrefix prefixes every configuration key in the environment:
-// http.addr is FORWARDER_HTTP_ADDR.
-const EnvPrefix = "FORWARDER"
-
-// SecretEnv is the variable Zautic's own documentation names for the secret.
-const SecretEnv = "ZAUTIC_WEBHOOK_SECRET"
 
 // ErrInvalidConfig is returned by Validate and LoadConfig; the message names
 // the offending key.
@@ -56,8 +46,8 @@ type HTTPConfig struct {
 type AdminConfig struct {
 	Addr  string `yaml:"addr"`
 	Pprof bool   `yaml:"pprof"`
-	// Token, or the content of TokenFile, is the Bearer token the admin paths
-	// that return or change data require; empty leaves them open.
+	// Token, and the content of TokenFile, are the Bearer tokens the admin
+	// paths that return or change data accept; both empty leaves them open.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
 }
@@ -176,104 +166,9 @@ func DefaultConfig() Config {
 			Replicas:        1,
 		},
 		Dedup:      DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
-		Quarantine: DefaultQuarantineConfig(),
+		Quarantine: defaultQuarantineConfig(),
 		Log:        LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 	}
-}
-
-// NewViper returns a viper instance that knows every key with its default
-// and reads FORWARDER_<KEY> from the environment. Every key needs a default:
-// Unmarshal ignores environment variables for keys viper has never heard of.
-func NewViper() *viper.Viper {
-	v := viper.New()
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	for key, value := range flatten("", DefaultConfig()) {
-		v.SetDefault(key, value)
-	}
-	// Zautic's docs name ZAUTIC_WEBHOOK_SECRET; the prefixed name wins.
-	_ = v.BindEnv("webhook.secret", EnvPrefix+"_WEBHOOK_SECRET", SecretEnv)
-	return v
-}
-
-// Keys returns every configuration key, sorted. (viper's AllKeys comes in
-// map order, which would make generated docs and error lists churn.)
-func Keys() []string {
-	keys := NewViper().AllKeys()
-	slices.Sort(keys)
-	return keys
-}
-
-// flatten turns a Config into dotted keys through its yaml tags.
-func flatten(prefix string, cfg Config) map[string]any {
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		panic(fmt.Sprintf("marshal default config: %v", err))
-	}
-	var tree map[string]any
-	if err := yaml.Unmarshal(raw, &tree); err != nil {
-		panic(fmt.Sprintf("unmarshal default config: %v", err))
-	}
-	out := map[string]any{}
-	flattenInto(out, prefix, tree)
-	return out
-}
-
-func flattenInto(out map[string]any, prefix string, tree map[string]any) {
-	for k, val := range tree {
-		key := k
-		if prefix != "" {
-			key = prefix + "." + k
-		}
-		if sub, ok := val.(map[string]any); ok {
-			flattenInto(out, key, sub)
-			continue
-		}
-		out[key] = val
-	}
-}
-
-// LoadConfig reads the YAML file at path into v (when path is not empty),
-// decodes the result over the defaults and validates it.
-func LoadConfig(v *viper.Viper, path string) (Config, error) {
-	if path != "" {
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("read config file %s: %w", path, err)
-		}
-	}
-	cfg := DefaultConfig()
-	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.TagName = "yaml"
-		// A misspelt key in the file is an error, not a silently ignored line.
-		dc.ErrorUnused = true
-	})
-	if err != nil {
-		// mapstructure's message spans lines; a log line should not.
-		return Config{}, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(strings.Fields(err.Error()), " "))
-	}
-	cfg.Normalize()
-	return cfg, cfg.Validate()
-}
-
-// Normalize drops empty entries from list keys: an empty environment value
-// decodes to [""].
-func (c *Config) Normalize() {
-	c.Webhook.Secrets = nonEmpty(c.Webhook.Secrets)
-	c.Events.Allow = nonEmpty(c.Events.Allow)
-	c.Stream.Placement.Tags = nonEmpty(c.Stream.Placement.Tags)
-}
-
-func nonEmpty(list []string) []string {
-	var out []string
-	for _, s := range list {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // Validate checks every value and returns an error naming the first bad key.
@@ -296,7 +191,6 @@ func (c Config) Validate() error {
 		{"http.write_timeout", c.HTTP.WriteTimeout <= 0, "must be positive"},
 		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
 		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
-		{"admin.token_file", c.Admin.Token != "" && c.Admin.TokenFile != "", "and admin.token exclude each other"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
 		{"nats.publish_timeout", c.NATS.PublishTimeout <= 0, "must be positive"},
 		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
@@ -304,7 +198,7 @@ func (c Config) Validate() error {
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
-		{"stream.subject_prefix", ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
+		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
 		{"stream.max_age", c.Stream.MaxAge < 0, "must not be negative"},
 		{"stream.duplicate_window", c.Stream.DuplicateWindow <= 0, "must be positive"},
 		{"stream.duplicate_window", c.Stream.MaxAge > 0 && c.Stream.DuplicateWindow > c.Stream.MaxAge, "must not exceed stream.max_age"},
@@ -314,7 +208,7 @@ func (c Config) Validate() error {
 		{"dedup.key", c.Dedup.Key != DedupKeyDelivery && c.Dedup.Key != DedupKeyEvent, `must be "delivery" or "event"`},
 		{"dedup.replicas", c.Dedup.Replicas < 1 || c.Dedup.Replicas > 5, "must be 1 to 5"},
 		{"quarantine.stream", c.Quarantine.Enabled && (!validStreamName(c.Quarantine.Stream) || c.Quarantine.Stream == c.Stream.Name), "must be a stream name other than stream.name"},
-		{"quarantine.subject_prefix", c.Quarantine.Enabled && ValidateSubjectTokens(c.Quarantine.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
+		{"quarantine.subject_prefix", c.Quarantine.Enabled && zautic.ValidateSubjectTokens(c.Quarantine.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
 		{"quarantine.subject_prefix", c.Quarantine.Enabled && subjectsOverlap(c.Quarantine.SubjectPrefix, c.Stream.SubjectPrefix), "must not overlap stream.subject_prefix: nothing unverified may appear under it"},
 		{"quarantine.max_age", c.Quarantine.MaxAge < 0, "must not be negative (0 keeps entries until quarantine.max_bytes)"},
 		{"quarantine.max_bytes", c.Quarantine.Enabled && c.Quarantine.MaxBytes <= 0, "must be positive"},
@@ -330,7 +224,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, t := range c.Events.Allow {
-		if err := ValidateSubjectTokens(t); err != nil {
+		if err := zautic.ValidateSubjectTokens(t); err != nil {
 			return fmt.Errorf("%w: events.allow entry %q: %w", ErrInvalidConfig, t, err)
 		}
 	}
@@ -347,7 +241,7 @@ func validStreamName(name string) bool {
 }
 
 func validBucketName(name string) bool {
-	return name != "" && ValidateSubjectTokens(name) == nil && !strings.Contains(name, ".")
+	return name != "" && zautic.ValidateSubjectTokens(name) == nil && !strings.Contains(name, ".")
 }
 
 func validLevel(level string) bool {
@@ -404,11 +298,6 @@ func redactURLs(list string) string {
 		parts[i] = u[:start] + redacted + u[at:]
 	}
 	return strings.Join(parts, ",")
-}
-
-// YAML renders the configuration as YAML.
-func (c Config) YAML() ([]byte, error) {
-	return yaml.Marshal(c)
 }
 
 // readSecretFile returns the file's content without surrounding white space

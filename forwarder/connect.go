@@ -31,8 +31,7 @@ func connectionName(cfg NATSConfig) string {
 // errors included, so that fixed credentials bring the forwarder back without
 // a restart), no reconnect buffer (a publish while disconnected fails at once
 // and is answered 503 instead of waiting), and credentials from cfg.
-func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
-	b.connLog = newConnErrorLog(log, connErrorLogEvery)
+func natsOptions(cfg NATSConfig, b *natsBroker, log *zap.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(connectionName(cfg)),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -85,8 +84,8 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 // no handler reports while the first connection is still being attempted),
 // else the last failed attempt's, else the servers tried. A named cause is
 // logged too, at most once per cause every connErrorLogEvery.
-// It takes nc because the handlers may run before ConnectBroker has set b.nc.
-func (b *Broker) connectionDown(nc *nats.Conn) error {
+// It takes nc because the handlers may run before connectBroker has set b.nc.
+func (b *natsBroker) connectionDown(nc *nats.Conn) error {
 	err := nc.LastError()
 	if err == nil {
 		if last := b.lastConnErr.Load(); last != nil {

@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // startSecuredNATS starts a JetStream nats-server on a random loopback port,
@@ -46,11 +47,11 @@ func startSecuredNATS(t testing.TB, mod func(*server.Options)) (*server.Server, 
 	return ns, opts
 }
 
-// runBroker connects a Broker to url and runs its readiness loop until the
+// runBroker connects a natsBroker to url and runs its readiness loop until the
 // test ends.
-func runBroker(t testing.TB, url string, cfg Config, log *zap.Logger, m *Metrics) *Broker {
+func runBroker(t testing.TB, url string, cfg Config, log *zap.Logger, m *metricSet) *natsBroker {
 	t.Helper()
-	b, err := ConnectBroker(url, cfg, log, m)
+	b, err := connectBroker(url, cfg.brokerConfig(), log, m)
 	if err != nil {
 		t.Fatalf("ConnectBroker: %v", err)
 	}
@@ -254,7 +255,7 @@ func nkeySeedFile(t testing.TB) (string, string) {
 	return writeTestFile(t, t.TempDir(), "user.nk", seed), publicKey(t, kp)
 }
 
-// TestConnectSecurityModes connects a Broker to a nats-server configured for
+// TestConnectSecurityModes connects a natsBroker to a nats-server configured for
 // each authentication and TLS mode and requires it to become ready (stream and
 // bucket created through the authenticated connection), to publish, and to
 // present itself under the configured or default name.
@@ -326,9 +327,8 @@ func TestConnectSecurityModes(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			msg := &nats.Msg{Subject: "zautic.webhook.test", Data: []byte(`{}`), Header: nats.Header{}}
-			msg.Header.Set(HeaderMsgID, "evt_"+strings.ReplaceAll(tt.name, " ", "_"))
-			if _, err := b.Publish(ctx, msg); err != nil {
+			header := map[string][]string{zautic.MessageIDHeader: {"evt_" + strings.ReplaceAll(tt.name, " ", "_")}}
+			if _, err := b.Publish(ctx, "zautic.webhook.test", header, []byte(`{}`)); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
 			if got := clientNames(t, ns); !contains(got, tt.wantName) {
@@ -418,8 +418,8 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 				return nil
 			})
 			err := b.Ready()
-			if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "credentials rejected") {
-				t.Fatalf("Ready after %d rejected attempts: got %v, want ErrNotReady naming the credentials", natstest.AuthFailures(t, ns), err)
+			if !errors.Is(err, errNotReady) || !strings.Contains(err.Error(), "credentials rejected") {
+				t.Fatalf("Ready after %d rejected attempts: got %v, want errNotReady naming the credentials", natstest.AuthFailures(t, ns), err)
 			}
 			if b.nc.IsClosed() {
 				t.Fatal("the connection was closed after repeated authorization errors; it must keep retrying")
@@ -536,7 +536,7 @@ func TestUnusableCredsFileIsReported(t *testing.T) {
 }
 
 // TestMissingCredentialFilesFailAtStart: a file that does not exist is a
-// configuration error, reported by ConnectBroker with its path.
+// configuration error, reported by connectBroker with its path.
 func TestMissingCredentialFilesFailAtStart(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "absent")
 	tests := []struct {
@@ -552,10 +552,10 @@ func TestMissingCredentialFilesFailAtStart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			tt.set(&cfg.NATS)
-			b, err := ConnectBroker(ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+			b, err := connectBroker(ns.ClientURL(), cfg.brokerConfig(), zaptest.NewLogger(t), nil)
 			if err == nil {
 				b.Close(time.Second)
-				t.Fatal("ConnectBroker succeeded with a missing file")
+				t.Fatal("connectBroker succeeded with a missing file")
 			}
 			if !strings.Contains(err.Error(), missing) {
 				t.Errorf("error %q does not name %s", err, missing)

@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -10,10 +11,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// StartEmbeddedNATS starts an in-process nats-server with JetStream, storing
+// startEmbeddedNATS starts an in-process nats-server with JetStream, storing
 // in cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
-// Port 0 picks a free port.
-func StartEmbeddedNATS(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
+// Port 0 picks a free port. It waits up to embeddedStartTimeout for the
+// server to accept connections, less if ctx ends first.
+func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
@@ -38,11 +40,30 @@ func StartEmbeddedNATS(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, err
 	}
 	ns.SetLoggerV2(natsLogger{log.Named("nats-server").Sugar()}, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if err := waitForConnections(ctx, ns); err != nil {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server on %s not ready after 10s (port in use?)", cfg.Listen)
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("embedded nats-server on %s: %w", cfg.Listen, err)
 	}
 	return ns, nil
+}
+
+// embeddedStartTimeout bounds the wait for the embedded server.
+const embeddedStartTimeout = 10 * time.Second
+
+// waitForConnections polls ns in short steps so that a cancelled ctx ends
+// the wait at once.
+func waitForConnections(ctx context.Context, ns *server.Server) error {
+	deadline := time.Now().Add(embeddedStartTimeout)
+	for !ns.ReadyForConnections(100 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("start aborted: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s (port in use?)", embeddedStartTimeout)
+		}
+	}
+	return nil
 }
 
 // natsLogger adapts zap to the nats-server logger interface.

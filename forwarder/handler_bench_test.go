@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // sampleEvent is the quickstart's sample event, the payload of the
@@ -36,11 +36,11 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {
-			log, err := forwarder.NewLogger(forwarder.LogConfig{Level: "info", Format: "json"}, io.Discard)
+			log, err := NewLogger(LogConfig{Level: "info", Format: "json"}, io.Discard)
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *forwarder.Config) {
+			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *Config) {
 				c.Events.Allow = bm.allow
 			}})
 			ids := make([]string, b.N)
@@ -49,7 +49,7 @@ func BenchmarkHandler(b *testing.B) {
 			}
 			req, body := reusableRequest(sampleEvent)
 			deliveryID := []string{""}
-			req.Header[forwarder.DeliveryIDHeader] = deliveryID
+			req.Header[zautic.RequestDeliveryIDHeader] = deliveryID
 			w := &discardWriter{header: http.Header{}}
 			b.SetBytes(int64(len(sampleEvent)))
 			b.ReportAllocs()
@@ -70,11 +70,11 @@ func BenchmarkHandler(b *testing.B) {
 // reusableRequest is a signed POST whose body can be rewound with Reset.
 func reusableRequest(event []byte) (*http.Request, *bytes.Reader) {
 	body := bytes.NewReader(event)
-	req := httptest.NewRequest(http.MethodPost, forwarder.DefaultConfig().HTTP.Path, nil)
+	req := httptest.NewRequest(http.MethodPost, DefaultConfig().HTTP.Path, nil)
 	req.Body = io.NopCloser(body)
 	req.ContentLength = int64(len(event))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(handlerSecret), time.Now().Unix(), event))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(handlerSecret), time.Now().Unix(), event))
 	return req, body
 }
 
@@ -106,11 +106,11 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 func BenchmarkVerifySignature(b *testing.B) {
 	secrets := [][]byte{[]byte(handlerSecret)}
 	now := time.Now()
-	header := forwarder.Sign(secrets[0], now.Unix(), sampleEvent)
+	header := zautic.Sign(secrets[0], now.Unix(), sampleEvent)
 	b.SetBytes(int64(len(sampleEvent)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := forwarder.VerifySignature(sampleEvent, header, secrets, 5*time.Minute, now); err != nil {
+		if _, err := zautic.VerifySignature(sampleEvent, header, secrets, 5*time.Minute, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -120,7 +120,7 @@ func BenchmarkParseEvent(b *testing.B) {
 	b.SetBytes(int64(len(sampleEvent)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := forwarder.ParseEvent(sampleEvent); err != nil {
+		if _, err := zautic.ParseEvent(sampleEvent); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // handlerSecret signs every request of the handler tests unless a case says
@@ -34,22 +34,22 @@ import (
 const handlerSecret = "handler-test-secret"
 
 // testConfig is the default configuration with the test secret.
-func testConfig() forwarder.Config {
-	cfg := forwarder.DefaultConfig()
+func testConfig() Config {
+	cfg := DefaultConfig()
 	cfg.Webhook.Secret = handlerSecret
 	cfg.NATS.URL = "set by the harness"
 	return cfg
 }
 
-// handlerHarness is a webhook handler wired to a real Broker on an
+// handlerHarness is a webhook handler wired to a real natsBroker on an
 // in-process nats-server, driven through Echo's ServeHTTP so that the
 // middleware runs.
 type handlerHarness struct {
 	t        testing.TB
-	cfg      forwarder.Config
+	cfg      Config
 	ns       *server.Server
 	storeDir string
-	broker   *forwarder.Broker
+	broker   *natsBroker
 	registry *prometheus.Registry
 	echo     *echo.Echo
 	js       jetstream.JetStream
@@ -58,7 +58,7 @@ type handlerHarness struct {
 // harnessOptions are the choices a test makes about its harness.
 type harnessOptions struct {
 	log       *zap.Logger               // zaptest when nil
-	configure func(*forwarder.Config)   // changes to testConfig
+	configure func(*Config)             // changes to testConfig
 	setup     func(jetstream.JetStream) // runs before the broker starts
 }
 
@@ -81,38 +81,16 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 		log = zaptest.NewLogger(t)
 	}
 	h.registry = prometheus.NewRegistry()
-	metrics := forwarder.NewMetrics(h.registry)
+	metrics := newMetricSet(h.registry)
 	b := runBroker(t, h.ns.ClientURL(), h.cfg, log, metrics)
 	h.broker = b
 	h.waitReady()
-	secrets, err := forwarder.NewSecrets(h.cfg.Webhook)
+	secrets, err := newSecrets(h.cfg.Webhook)
 	if err != nil {
 		t.Fatalf("NewSecrets: %v", err)
 	}
-	h.echo = forwarder.NewWebhookServer(h.cfg.HTTP, forwarder.NewHandler(h.cfg, secrets, b, log, metrics), metrics)
+	h.echo = newWebhookServer(h.cfg.HTTP, newWebhookHandler(h.cfg.handlerConfig(), secrets, b, log, metrics), metrics)
 	return h
-}
-
-// runBroker connects a Broker to url and runs its readiness loop until the
-// test ends.
-func runBroker(t testing.TB, url string, cfg forwarder.Config, log *zap.Logger, m *forwarder.Metrics) *forwarder.Broker {
-	t.Helper()
-	b, err := forwarder.ConnectBroker(url, cfg, log, m)
-	if err != nil {
-		t.Fatalf("ConnectBroker: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		b.Close(5 * time.Second)
-	})
-	return b
 }
 
 // clientJetStream connects a test client, closed at cleanup.
@@ -304,16 +282,16 @@ func eventBody(id, eventType string) []byte {
 // signedRequest is a POST of body to the default path, signed now with
 // secret, with the headers Zautic sends.
 func signedRequest(body []byte, deliveryID, secret string) *http.Request {
-	req := httptest.NewRequest(http.MethodPost, forwarder.DefaultConfig().HTTP.Path, bytes.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, DefaultConfig().HTTP.Path, bytes.NewReader(body))
 	now := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(secret), now, body))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), now, body))
 	req.Header.Set("X-Zautic-Timestamp", strconv.FormatInt(now, 10))
-	if ev, err := forwarder.ParseEvent(body); err == nil {
+	if ev, err := zautic.ParseEvent(body); err == nil {
 		req.Header.Set("X-Zautic-Event", ev.Type)
 	}
 	if deliveryID != "" {
-		req.Header.Set(forwarder.DeliveryIDHeader, deliveryID)
+		req.Header.Set(zautic.RequestDeliveryIDHeader, deliveryID)
 	}
 	return req
 }
@@ -342,20 +320,20 @@ func TestHandlerPublishes(t *testing.T) {
 		t.Errorf("got subject %q, want %q", got, want)
 	}
 	wantHeaders := map[string]string{
-		forwarder.HeaderMsgID:      "dlv_1",
-		forwarder.HeaderEventType:  "message.delivered",
-		forwarder.HeaderEventID:    "evt_1",
-		forwarder.HeaderDeliveryID: "dlv_1",
-		"Content-Type":             "application/json",
+		zautic.MessageIDHeader:         "dlv_1",
+		zautic.MessageEventTypeHeader:  "message.delivered",
+		zautic.MessageEventIDHeader:    "evt_1",
+		zautic.MessageDeliveryIDHeader: "dlv_1",
+		"Content-Type":                 "application/json",
 	}
 	for k, want := range wantHeaders {
 		if got := msg.Header.Get(k); got != want {
 			t.Errorf("header %s: got %q, want %q", k, got, want)
 		}
 	}
-	ts, err := strconv.ParseInt(msg.Header.Get(forwarder.HeaderTimestamp), 10, 64)
+	ts, err := strconv.ParseInt(msg.Header.Get(zautic.MessageTimestampHeader), 10, 64)
 	if err != nil || time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
-		t.Errorf("header %s: got %q, want the signed t", forwarder.HeaderTimestamp, msg.Header.Get(forwarder.HeaderTimestamp))
+		t.Errorf("header %s: got %q, want the signed t", zautic.MessageTimestampHeader, msg.Header.Get(zautic.MessageTimestampHeader))
 	}
 	entry, err := h.kv().Get(context.Background(), "dlv_1")
 	if err != nil {
@@ -423,17 +401,17 @@ func TestHandlerDuplicateWindow(t *testing.T) {
 
 func TestHandlerDedupKeyEvent(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.Dedup.Key = forwarder.DedupKeyEvent }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = DedupKeyEvent }})
 	body := eventBody("evt_1", "message.failed")
 	h.send(body, "dlv_1").assertBody(t, publishedBody(1, "zautic.message.failed"))
 	// A new delivery id for the same event is still the same event.
 	h.send(body, "dlv_2").assertBody(t, duplicateBody)
 	h.assertCount(1)
-	if got := h.message(1).Header.Get(forwarder.HeaderMsgID); got != "evt_1" {
+	if got := h.message(1).Header.Get(zautic.MessageIDHeader); got != "evt_1" {
 		t.Errorf("got Nats-Msg-Id %q, want the event id", got)
 	}
-	if got := h.message(1).Header.Get(forwarder.HeaderDeliveryID); got != "dlv_1" {
-		t.Errorf("got %s %q, want the delivery id", forwarder.HeaderDeliveryID, got)
+	if got := h.message(1).Header.Get(zautic.MessageDeliveryIDHeader); got != "dlv_1" {
+		t.Errorf("got %s %q, want the delivery id", zautic.MessageDeliveryIDHeader, got)
 	}
 }
 
@@ -445,11 +423,11 @@ func TestHandlerMissingDeliveryIDUsesEventID(t *testing.T) {
 	h.send(body, "").assertBody(t, duplicateBody)
 	h.assertCount(1)
 	msg := h.message(1)
-	if got := msg.Header.Get(forwarder.HeaderMsgID); got != "evt_nodlv" {
+	if got := msg.Header.Get(zautic.MessageIDHeader); got != "evt_nodlv" {
 		t.Errorf("got Nats-Msg-Id %q, want the event id", got)
 	}
-	if _, ok := msg.Header[forwarder.HeaderDeliveryID]; ok {
-		t.Errorf("got header %s %q, want none without a delivery id", forwarder.HeaderDeliveryID, msg.Header.Get(forwarder.HeaderDeliveryID))
+	if _, ok := msg.Header[zautic.MessageDeliveryIDHeader]; ok {
+		t.Errorf("got header %s %q, want none without a delivery id", zautic.MessageDeliveryIDHeader, msg.Header.Get(zautic.MessageDeliveryIDHeader))
 	}
 	if _, err := h.kv().Get(context.Background(), "evt_nodlv"); err != nil {
 		t.Errorf("KV entry of the event id: %v", err)
@@ -476,13 +454,13 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 		body := eventBody("evt_"+strconv.Itoa(i), "group.updated")
 		h.send(body, tt.id).assertBody(t, publishedBody(float64(seq), "zautic.group.updated"))
 		msg := h.message(seq)
-		if got := msg.Header.Get(forwarder.HeaderMsgID); got != tt.id {
+		if got := msg.Header.Get(zautic.MessageIDHeader); got != tt.id {
 			t.Errorf("%s: got Nats-Msg-Id %q, want %q", tt.name, got, tt.id)
 		}
-		if got := msg.Header.Get(forwarder.HeaderDeliveryID); got != tt.id {
-			t.Errorf("%s: got %s %q, want %q", tt.name, forwarder.HeaderDeliveryID, got, tt.id)
+		if got := msg.Header.Get(zautic.MessageDeliveryIDHeader); got != tt.id {
+			t.Errorf("%s: got %s %q, want %q", tt.name, zautic.MessageDeliveryIDHeader, got, tt.id)
 		}
-		key := forwarder.KVKey(tt.id)
+		key := KVKey(tt.id)
 		if !strings.HasPrefix(key, "sha256.") {
 			t.Errorf("%s: got KV key %q, want the hashed form", tt.name, key)
 		}
@@ -496,7 +474,7 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 
 func TestHandlerEventsAllow(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
 		c.Events.Allow = []string{"message.received", "device.connected"}
 	}})
 	a := h.send(eventBody("evt_1", "message.delivered"), "dlv_1")
@@ -523,13 +501,13 @@ type rejectCase struct {
 
 func TestHandlerRejects(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
 		c.HTTP.MaxBodyBytes = 4096
 		c.HTTP.MaxHeaderBytes = 2048
 	}})
 	now := time.Now().Unix()
 	signAt := func(secret string, at int64) func([]byte) string {
-		return func(b []byte) string { return forwarder.Sign([]byte(secret), at, b) }
+		return func(b []byte) string { return zautic.Sign([]byte(secret), at, b) }
 	}
 	header := func(v string) func([]byte) string { return func([]byte) string { return v } }
 	big := append(eventBody("evt_big", "message.sent"), bytes.Repeat([]byte(" "), 4096)...)
@@ -576,7 +554,7 @@ func TestHandlerRejects(t *testing.T) {
 			}
 			req := signedRequest(body, "dlv_reject_"+strconv.Itoa(i), handlerSecret)
 			if tt.sign != nil {
-				req.Header.Set(forwarder.SignatureHeader, tt.sign(body))
+				req.Header.Set(zautic.RequestSignatureHeader, tt.sign(body))
 			}
 			if tt.mutate != nil {
 				tt.mutate(req)
@@ -594,7 +572,7 @@ func TestHandlerRejects(t *testing.T) {
 func TestHandlerBodyAtLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 2048
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxBodyBytes = limit }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxBodyBytes = limit }})
 	body := eventBody("evt_limit", "message.sent")
 	body = append(body[:len(body)-1], []byte(`,"pad":"`)...)
 	body = append(body, bytes.Repeat([]byte("p"), limit-len(body)-2)...)
@@ -632,7 +610,7 @@ func (b *blockingBody) Read(p []byte) (int, error) {
 func TestHandlerOverloaded(t *testing.T) {
 	t.Parallel()
 	const maxInFlight = 2
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxInFlight = maxInFlight }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxInFlight = maxInFlight }})
 
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
@@ -659,8 +637,8 @@ func TestHandlerOverloaded(t *testing.T) {
 
 	a := h.send(eventBody("evt_over", "campaign.started"), "dlv_over")
 	a.assertError(t, http.StatusTooManyRequests, "overloaded", "2 requests in flight")
-	if got := a.header.Get("Retry-After"); got != forwarder.RetryAfterOverloaded {
-		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterOverloaded)
+	if got := a.header.Get("Retry-After"); got != "1" {
+		t.Errorf("got Retry-After %q, want %q", got, "1")
 	}
 	h.assertCount(0)
 
@@ -696,8 +674,8 @@ func TestHandlerNATSDown(t *testing.T) {
 	body := eventBody("evt_2", "device.connected")
 	a := h.send(body, "dlv_2")
 	a.assertError(t, http.StatusServiceUnavailable, "nats not ready")
-	if got := a.header.Get("Retry-After"); got != forwarder.RetryAfterUnavailable {
-		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterUnavailable)
+	if got := a.header.Get("Retry-After"); got != "2" {
+		t.Errorf("got Retry-After %q, want %q", got, "2")
 	}
 
 	h.ns = natstest.Start(t, h.storeDir, port)
@@ -715,7 +693,7 @@ func TestHandlerBucketMissing(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	h := newHandlerHarness(t, harnessOptions{
-		configure: func(c *forwarder.Config) { c.Stream.Manage = false },
+		configure: func(c *Config) { c.Stream.Manage = false },
 		setup: func(js jetstream.JetStream) {
 			ctx := context.Background()
 			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream.Name, Subjects: []string{"zautic.>"}, Duplicates: time.Minute}); err != nil {
@@ -744,4 +722,10 @@ func TestHandlerBucketMissing(t *testing.T) {
 	})
 	h.send(eventBody("evt_2", "template.updated"), "dlv_2").assertError(t, http.StatusServiceUnavailable, "nats not ready", "KV bucket", cfg.Dedup.Bucket, "missing")
 	h.assertCount(1)
+}
+
+func flipLastByte(b []byte) []byte {
+	out := bytes.Clone(b)
+	out[len(out)-1] ^= 0x01
+	return out
 }

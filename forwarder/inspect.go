@@ -11,16 +11,18 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 var (
-	// ErrDeliveryNotFound is returned by the inspector when an id is neither
+	// errDeliveryNotFound is returned by the inspector when an id is neither
 	// a dedup key nor in the headers of the recent stream messages nor in the
 	// quarantine.
-	ErrDeliveryNotFound = errors.New("delivery not found")
-	// ErrInspect is returned when the stream, the bucket or the quarantine
+	errDeliveryNotFound = errors.New("delivery not found")
+	// errInspect is returned when the stream, the bucket or the quarantine
 	// cannot be read.
-	ErrInspect = errors.New("inspect failed")
+	errInspect = errors.New("inspect failed")
 )
 
 // Bounds of the inspector's reads; each one is a number of stream sequences.
@@ -105,7 +107,7 @@ type NATSConnection struct {
 
 // Connection reports the NATS connection's state without touching the
 // network; the URL has its user information removed.
-func (b *Broker) Connection() NATSConnection {
+func (b *natsBroker) Connection() NATSConnection {
 	c := NATSConnection{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
 	if c.Connected {
 		c.URL = redactURLs(b.nc.ConnectedUrlRedacted())
@@ -117,8 +119,8 @@ func (b *Broker) Connection() NATSConnection {
 // LookupDelivery finds id as a dedup key in the bucket, else in the
 // Zautic-Delivery-Id and Zautic-Event-Id headers of the last lookupScanLimit
 // stream messages, and in the quarantine. If it is nowhere,
-// ErrDeliveryNotFound is returned; read failures wrap ErrInspect.
-func (b *Broker) LookupDelivery(ctx context.Context, id string) (DeliveryLookup, error) {
+// errDeliveryNotFound is returned; read failures wrap errInspect.
+func (b *natsBroker) LookupDelivery(ctx context.Context, id string) (DeliveryLookup, error) {
 	var found DeliveryLookup
 	msg, expired, err := b.findPublished(ctx, id)
 	if err != nil {
@@ -133,21 +135,21 @@ func (b *Broker) LookupDelivery(ctx context.Context, id string) (DeliveryLookup,
 		return found, err
 	}
 	if found.Published == nil && found.Expired == nil && len(found.Quarantined) == 0 {
-		return found, fmt.Errorf("%w: %q", ErrDeliveryNotFound, id)
+		return found, fmt.Errorf("%w: %q", errDeliveryNotFound, id)
 	}
 	return found, nil
 }
 
 // DeliveryBody returns the published body of id and its content type.
 // Quarantined bodies are never returned: they are unverified. If id has no
-// message in the stream, ErrDeliveryNotFound is returned.
-func (b *Broker) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
+// message in the stream, errDeliveryNotFound is returned.
+func (b *natsBroker) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
 	msg, _, err := b.findPublished(ctx, id)
 	if err != nil {
 		return nil, "", err
 	}
 	if msg == nil {
-		return nil, "", fmt.Errorf("%w: %q has no message in stream %s", ErrDeliveryNotFound, id, b.cfg.Stream.Name)
+		return nil, "", fmt.Errorf("%w: %q has no message in stream %s", errDeliveryNotFound, id, b.cfg.Stream.Name)
 	}
 	contentType := msg.Header.Get("Content-Type")
 	if contentType == "" {
@@ -159,13 +161,13 @@ func (b *Broker) DeliveryBody(ctx context.Context, id string) ([]byte, string, e
 // findPublished returns the stream message of id: through the dedup mark
 // when id is a dedup key, else through a scan of the stream's headers. A
 // mark whose message is gone is returned as an ExpiredMark.
-func (b *Broker) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *ExpiredMark, error) {
+func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *ExpiredMark, error) {
 	if err := b.Ready(); err != nil {
 		return nil, nil, err
 	}
 	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: stream %s: %w", ErrInspect, b.cfg.Stream.Name, err)
+		return nil, nil, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream.Name, err)
 	}
 	mark, err := b.readMark(ctx, id)
 	if err != nil {
@@ -177,8 +179,8 @@ func (b *Broker) findPublished(ctx context.Context, id string) (*jetstream.RawSt
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, mark, nil
 		case err != nil:
-			return nil, nil, fmt.Errorf("%w: get message %d: %w", ErrInspect, mark.Seq, err)
-		case msg.Header.Get(jetstream.MsgIDHeader) != mark.Key:
+			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
+		case msg.Header.Get(zautic.MessageIDHeader) != mark.Key:
 			// The stream was recreated: the sequence now holds another event.
 			return nil, mark, nil
 		}
@@ -190,7 +192,7 @@ func (b *Broker) findPublished(ctx context.Context, id string) (*jetstream.RawSt
 	}
 	msg, err := stream.GetMsg(ctx, seq)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: get message %d: %w", ErrInspect, seq, err)
+		return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, seq, err)
 	}
 	return msg, nil, nil
 }
@@ -198,7 +200,7 @@ func (b *Broker) findPublished(ctx context.Context, id string) (*jetstream.RawSt
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
 // a dedup key. The key is mapped as the request path maps it, so that any
 // id a sender can send is safe here.
-func (b *Broker) readMark(ctx context.Context, id string) (*ExpiredMark, error) {
+func (b *natsBroker) readMark(ctx context.Context, id string) (*ExpiredMark, error) {
 	kv, err := b.bucket()
 	if err != nil {
 		return nil, err
@@ -208,7 +210,7 @@ func (b *Broker) readMark(ctx context.Context, id string) (*ExpiredMark, error) 
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("%w: dedup bucket: %w", ErrInspect, err)
+		return nil, fmt.Errorf("%w: dedup bucket: %w", errInspect, err)
 	}
 	seqText, markedAt, _ := strings.Cut(string(entry.Value()), " ")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
@@ -220,7 +222,7 @@ func (b *Broker) readMark(ctx context.Context, id string) (*ExpiredMark, error) 
 
 // scanForID returns the sequence of the newest message among the last
 // lookupScanLimit whose delivery or event id header is id; 0 if none.
-func (b *Broker) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
+func (b *natsBroker) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
 	state := stream.CachedInfo().State
 	if state.Msgs == 0 {
 		return 0, nil
@@ -229,7 +231,7 @@ func (b *Broker) scanForID(ctx context.Context, stream jetstream.Stream, id stri
 	var newest uint64
 	err := scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
 		h := m.Headers()
-		if h.Get(HeaderDeliveryID) == id || h.Get(HeaderEventID) == id {
+		if h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id {
 			newest = sequenceOf(m)
 		}
 	})
@@ -239,14 +241,14 @@ func (b *Broker) scanForID(ctx context.Context, stream jetstream.Stream, id stri
 // scanQuarantine returns the entries of the last quarantineScanLimit
 // quarantined requests whose delivery id header or body id is id. A missing
 // quarantine stream (the feature is off) is no error.
-func (b *Broker) scanQuarantine(ctx context.Context, id string) ([]QuarantineRecord, error) {
-	name, _ := quarantineOf(b.cfg)
+func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]QuarantineRecord, error) {
+	name, _ := quarantineOf(b.cfg.Quarantine)
 	stream, err := b.js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("%w: quarantine stream %s: %w", ErrInspect, name, err)
+		return nil, fmt.Errorf("%w: quarantine stream %s: %w", errInspect, name, err)
 	}
 	state := stream.CachedInfo().State
 	if state.Msgs == 0 {
@@ -267,10 +269,10 @@ func (b *Broker) scanQuarantine(ctx context.Context, id string) ([]QuarantineRec
 func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
 	h := m.Headers()
 	rec := QuarantineRecord{
-		Reason:        h.Get(QuarantineReasonHeader),
-		ReceivedAt:    h.Get(QuarantineReceivedAtHeader),
+		Reason:        h.Get(quarantineReasonHeader),
+		ReceivedAt:    h.Get(quarantineReceivedAtHeader),
 		QuarantineSeq: sequenceOf(m),
-		DeliveryID:    h.Get(DeliveryIDHeader),
+		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
 		EventType:     h.Get(eventHeader),
 		Size:          len(m.Data()),
 	}
@@ -290,13 +292,13 @@ func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
 // ListDeliveries returns the most recent published events, newest first,
 // from their headers only. A type filter reads at most typeScanLimit
 // sequences back, so a page of a rare type may be short; NextBeforeSeq still
-// says where to go on. An invalid type wraps ErrInvalidType.
-func (b *Broker) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryPage, error) {
+// says where to go on. An invalid type wraps zautic.ErrInvalidType.
+func (b *natsBroker) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryPage, error) {
 	page := DeliveryPage{Deliveries: []DeliveryRecord{}}
 	sc := scan{headersOnly: true}
 	window := uint64(q.Limit)
 	if q.Type != "" {
-		subject, err := SubjectFor(b.cfg.Stream.SubjectPrefix, q.Type)
+		subject, err := zautic.SubjectFor(b.cfg.Stream.SubjectPrefix, q.Type)
 		if err != nil {
 			return page, err
 		}
@@ -307,7 +309,7 @@ func (b *Broker) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryP
 	}
 	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
 	if err != nil {
-		return page, fmt.Errorf("%w: stream %s: %w", ErrInspect, b.cfg.Stream.Name, err)
+		return page, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream.Name, err)
 	}
 	state := stream.CachedInfo().State
 	sc.end = state.LastSeq
@@ -342,7 +344,7 @@ func (b *Broker) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryP
 	return page, nil
 }
 
-func (b *Broker) recordOfMsg(m jetstream.Msg) DeliveryRecord {
+func (b *natsBroker) recordOfMsg(m jetstream.Msg) DeliveryRecord {
 	var published time.Time
 	if meta, err := m.Metadata(); err == nil {
 		published = meta.Timestamp
@@ -354,11 +356,11 @@ func (b *Broker) recordOfMsg(m jetstream.Msg) DeliveryRecord {
 	return b.recordOf(m.Subject(), m.Headers(), sequenceOf(m), published, size)
 }
 
-func (b *Broker) recordOf(subject string, h nats.Header, seq uint64, published time.Time, size int) DeliveryRecord {
+func (b *natsBroker) recordOf(subject string, h nats.Header, seq uint64, published time.Time, size int) DeliveryRecord {
 	return DeliveryRecord{
-		DeliveryID:  h.Get(HeaderDeliveryID),
-		EventID:     h.Get(HeaderEventID),
-		Type:        h.Get(HeaderEventType),
+		DeliveryID:  h.Get(zautic.MessageDeliveryIDHeader),
+		EventID:     h.Get(zautic.MessageEventIDHeader),
+		Type:        h.Get(zautic.MessageEventTypeHeader),
 		Subject:     subject,
 		Stream:      b.cfg.Stream.Name,
 		Seq:         seq,
@@ -370,8 +372,8 @@ func (b *Broker) recordOf(subject string, h nats.Header, seq uint64, published t
 // quarantineOf returns the quarantine's stream, which a lookup reads when it
 // exists (it may hold entries from when the quarantine was on), and whether
 // the quarantine API is served.
-func quarantineOf(cfg Config) (stream string, served bool) {
-	return cfg.Quarantine.Stream, cfg.Quarantine.Enabled
+func quarantineOf(cfg QuarantineConfig) (stream string, served bool) {
+	return cfg.Stream, cfg.Enabled
 }
 
 // scan is a range of stream sequences to read, inclusive.
@@ -409,7 +411,7 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 	}
 	cons, err := stream.CreateConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("%w: create scan consumer: %w", ErrInspect, err)
+		return fmt.Errorf("%w: create scan consumer: %w", errInspect, err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -419,7 +421,7 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 	for {
 		batch, err := cons.FetchNoWait(scanBatch)
 		if err != nil {
-			return fmt.Errorf("%w: fetch: %w", ErrInspect, err)
+			return fmt.Errorf("%w: fetch: %w", errInspect, err)
 		}
 		n, done := 0, false
 		for m := range batch.Messages() {
@@ -434,13 +436,13 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("%w: fetch: %w", ErrInspect, err)
+			return fmt.Errorf("%w: fetch: %w", errInspect, err)
 		}
 		if done || n == 0 {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: scan stopped at the deadline: %w", ErrInspect, err)
+			return fmt.Errorf("%w: scan stopped at the deadline: %w", errInspect, err)
 		}
 	}
 }

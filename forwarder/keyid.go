@@ -15,11 +15,6 @@ func KeyID(secret []byte) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-// KeyIDs returns the key ids of the secrets accepted now, in order.
-func (s *Secrets) KeyIDs() []string {
-	return keyIDs(s.Current())
-}
-
 func keyIDs(secrets [][]byte) []string {
 	ids := make([]string, len(secrets))
 	for i, secret := range secrets {

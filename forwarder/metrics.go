@@ -5,34 +5,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Outcomes of a webhook request, the values of the outcome label.
 const (
-	OutcomePublished   = "published"
-	OutcomeDuplicate   = "duplicate"
-	OutcomeIgnored     = "ignored"
-	OutcomeRejected    = "rejected"
-	OutcomeUnavailable = "unavailable"
-	OutcomeOverloaded  = "overloaded"
+	outcomePublished   = "published"
+	outcomeDuplicate   = "duplicate"
+	outcomeIgnored     = "ignored"
+	outcomeRejected    = "rejected"
+	outcomeUnavailable = "unavailable"
+	outcomeOverloaded  = "overloaded"
 )
 
-// DocumentedTypes are the 23 event types Zautic documents. Metrics label
-// other types "other" so that a sender cannot grow the label set.
-var DocumentedTypes = []string{
-	"message.sent", "message.delivered", "message.read", "message.failed", "message.received",
-	"device.connected", "device.disconnected",
-	"contact.created", "contact.updated", "contact.deleted",
-	"group.created", "group.updated", "group.deleted",
-	"template.created", "template.updated", "template.deleted",
-	"campaign.started", "campaign.paused", "campaign.resumed", "campaign.stopped", "campaign.cancelled", "campaign.completed",
-	"webhook.test",
-}
-
-// Metrics holds the forwarder's Prometheus collectors. A nil *Metrics is
+// metricSet holds the forwarder's Prometheus collectors. A nil *metricSet is
 // valid and records nothing, which keeps tests that do not look at metrics
 // free of registries.
-type Metrics struct {
+type metricSet struct {
 	requests        *prometheus.CounterVec
 	published       *prometheus.CounterVec
 	requestLatency  prometheus.Histogram
@@ -48,11 +38,11 @@ type Metrics struct {
 	quarantine      quarantineMetrics
 }
 
-// NewMetrics creates the collectors and registers them, with the Go and
+// newMetricSet creates the collectors and registers them, with the Go and
 // process collectors, on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+func newMetricSet(reg prometheus.Registerer) *metricSet {
 	const ns = "zautic_forwarder"
-	m := &Metrics{
+	m := &metricSet{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "webhook_requests_total",
 			Help: "Webhook requests by outcome; reason is set for rejected requests.",
@@ -95,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		documentedTypes: map[string]bool{},
 	}
-	for _, t := range DocumentedTypes {
+	for _, t := range zautic.DocumentedTypes() {
 		m.documentedTypes[t] = true
 	}
 	m.initSeries()
@@ -106,27 +96,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// RejectReasons are the values of the reason label of rejected requests.
-func RejectReasons() []string {
-	reasons := []string{"headers_too_large"}
-	for _, e := range errorStatus {
-		if e.reason != "" {
-			reasons = append(reasons, e.reason)
-		}
-	}
-	return reasons
-}
-
 // initSeries creates every series at zero, so that dashboards and alerts
 // see a flat line instead of no data until the first event of each kind.
-func (m *Metrics) initSeries() {
-	for _, outcome := range []string{OutcomePublished, OutcomeDuplicate, OutcomeIgnored, OutcomeUnavailable, OutcomeOverloaded} {
+func (m *metricSet) initSeries() {
+	for _, outcome := range []string{outcomePublished, outcomeDuplicate, outcomeIgnored, outcomeUnavailable, outcomeOverloaded} {
 		m.requests.WithLabelValues(outcome, "")
 	}
-	for _, reason := range RejectReasons() {
-		m.requests.WithLabelValues(OutcomeRejected, reason)
+	for _, reason := range rejectReasons() {
+		m.requests.WithLabelValues(outcomeRejected, reason)
 	}
-	for _, t := range append(slices.Clone(DocumentedTypes), "other") {
+	for _, t := range append(slices.Clone(zautic.DocumentedTypes()), "other") {
 		m.published.WithLabelValues(t)
 	}
 	m.dedupErrors.WithLabelValues("get")
@@ -135,7 +114,7 @@ func (m *Metrics) initSeries() {
 	m.secretReloads.WithLabelValues("error")
 }
 
-func (m *Metrics) request(outcome, reason string, seconds float64) {
+func (m *metricSet) request(outcome, reason string, seconds float64) {
 	if m == nil {
 		return
 	}
@@ -143,7 +122,7 @@ func (m *Metrics) request(outcome, reason string, seconds float64) {
 	m.requestLatency.Observe(seconds)
 }
 
-func (m *Metrics) eventPublished(eventType string, seconds float64) {
+func (m *metricSet) eventPublished(eventType string, seconds float64) {
 	if m == nil {
 		return
 	}
@@ -154,43 +133,43 @@ func (m *Metrics) eventPublished(eventType string, seconds float64) {
 	m.publishLatency.Observe(seconds)
 }
 
-func (m *Metrics) addInFlight(delta float64) {
+func (m *metricSet) addInFlight(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
 	}
 }
 
-func (m *Metrics) setReady(ready bool) {
+func (m *metricSet) setReady(ready bool) {
 	if m != nil {
 		m.ready.Set(boolFloat(ready))
 	}
 }
 
-func (m *Metrics) setConnected(connected bool) {
+func (m *metricSet) setConnected(connected bool) {
 	if m != nil {
 		m.natsConnected.Set(boolFloat(connected))
 	}
 }
 
-func (m *Metrics) reconnected() {
+func (m *metricSet) reconnected() {
 	if m != nil {
 		m.natsReconnects.Inc()
 	}
 }
 
-func (m *Metrics) dedupError(op string) {
+func (m *metricSet) dedupError(op string) {
 	if m != nil {
 		m.dedupErrors.WithLabelValues(op).Inc()
 	}
 }
 
-func (m *Metrics) markFailed() {
+func (m *metricSet) markFailed() {
 	if m != nil {
 		m.markFailures.Inc()
 	}
 }
 
-func (m *Metrics) secretReload(ok bool) {
+func (m *metricSet) secretReload(ok bool) {
 	if m == nil {
 		return
 	}

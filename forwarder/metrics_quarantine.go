@@ -6,15 +6,15 @@ import "github.com/prometheus/client_golang/prometheus"
 // the values of the outcome and trigger labels of
 // zautic_forwarder_quarantine_replayed_total.
 const (
-	OutcomeWouldPublish = "would_publish"
+	outcomeWouldPublish = "would_publish"
 
-	TriggerReload = "reload"
-	TriggerAdmin  = "admin"
+	triggerReload = "reload"
+	triggerAdmin  = "admin"
 )
 
 // ReplayOutcomes are the outcomes of replaying one entry.
-func ReplayOutcomes() []string {
-	return []string{OutcomePublished, OutcomeDuplicate, OutcomeIgnored, OutcomeRejected, OutcomeUnavailable, OutcomeWouldPublish}
+func replayOutcomes() []string {
+	return []string{outcomePublished, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeUnavailable, outcomeWouldPublish}
 }
 
 // quarantineMetrics counts what the quarantine keeps, drops and replays,
@@ -52,13 +52,13 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 		}),
 	}
 	// Every series at zero from the start, like the others.
-	for _, reason := range QuarantineReasons() {
+	for _, reason := range quarantineReasons() {
 		q.quarantined.WithLabelValues(reason)
 	}
 	q.dropped.WithLabelValues(dropRate)
 	q.dropped.WithLabelValues(dropStore)
-	for _, outcome := range ReplayOutcomes() {
-		for _, trigger := range []string{TriggerReload, TriggerAdmin} {
+	for _, outcome := range replayOutcomes() {
+		for _, trigger := range []string{triggerReload, triggerAdmin} {
 			q.replayed.WithLabelValues(outcome, trigger)
 		}
 	}
@@ -66,33 +66,33 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 	return q
 }
 
-func (m *Metrics) quarantined(reason string) {
+func (m *metricSet) quarantined(reason string) {
 	if m != nil {
 		m.quarantine.quarantined.WithLabelValues(reason).Inc()
 	}
 }
 
-func (m *Metrics) quarantineDropped(cause string) {
+func (m *metricSet) quarantineDropped(cause string) {
 	if m != nil {
 		m.quarantine.dropped.WithLabelValues(cause).Inc()
 	}
 }
 
-func (m *Metrics) replayed(outcome, trigger string) {
+func (m *metricSet) replayed(outcome, trigger string) {
 	if m != nil {
 		m.quarantine.replayed.WithLabelValues(outcome, trigger).Inc()
 	}
 }
 
-func (m *Metrics) signatureVerified(keyID string) {
+func (m *metricSet) signatureVerified(keyID string) {
 	if m != nil {
 		m.quarantine.signaturesVerified.WithLabelValues(keyID).Inc()
 	}
 }
 
-// KnownKeyIDs creates the key_id series of the configured secrets at zero,
+// knownKeyIDs creates the key_id series of the configured secrets at zero,
 // so that a secret nobody signs with shows as a flat line.
-func (m *Metrics) KnownKeyIDs(keyIDs []string) {
+func (m *metricSet) knownKeyIDs(keyIDs []string) {
 	if m == nil {
 		return
 	}
@@ -101,7 +101,7 @@ func (m *Metrics) KnownKeyIDs(keyIDs []string) {
 	}
 }
 
-func (m *Metrics) setQuarantineEntries(n uint64) {
+func (m *metricSet) setQuarantineEntries(n uint64) {
 	if m != nil {
 		m.quarantine.entries.Set(float64(n))
 	}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // metricValue returns the value of the series name{labels} in reg: the
@@ -94,17 +95,17 @@ func labelValues(t testing.TB, reg prometheus.Gatherer, name, label string) []st
 // Go and process collectors beside them.
 func TestNewMetricsExportsTheContract(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	NewMetrics(reg)
+	newMetricSet(reg)
 	tests := []struct {
 		name   string
 		labels map[string]string
 	}{
-		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomePublished}},
-		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeDuplicate}},
-		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeIgnored}},
-		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeUnavailable}},
-		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeOverloaded}},
-		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeRejected, "reason": "signature_mismatch"}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomePublished}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeDuplicate}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeIgnored}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeUnavailable}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeOverloaded}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeRejected, "reason": "signature_mismatch"}},
 		{"zautic_forwarder_events_published_total", map[string]string{"type": "message.delivered"}},
 		{"zautic_forwarder_events_published_total", map[string]string{"type": "other"}},
 		{"zautic_forwarder_request_duration_seconds", nil},
@@ -117,12 +118,12 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 		{"zautic_forwarder_dedup_store_errors_total", map[string]string{"op": "put"}},
 		{"zautic_forwarder_mark_failures_total", nil},
 		{"zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}},
-		{"zautic_forwarder_quarantined_total", map[string]string{"reason": ReasonSignatureMismatch}},
-		{"zautic_forwarder_quarantined_total", map[string]string{"reason": ReasonTimestampOld}},
+		{"zautic_forwarder_quarantined_total", map[string]string{"reason": reasonSignatureMismatch}},
+		{"zautic_forwarder_quarantined_total", map[string]string{"reason": reasonTimestampOld}},
 		{"zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "rate"}},
 		{"zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "store"}},
-		{"zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": OutcomePublished, "trigger": TriggerReload}},
-		{"zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": OutcomeWouldPublish, "trigger": TriggerAdmin}},
+		{"zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": outcomePublished, "trigger": triggerReload}},
+		{"zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": outcomeWouldPublish, "trigger": triggerAdmin}},
 		{"zautic_forwarder_quarantine_entries", nil},
 		{"go_goroutines", nil},
 		{"process_cpu_seconds_total", nil},
@@ -132,7 +133,7 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 			metricValue(t, reg, tt.name, tt.labels)
 		})
 	}
-	if got, want := len(labelValues(t, reg, "zautic_forwarder_events_published_total", "type")), len(DocumentedTypes)+1; got != want {
+	if got, want := len(labelValues(t, reg, "zautic_forwarder_events_published_total", "type")), len(zautic.DocumentedTypes())+1; got != want {
 		t.Errorf("type label values: got %d, want %d (the documented types and other)", got, want)
 	}
 }
@@ -141,7 +142,7 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 // with its own registry.
 type metricsRig struct {
 	reg    *prometheus.Registry
-	broker *Broker
+	broker *natsBroker
 	ns     *server.Server
 	url    string
 	cfg    Config
@@ -161,20 +162,20 @@ func newMetricsRig(t *testing.T, checkLoop bool, mod func(*Config)) *metricsRig 
 		mod(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := newMetricSet(reg)
 	log := zaptest.NewLogger(t)
-	var b *Broker
+	var b *natsBroker
 	if checkLoop {
 		b = runBroker(t, cfg.NATS.URL, cfg, log, m)
 		natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, b.Ready)
 	} else {
 		b = checkedOnceBroker(t, cfg, log, m)
 	}
-	secrets, err := NewSecrets(cfg.Webhook)
+	secrets, err := newSecrets(cfg.Webhook)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewWebhookServer(cfg.HTTP, NewHandler(cfg, secrets, b, log, m), m))
+	srv := httptest.NewServer(newWebhookServer(cfg.HTTP, newWebhookHandler(cfg.handlerConfig(), secrets, b, log, m), m))
 	t.Cleanup(srv.Close)
 	return &metricsRig{reg: reg, broker: b, ns: ns, url: srv.URL + cfg.HTTP.Path, cfg: cfg}
 }
@@ -192,10 +193,10 @@ func (r *metricsRig) post(t *testing.T, body []byte, deliveryID, signature strin
 		t.Fatal(err)
 	}
 	if signature == "" {
-		signature = Sign([]byte(r.cfg.Webhook.Secret), time.Now().Unix(), body)
+		signature = zautic.Sign([]byte(r.cfg.Webhook.Secret), time.Now().Unix(), body)
 	}
-	req.Header.Set(SignatureHeader, signature)
-	req.Header.Set(DeliveryIDHeader, deliveryID)
+	req.Header.Set(zautic.RequestSignatureHeader, signature)
+	req.Header.Set(zautic.RequestDeliveryIDHeader, deliveryID)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("post: %v", err)
@@ -206,9 +207,9 @@ func (r *metricsRig) post(t *testing.T, body []byte, deliveryID, signature strin
 }
 
 // checkedOnceBroker connects and polls check until ready, without Run.
-func checkedOnceBroker(t *testing.T, cfg Config, log *zap.Logger, m *Metrics) *Broker {
+func checkedOnceBroker(t *testing.T, cfg Config, log *zap.Logger, m *metricSet) *natsBroker {
 	t.Helper()
-	b, err := ConnectBroker(cfg.NATS.URL, cfg, log, m)
+	b, err := connectBroker(cfg.NATS.URL, cfg.brokerConfig(), log, m)
 	if err != nil {
 		t.Fatalf("ConnectBroker: %v", err)
 	}
@@ -263,12 +264,12 @@ func TestRequestMetrics(t *testing.T) {
 		labels map[string]string
 		value  float64
 	}{
-		{reqs, map[string]string{"outcome": OutcomePublished}, 2},
-		{reqs, map[string]string{"outcome": OutcomeDuplicate}, 1},
-		{reqs, map[string]string{"outcome": OutcomeIgnored}, 1},
-		{reqs, map[string]string{"outcome": OutcomeRejected, "reason": "signature_mismatch"}, 1},
-		{reqs, map[string]string{"outcome": OutcomeRejected, "reason": "signature_missing"}, 1},
-		{reqs, map[string]string{"outcome": OutcomeRejected, "reason": "invalid_event"}, 1},
+		{reqs, map[string]string{"outcome": outcomePublished}, 2},
+		{reqs, map[string]string{"outcome": outcomeDuplicate}, 1},
+		{reqs, map[string]string{"outcome": outcomeIgnored}, 1},
+		{reqs, map[string]string{"outcome": outcomeRejected, "reason": "signature_mismatch"}, 1},
+		{reqs, map[string]string{"outcome": outcomeRejected, "reason": "signature_missing"}, 1},
+		{reqs, map[string]string{"outcome": outcomeRejected, "reason": "invalid_event"}, 1},
 		{"zautic_forwarder_events_published_total", map[string]string{"type": "message.delivered"}, 1},
 		{"zautic_forwarder_events_published_total", map[string]string{"type": "other"}, 1},
 		{"zautic_forwarder_request_duration_seconds", nil, float64(len(requests))},
@@ -285,7 +286,7 @@ func TestRequestMetrics(t *testing.T) {
 	if got := labelValues(t, rig.reg, "zautic_forwarder_events_published_total", "type"); contains(got, "custom.thing") {
 		t.Errorf("type label values %v include an undocumented type", got)
 	}
-	known := append(RejectReasons(), "")
+	known := append(rejectReasons(), "")
 	for _, reason := range labelValues(t, rig.reg, reqs, "reason") {
 		if !contains(known, reason) {
 			t.Errorf("reason label %q is not one of %v", reason, known)
@@ -304,7 +305,7 @@ func TestInFlightAndOverloaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(SignatureHeader, Sign([]byte(rig.cfg.Webhook.Secret), time.Now().Unix(), body))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(rig.cfg.Webhook.Secret), time.Now().Unix(), body))
 	slow := make(chan int, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -334,7 +335,7 @@ func TestInFlightAndOverloaded(t *testing.T) {
 	if got := <-slow; got != http.StatusOK {
 		t.Errorf("slow request: got %d, want 200", got)
 	}
-	if got := rig.value(t, "zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeOverloaded}); got != 1 {
+	if got := rig.value(t, "zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeOverloaded}); got != 1 {
 		t.Errorf("overloaded requests: got %v, want 1", got)
 	}
 	if got := rig.value(t, "zautic_forwarder_in_flight_requests", nil); got != 0 {
@@ -360,7 +361,7 @@ func TestConnectionMetrics(t *testing.T) {
 	if got := rig.post(t, testEvent("evt_down", "message.sent"), "dlv_down", ""); got != http.StatusServiceUnavailable {
 		t.Errorf("request while NATS is down: got %d, want 503", got)
 	}
-	if got := rig.value(t, "zautic_forwarder_webhook_requests_total", map[string]string{"outcome": OutcomeUnavailable}); got != 1 {
+	if got := rig.value(t, "zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeUnavailable}); got != 1 {
 		t.Errorf("unavailable requests: got %v, want 1", got)
 	}
 

@@ -9,24 +9,26 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Headers the forwarder adds to a quarantined request.
 const (
-	QuarantineReasonHeader     = "Zautic-Quarantine-Reason"
-	QuarantineReceivedAtHeader = "Zautic-Received-At"
+	quarantineReasonHeader     = "Zautic-Quarantine-Reason"
+	quarantineReceivedAtHeader = "Zautic-Received-At"
 )
 
 // Reasons a request is quarantined for: the values of the reason label of
 // zautic_forwarder_quarantined_total and the last token of the subject.
 const (
-	ReasonSignatureMismatch = "signature_mismatch"
-	ReasonTimestampOld      = "timestamp_out_of_tolerance"
+	reasonSignatureMismatch = "signature_mismatch"
+	reasonTimestampOld      = "timestamp_out_of_tolerance"
 )
 
 // QuarantineReasons are the reasons a rejected request is kept for.
-func QuarantineReasons() []string {
-	return []string{ReasonSignatureMismatch, ReasonTimestampOld}
+func quarantineReasons() []string {
+	return []string{reasonSignatureMismatch, reasonTimestampOld}
 }
 
 // Causes of a quarantine drop: the values of the cause label of
@@ -49,8 +51,8 @@ type QuarantineConfig struct {
 	AutoReplay    bool          `yaml:"auto_replay"`
 }
 
-// DefaultQuarantineConfig returns the quarantine's defaults.
-func DefaultQuarantineConfig() QuarantineConfig {
+// defaultQuarantineConfig returns the quarantine's defaults.
+func defaultQuarantineConfig() QuarantineConfig {
 	return QuarantineConfig{
 		Enabled:       true,
 		Stream:        "ZAUTIC_QUARANTINE",
@@ -70,7 +72,7 @@ func subjectsOverlap(a, b string) bool {
 }
 
 // quarantineStore is what quarantining needs from NATS, in domain terms;
-// *Broker implements it.
+// *natsBroker implements it.
 type quarantineStore interface {
 	Ready() error
 	Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error)
@@ -84,10 +86,10 @@ type quarantiner struct {
 	limiter *rate.Limiter
 	timeout time.Duration
 	log     *zap.Logger
-	metrics *Metrics
+	metrics *metricSet
 }
 
-func newQuarantiner(cfg Config, store quarantineStore, log *zap.Logger, m *Metrics) *quarantiner {
+func newQuarantiner(cfg Config, store quarantineStore, log *zap.Logger, m *metricSet) *quarantiner {
 	if !cfg.Quarantine.Enabled {
 		return nil
 	}
@@ -104,10 +106,10 @@ func newQuarantiner(cfg Config, store quarantineStore, log *zap.Logger, m *Metri
 // request rejected with err can never verify and is not kept.
 func quarantineReason(err error) string {
 	switch {
-	case errors.Is(err, ErrNoValidSignature):
-		return ReasonSignatureMismatch
-	case errors.Is(err, ErrTooOld):
-		return ReasonTimestampOld
+	case errors.Is(err, zautic.ErrNoValidSignature):
+		return reasonSignatureMismatch
+	case errors.Is(err, zautic.ErrTooOld):
+		return reasonTimestampOld
 	}
 	return ""
 }
@@ -149,6 +151,6 @@ func quarantineHeader(in http.Header, receivedAt time.Time) http.Header {
 			out[name] = values
 		}
 	}
-	out.Set(QuarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
+	out.Set(quarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
 	return out
 }

@@ -12,11 +12,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrEntryNotFound is returned when no quarantined entry has the sequence.
-var ErrEntryNotFound = errors.New("no quarantined entry")
+// errEntryNotFound is returned when no quarantined entry has the sequence.
+var errEntryNotFound = errors.New("no quarantined entry")
 
-// QuarantineEntry is one kept request. Body is nil in listings.
-type QuarantineEntry struct {
+// quarantineEntry is one kept request. Body is nil in listings.
+type quarantineEntry struct {
 	Seq    uint64
 	Reason string
 	Header http.Header
@@ -24,8 +24,8 @@ type QuarantineEntry struct {
 	Size   int
 }
 
-// QuarantineFilter selects entries, oldest first.
-type QuarantineFilter struct {
+// quarantineFilter selects entries, oldest first.
+type quarantineFilter struct {
 	Reason   string    // "" for every reason
 	Since    time.Time // zero for all
 	AfterSeq uint64    // entries after this sequence
@@ -36,7 +36,7 @@ type QuarantineFilter struct {
 // quarantineStreamConfig is the stream that keeps rejected deliveries: under
 // its own prefix, never under stream.subject_prefix, bounded by age and
 // size, the oldest dropped first.
-func quarantineStreamConfig(cfg Config) jetstream.StreamConfig {
+func quarantineStreamConfig(cfg brokerConfig) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        cfg.Quarantine.Stream,
 		Description: "Zautic deliveries rejected by zautic-forwarder that may verify later",
@@ -51,7 +51,7 @@ func quarantineStreamConfig(cfg Config) jetstream.StreamConfig {
 }
 
 // ensureQuarantine creates or updates the quarantine stream when enabled.
-func (b *Broker) ensureQuarantine(ctx context.Context) error {
+func (b *natsBroker) ensureQuarantine(ctx context.Context) error {
 	if !b.cfg.Quarantine.Enabled {
 		return nil
 	}
@@ -60,7 +60,7 @@ func (b *Broker) ensureQuarantine(ctx context.Context) error {
 
 // missingQuarantine names the quarantine stream when it is enabled and
 // missing.
-func (b *Broker) missingQuarantine(ctx context.Context) (string, error) {
+func (b *natsBroker) missingQuarantine(ctx context.Context) (string, error) {
 	if !b.cfg.Quarantine.Enabled {
 		return "", nil
 	}
@@ -79,9 +79,9 @@ func (b *Broker) missingQuarantine(ctx context.Context) (string, error) {
 
 // Quarantine stores a rejected request under <quarantine.subject_prefix>.<reason>
 // and returns its sequence.
-func (b *Broker) Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error) {
+func (b *natsBroker) Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error) {
 	msg := &nats.Msg{Subject: b.cfg.Quarantine.SubjectPrefix + "." + reason, Data: body, Header: nats.Header(header)}
-	msg.Header.Set(QuarantineReasonHeader, reason)
+	msg.Header.Set(quarantineReasonHeader, reason)
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Quarantine.Stream))
 	if err != nil {
 		return 0, fmt.Errorf("quarantine %s: %w", msg.Subject, err)
@@ -89,31 +89,31 @@ func (b *Broker) Quarantine(ctx context.Context, reason string, header http.Head
 	return ack.Sequence, nil
 }
 
-func (b *Broker) quarantineStream(ctx context.Context) (jetstream.Stream, error) {
+func (b *natsBroker) quarantineStream(ctx context.Context) (jetstream.Stream, error) {
 	s, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("%w: quarantine stream %q: %w", ErrNotReady, b.cfg.Quarantine.Stream, err)
+		return nil, fmt.Errorf("%w: quarantine stream %q: %w", errNotReady, b.cfg.Quarantine.Stream, err)
 	}
 	return s, nil
 }
 
-// QuarantineEntry returns the entry with sequence seq, body included. If
-// there is none, ErrEntryNotFound is returned.
-func (b *Broker) QuarantineEntry(ctx context.Context, seq uint64) (QuarantineEntry, error) {
+// quarantineEntry returns the entry with sequence seq, body included. If
+// there is none, errEntryNotFound is returned.
+func (b *natsBroker) quarantineEntry(ctx context.Context, seq uint64) (quarantineEntry, error) {
 	s, err := b.quarantineStream(ctx)
 	if err != nil {
-		return QuarantineEntry{}, err
+		return quarantineEntry{}, err
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return QuarantineEntry{}, fmt.Errorf("%w: seq %d", ErrEntryNotFound, seq)
+		return quarantineEntry{}, fmt.Errorf("%w: seq %d", errEntryNotFound, seq)
 	case err != nil:
-		return QuarantineEntry{}, fmt.Errorf("%w: get quarantined seq %d: %w", ErrNotReady, seq, err)
+		return quarantineEntry{}, fmt.Errorf("%w: get quarantined seq %d: %w", errNotReady, seq, err)
 	}
-	return QuarantineEntry{
+	return quarantineEntry{
 		Seq:    raw.Sequence,
-		Reason: raw.Header.Get(QuarantineReasonHeader),
+		Reason: raw.Header.Get(quarantineReasonHeader),
 		Header: http.Header(raw.Header),
 		Body:   raw.Data,
 		Size:   len(raw.Data),
@@ -122,7 +122,7 @@ func (b *Broker) QuarantineEntry(ctx context.Context, seq uint64) (QuarantineEnt
 
 // DeleteQuarantined removes the entry seq; an entry already gone (another
 // replica replayed it) is not an error.
-func (b *Broker) DeleteQuarantined(ctx context.Context, seq uint64) error {
+func (b *natsBroker) DeleteQuarantined(ctx context.Context, seq uint64) error {
 	s, err := b.quarantineStream(ctx)
 	if err != nil {
 		return err
@@ -142,7 +142,7 @@ func (b *Broker) DeleteQuarantined(ctx context.Context, seq uint64) error {
 // QuarantineEntries lists entries matching f, oldest first, through a
 // short-lived consumer that reads only what is there (no waiting) and, unless
 // f.Bodies, only the headers.
-func (b *Broker) QuarantineEntries(ctx context.Context, f QuarantineFilter) ([]QuarantineEntry, error) {
+func (b *natsBroker) QuarantineEntries(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error) {
 	s, err := b.quarantineStream(ctx)
 	if err != nil {
 		return nil, err
@@ -152,7 +152,7 @@ func (b *Broker) QuarantineEntries(ctx context.Context, f QuarantineFilter) ([]Q
 	}
 	cons, err := s.CreateConsumer(ctx, listConsumerConfig(b.cfg.Quarantine.SubjectPrefix, f))
 	if err != nil {
-		return nil, fmt.Errorf("%w: list quarantine: %w", ErrNotReady, err)
+		return nil, fmt.Errorf("%w: list quarantine: %w", errNotReady, err)
 	}
 	name := cons.CachedInfo().Name
 	defer func() {
@@ -162,7 +162,7 @@ func (b *Broker) QuarantineEntries(ctx context.Context, f QuarantineFilter) ([]Q
 	return fetchEntries(cons, f)
 }
 
-func listConsumerConfig(prefix string, f QuarantineFilter) jetstream.ConsumerConfig {
+func listConsumerConfig(prefix string, f quarantineFilter) jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -189,12 +189,12 @@ func listConsumerConfig(prefix string, f QuarantineFilter) jetstream.ConsumerCon
 // fetchBatch bounds one pull; bodies are at most http.max_body_bytes each.
 const fetchBatch = 100
 
-func fetchEntries(cons jetstream.Consumer, f QuarantineFilter) ([]QuarantineEntry, error) {
-	var entries []QuarantineEntry
+func fetchEntries(cons jetstream.Consumer, f quarantineFilter) ([]quarantineEntry, error) {
+	var entries []quarantineEntry
 	for len(entries) < f.Limit {
 		batch, err := cons.FetchNoWait(min(fetchBatch, f.Limit-len(entries)))
 		if err != nil {
-			return entries, fmt.Errorf("%w: list quarantine: %w", ErrNotReady, err)
+			return entries, fmt.Errorf("%w: list quarantine: %w", errNotReady, err)
 		}
 		n, pending := 0, uint64(0)
 		for m := range batch.Messages() {
@@ -216,9 +216,9 @@ func fetchEntries(cons jetstream.Consumer, f QuarantineFilter) ([]QuarantineEntr
 	return entries, nil
 }
 
-func newEntry(m jetstream.Msg, meta *jetstream.MsgMetadata, withBody bool) QuarantineEntry {
+func newEntry(m jetstream.Msg, meta *jetstream.MsgMetadata, withBody bool) quarantineEntry {
 	h := http.Header(m.Headers())
-	e := QuarantineEntry{Seq: meta.Sequence.Stream, Reason: h.Get(QuarantineReasonHeader), Header: h, Size: len(m.Data())}
+	e := quarantineEntry{Seq: meta.Sequence.Stream, Reason: h.Get(quarantineReasonHeader), Header: h, Size: len(m.Data())}
 	if withBody {
 		e.Body = m.Data()
 	} else if size, err := strconv.Atoi(h.Get(nats.MsgSize)); err == nil {
@@ -229,7 +229,7 @@ func newEntry(m jetstream.Msg, meta *jetstream.MsgMetadata, withBody bool) Quara
 
 // receivedAt is when the entry's request arrived; the zero time when the
 // header is missing or malformed.
-func receivedAt(e QuarantineEntry) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, e.Header.Get(QuarantineReceivedAtHeader))
+func receivedAt(e quarantineEntry) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, e.Header.Get(quarantineReceivedAtHeader))
 	return t
 }

@@ -8,20 +8,22 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 var (
-	// ErrInvalidReplay is returned when a replay request selects nothing, or
+	// errInvalidReplay is returned when a replay request selects nothing, or
 	// names an unknown reason.
-	ErrInvalidReplay = errors.New("invalid replay request")
-	// ErrReceivedAt is returned when a quarantined entry has no valid
+	errInvalidReplay = errors.New("invalid replay request")
+	// errReceivedAt is returned when a quarantined entry has no valid
 	// Zautic-Received-At header, so its tolerance cannot be measured.
-	ErrReceivedAt = errors.New("missing or malformed " + QuarantineReceivedAtHeader + " header")
+	errReceivedAt = errors.New("missing or malformed " + quarantineReceivedAtHeader + " header")
 )
 
-// MaxReplayEntries bounds the entries one replay request (all, or seqs)
+// maxReplayEntries bounds the entries one replay request (all, or seqs)
 // handles; an answer with More set says that entries remain.
-const MaxReplayEntries = 1000
+const maxReplayEntries = 1000
 
 // ReplayRequest selects quarantined entries and how to replay them.
 type ReplayRequest struct {
@@ -35,18 +37,18 @@ type ReplayRequest struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// Validate returns an error wrapping ErrInvalidReplay that says what is
+// Validate returns an error wrapping errInvalidReplay that says what is
 // wrong with r.
 func (r ReplayRequest) Validate() error {
 	switch {
 	case r.All == (len(r.Seqs) > 0):
-		return fmt.Errorf(`%w: give either "seqs" or "all":true`, ErrInvalidReplay)
-	case len(r.Seqs) > MaxReplayEntries:
-		return fmt.Errorf("%w: %d seqs, at most %d", ErrInvalidReplay, len(r.Seqs), MaxReplayEntries)
+		return fmt.Errorf(`%w: give either "seqs" or "all":true`, errInvalidReplay)
+	case len(r.Seqs) > maxReplayEntries:
+		return fmt.Errorf("%w: %d seqs, at most %d", errInvalidReplay, len(r.Seqs), maxReplayEntries)
 	case r.Reason != "" && !r.All:
-		return fmt.Errorf(`%w: "reason" goes with "all":true`, ErrInvalidReplay)
-	case r.Reason != "" && !slices.Contains(QuarantineReasons(), r.Reason):
-		return fmt.Errorf("%w: reason %q is not one of %v", ErrInvalidReplay, r.Reason, QuarantineReasons())
+		return fmt.Errorf(`%w: "reason" goes with "all":true`, errInvalidReplay)
+	case r.Reason != "" && !slices.Contains(quarantineReasons(), r.Reason):
+		return fmt.Errorf("%w: reason %q is not one of %v", errInvalidReplay, r.Reason, quarantineReasons())
 	}
 	return nil
 }
@@ -64,22 +66,35 @@ type ReplayResult struct {
 	StreamSeq  uint64 `json:"stream_seq,omitempty"`
 }
 
-// OutcomeNotFound is the outcome of a requested seq that is not (or no
+// outcomeNotFound is the outcome of a requested seq that is not (or no
 // longer) in the quarantine; it is not counted in the metrics.
-const OutcomeNotFound = "not_found"
+const outcomeNotFound = "not_found"
 
 // ReplayAnswer holds one result per entry, oldest first.
 type ReplayAnswer struct {
 	DryRun  bool           `json:"dry_run"`
 	Results []ReplayResult `json:"results"`
-	// More is set when "all" stopped at MaxReplayEntries.
+	// More is set when "all" stopped at maxReplayEntries.
 	More bool `json:"more,omitempty"`
 }
 
-// replayStore is what replay needs from NATS; *Broker implements it.
+// Unsettled counts the entries that stay in the quarantine, or were not
+// there: rejected, unavailable or not found.
+func (a ReplayAnswer) Unsettled() int {
+	n := 0
+	for _, r := range a.Results {
+		switch r.Outcome {
+		case outcomeRejected, outcomeUnavailable, outcomeNotFound:
+			n++
+		}
+	}
+	return n
+}
+
+// replayStore is what replay needs from NATS; *natsBroker implements it.
 type replayStore interface {
-	QuarantineEntries(ctx context.Context, f QuarantineFilter) ([]QuarantineEntry, error)
-	QuarantineEntry(ctx context.Context, seq uint64) (QuarantineEntry, error)
+	QuarantineEntries(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error)
+	quarantineEntry(ctx context.Context, seq uint64) (quarantineEntry, error)
 	DeleteQuarantined(ctx context.Context, seq uint64) error
 }
 
@@ -89,41 +104,41 @@ type replayStore interface {
 // dedup, publish, mark. An entry that ends published, duplicate or ignored
 // leaves the quarantine; the others stay. The Nats-Msg-Id and the dedup
 // bucket make replaying twice, or from two replicas at once, publish once.
-type Replayer struct {
-	h       *Handler
+type replayer struct {
+	h       *webhookHandler
 	store   replayStore
 	log     *zap.Logger
-	metrics *Metrics
+	metrics *metricSet
 	timeout time.Duration
 }
 
-// NewReplayer returns the replayer of h's request path over store.
-func NewReplayer(h *Handler, store replayStore) *Replayer {
-	return &Replayer{h: h, store: store, log: h.log, metrics: h.metrics, timeout: h.cfg.NATS.PublishTimeout}
+// newReplayer returns the replayer of h's request path over store.
+func newReplayer(h *webhookHandler, store replayStore) *replayer {
+	return &replayer{h: h, store: store, log: h.log, metrics: h.metrics, timeout: h.cfg.PublishTimeout}
 }
 
 // List returns the entries f selects, without bodies.
-func (r *Replayer) List(ctx context.Context, f QuarantineFilter) ([]QuarantineEntry, error) {
+func (r *replayer) List(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error) {
 	f.Bodies = false
 	return r.store.QuarantineEntries(ctx, f)
 }
 
-// Replay replays the entries req selects. Errors wrap ErrInvalidReplay for
-// a bad request and ErrNotReady when the quarantine cannot be read; a
+// Replay replays the entries req selects. Errors wrap errInvalidReplay for
+// a bad request and errNotReady when the quarantine cannot be read; a
 // failure of one entry is its result, not an error.
-func (r *Replayer) Replay(ctx context.Context, req ReplayRequest, trigger string) (ReplayAnswer, error) {
+func (r *replayer) Replay(ctx context.Context, req ReplayRequest, trigger string) (ReplayAnswer, error) {
 	if err := req.Validate(); err != nil {
 		return ReplayAnswer{}, err
 	}
 	answer := ReplayAnswer{DryRun: req.DryRun, Results: []ReplayResult{}}
 	if req.All {
-		answer, _, err := r.replayAll(ctx, req, trigger, 0, MaxReplayEntries)
+		answer, _, err := r.replayAll(ctx, req, trigger, 0, maxReplayEntries)
 		return answer, err
 	}
 	for _, seq := range req.Seqs {
 		e, err := r.entry(ctx, seq)
-		if errors.Is(err, ErrEntryNotFound) {
-			answer.Results = append(answer.Results, ReplayResult{Seq: seq, Outcome: OutcomeNotFound, Error: err.Error()})
+		if errors.Is(err, errEntryNotFound) {
+			answer.Results = append(answer.Results, ReplayResult{Seq: seq, Outcome: outcomeNotFound, Error: err.Error()})
 			continue
 		}
 		if err != nil {
@@ -134,16 +149,16 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest, trigger string
 	return answer, nil
 }
 
-func (r *Replayer) entry(ctx context.Context, seq uint64) (QuarantineEntry, error) {
+func (r *replayer) entry(ctx context.Context, seq uint64) (quarantineEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return r.store.QuarantineEntry(ctx, seq)
+	return r.store.quarantineEntry(ctx, seq)
 }
 
 // replayAll replays, page by page and oldest first, up to limit entries of
 // req.Reason (every reason when empty) after the sequence after. It returns
 // the last sequence it replayed, where a next call continues.
-func (r *Replayer) replayAll(ctx context.Context, req ReplayRequest, trigger string, after uint64, limit int) (ReplayAnswer, uint64, error) {
+func (r *replayer) replayAll(ctx context.Context, req ReplayRequest, trigger string, after uint64, limit int) (ReplayAnswer, uint64, error) {
 	answer := ReplayAnswer{DryRun: req.DryRun, Results: []ReplayResult{}}
 	for len(answer.Results) < limit {
 		if err := ctx.Err(); err != nil {
@@ -166,26 +181,24 @@ func (r *Replayer) replayAll(ctx context.Context, req ReplayRequest, trigger str
 	return answer, after, nil
 }
 
-func (r *Replayer) page(ctx context.Context, reason string, after uint64, n int) ([]QuarantineEntry, error) {
+func (r *replayer) page(ctx context.Context, reason string, after uint64, n int) ([]quarantineEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return r.store.QuarantineEntries(ctx, QuarantineFilter{Reason: reason, AfterSeq: after, Limit: n, Bodies: true})
+	return r.store.QuarantineEntries(ctx, quarantineFilter{Reason: reason, AfterSeq: after, Limit: n, Bodies: true})
 }
 
 // replayEntry runs one entry through the request path and, unless it is a
 // dry run, removes it from the quarantine when it is settled.
-func (r *Replayer) replayEntry(ctx context.Context, e QuarantineEntry, req ReplayRequest, trigger string) ReplayResult {
-	d := &delivery{requestID: "replay", deliveryID: e.Header.Get(DeliveryIDHeader), dryRun: req.DryRun}
+func (r *replayer) replayEntry(ctx context.Context, e quarantineEntry, req ReplayRequest, trigger string) ReplayResult {
+	d := &delivery{requestID: "replay", deliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), dryRun: req.DryRun}
 	err := r.runEntry(ctx, d, e, req.IgnoreTolerance)
 	res := ReplayResult{Seq: e.Seq, Outcome: d.outcome, DeliveryID: d.deliveryID, EventID: d.event.ID, Subject: d.subject}
-	if d.ack != nil {
-		res.StreamSeq = d.ack.Sequence
-	}
+	res.StreamSeq = d.ack.Seq
 	if err != nil {
-		_, res.Outcome, res.Reason = classify(err)
-		res.Error = err.Error()
-		if errors.Is(err, ErrReceivedAt) {
-			res.Outcome, res.Reason = OutcomeRejected, "received_at_malformed"
+		r := classify(err)
+		res.Outcome, res.Reason, res.Error = r.outcome, r.reason, err.Error()
+		if errors.Is(err, errReceivedAt) {
+			res.Outcome, res.Reason = outcomeRejected, "received_at_malformed"
 		}
 	}
 	if settled(res.Outcome) && !req.DryRun {
@@ -198,31 +211,31 @@ func (r *Replayer) replayEntry(ctx context.Context, e QuarantineEntry, req Repla
 	return res
 }
 
-func (r *Replayer) runEntry(ctx context.Context, d *delivery, e QuarantineEntry, ignoreTolerance bool) error {
+func (r *replayer) runEntry(ctx context.Context, d *delivery, e quarantineEntry, ignoreTolerance bool) error {
 	var err error
-	if d.receivedAt, err = time.Parse(time.RFC3339Nano, e.Header.Get(QuarantineReceivedAtHeader)); err != nil {
-		return ErrReceivedAt
+	if d.receivedAt, err = time.Parse(time.RFC3339Nano, e.Header.Get(quarantineReceivedAtHeader)); err != nil {
+		return errReceivedAt
 	}
 	tolerance := r.h.cfg.Webhook.Tolerance
 	if ignoreTolerance {
 		tolerance = 0
 	}
-	return r.h.deliver(ctx, d, e.Body, e.Header.Get(SignatureHeader), tolerance)
+	return r.h.deliver(ctx, d, e.Body, e.Header.Get(zautic.RequestSignatureHeader), tolerance)
 }
 
 // settled reports whether an entry that ended with outcome may leave the
 // quarantine.
 func settled(outcome string) bool {
-	return outcome == OutcomePublished || outcome == OutcomeDuplicate || outcome == OutcomeIgnored
+	return outcome == outcomePublished || outcome == outcomeDuplicate || outcome == outcomeIgnored
 }
 
-func (r *Replayer) delete(ctx context.Context, seq uint64) error {
+func (r *replayer) delete(ctx context.Context, seq uint64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
 	return r.store.DeleteQuarantined(ctx, seq)
 }
 
-func (r *Replayer) logResult(d *delivery, res ReplayResult, trigger string) {
+func (r *replayer) logResult(d *delivery, res ReplayResult, trigger string) {
 	fields := []zap.Field{
 		zap.Uint64("quarantine_seq", res.Seq), zap.String("trigger", trigger), zap.String("outcome", res.Outcome),
 		zap.String("delivery_id", res.DeliveryID), zap.String("event_id", res.EventID), zap.String("subject", res.Subject),

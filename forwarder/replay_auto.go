@@ -21,13 +21,13 @@ const (
 // rejected events arrive by themselves. Runs never overlap; a change during
 // a run starts another one after it.
 type autoReplayer struct {
-	r     *Replayer
+	r     *replayer
 	ready func() error
 	kick  chan struct{}
 	log   *zap.Logger
 }
 
-func newAutoReplayer(r *Replayer, ready func() error, log *zap.Logger) *autoReplayer {
+func newAutoReplayer(r *replayer, ready func() error, log *zap.Logger) *autoReplayer {
 	a := &autoReplayer{r: r, ready: ready, kick: make(chan struct{}, 1), log: log}
 	a.Trigger()
 	return a
@@ -70,11 +70,11 @@ func (a *autoReplayer) runOnce(ctx context.Context) bool {
 	if a.ready() != nil {
 		return false
 	}
-	req := ReplayRequest{All: true, Reason: ReasonSignatureMismatch}
+	req := ReplayRequest{All: true, Reason: reasonSignatureMismatch}
 	counts := map[string]int{}
 	after := uint64(0)
 	for {
-		answer, last, err := a.r.replayAll(ctx, req, TriggerReload, after, MaxReplayEntries)
+		answer, last, err := a.r.replayAll(ctx, req, triggerReload, after, maxReplayEntries)
 		for _, res := range answer.Results {
 			counts[res.Outcome]++
 		}
@@ -90,5 +90,5 @@ func (a *autoReplayer) runOnce(ctx context.Context) bool {
 	if len(counts) > 0 {
 		a.log.Info("automatic replay of the quarantine after a secret change", zap.Any("outcomes", counts))
 	}
-	return counts[OutcomeUnavailable] == 0
+	return counts[outcomeUnavailable] == 0
 }

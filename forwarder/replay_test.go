@@ -22,6 +22,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 const (
@@ -34,11 +36,11 @@ const (
 type quarantineHarness struct {
 	t           testing.TB
 	cfg         Config
-	secrets     *Secrets
+	secrets     *secretSet
 	secretsFile string
-	broker      *Broker
-	handler     *Handler
-	replayer    *Replayer
+	broker      *natsBroker
+	handler     *webhookHandler
+	replayer    *replayer
 	web         *echo.Echo
 	admin       http.Handler
 	js          jetstream.JetStream
@@ -60,17 +62,18 @@ func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarn
 	if tt, ok := t.(*testing.T); ok {
 		log = zaptest.NewLogger(tt)
 	}
-	m := NewMetrics(h.registry)
+	m := newMetricSet(h.registry)
 	var err error
-	if h.secrets, err = NewSecrets(h.cfg.Webhook); err != nil {
+	if h.secrets, err = newSecrets(h.cfg.Webhook); err != nil {
 		t.Fatal(err)
 	}
 	h.broker = runBroker(t, ns.ClientURL(), h.cfg, log, m)
 	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, h.broker.Ready)
-	h.handler = NewHandler(h.cfg, h.secrets, h.broker, log, m)
-	h.replayer = NewReplayer(h.handler, h.broker)
-	h.web = NewWebhookServer(h.cfg.HTTP, h.handler, m)
-	h.admin = NewAdminHandler(h.cfg.Admin, h.broker, h.registry, QuarantineRoutes(h.replayer))
+	h.handler = newWebhookHandler(h.cfg.handlerConfig(), h.secrets, h.broker, log, m)
+	h.handler.keep = newQuarantiner(h.cfg, h.broker, log, m)
+	h.replayer = newReplayer(h.handler, h.broker)
+	h.web = newWebhookServer(h.cfg.HTTP, h.handler, m)
+	h.admin = newAdminHandler(h.cfg.Admin, h.broker, h.registry, quarantineRoutes(h.replayer))
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -95,8 +98,8 @@ func (h *quarantineHarness) setSecrets(secrets ...string) {
 func (h *quarantineHarness) post(secret string, ts time.Time, deliveryID string, body []byte) (int, map[string]any) {
 	h.t.Helper()
 	req := httptest.NewRequest(http.MethodPost, h.cfg.HTTP.Path, bytes.NewReader(body))
-	req.Header.Set(SignatureHeader, Sign([]byte(secret), ts.Unix(), body))
-	req.Header.Set(DeliveryIDHeader, deliveryID)
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), ts.Unix(), body))
+	req.Header.Set(zautic.RequestDeliveryIDHeader, deliveryID)
 	req.Header.Set("X-Zautic-Event", "message.delivered")
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -140,8 +143,8 @@ func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
 		quarantined bool
 		reason      string
 	}{
-		{"unknown secret", secretB, now, http.StatusBadRequest, true, ReasonSignatureMismatch},
-		{"old timestamp", secretA, now.Add(-time.Hour), http.StatusBadRequest, true, ReasonTimestampOld},
+		{"unknown secret", secretB, now, http.StatusBadRequest, true, reasonSignatureMismatch},
+		{"old timestamp", secretA, now.Add(-time.Hour), http.StatusBadRequest, true, reasonTimestampOld},
 		{"valid", secretA, now, http.StatusOK, false, ""},
 	}
 	for i, tt := range tests {
@@ -155,7 +158,7 @@ func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
 			}
 		})
 	}
-	entries, err := h.broker.QuarantineEntries(context.Background(), QuarantineFilter{Limit: 10, Bodies: true})
+	entries, err := h.broker.QuarantineEntries(context.Background(), quarantineFilter{Limit: 10, Bodies: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +169,11 @@ func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
 		if got, want := e.Reason, tests[i].reason; got != want {
 			t.Errorf("entry %d reason: got %q, want %q", i, got, want)
 		}
-		if got, want := e.Header.Get(DeliveryIDHeader), "dlv_q_"+strconv.Itoa(i); got != want {
+		if got, want := e.Header.Get(zautic.RequestDeliveryIDHeader), "dlv_q_"+strconv.Itoa(i); got != want {
 			t.Errorf("entry %d delivery id: got %q, want %q", i, got, want)
 		}
-		if e.Header.Get(SignatureHeader) == "" || receivedAt(e).IsZero() {
-			t.Errorf("entry %d headers: got %v, want the signature and %s", i, e.Header, QuarantineReceivedAtHeader)
+		if e.Header.Get(zautic.RequestSignatureHeader) == "" || receivedAt(e).IsZero() {
+			t.Errorf("entry %d headers: got %v, want the signature and %s", i, e.Header, quarantineReceivedAtHeader)
 		}
 		if got, want := string(e.Body), string(testEvent("evt_q_"+strconv.Itoa(i), "message.delivered")); got != want {
 			t.Errorf("entry %d body: got %q, want %q", i, got, want)
@@ -193,7 +196,7 @@ func TestPlainRejectionsAreNotQuarantined(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPost, h.cfg.HTTP.Path, bytes.NewReader(body))
-			req.Header.Set(SignatureHeader, tt.signature)
+			req.Header.Set(zautic.RequestSignatureHeader, tt.signature)
 			rec := httptest.NewRecorder()
 			h.web.ServeHTTP(rec, req)
 			if rec.Code != http.StatusBadRequest || strings.Contains(rec.Body.String(), "quarantined") {
@@ -226,7 +229,7 @@ func TestQuarantineRateLimit(t *testing.T) {
 // storeEntry quarantines a request directly, with headers the test chose.
 func (h *quarantineHarness) storeEntry(header http.Header, body []byte) uint64 {
 	h.t.Helper()
-	seq, err := h.broker.Quarantine(context.Background(), ReasonSignatureMismatch, header, body)
+	seq, err := h.broker.Quarantine(context.Background(), reasonSignatureMismatch, header, body)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -237,9 +240,9 @@ func (h *quarantineHarness) storeEntry(header http.Header, body []byte) uint64 {
 // secret at signedAt and received at receivedAt.
 func entryHeader(secret string, signedAt, receivedAt time.Time, deliveryID string, body []byte) http.Header {
 	h := http.Header{}
-	h.Set(SignatureHeader, Sign([]byte(secret), signedAt.Unix(), body))
-	h.Set(DeliveryIDHeader, deliveryID)
-	h.Set(QuarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
+	h.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), signedAt.Unix(), body))
+	h.Set(zautic.RequestDeliveryIDHeader, deliveryID)
+	h.Set(quarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
 	return h
 }
 
@@ -258,47 +261,47 @@ func TestReplayInputs(t *testing.T) {
 	}{
 		{"signature header missing", func() http.Header {
 			hd := entryHeader(secretA, arrived, arrived, "dlv_in_1", body)
-			hd.Del(SignatureHeader)
+			hd.Del(zautic.RequestSignatureHeader)
 			return hd
-		}, body, ReplayRequest{}, OutcomeRejected, "signature_missing", true},
+		}, body, ReplayRequest{}, outcomeRejected, "signature_missing", true},
 		{"received-at missing", func() http.Header {
 			hd := entryHeader(secretA, arrived, arrived, "dlv_in_2", body)
-			hd.Del(QuarantineReceivedAtHeader)
+			hd.Del(quarantineReceivedAtHeader)
 			return hd
-		}, body, ReplayRequest{}, OutcomeRejected, "received_at_malformed", true},
+		}, body, ReplayRequest{}, outcomeRejected, "received_at_malformed", true},
 		{"received-at malformed", func() http.Header {
 			hd := entryHeader(secretA, arrived, arrived, "dlv_in_3", body)
-			hd.Set(QuarantineReceivedAtHeader, "yesterday")
+			hd.Set(quarantineReceivedAtHeader, "yesterday")
 			return hd
-		}, body, ReplayRequest{}, OutcomeRejected, "received_at_malformed", true},
+		}, body, ReplayRequest{}, outcomeRejected, "received_at_malformed", true},
 		{"body altered", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_4", body)
-		}, testEvent("evt_in_altered", "message.delivered"), ReplayRequest{}, OutcomeRejected, ReasonSignatureMismatch, true},
+		}, testEvent("evt_in_altered", "message.delivered"), ReplayRequest{}, outcomeRejected, reasonSignatureMismatch, true},
 		{"secret still unknown", func() http.Header {
 			return entryHeader(secretB, arrived, arrived, "dlv_in_5", body)
-		}, body, ReplayRequest{}, OutcomeRejected, ReasonSignatureMismatch, true},
+		}, body, ReplayRequest{}, outcomeRejected, reasonSignatureMismatch, true},
 		{"stale when it arrived", func() http.Header {
 			return entryHeader(secretA, arrived.Add(-time.Hour), arrived, "dlv_in_6", body)
-		}, body, ReplayRequest{}, OutcomeRejected, ReasonTimestampOld, true},
+		}, body, ReplayRequest{}, outcomeRejected, reasonTimestampOld, true},
 		{"stale, dry run ignoring tolerance", func() http.Header {
 			return entryHeader(secretA, arrived.Add(-time.Hour), arrived, "dlv_in_7", body)
-		}, body, ReplayRequest{IgnoreTolerance: true, DryRun: true}, OutcomeWouldPublish, "", true},
+		}, body, ReplayRequest{IgnoreTolerance: true, DryRun: true}, outcomeWouldPublish, "", true},
 		{"type not allowed", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_8", testEvent("evt_in_8", "device.connected"))
-		}, testEvent("evt_in_8", "device.connected"), ReplayRequest{}, OutcomeIgnored, "", false},
+		}, testEvent("evt_in_8", "device.connected"), ReplayRequest{}, outcomeIgnored, "", false},
 		{"fresh when it arrived, hours ago", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_9", body)
-		}, body, ReplayRequest{}, OutcomePublished, "", false},
+		}, body, ReplayRequest{}, outcomePublished, "", false},
 		{"same delivery again", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_9", body)
-		}, body, ReplayRequest{}, OutcomeDuplicate, "", false},
+		}, body, ReplayRequest{}, outcomeDuplicate, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			seq := h.storeEntry(tt.header(), tt.body)
 			req := tt.req
 			req.Seqs = []uint64{seq}
-			answer, err := h.replayer.Replay(context.Background(), req, TriggerAdmin)
+			answer, err := h.replayer.Replay(context.Background(), req, triggerAdmin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -306,7 +309,7 @@ func TestReplayInputs(t *testing.T) {
 			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
 				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
 			}
-			_, err = h.broker.QuarantineEntry(context.Background(), seq)
+			_, err = h.broker.quarantineEntry(context.Background(), seq)
 			if stays := err == nil; stays != tt.wantStays {
 				t.Errorf("entry stays: got %v, want %v", stays, tt.wantStays)
 			}
@@ -319,12 +322,12 @@ func TestReplayInputs(t *testing.T) {
 
 func TestReplayNotFound(t *testing.T) {
 	h := newQuarantineHarness(t, nil)
-	answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{42}}, TriggerAdmin)
+	answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{42}}, triggerAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := answer.Results[0].Outcome; got != OutcomeNotFound {
-		t.Errorf("outcome: got %s, want %s", got, OutcomeNotFound)
+	if got := answer.Results[0].Outcome; got != outcomeNotFound {
+		t.Errorf("outcome: got %s, want %s", got, outcomeNotFound)
 	}
 }
 
@@ -356,7 +359,7 @@ func TestReplayAfterSecretChange(t *testing.T) {
 		}
 		return nil
 	})
-	if got := metricValue(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": OutcomePublished, "trigger": TriggerReload}); got != 5 {
+	if got := metricValue(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": outcomePublished, "trigger": triggerReload}); got != 5 {
 		t.Errorf("replayed published: got %v, want 5", got)
 	}
 	if got := metricValue(t, h.registry, "zautic_forwarder_signatures_verified_total", map[string]string{"key_id": KeyID([]byte(secretB))}); got != 5 {
@@ -392,41 +395,41 @@ func TestSameSecretSet(t *testing.T) {
 func FuzzReplayEntry(f *testing.F) {
 	now := time.Now().UTC()
 	body := testEvent("evt_fuzz", "message.delivered")
-	valid := Sign([]byte(secretA), now.Unix(), body)
+	valid := zautic.Sign([]byte(secretA), now.Unix(), body)
 	f.Add(body, valid, now.Format(time.RFC3339Nano), false, false)
 	f.Add(body, "", now.Format(time.RFC3339Nano), false, false)
 	f.Add(body, valid, "", false, false)
 	f.Add(body, valid, "2026-13-01T00:00:00Z", false, false)
 	f.Add(append(body, ' '), valid, now.Format(time.RFC3339Nano), false, false)
-	f.Add(body, Sign([]byte(secretA), now.Add(-time.Hour).Unix(), body), now.Format(time.RFC3339Nano), true, true)
-	f.Add([]byte("{"), Sign([]byte(secretA), now.Unix(), []byte("{")), now.Format(time.RFC3339Nano), false, false)
+	f.Add(body, zautic.Sign([]byte(secretA), now.Add(-time.Hour).Unix(), body), now.Format(time.RFC3339Nano), true, true)
+	f.Add([]byte("{"), zautic.Sign([]byte(secretA), now.Unix(), []byte("{")), now.Format(time.RFC3339Nano), false, false)
 	h := newQuarantineHarness(f, nil)
 	f.Fuzz(func(t *testing.T, body []byte, signature, receivedAtValue string, ignoreTolerance, dryRun bool) {
 		header := http.Header{}
-		header.Set(SignatureHeader, signature)
-		header.Set(QuarantineReceivedAtHeader, receivedAtValue)
-		seq, err := h.broker.Quarantine(context.Background(), ReasonSignatureMismatch, header, body)
+		header.Set(zautic.RequestSignatureHeader, signature)
+		header.Set(quarantineReceivedAtHeader, receivedAtValue)
+		seq, err := h.broker.Quarantine(context.Background(), reasonSignatureMismatch, header, body)
 		if err != nil {
 			t.Skip("not storable:", err)
 		}
-		answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{seq}, IgnoreTolerance: ignoreTolerance, DryRun: dryRun}, TriggerAdmin)
+		answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{seq}, IgnoreTolerance: ignoreTolerance, DryRun: dryRun}, triggerAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res := answer.Results[0]
-		if !slices.Contains(ReplayOutcomes(), res.Outcome) {
-			t.Fatalf("outcome: got %q, want one of %v", res.Outcome, ReplayOutcomes())
+		if !slices.Contains(replayOutcomes(), res.Outcome) {
+			t.Fatalf("outcome: got %q, want one of %v", res.Outcome, replayOutcomes())
 		}
 		arrived, parseErr := time.Parse(time.RFC3339Nano, receivedAtValue)
 		if parseErr != nil && res.Reason != "received_at_malformed" {
-			t.Fatalf("malformed %s %q: got %s/%s, want rejected received_at_malformed", QuarantineReceivedAtHeader, receivedAtValue, res.Outcome, res.Reason)
+			t.Fatalf("malformed %s %q: got %s/%s, want rejected received_at_malformed", quarantineReceivedAtHeader, receivedAtValue, res.Outcome, res.Reason)
 		}
 		tolerance := h.cfg.Webhook.Tolerance
 		if ignoreTolerance {
 			tolerance = 0
 		}
-		if res.Outcome == OutcomePublished || res.Outcome == OutcomeWouldPublish {
-			if _, err := VerifySignature(body, signature, h.secrets.Current(), tolerance, arrived); err != nil {
+		if res.Outcome == outcomePublished || res.Outcome == outcomeWouldPublish {
+			if _, err := zautic.VerifySignature(body, signature, h.secrets.Current(), tolerance, arrived); err != nil {
 				t.Fatalf("got %s for an entry that does not verify: %v", res.Outcome, err)
 			}
 		}

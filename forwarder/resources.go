@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 )
 
-func placement(cfg Config) *jetstream.Placement {
+func placement(cfg brokerConfig) *jetstream.Placement {
 	p := cfg.Stream.Placement
 	if p.Cluster == "" && len(p.Tags) == 0 {
 		return nil
@@ -20,7 +20,7 @@ func placement(cfg Config) *jetstream.Placement {
 
 // streamConfig is the stream the forwarder publishes to: every subject under
 // the prefix, on disk.
-func streamConfig(cfg Config) jetstream.StreamConfig {
+func streamConfig(cfg brokerConfig) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        cfg.Stream.Name,
 		Description: "Zautic webhook events, forwarded by zautic-forwarder",
@@ -33,7 +33,7 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 	}
 }
 
-func bucketConfig(cfg Config) jetstream.KeyValueConfig {
+func bucketConfig(cfg brokerConfig) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      cfg.Dedup.Bucket,
 		Description: "Zautic deliveries already forwarded",

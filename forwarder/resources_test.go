@@ -47,10 +47,10 @@ func TestEnsureResourcesConverge(t *testing.T) {
 	errs := make(chan error, 16)
 	for range 8 {
 		wg.Go(func() {
-			if err := ensureStream(ctx, js, streamConfig(cfg), log); err != nil {
+			if err := ensureStream(ctx, js, streamConfig(cfg.brokerConfig()), log); err != nil {
 				errs <- err
 			}
-			if _, err := ensureBucket(ctx, js, bucketConfig(cfg), log); err != nil {
+			if _, err := ensureBucket(ctx, js, bucketConfig(cfg.brokerConfig()), log); err != nil {
 				errs <- err
 			}
 		})
@@ -81,14 +81,14 @@ func TestEnsureStreamLogsChanges(t *testing.T) {
 	cfg := DefaultConfig()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	operator := streamConfig(cfg)
+	operator := streamConfig(cfg.brokerConfig())
 	operator.MaxAge = time.Hour
 	operator.MaxMsgs = 12345
 	if _, err := js.CreateStream(ctx, operator); err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.InfoLevel)
-	if err := ensureStream(ctx, js, streamConfig(cfg), zap.New(core)); err != nil {
+	if err := ensureStream(ctx, js, streamConfig(cfg.brokerConfig()), zap.New(core)); err != nil {
 		t.Fatal(err)
 	}
 	warned := logs.FilterMessage("stream settings changed to match the configuration").All()
@@ -114,7 +114,7 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	ns, js := startTestNATS(t)
 	cfg := DefaultConfig()
 	cfg.Stream.Manage = false
-	b, err := ConnectBroker(ns.ClientURL(), cfg, zap.NewNop(), nil)
+	b, err := connectBroker(ns.ClientURL(), cfg.brokerConfig(), zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC"`) {
 		t.Fatalf("ready with nothing created: got %v, want the missing stream named", err)
 	}
-	operator := streamConfig(cfg)
+	operator := streamConfig(cfg.brokerConfig())
 	operator.MaxAge = time.Hour
 	if _, err := js.CreateStream(ctx, operator); err != nil {
 		t.Fatal(err)
@@ -135,14 +135,14 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: KV bucket "zautic-dedup"`) {
 		t.Fatalf("ready without bucket: got %v, want the missing bucket named", err)
 	}
-	if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg)); err != nil {
+	if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg.brokerConfig())); err != nil {
 		t.Fatal(err)
 	}
 	b.check(ctx)
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC_QUARANTINE"`) {
 		t.Fatalf("ready without the quarantine stream: got %v, want it named", err)
 	}
-	if _, err := js.CreateStream(ctx, quarantineStreamConfig(cfg)); err != nil {
+	if _, err := js.CreateStream(ctx, quarantineStreamConfig(cfg.brokerConfig())); err != nil {
 		t.Fatal(err)
 	}
 	b.check(ctx)

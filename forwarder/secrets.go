@@ -5,26 +5,28 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // ErrNoSecret is returned when no webhook secret is configured anywhere.
-var ErrNoSecret = errors.New("no webhook secret: set " + SecretEnv +
+var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
 	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
 
-// Secrets holds the webhook secrets currently accepted. Values from the
+// secretSet holds the webhook secrets currently accepted. Values from the
 // configuration are fixed; files are re-read by Reload, so that a rotated
 // Kubernetes secret takes effect without a restart. Safe for concurrent use.
-type Secrets struct {
+type secretSet struct {
 	fixed       [][]byte
 	secretFile  string
 	secretsFile string
 	current     atomic.Pointer[[][]byte]
 }
 
-// NewSecrets collects the secrets of cfg and reads its files. If none is
+// newSecrets collects the secrets of cfg and reads its files. If none is
 // configured, ErrNoSecret is returned.
-func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
-	s := &Secrets{secretFile: cfg.SecretFile, secretsFile: cfg.SecretsFile}
+func newSecrets(cfg WebhookConfig) (*secretSet, error) {
+	s := &secretSet{secretFile: cfg.SecretFile, secretsFile: cfg.SecretsFile}
 	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
 		if v != "" {
 			s.fixed = append(s.fixed, []byte(v))
@@ -36,8 +38,19 @@ func NewSecrets(cfg WebhookConfig) (*Secrets, error) {
 	return s, nil
 }
 
+// SecretKeyIDs reads the secrets of cfg as Start does and returns their key
+// ids, in order, or the error that would stop it: ErrNoSecret, or a secret
+// file that cannot be read.
+func SecretKeyIDs(cfg WebhookConfig) ([]string, error) {
+	s, err := newSecrets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return keyIDs(s.Current()), nil
+}
+
 // Reload re-reads the secret files. On error the secrets in use are kept.
-func (s *Secrets) Reload() error {
+func (s *secretSet) Reload() error {
 	all := append([][]byte(nil), s.fixed...)
 	if s.secretFile != "" {
 		secret, err := readSecretFile(s.secretFile)
@@ -67,11 +80,17 @@ func (s *Secrets) Reload() error {
 }
 
 // Current returns the secrets accepted now. The slice must not be modified.
-func (s *Secrets) Current() [][]byte {
+func (s *secretSet) Current() [][]byte {
 	return *s.current.Load()
 }
 
 // Files returns the secret files to watch for rotation.
-func (s *Secrets) Files() []string {
-	return nonEmpty([]string{s.secretFile, s.secretsFile})
+func (s *secretSet) Files() []string {
+	var files []string
+	for _, f := range []string{s.secretFile, s.secretsFile} {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
 }

@@ -1,17 +1,18 @@
-package forwarder_test
+package forwarder
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-func secretStrings(s *forwarder.Secrets) []string {
+func secretStrings(s *secretSet) []string {
 	var out []string
 	for _, b := range s.Current() {
 		out = append(out, string(b))
@@ -30,22 +31,22 @@ func TestNewSecrets(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		cfg  forwarder.WebhookConfig
+		cfg  WebhookConfig
 		want []string
 	}{
-		{"secret", forwarder.WebhookConfig{Secret: "one"}, []string{"one"}},
-		{"secrets", forwarder.WebhookConfig{Secrets: []string{"a", "b"}}, []string{"a", "b"}},
-		{"secret and secrets", forwarder.WebhookConfig{Secret: "one", Secrets: []string{"a"}}, []string{"one", "a"}},
-		{"secret_file trailing newline trimmed", forwarder.WebhookConfig{SecretFile: file("s1", "from-file\n")}, []string{"from-file"}},
-		{"secret_file CRLF trimmed", forwarder.WebhookConfig{SecretFile: file("s2", "  from-file\r\n")}, []string{"from-file"}},
-		{"secrets_file one per line", forwarder.WebhookConfig{SecretsFile: file("l1", "first\nsecond\r\n\n  third  \n")}, []string{"first", "second", "third"}},
-		{"every source", forwarder.WebhookConfig{Secret: "one", Secrets: []string{"two"}, SecretFile: file("s3", "three\n"), SecretsFile: file("l2", "four\nfive\n")},
+		{"secret", WebhookConfig{Secret: "one"}, []string{"one"}},
+		{"secrets", WebhookConfig{Secrets: []string{"a", "b"}}, []string{"a", "b"}},
+		{"secret and secrets", WebhookConfig{Secret: "one", Secrets: []string{"a"}}, []string{"one", "a"}},
+		{"secret_file trailing newline trimmed", WebhookConfig{SecretFile: file("s1", "from-file\n")}, []string{"from-file"}},
+		{"secret_file CRLF trimmed", WebhookConfig{SecretFile: file("s2", "  from-file\r\n")}, []string{"from-file"}},
+		{"secrets_file one per line", WebhookConfig{SecretsFile: file("l1", "first\nsecond\r\n\n  third  \n")}, []string{"first", "second", "third"}},
+		{"every source", WebhookConfig{Secret: "one", Secrets: []string{"two"}, SecretFile: file("s3", "three\n"), SecretsFile: file("l2", "four\nfive\n")},
 			[]string{"one", "two", "three", "four", "five"}},
-		{"empty secret_file with a fixed secret", forwarder.WebhookConfig{Secret: "one", SecretFile: file("s4", "\n")}, []string{"one"}},
+		{"empty secret_file with a fixed secret", WebhookConfig{Secret: "one", SecretFile: file("s4", "\n")}, []string{"one"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := forwarder.NewSecrets(tt.cfg)
+			s, err := newSecrets(tt.cfg)
 			if err != nil {
 				t.Fatalf("NewSecrets: %v", err)
 			}
@@ -65,19 +66,19 @@ func TestNewSecretsErrors(t *testing.T) {
 	missing := filepath.Join(dir, "missing")
 	tests := []struct {
 		name    string
-		cfg     forwarder.WebhookConfig
+		cfg     WebhookConfig
 		wantErr error
 		reason  string
 	}{
-		{"nothing configured", forwarder.WebhookConfig{}, forwarder.ErrNoSecret, forwarder.SecretEnv},
-		{"only empty values", forwarder.WebhookConfig{Secret: "", Secrets: []string{""}}, forwarder.ErrNoSecret, forwarder.SecretEnv},
-		{"only empty files", forwarder.WebhookConfig{SecretFile: empty, SecretsFile: empty}, forwarder.ErrNoSecret, forwarder.SecretEnv},
-		{"missing secret_file", forwarder.WebhookConfig{Secret: "one", SecretFile: missing}, os.ErrNotExist, "webhook.secret_file"},
-		{"missing secrets_file", forwarder.WebhookConfig{Secret: "one", SecretsFile: missing}, os.ErrNotExist, "webhook.secrets_file"},
+		{"nothing configured", WebhookConfig{}, ErrNoSecret, zautic.SecretEnv},
+		{"only empty values", WebhookConfig{Secret: "", Secrets: []string{""}}, ErrNoSecret, zautic.SecretEnv},
+		{"only empty files", WebhookConfig{SecretFile: empty, SecretsFile: empty}, ErrNoSecret, zautic.SecretEnv},
+		{"missing secret_file", WebhookConfig{Secret: "one", SecretFile: missing}, os.ErrNotExist, "webhook.secret_file"},
+		{"missing secrets_file", WebhookConfig{Secret: "one", SecretsFile: missing}, os.ErrNotExist, "webhook.secrets_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := forwarder.NewSecrets(tt.cfg)
+			_, err := newSecrets(tt.cfg)
 			checkError(t, err, tt.wantErr, tt.reason)
 		})
 	}
@@ -94,7 +95,7 @@ func TestSecretsReloadRotation(t *testing.T) {
 		}
 	}
 	write("old\n")
-	s, err := forwarder.NewSecrets(forwarder.WebhookConfig{SecretsFile: path})
+	s, err := newSecrets(WebhookConfig{SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestSecretsReloadRotation(t *testing.T) {
 	now := time.Now()
 	verifies := func(secret string) bool {
 		t.Helper()
-		_, err := forwarder.VerifySignature(body, forwarder.Sign([]byte(secret), now.Unix(), body), s.Current(), time.Minute, now)
+		_, err := zautic.VerifySignature(body, zautic.Sign([]byte(secret), now.Unix(), body), s.Current(), time.Minute, now)
 		return err == nil
 	}
 
@@ -137,7 +138,7 @@ func TestSecretsReloadKeepsCurrentOnError(t *testing.T) {
 	if err := os.WriteFile(path, []byte("kept\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := forwarder.NewSecrets(forwarder.WebhookConfig{SecretFile: path})
+	s, err := newSecrets(WebhookConfig{SecretFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestSecretsReloadKeepsCurrentOnError(t *testing.T) {
 		change  func() error
 		wantErr error
 	}{
-		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, forwarder.ErrNoSecret},
+		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, ErrNoSecret},
 		{"file removed", func() error { return os.Remove(path) }, os.ErrNotExist},
 	}
 	for _, tt := range tests {
@@ -172,16 +173,16 @@ func TestSecretsFiles(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		cfg  forwarder.WebhookConfig
+		cfg  WebhookConfig
 		want []string
 	}{
-		{"no files", forwarder.WebhookConfig{Secret: "s"}, nil},
-		{"secret_file", forwarder.WebhookConfig{SecretFile: one}, []string{one}},
-		{"both", forwarder.WebhookConfig{SecretFile: one, SecretsFile: list}, []string{one, list}},
+		{"no files", WebhookConfig{Secret: "s"}, nil},
+		{"secret_file", WebhookConfig{SecretFile: one}, []string{one}},
+		{"both", WebhookConfig{SecretFile: one, SecretsFile: list}, []string{one, list}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := forwarder.NewSecrets(tt.cfg)
+			s, err := newSecrets(tt.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,4 +191,18 @@ func TestSecretsFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkError fails t unless err is wantErr (nil included) and, when it is an
+// error, mentions reason. It reports whether there was an error, so that a
+// table test stops checking the result.
+func checkError(t *testing.T, err, wantErr error, reason string) bool {
+	t.Helper()
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("got error %v, want %v", err, wantErr)
+	}
+	if err != nil && !strings.Contains(err.Error(), reason) {
+		t.Errorf("got error %q, want it to mention %q", err, reason)
+	}
+	return err != nil
 }

@@ -20,12 +20,9 @@ import (
 // 431 with a JSON reason; net/http's own plain-text 431 only guards memory.
 const headerBackstop = 1 << 20
 
-// RetryAfterOverloaded is the Retry-After, in seconds, of a 429.
-const RetryAfterOverloaded = "1"
-
-// NewWebhookServer returns the Echo instance of the internet-facing port:
+// newWebhookServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
-func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
+func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
@@ -35,9 +32,9 @@ func NewWebhookServer(cfg HTTPConfig, h *Handler, m *Metrics) *echo.Echo {
 	return e
 }
 
-// NewHTTPServer wraps handler with the timeouts of cfg, so that a slow or
+// newHTTPServer wraps handler with the timeouts of cfg, so that a slow or
 // stalled client cannot hold a connection forever.
-func NewHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
+func newHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -75,16 +72,14 @@ func jsonErrorHandler(err error, c echo.Context) {
 
 // limitInFlight answers 429 at once, before the body is read, when max
 // requests are already in progress.
-func limitInFlight(max int, m *Metrics) echo.MiddlewareFunc {
+func limitInFlight(max int, m *metricSet) echo.MiddlewareFunc {
 	slots := make(chan struct{}, max)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			select {
 			case slots <- struct{}{}:
 			default:
-				m.request(OutcomeOverloaded, "", 0)
-				c.Response().Header().Set("Retry-After", RetryAfterOverloaded)
-				return c.JSON(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("overloaded: %d requests in flight", max)})
+				return rejectEarly(c, m, fmt.Errorf("%w: %d requests in flight", errOverloaded, max))
 			}
 			m.addInFlight(1)
 			defer func() {
@@ -98,7 +93,7 @@ func limitInFlight(max int, m *Metrics) echo.MiddlewareFunc {
 
 // limitHeaderBytes answers 431 when the request's headers, counted as they
 // travel ("Name: value\r\n"), exceed max bytes.
-func limitHeaderBytes(max int, m *Metrics) echo.MiddlewareFunc {
+func limitHeaderBytes(max int, m *metricSet) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			size := 0
@@ -108,13 +103,27 @@ func limitHeaderBytes(max int, m *Metrics) echo.MiddlewareFunc {
 				}
 			}
 			if size > max {
-				m.request(OutcomeRejected, "headers_too_large", 0)
-				return c.JSON(http.StatusRequestHeaderFieldsTooLarge,
-					errorBody{Error: "request headers are " + strconv.Itoa(size) + " bytes, more than " + strconv.Itoa(max)})
+				return rejectEarly(c, m, &headerSizeError{size: size, max: max})
 			}
 			return next(c)
 		}
 	}
+}
+
+// headerSizeError says how large the headers were; it is errHeadersTooLarge.
+type headerSizeError struct{ size, max int }
+
+func (e *headerSizeError) Error() string {
+	return "request headers are " + strconv.Itoa(e.size) + " bytes, more than " + strconv.Itoa(e.max)
+}
+
+func (e *headerSizeError) Unwrap() error { return errHeadersTooLarge }
+
+// rejectEarly counts and answers a request refused before the handler.
+func rejectEarly(c echo.Context, m *metricSet, err error) error {
+	r := classify(err)
+	m.request(r.outcome, r.reason, 0)
+	return answerError(c, err, false)
 }
 
 // readiness is what the admin listener asks of the broker.
@@ -122,10 +131,10 @@ type readinessChecker interface {
 	Ready() error
 }
 
-// NewAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
-// /debug/pprof/ on the admin listener, and the routes that each of routes
-// adds (QuarantineRoutes).
-func NewAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer, routes ...func(*http.ServeMux)) http.Handler {
+// newAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
+// /debug/pprof/ on the admin listener, and the routes each of routes adds
+// (quarantineRoutes).
+func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer, routes ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	for _, add := range routes {
 		add(mux)

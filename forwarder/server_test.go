@@ -1,4 +1,4 @@
-package forwarder_test
+package forwarder
 
 import (
 	"bytes"
@@ -14,17 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
-// serveOverHTTP puts handler behind forwarder.NewHTTPServer on a loopback
+// serveOverHTTP puts handler behind newHTTPServer on a loopback
 // listener, so that net/http's own limits and framing apply, and returns its
 // base URL.
-func serveOverHTTP(t *testing.T, cfg forwarder.HTTPConfig, handler http.Handler) string {
+func serveOverHTTP(t *testing.T, cfg HTTPConfig, handler http.Handler) string {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(handler)
-	ts.Config = forwarder.NewHTTPServer(cfg, handler, zaptest.NewLogger(t))
+	ts.Config = newHTTPServer(cfg, handler, zaptest.NewLogger(t))
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts.URL
@@ -54,7 +53,7 @@ func overHTTP(t *testing.T, base string, req *http.Request) *http.Request {
 
 func TestWebhookServerOverHTTP(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *forwarder.Config) { c.HTTP.MaxBodyBytes = 4096 }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxBodyBytes = 4096 }})
 	base := serveOverHTTP(t, h.cfg.HTTP, h.echo)
 	big := append(eventBody("evt_big", "message.sent"), bytes.Repeat([]byte(" "), 4096)...)
 
@@ -92,8 +91,8 @@ func TestWebhookServerOverHTTP(t *testing.T) {
 }
 
 func TestNewHTTPServerLimits(t *testing.T) {
-	cfg := forwarder.DefaultConfig().HTTP
-	srv := forwarder.NewHTTPServer(cfg, http.NotFoundHandler(), zaptest.NewLogger(t))
+	cfg := DefaultConfig().HTTP
+	srv := newHTTPServer(cfg, http.NotFoundHandler(), zaptest.NewLogger(t))
 	tests := []struct {
 		name string
 		got  any
@@ -141,7 +140,7 @@ func TestAdminHandlerReady(t *testing.T) {
 	h.send(eventBody("evt_1", "message.sent"), "dlv_1").assertBody(t, duplicateBody)
 	h.send([]byte("{}"), "dlv_x").assertError(t, http.StatusBadRequest, `"id"`)
 
-	base := serveOverHTTP(t, h.cfg.HTTP, forwarder.NewAdminHandler(forwarder.AdminConfig{}, h.broker, h.registry))
+	base := serveOverHTTP(t, h.cfg.HTTP, newAdminHandler(AdminConfig{}, h.broker, h.registry))
 	tests := []struct {
 		path   string
 		status int
@@ -177,7 +176,7 @@ func TestAdminHandlerReady(t *testing.T) {
 func TestAdminHandlerPprof(t *testing.T) {
 	t.Parallel()
 	h := newHandlerHarness(t, harnessOptions{})
-	base := serveOverHTTP(t, h.cfg.HTTP, forwarder.NewAdminHandler(forwarder.AdminConfig{Pprof: true}, h.broker, h.registry))
+	base := serveOverHTTP(t, h.cfg.HTTP, newAdminHandler(AdminConfig{Pprof: true}, h.broker, h.registry))
 	if a := getAdmin(t, base, "/debug/pprof/"); a.status != http.StatusOK || !strings.Contains(a.raw, "goroutine") {
 		t.Errorf("got %d, want 200 and the pprof index", a.status)
 	}
@@ -207,7 +206,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 	cfg.NATS.URL = "nats://forwarder:" + password + "@" + freeLoopbackPort(t)
 	cfg.NATS.ConnectTimeout = 200 * time.Millisecond
 	log := zaptest.NewLogger(t)
-	// ConnectBroker must not fail while NATS is down.
+	// connectBroker must not fail while NATS is down.
 	b := runBroker(t, cfg.NATS.URL, cfg, log, nil)
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "nats-server unreachable") {
@@ -216,7 +215,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 		return nil
 	})
 
-	base := serveOverHTTP(t, cfg.HTTP, forwarder.NewAdminHandler(cfg.Admin, b, prometheus.NewRegistry()))
+	base := serveOverHTTP(t, cfg.HTTP, newAdminHandler(cfg.Admin, b, prometheus.NewRegistry()))
 	a := getAdmin(t, base, "/readyz")
 	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.raw, "nats not ready") {
 		t.Errorf("/readyz: got %d %s, want 503 naming the cause", a.status, a.raw)
@@ -225,17 +224,17 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 		t.Errorf("/readyz reveals the NATS password: %s", a.raw)
 	}
 
-	secrets, err := forwarder.NewSecrets(cfg.Webhook)
+	secrets, err := newSecrets(cfg.Webhook)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := forwarder.NewWebhookServer(cfg.HTTP, forwarder.NewHandler(cfg, secrets, b, log, nil), nil)
+	e := newWebhookServer(cfg.HTTP, newWebhookHandler(cfg.handlerConfig(), secrets, b, log, nil), nil)
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, signedRequest(eventBody("evt_1", "message.sent"), "dlv_1", handlerSecret))
 	w := decodeAnswer(t, rec.Result())
 	w.assertError(t, http.StatusServiceUnavailable, "nats not ready", "nats-server unreachable")
-	if got := w.header.Get("Retry-After"); got != forwarder.RetryAfterUnavailable {
-		t.Errorf("got Retry-After %q, want %q", got, forwarder.RetryAfterUnavailable)
+	if got := w.header.Get("Retry-After"); got != "2" {
+		t.Errorf("got Retry-After %q, want %q", got, "2")
 	}
 	if strings.Contains(w.raw, password) {
 		t.Errorf("the webhook answer reveals the NATS password: %s", w.raw)

@@ -21,18 +21,19 @@ const adminShutdownTimeout = 2 * time.Second
 
 // Service is a running forwarder: the optional embedded nats-server, the
 // broker, the secret watcher, the webhook listener and the admin listener.
+// Whoever calls Start owns it and ends it with Wait.
 type Service struct {
 	cfg     Config
 	log     *zap.Logger
-	Secrets *Secrets
-	Broker  *Broker
+	secrets *secretSet
+	watcher *secretWatcher
+	broker  *natsBroker
 	ns      *server.Server
 
 	web, admin     *http.Server
 	webLn, adminLn net.Listener
-	stopBroker     context.CancelFunc
-	stopHangup     func()
-	secretsChanged func()
+	stopLoops      context.CancelFunc // ends the broker's, the watcher's and the automatic replay's loops
+	autoReplay     *autoReplayer      // nil: quarantine.auto_replay is off
 	serveErr       chan error
 	wg             sync.WaitGroup
 }
@@ -40,54 +41,43 @@ type Service struct {
 // Start validates the secrets, starts the embedded nats-server when
 // nats.url is empty, connects, and starts both listeners. NATS need not be
 // reachable: the service then serves 503s and stays not ready until it is.
-func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service, err error) {
+// Cancelling ctx aborts a start that is still waiting (for the embedded
+// server, or for the check of unmanaged resources); once Start has returned,
+// ctx no longer matters: Wait stops the service. reg receives the metrics and
+// is served on /metrics.
+func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service, err error) {
 	s := &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
-	if s.Secrets, err = NewSecrets(cfg.Webhook); err != nil {
+	if s.secrets, err = newSecrets(cfg.Webhook); err != nil {
 		return nil, err
 	}
-	metrics := NewMetrics(reg)
-	url, extra := cfg.NATS.URL, []nats.Option(nil)
-	if cfg.Embedded() {
-		if s.ns, err = StartEmbeddedNATS(cfg.NATS.Embedded, log); err != nil {
-			return nil, err
-		}
-		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
-		log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", cfg.NATS.Embedded.StoreDir))
-	}
-	if s.Broker, err = ConnectBroker(url, cfg, log, metrics, extra...); err != nil {
+	metrics := newMetricSet(reg)
+	if err := s.connect(ctx, metrics); err != nil {
 		return nil, err
 	}
-	if err := s.refuseMissingResources(); err != nil {
+	if err := s.refuseMissingResources(ctx); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopBroker = cancel
-	s.wg.Go(func() { s.Broker.Run(ctx) })
-	handler := NewHandler(cfg, s.Secrets, s.Broker, log, metrics)
-	replayer := s.startQuarantine(ctx, handler, metrics)
-	hangup, stopHangup := NotifyHangup()
-	s.stopHangup = stopHangup
-	watcher := NewSecretWatcher(s.Secrets, log, metrics)
-	watcher.OnChange(s.secretsChanged)
-	s.wg.Go(func() { watcher.Run(ctx, hangup) })
-
-	s.web = NewHTTPServer(cfg.HTTP, NewWebhookServer(cfg.HTTP, handler, metrics), log)
+	s.watcher = newSecretWatcher(s.secrets, log, metrics)
+	handler := newWebhookHandler(cfg.handlerConfig(), s.secrets, s.broker, log, metrics)
+	replayer := s.setUpQuarantine(handler, metrics)
+	s.runLoops()
+	s.web = newHTTPServer(cfg.HTTP, newWebhookServer(cfg.HTTP, handler, metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		token, err := NewAdminToken(cfg.Admin, log)
+		token, err := newAdminToken(cfg.Admin, log)
 		if err != nil {
 			return nil, err
 		}
-		routes := NewAdminHandler(cfg.Admin, s.Broker, reg, QuarantineRoutes(replayer))
-		s.admin = NewHTTPServer(cfg.HTTP, NewAdminConsole(cfg, routes, s.Broker, reg, token), log)
+		routes := newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer))
+		s.admin = newHTTPServer(cfg.HTTP, newAdminConsole(cfg, routes, s.broker, reg, token), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}
@@ -96,20 +86,46 @@ func Start(cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service,
 	return s, nil
 }
 
+// connect starts the embedded nats-server when configured, and the broker.
+func (s *Service) connect(ctx context.Context, metrics *metricSet) (err error) {
+	url, extra := s.cfg.NATS.URL, []nats.Option(nil)
+	if s.cfg.Embedded() {
+		if s.ns, err = startEmbeddedNATS(ctx, s.cfg.NATS.Embedded, s.log); err != nil {
+			return err
+		}
+		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
+		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir))
+	}
+	s.broker, err = connectBroker(url, s.cfg.brokerConfig(), s.log, metrics, extra...)
+	return err
+}
+
+// runLoops starts the broker's readiness loop and the secret watcher; close
+// stops them.
+func (s *Service) runLoops() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopLoops = cancel
+	s.wg.Go(func() { s.broker.Run(ctx) })
+	s.wg.Go(func() { s.watcher.Run(ctx) })
+	if s.autoReplay != nil {
+		s.wg.Go(func() { s.autoReplay.Run(ctx) })
+	}
+}
+
 // refuseMissingResources fails the start when stream.manage is false and
 // NATS answers but the stream or bucket does not exist: a configuration
 // error, not an outage. When NATS is not reachable yet, the service starts
 // and the check happens once connected.
-func (s *Service) refuseMissingResources() error {
-	if s.cfg.Stream.Manage || !s.Broker.nc.IsConnected() {
+func (s *Service) refuseMissingResources(ctx context.Context) error {
+	if s.cfg.Stream.Manage || !s.broker.nc.IsConnected() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.NATS.PublishTimeout)
+	checkCtx, cancel := context.WithTimeout(ctx, s.cfg.NATS.PublishTimeout)
 	defer cancel()
-	if err := s.Broker.CheckNow(ctx); errors.Is(err, ErrMissingResources) {
+	if err := s.broker.CheckNow(checkCtx); errors.Is(err, errMissingResources) {
 		return err
 	}
-	return nil
+	return ctx.Err()
 }
 
 func listen(key, addr string) (net.Listener, error) {
@@ -132,14 +148,13 @@ func (s *Service) serve(srv *http.Server, ln net.Listener, name string) {
 // WebhookAddr is the address the webhook listener is bound to.
 func (s *Service) WebhookAddr() string { return s.webLn.Addr().String() }
 
-// Run starts the service and blocks until ctx ends, then shuts it down.
-func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) error {
-	s, err := Start(cfg, log, reg)
-	if err != nil {
-		return err
-	}
-	return s.Wait(ctx)
-}
+// Ready returns nil when the service can forward, else why not. It never
+// touches the network.
+func (s *Service) Ready() error { return s.broker.Ready() }
+
+// ReloadSecrets re-reads the webhook secret files soon, as a file change
+// would; trigger names the cause in the log (main passes "SIGHUP").
+func (s *Service) ReloadSecrets(trigger string) { s.watcher.Request(trigger) }
 
 // Wait blocks until ctx ends or a listener fails, then shuts down in order:
 // stop accepting and let in-flight requests finish (bounded by
@@ -148,7 +163,7 @@ func (s *Service) Wait(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
-		s.log.Info("shutting down", zap.Duration("timeout", s.cfg.HTTP.ShutdownTimeout))
+		s.log.Info("shutting down", zap.String("timeout", s.cfg.HTTP.ShutdownTimeout.String()))
 	case err = <-s.serveErr:
 		s.log.Error("listener failed; shutting down", zap.Error(err))
 	}
@@ -174,17 +189,11 @@ func (s *Service) shutdownHTTP() {
 	}
 }
 
-// close releases NATS and the embedded server; safe on a partly started
-// service.
+// close stops the loops, releases NATS and the embedded server; safe on a
+// partly started service.
 func (s *Service) close() {
-	if s.stopHangup != nil {
-		s.stopHangup()
-	}
-	if s.stopBroker != nil {
-		s.stopBroker()
-	}
-	if s.Broker != nil {
-		s.Broker.Close(s.cfg.NATS.PublishTimeout)
+	if s.stopLoops != nil {
+		s.stopLoops()
 	}
 	for _, ln := range []net.Listener{s.webLn, s.adminLn} {
 		if ln != nil {
@@ -192,6 +201,9 @@ func (s *Service) close() {
 		}
 	}
 	s.wg.Wait()
+	if s.broker != nil {
+		s.broker.Close(s.cfg.NATS.PublishTimeout)
+	}
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()

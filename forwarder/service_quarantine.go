@@ -1,24 +1,23 @@
 package forwarder
 
-import "context"
-
-// startQuarantine returns the replayer of the quarantine (nil when
-// disabled), starts the automatic replay when enabled, and sets what a
-// change of the secrets triggers.
-func (s *Service) startQuarantine(ctx context.Context, h *Handler, m *Metrics) *Replayer {
-	m.KnownKeyIDs(s.Secrets.KeyIDs())
-	s.secretsChanged = func() { m.KnownKeyIDs(s.Secrets.KeyIDs()) }
+// setUpQuarantine lets the handler keep rejected requests, returns the
+// replayer of the quarantine (nil when disabled), prepares the automatic
+// replay, and sets what a change of the secrets triggers.
+func (s *Service) setUpQuarantine(h *webhookHandler, m *metricSet) *replayer {
+	m.knownKeyIDs(keyIDs(s.secrets.Current()))
+	onChange := func() { m.knownKeyIDs(keyIDs(s.secrets.Current())) }
+	s.watcher.OnChange(onChange)
 	if !s.cfg.Quarantine.Enabled {
 		return nil
 	}
-	replayer := NewReplayer(h, s.Broker)
+	h.keep = newQuarantiner(s.cfg, s.broker, s.log, m)
+	r := newReplayer(h, s.broker)
 	if s.cfg.Quarantine.AutoReplay {
-		auto := newAutoReplayer(replayer, s.Broker.Ready, s.log)
-		s.wg.Go(func() { auto.Run(ctx) })
-		s.secretsChanged = func() {
-			m.KnownKeyIDs(s.Secrets.KeyIDs())
-			auto.Trigger()
-		}
+		s.autoReplay = newAutoReplayer(r, s.broker.Ready, s.log)
+		s.watcher.OnChange(func() {
+			onChange()
+			s.autoReplay.Trigger()
+		})
 	}
-	return replayer
+	return r
 }

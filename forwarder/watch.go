@@ -3,11 +3,8 @@ package forwarder
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -24,55 +21,54 @@ const (
 	secretSettle = 100 * time.Millisecond
 )
 
-// Reload triggers, logged with each reload.
+// Reload triggers, logged with each reload; a request names its own.
 const (
 	reloadOnEvent    = "file event"
-	reloadOnHangup   = "SIGHUP"
 	reloadOnInterval = "interval"
+	reloadOnStart    = "watch started"
 )
 
-// SecretWatcher re-reads the webhook secret files when their directory
-// changes, on SIGHUP and every minute. It watches directories rather than
-// files because Kubernetes updates a mounted secret by swapping a symlink:
-// the file itself is never written, so a watch on it would see nothing (or
-// lose the watch with the old inode).
-type SecretWatcher struct {
-	secrets  *Secrets
+// secretWatcher re-reads the webhook secret files when their directory
+// changes, on request (main asks on SIGHUP) and every minute. It watches
+// directories rather than files because Kubernetes updates a mounted secret
+// by swapping a symlink: the file itself is never written, so a watch on it
+// would see nothing (or lose the watch with the old inode).
+type secretWatcher struct {
+	secrets  *secretSet
 	log      *zap.Logger
-	metrics  *Metrics
+	metrics  *metricSet
 	interval time.Duration
-	onChange func() // called after a reload that changed the set of secrets
-
-	events     <-chan fsnotify.Event
-	errs       <-chan error
-	closeWatch func()
+	requests chan string // triggers of Request, at most one pending
+	onChange func()      // called after a reload that changed the set of secrets
 }
 
-// NewSecretWatcher returns a watcher of s that already watches the
-// directories of its files, so that no change after it returns is missed.
-// Run must be called to release the watch. metrics may be nil.
-func NewSecretWatcher(s *Secrets, log *zap.Logger, m *Metrics) *SecretWatcher {
-	w := &SecretWatcher{secrets: s, log: log, metrics: m, interval: secretReloadInterval}
-	w.events, w.errs, w.closeWatch = w.watch(s.Files())
-	return w
+// newSecretWatcher returns a watcher of s; Run watches. metrics may be nil.
+func newSecretWatcher(s *secretSet, log *zap.Logger, m *metricSet) *secretWatcher {
+	return &secretWatcher{secrets: s, log: log, metrics: m, interval: secretReloadInterval, requests: make(chan string, 1)}
 }
 
-// NotifyHangup returns a channel that receives SIGHUP, and the function that
-// stops the delivery. While it is registered, SIGHUP no longer terminates the
-// process.
-func NotifyHangup() (<-chan os.Signal, func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	return ch, func() { signal.Stop(ch) }
+// Request asks Run to re-read the files now; trigger names the cause in the
+// log. A request made while another is pending is merged with it.
+func (w *secretWatcher) Request(trigger string) {
+	select {
+	case w.requests <- trigger:
+	default:
+	}
 }
 
-// Run re-reads the secrets on every file event (settled), every value
-// received on hangup, and every interval, until ctx ends. Without secret
-// files it only answers hangup, with a log line. A failed re-read keeps the
-// secrets in use.
-func (w *SecretWatcher) Run(ctx context.Context, hangup <-chan os.Signal) {
-	defer w.closeWatch()
-	files, events, errs := w.secrets.Files(), w.events, w.errs
+// Run watches the directories of the secret files and re-reads them on every
+// file event (settled), every request and every interval, until ctx ends;
+// it closes the watch before it returns. Without secret files it only
+// answers requests, with a log line. A failed re-read keeps the secrets in
+// use.
+func (w *secretWatcher) Run(ctx context.Context) {
+	files := w.secrets.Files()
+	events, errs, closeWatch := w.watch(files)
+	defer closeWatch()
+	if len(files) > 0 {
+		// A change made before the watch was in place has sent no event.
+		w.reload(reloadOnStart)
+	}
 	var tick <-chan time.Time
 	if len(files) > 0 {
 		ticker := time.NewTicker(w.interval)
@@ -100,12 +96,12 @@ func (w *SecretWatcher) Run(ctx context.Context, hangup <-chan os.Signal) {
 			w.log.Warn("watching the webhook secret files failed; SIGHUP and the periodic re-read still apply", zap.Error(err))
 		case <-settle.C:
 			w.reload(reloadOnEvent)
-		case <-hangup:
+		case trigger := <-w.requests:
 			if len(files) == 0 {
-				w.log.Info("SIGHUP received; no webhook secret file is configured, nothing to re-read")
+				w.log.Info("reload requested; no webhook secret file is configured, nothing to re-read", zap.String("trigger", trigger))
 				continue
 			}
-			w.reload(reloadOnHangup)
+			w.reload(trigger)
 		case <-tick:
 			w.reload(reloadOnInterval)
 		}
@@ -114,7 +110,7 @@ func (w *SecretWatcher) Run(ctx context.Context, hangup <-chan os.Signal) {
 
 // watch starts an fsnotify watch on the directories of files. If it cannot,
 // it logs why and returns nil channels: SIGHUP and the interval remain.
-func (w *SecretWatcher) watch(files []string) (<-chan fsnotify.Event, <-chan error, func()) {
+func (w *secretWatcher) watch(files []string) (<-chan fsnotify.Event, <-chan error, func()) {
 	if len(files) == 0 {
 		return nil, nil, func() {}
 	}
@@ -151,7 +147,7 @@ func secretDirs(files []string) []string {
 
 // reload re-reads the files and logs a change at info, by count only: the
 // values never reach a log line.
-func (w *SecretWatcher) reload(trigger string) {
+func (w *secretWatcher) reload(trigger string) {
 	before := w.secrets.Current()
 	err := w.secrets.Reload()
 	w.metrics.secretReload(err == nil)
@@ -162,10 +158,10 @@ func (w *SecretWatcher) reload(trigger string) {
 	}
 	after := w.secrets.Current()
 	if slices.EqualFunc(before, after, bytes.Equal) {
-		// Whoever sent SIGHUP wants to see that it arrived.
-		level := zap.DebugLevel
-		if trigger == reloadOnHangup {
-			level = zap.InfoLevel
+		// Whoever asked wants to see that the request arrived.
+		level := zap.InfoLevel
+		if trigger == reloadOnEvent || trigger == reloadOnInterval || trigger == reloadOnStart {
+			level = zap.DebugLevel
 		}
 		w.log.Log(level, "webhook secret files re-read; unchanged", zap.String("trigger", trigger), zap.Int("count", len(after)))
 		return
@@ -178,6 +174,6 @@ func (w *SecretWatcher) reload(trigger string) {
 
 // OnChange sets f to be called after every reload that changes the set of
 // secrets (a new order of the same secrets is no change). Call it before Run.
-func (w *SecretWatcher) OnChange(f func()) {
+func (w *secretWatcher) OnChange(f func()) {
 	w.onChange = f
 }

@@ -12,12 +12,11 @@ import (
 // re-read of the same) triggers the automatic replay.
 func TestWatcherCallsOnChangeForANewSetOnly(t *testing.T) {
 	path := writeTestFile(t, t.TempDir(), "secrets", []byte("a\nb\n"))
-	s, err := NewSecrets(WebhookConfig{SecretsFile: path})
+	s, err := newSecrets(WebhookConfig{SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewSecretWatcher(s, zaptest.NewLogger(t), nil)
-	defer w.closeWatch()
+	w := newSecretWatcher(s, zaptest.NewLogger(t), nil)
 	calls := 0
 	w.OnChange(func() { calls++ })
 	steps := []struct {
@@ -34,7 +33,7 @@ func TestWatcherCallsOnChangeForANewSetOnly(t *testing.T) {
 		if err := os.WriteFile(path, []byte(step.content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		w.reload(reloadOnHangup)
+		w.reload("SIGHUP")
 		if calls != step.wantCalls {
 			t.Errorf("after %q: got %d calls, want %d", step.content, calls, step.wantCalls)
 		}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,27 +21,26 @@ import (
 )
 
 // runWatcher runs a watcher of s with the given interval until the test ends
-// and returns its hangup channel.
-func runWatcher(t *testing.T, s *Secrets, log *zap.Logger, m *Metrics, interval time.Duration) chan<- os.Signal {
+// and returns it.
+func runWatcher(t *testing.T, s *secretSet, log *zap.Logger, m *metricSet, interval time.Duration) *secretWatcher {
 	t.Helper()
-	w := NewSecretWatcher(s, log, m)
+	w := newSecretWatcher(s, log, m)
 	w.interval = interval
-	hangup := make(chan os.Signal, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.Run(ctx, hangup)
+		w.Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
-	return hangup
+	return w
 }
 
 // wantSecrets polls until s accepts exactly want.
-func wantSecrets(t testing.TB, s *Secrets, want ...string) {
+func wantSecrets(t testing.TB, s *secretSet, want ...string) {
 	t.Helper()
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if got := secretStrings(s); !slices.Equal(got, want) {
@@ -50,14 +48,6 @@ func wantSecrets(t testing.TB, s *Secrets, want ...string) {
 		}
 		return nil
 	})
-}
-
-func secretStrings(s *Secrets) []string {
-	var out []string
-	for _, v := range s.Current() {
-		out = append(out, string(v))
-	}
-	return out
 }
 
 const noInterval = time.Hour
@@ -68,12 +58,12 @@ const noInterval = time.Hour
 // removed from the file stops being accepted.
 func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
 	vol := secretvolume.New(t, map[string]string{"webhook-secrets": "old-secret\n", "webhook-secret": "single-a"})
-	s, err := NewSecrets(WebhookConfig{SecretFile: vol.Path("webhook-secret"), SecretsFile: vol.Path("webhook-secrets")})
+	s, err := newSecrets(WebhookConfig{SecretFile: vol.Path("webhook-secret"), SecretsFile: vol.Path("webhook-secrets")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	runWatcher(t, s, zap.NewNop(), NewMetrics(reg), noInterval)
+	runWatcher(t, s, zap.NewNop(), newMetricSet(reg), noInterval)
 	wantSecrets(t, s, "single-a", "old-secret")
 
 	steps := []struct {
@@ -102,14 +92,14 @@ func TestWatcherReloadsOnHangup(t *testing.T) {
 	elsewhere := writeTestFile(t, t.TempDir(), "real-secret", []byte("before-hup"))
 	link := filepath.Join(t.TempDir(), "secret")
 	fatalIf(t, os.Symlink(elsewhere, link))
-	s, err := NewSecrets(WebhookConfig{SecretFile: link})
+	s, err := newSecrets(WebhookConfig{SecretFile: link})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hangup := runWatcher(t, s, zap.NewNop(), nil, noInterval)
+	w := runWatcher(t, s, zap.NewNop(), nil, noInterval)
 
 	replaceFile(t, elsewhere, []byte("after-hup"))
-	hangup <- syscall.SIGHUP
+	w.Request("SIGHUP")
 	wantSecrets(t, s, "after-hup")
 }
 
@@ -119,7 +109,7 @@ func TestWatcherRereadsOnInterval(t *testing.T) {
 	elsewhere := writeTestFile(t, t.TempDir(), "real-secret", []byte("first"))
 	link := filepath.Join(t.TempDir(), "secret")
 	fatalIf(t, os.Symlink(elsewhere, link))
-	s, err := NewSecrets(WebhookConfig{SecretFile: link})
+	s, err := newSecrets(WebhookConfig{SecretFile: link})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +124,13 @@ func TestWatcherRereadsOnInterval(t *testing.T) {
 func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 	dir := t.TempDir()
 	path := writeTestFile(t, dir, "secrets", []byte("keep-me-1\nkeep-me-2\n"))
-	s, err := NewSecrets(WebhookConfig{SecretsFile: path})
+	s, err := newSecrets(WebhookConfig{SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	reg := prometheus.NewRegistry()
-	hangup := runWatcher(t, s, zap.New(core), NewMetrics(reg), noInterval)
+	w := runWatcher(t, s, zap.New(core), newMetricSet(reg), noInterval)
 
 	breakages := []struct {
 		name  string
@@ -151,7 +141,7 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 	}
 	for i, b := range breakages {
 		b.apply()
-		hangup <- syscall.SIGHUP
+		w.Request("SIGHUP")
 		natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 			if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "error"}); got < float64(i+1) {
 				return fmt.Errorf("%s: %v failed reloads counted", b.name, got)
@@ -172,7 +162,7 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 // lines count secrets and never show them.
 func TestWatcherLogsWithoutValues(t *testing.T) {
 	vol := secretvolume.New(t, map[string]string{"webhook-secrets": "very-secret-1\n"})
-	s, err := NewSecrets(WebhookConfig{SecretsFile: vol.Path("webhook-secrets")})
+	s, err := newSecrets(WebhookConfig{SecretsFile: vol.Path("webhook-secrets")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,13 +180,13 @@ func TestWatcherLogsWithoutValues(t *testing.T) {
 // TestWatcherHangupWithoutFiles answers SIGHUP with a log line when no file
 // is configured, instead of letting the signal end the process.
 func TestWatcherHangupWithoutFiles(t *testing.T) {
-	s, err := NewSecrets(WebhookConfig{Secret: "fixed"})
+	s, err := newSecrets(WebhookConfig{Secret: "fixed"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
-	hangup := runWatcher(t, s, zap.New(core), nil, noInterval)
-	hangup <- syscall.SIGHUP
+	w := runWatcher(t, s, zap.New(core), nil, noInterval)
+	w.Request("SIGHUP")
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if logs.FilterMessageSnippet("nothing to re-read").Len() == 0 {
 			return fmt.Errorf("no log line yet")

@@ -18,8 +18,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // screenshotEnv names the file the browser test writes the page's
@@ -164,8 +164,8 @@ func TestInspectorPageInBrowser(t *testing.T) {
 	sendAll(t, p)
 	_, js := connect(t, ns.ClientURL())
 	msgs := streamMessages(t, js, "ZAUTIC")
-	if len(msgs) != len(forwarder.DocumentedTypes) {
-		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(forwarder.DocumentedTypes))
+	if len(msgs) != len(zautic.DocumentedTypes()) {
+		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(zautic.DocumentedTypes()))
 	}
 	picked := msgs[7].Headers()
 
@@ -174,11 +174,11 @@ func TestInspectorPageInBrowser(t *testing.T) {
 		waitFor(`document.querySelector('#ready').textContent === 'ready'`),
 		waitFor(`document.querySelector('[data-outcome=published] dd').textContent === '23'`))
 	ids := evaluate[[]string](t, b, `[...document.querySelectorAll('#deliveries tbody tr td:nth-child(4)')].map(td => td.textContent)`)
-	if len(ids) != 23 || !strings.HasPrefix(ids[0], "dlv_") || len(ids[0]) != len(picked.Get(forwarder.HeaderDeliveryID)) {
+	if len(ids) != 23 || !strings.HasPrefix(ids[0], "dlv_") || len(ids[0]) != len(picked.Get(zautic.MessageDeliveryIDHeader)) {
 		t.Errorf("delivery id column: got %q, want 23 full delivery ids", ids)
 	}
 
-	deliveryID, eventID := picked.Get(forwarder.HeaderDeliveryID), picked.Get(forwarder.HeaderEventID)
+	deliveryID, eventID := picked.Get(zautic.MessageDeliveryIDHeader), picked.Get(zautic.MessageEventIDHeader)
 	b.do(t, "search a delivery and show its payload",
 		chromedp.SetValue(chromedp.CSS("#search-input"), deliveryID),
 		chromedp.Click(chromedp.CSS("#search-form button")),
@@ -228,7 +228,7 @@ func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jet
 	quarantineDelivery(t, p, "evt_quar_page", "dlv_quar_page", laterSecret)
 	stale := sampleEvent("evt_stale_page", "message.read")
 	old := time.Now().Add(-time.Hour).Unix()
-	if got := send(t, p.WebhookURL, webhook{body: stale, deliveryID: "dlv_stale_page", signature: forwarder.Sign([]byte(testSecret), old, stale),
+	if got := send(t, p.WebhookURL, webhook{body: stale, deliveryID: "dlv_stale_page", signature: zautic.Sign([]byte(testSecret), old, stale),
 		headers: map[string]string{"X-Zautic-Event": "message.read"}}); got.Status != http.StatusBadRequest {
 		t.Fatalf("stale delivery: got %d %v, want 400", got.Status, got.Body)
 	}
@@ -238,7 +238,7 @@ func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jet
 		chromedp.Click(chromedp.CSS("#search-form button")),
 		waitFor(`document.querySelector('#search-result [data-field=status]')?.textContent === 'quarantined'`))
 	reasons := evaluate[[]string](t, b, `[...document.querySelectorAll('#quarantine tbody td.reason')].map(td => td.textContent)`)
-	if fmt.Sprint(reasons) != fmt.Sprint([]string{forwarder.ReasonSignatureMismatch, forwarder.ReasonTimestampOld}) {
+	if fmt.Sprint(reasons) != fmt.Sprint([]string{"signature_mismatch", "timestamp_out_of_tolerance"}) {
 		t.Errorf("quarantine reasons: got %q, want signature_mismatch and timestamp_out_of_tolerance", reasons)
 	}
 	if path := os.Getenv(screenshotEnv); path != "" {
@@ -271,7 +271,7 @@ func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jet
 	}
 	counts := map[string]int{}
 	for _, m := range streamMessages(t, js, "ZAUTIC") {
-		counts[m.Headers().Get(forwarder.HeaderDeliveryID)]++
+		counts[m.Headers().Get(zautic.MessageDeliveryIDHeader)]++
 	}
 	for _, id := range []string{"dlv_quar_page", "dlv_stale_page"} {
 		if counts[id] != 1 {

@@ -270,7 +270,7 @@ func TestClusterStaleDedupReadCaughtByWindow(t *testing.T) {
 		p.WaitReady(t)
 	}
 	ev := newEvents("stale", 1)[0]
-	if got := send(t, replicas[0].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID}); got.Body["status"] != forwarder.OutcomePublished {
+	if got := send(t, replicas[0].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID}); got.Body["status"] != "published" {
 		t.Fatalf("first delivery: got %d %v, want published", got.Status, got.Body)
 	}
 	_, js := connect(t, c.URLs())
@@ -288,7 +288,7 @@ func TestClusterStaleDedupReadCaughtByWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := send(t, replicas[1].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
-	if got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomeDuplicate {
+	if got.Status != http.StatusOK || got.Body["status"] != "duplicate" {
 		t.Fatalf("retry on the other replica after a stale read: got %d %v, want 200 duplicate", got.Status, got.Body)
 	}
 	assertExactlyOnce(t, js, []zauticEvent{ev})

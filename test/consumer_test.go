@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 var (
@@ -66,7 +66,7 @@ func processedSubjects(out string) map[string]string {
 
 func messageSubjects() []string {
 	var out []string
-	for _, typ := range forwarder.DocumentedTypes {
+	for _, typ := range zautic.DocumentedTypes() {
 		if strings.HasPrefix(typ, "message.") {
 			out = append(out, "zautic."+typ)
 		}
@@ -244,13 +244,13 @@ func TestTour(t *testing.T) {
 	// tourBuild: TestMain builds the binary with the same go build.
 	// tourSecret, tourServe: the plain command, the secret in the environment.
 	env := forwarderEnv("")
-	env[forwarder.SecretEnv] = tourSecretVal
+	env[zautic.SecretEnv] = tourSecretVal
 	env["FORWARDER_NATS_EMBEDDED_LISTEN"] = "127.0.0.1:0"
 	env["FORWARDER_NATS_EMBEDDED_STORE_DIR"] = t.TempDir()
 	p := startForwarder(t, env)
 	p.WaitReady(t)
 	tourCurlReady(t, p)
-	sendEnv := map[string]string{forwarder.SecretEnv: tourSecretVal}
+	sendEnv := map[string]string{zautic.SecretEnv: tourSecretVal}
 
 	var sub *tourSubscription
 	if cli := natsCLI(); cli != "" {
@@ -335,7 +335,7 @@ func (s *tourSubscription) waitAll(t *testing.T) {
 	t.Helper()
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		out := s.out.String()
-		for _, typ := range forwarder.DocumentedTypes {
+		for _, typ := range zautic.DocumentedTypes() {
 			if !strings.Contains(out, `Received on "zautic.`+typ+`"`) {
 				return fmt.Errorf("nats sub has not shown zautic.%s", typ)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // adminJSON sends GET path to the admin listener with token (none when
@@ -375,7 +376,7 @@ func TestDeliveriesCommand(t *testing.T) {
 func quarantineDelivery(t testing.TB, p *forwarderProcess, eventID, deliveryID, secret string) {
 	t.Helper()
 	body := sampleEvent(eventID, "message.failed")
-	got := send(t, p.WebhookURL, webhook{body: body, deliveryID: deliveryID, signature: forwarder.Sign([]byte(secret), time.Now().Unix(), body),
+	got := send(t, p.WebhookURL, webhook{body: body, deliveryID: deliveryID, signature: zautic.Sign([]byte(secret), time.Now().Unix(), body),
 		headers: map[string]string{"X-Zautic-Event": "message.failed"}})
 	if got.Status != http.StatusBadRequest {
 		t.Fatalf("mis-signed delivery: got %d %v, want 400", got.Status, got.Body)
@@ -395,7 +396,7 @@ func TestDeliveryLookupQuarantined(t *testing.T) {
 	quarantineDelivery(t, p, "evt_quar_2", "dlv_quar_2", "unknown-secret")
 	for _, id := range []string{"dlv_quar_1", "evt_quar_1"} {
 		got := adminJSON(t, p, deliveryPath(id), "")
-		if got.Status != http.StatusOK || got.Body["status"] != "quarantined" || got.Body["reason"] != forwarder.ReasonSignatureMismatch ||
+		if got.Status != http.StatusOK || got.Body["status"] != "quarantined" || got.Body["reason"] != "signature_mismatch" ||
 			got.Body["quarantine_seq"] != float64(2) || got.Body["delivery_id"] != "dlv_quar_1" || got.Body["event_id"] != "evt_quar_1" {
 			t.Errorf("lookup %s: got %d %v, want 200 quarantined for signature_mismatch at quarantine_seq 2", id, got.Status, got.Body)
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // loadDeadline bounds the sending part of every load test; a delivery that
@@ -162,8 +162,8 @@ func TestCrashBetweenPubAckAndMark(t *testing.T) {
 
 	ev := newEvents("crash", 1)[0]
 	msg := &nats.Msg{Subject: "zautic." + ev.Type, Data: ev.Body, Header: nats.Header{}}
-	msg.Header.Set(forwarder.HeaderMsgID, ev.DeliveryID)
-	msg.Header.Set(forwarder.HeaderEventID, ev.ID)
+	msg.Header.Set(zautic.MessageIDHeader, ev.DeliveryID)
+	msg.Header.Set(zautic.MessageEventIDHeader, ev.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
@@ -171,7 +171,7 @@ func TestCrashBetweenPubAckAndMark(t *testing.T) {
 	}
 
 	got := send(t, p.WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
-	if got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomeDuplicate {
+	if got.Status != http.StatusOK || got.Body["status"] != "duplicate" {
 		t.Fatalf("retry after the crash: got %d %v, want 200 duplicate", got.Status, got.Body)
 	}
 	assertExactlyOnce(t, js, []zauticEvent{ev})
@@ -295,7 +295,7 @@ func requireHealthy(t testing.TB, p *forwarderProcess) {
 func requirePublished(t testing.TB, p *forwarderProcess, js jetstream.JetStream, ev zauticEvent) {
 	t.Helper()
 	got := send(t, p.WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})
-	if got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomePublished {
+	if got.Status != http.StatusOK || got.Body["status"] != "published" {
 		t.Fatalf("valid event %s: got %d %v, want 200 published", ev.ID, got.Status, got.Body)
 	}
 	if n := countByEventID(streamMessages(t, js, "ZAUTIC"))[ev.ID]; n != 1 {
@@ -340,7 +340,8 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 // before NATS (had NATS answered at start, a missing stream would stop the
 // start: TestUnmanagedMissingResourcesRefusesToStart). Once NATS is up
 // without the stream and bucket: not ready, an error log naming both, 503s;
-// once an operator creates them, ready and forwarding.
+// once an operator creates them (and the quarantine stream), ready and
+// forwarding.
 func TestUnmanagedResourcesMissing(t *testing.T) {
 	addr := freeAddr(t)
 	env := forwarderEnv("nats://" + addr)
@@ -373,6 +374,10 @@ func TestUnmanagedResourcesMissing(t *testing.T) {
 	}
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "zautic-dedup"}); err != nil {
 		t.Fatalf("create bucket: %v", err)
+	}
+	waitNotReady(t, p, `stream \"ZAUTIC_QUARANTINE\"`)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC_QUARANTINE", Subjects: []string{"zautic-quarantine.>"}}); err != nil {
+		t.Fatalf("create quarantine stream: %v", err)
 	}
 	p.WaitReady(t)
 	requirePublished(t, p, js, ev)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // TestForwardEndToEnd sends a signed event to the real binary, in embedded
@@ -69,19 +69,19 @@ func assertForwardedOnce(t *testing.T, p *forwarderProcess, js jetstream.JetStre
 		t.Errorf("body changed on the way:\ngot  %s\nwant %s", m.Data(), body)
 	}
 	wantHeaders := map[string]string{
-		forwarder.HeaderMsgID:      "dlv_e2e_1",
-		forwarder.HeaderEventType:  "message.delivered",
-		forwarder.HeaderEventID:    "evt_e2e_1",
-		forwarder.HeaderDeliveryID: "dlv_e2e_1",
-		"Content-Type":             "application/json",
+		zautic.MessageIDHeader:         "dlv_e2e_1",
+		zautic.MessageEventTypeHeader:  "message.delivered",
+		zautic.MessageEventIDHeader:    "evt_e2e_1",
+		zautic.MessageDeliveryIDHeader: "dlv_e2e_1",
+		"Content-Type":                 "application/json",
 	}
 	for k, want := range wantHeaders {
 		if got := m.Headers().Get(k); got != want {
 			t.Errorf("header %s: got %q, want %q", k, got, want)
 		}
 	}
-	ts, err := strconv.ParseInt(m.Headers().Get(forwarder.HeaderTimestamp), 10, 64)
+	ts, err := strconv.ParseInt(m.Headers().Get(zautic.MessageTimestampHeader), 10, 64)
 	if err != nil || ts < before-1 || ts > time.Now().Unix()+1 {
-		t.Errorf("header %s: got %q, want the signed unix time", forwarder.HeaderTimestamp, m.Headers().Get(forwarder.HeaderTimestamp))
+		t.Errorf("header %s: got %q, want the signed unix time", zautic.MessageTimestampHeader, m.Headers().Get(zautic.MessageTimestampHeader))
 	}
 }

@@ -27,8 +27,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // testSecret signs every request unless a test says otherwise.
@@ -80,7 +80,7 @@ func forwarderEnv(natsURL string) map[string]string {
 		"FORWARDER_ADMIN_ADDR": "127.0.0.1:0",
 		"FORWARDER_NATS_URL":   natsURL,
 		"FORWARDER_LOG_LEVEL":  "info",
-		forwarder.SecretEnv:    testSecret,
+		zautic.SecretEnv:       testSecret,
 	}
 }
 
@@ -265,13 +265,13 @@ func newRequest(t testing.TB, url string, w webhook) *http.Request {
 	ts := time.Now().Unix()
 	sig := w.signature
 	if sig == "" {
-		sig = forwarder.Sign([]byte(testSecret), ts, w.body)
+		sig = zautic.Sign([]byte(testSecret), ts, w.body)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(forwarder.SignatureHeader, sig)
-	req.Header.Set("X-Zautic-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set(zautic.RequestSignatureHeader, sig)
+	req.Header.Set(zautic.RequestTimestampHeader, strconv.FormatInt(ts, 10))
 	if w.deliveryID != "" {
-		req.Header.Set(forwarder.DeliveryIDHeader, w.deliveryID)
+		req.Header.Set(zautic.RequestDeliveryIDHeader, w.deliveryID)
 	}
 	for k, v := range w.headers {
 		req.Header.Set(k, v)
@@ -386,7 +386,7 @@ func readStream(js jetstream.JetStream, stream string) ([]jetstream.Msg, error) 
 func countByEventID(msgs []jetstream.Msg) map[string]int {
 	counts := map[string]int{}
 	for _, m := range msgs {
-		counts[m.Headers().Get(forwarder.HeaderEventID)]++
+		counts[m.Headers().Get(zautic.MessageEventIDHeader)]++
 	}
 	return counts
 }

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // hostileBodyBytes is far beyond the default http.max_body_bytes (1 MiB).
@@ -24,7 +24,7 @@ const hostileBodyBytes = 10 << 20
 // validV1 is a well-formed v1 value for body signed now, for headers that
 // are wrong elsewhere.
 func validV1(body []byte) string {
-	return hex.EncodeToString(forwarder.ComputeSignature([]byte(testSecret), time.Now().Unix(), body))
+	return hex.EncodeToString(zautic.ComputeSignature([]byte(testSecret), time.Now().Unix(), body))
 }
 
 // postWith sends body with the given signature header through the client.
@@ -37,7 +37,7 @@ func postWith(body []byte, signature string, headers map[string]string) func(t *
 
 // signedPost sends body signed properly now.
 func signedPost(body []byte) func(t *testing.T, url string) (response, error) {
-	return postWith(body, forwarder.Sign([]byte(testSecret), time.Now().Unix(), body), nil)
+	return postWith(body, zautic.Sign([]byte(testSecret), time.Now().Unix(), body), nil)
 }
 
 // hugeBody streams a 10 MiB body, declared in Content-Length or chunked, on
@@ -67,7 +67,7 @@ func TestHostileInput(t *testing.T) {
 	event := sampleEvent("evt_hostile", "message.delivered")
 	altered := bytes.Clone(event)
 	altered[bytes.Index(altered, []byte("919876543210"))] = '8'
-	fullSig := forwarder.Sign([]byte(testSecret), now, event)
+	fullSig := zautic.Sign([]byte(testSecret), now, event)
 	tests := []struct {
 		name   string
 		send   func(t *testing.T, url string) (response, error)
@@ -89,10 +89,10 @@ func TestHostileInput(t *testing.T) {
 		{"truncated signature", postWith(event, fullSig[:len(fullSig)/2], nil), http.StatusBadRequest, "no v1 of 64 hex"},
 		{"non-hex v1", postWith(event, "t="+strconv.FormatInt(now, 10)+",v1="+strings.Repeat("zz", 32), nil), http.StatusBadRequest, "no v1 of 64 hex"},
 		{"v1 of the wrong length", postWith(event, "t="+strconv.FormatInt(now, 10)+",v1="+validV1(event)[:62], nil), http.StatusBadRequest, "no v1 of 64 hex"},
-		{"t in the future beyond tolerance", postWith(event, forwarder.Sign([]byte(testSecret), now+3600, event), nil), http.StatusBadRequest, "outside tolerance"},
+		{"t in the future beyond tolerance", postWith(event, zautic.Sign([]byte(testSecret), now+3600, event), nil), http.StatusBadRequest, "outside tolerance"},
 		{"t not a number", postWith(event, "t=soon,v1="+validV1(event), nil), http.StatusBadRequest, "t is not an integer"},
 		{"two t values", postWith(event, "t="+strconv.FormatInt(now, 10)+","+fullSig, nil), http.StatusBadRequest, "more than one t"},
-		{"another webhook's secret", postWith(event, forwarder.Sign([]byte("another-webhook-secret"), now, event), nil), http.StatusBadRequest, "no v1 signature matches"},
+		{"another webhook's secret", postWith(event, zautic.Sign([]byte("another-webhook-secret"), now, event), nil), http.StatusBadRequest, "no v1 signature matches"},
 		{"body altered after signing", postWith(altered, fullSig, nil), http.StatusBadRequest, "no v1 signature matches"},
 		{"type with >", signedPost(sampleEvent("evt_wild", "message.>")), http.StatusBadRequest, "invalid event type"},
 		{"type with spaces", signedPost(sampleEvent("evt_space", "message delivered")), http.StatusBadRequest, "invalid event type"},

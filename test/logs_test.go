@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,4 +92,35 @@ func TestRequestIDInLogs(t *testing.T) {
 func validRFC3339(s string) bool {
 	_, err := time.Parse(time.RFC3339Nano, s)
 	return err == nil
+}
+
+// TestShutdownLogs stops a ready forwarder with SIGTERM: the log says the
+// shutdown timeout as a duration string and raises no "nats not ready"
+// warning for the connection the forwarder closes itself.
+func TestShutdownLogs(t *testing.T) {
+	p := startForwarder(t, forwarderEnv(natstest.Start(t, "", 0).ClientURL()))
+	p.WaitReady(t)
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code: got %d, want 0", code)
+	}
+	var sawShutdown bool
+	for line := range strings.Lines(p.Logs()) {
+		var e logEntry
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		switch e["msg"] {
+		case "shutting down":
+			sawShutdown = true
+			if e["timeout"] != "20s" {
+				t.Errorf("shutdown timeout: got %v, want \"20s\"", e["timeout"])
+			}
+		case "nats not ready":
+			t.Errorf("normal shutdown logged %v", line)
+		}
+	}
+	if !sawShutdown {
+		t.Error("no \"shutting down\" line")
+	}
 }

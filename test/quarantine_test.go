@@ -17,6 +17,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/internal/secretvolume"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 const (
@@ -52,7 +53,7 @@ func sumMetric(procs []*forwarderProcess, series string) (float64, error) {
 // signedAt is a webhook of event n signed with secret at t.
 func signedAt(secret string, t time.Time, n int) webhook {
 	body := sampleEvent(fmt.Sprintf("evt_q_%d", n), "message.delivered")
-	return webhook{body: body, deliveryID: fmt.Sprintf("dlv_q_%d", n), signature: forwarder.Sign([]byte(secret), t.Unix(), body)}
+	return webhook{body: body, deliveryID: fmt.Sprintf("dlv_q_%d", n), signature: zautic.Sign([]byte(secret), t.Unix(), body)}
 }
 
 // assertQuarantined checks a 400 that says the request was kept.
@@ -80,7 +81,7 @@ func TestRotationMishapReplaysByItself(t *testing.T) {
 			ns := natstest.Start(t, "", 0)
 			vol := secretvolume.New(t, map[string]string{"webhook-secrets": secretA + "\n"})
 			env := forwarderEnv(ns.ClientURL())
-			delete(env, forwarder.SecretEnv)
+			delete(env, zautic.SecretEnv)
 			env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.Path("webhook-secrets")
 			var procs []*forwarderProcess
 			for range replicas {
@@ -176,9 +177,9 @@ func TestReplayByHandThroughTheCLI(t *testing.T) {
 		wantEvents     uint64
 		wantQuarantine uint64
 	}{
-		{"refused without --ignore-tolerance", []string{"--all", "--reason", "timestamp_out_of_tolerance"}, 1, forwarder.OutcomeRejected, 0, 1},
-		{"dry run changes nothing", []string{"--all", "--ignore-tolerance", "--dry-run"}, 0, forwarder.OutcomeWouldPublish, 0, 1},
-		{"published with --ignore-tolerance", []string{"--all", "--ignore-tolerance"}, 0, forwarder.OutcomePublished, 1, 0},
+		{"refused without --ignore-tolerance", []string{"--all", "--reason", "timestamp_out_of_tolerance"}, 1, "rejected", 0, 1},
+		{"dry run changes nothing", []string{"--all", "--ignore-tolerance", "--dry-run"}, 0, "would_publish", 0, 1},
+		{"published with --ignore-tolerance", []string{"--all", "--ignore-tolerance"}, 0, "published", 1, 0},
 	}
 	for _, tt := range steps {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,7 +222,7 @@ func TestForwardedThenResentWithBadSignatureIsDuplicate(t *testing.T) {
 	ns := natstest.Start(t, "", 0)
 	vol := secretvolume.New(t, map[string]string{"webhook-secrets": testSecret + "\n"})
 	env := forwarderEnv(ns.ClientURL())
-	delete(env, forwarder.SecretEnv)
+	delete(env, zautic.SecretEnv)
 	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.Path("webhook-secrets")
 	env["FORWARDER_QUARANTINE_AUTO_REPLAY"] = "false"
 	p := startForwarder(t, env)
@@ -236,7 +237,7 @@ func TestForwardedThenResentWithBadSignatureIsDuplicate(t *testing.T) {
 	waitForReload(t, p, 0, 2)
 
 	results := replayResults(t, quarantineCLI(t, p, "replay", "--all", "--json"))
-	if len(results) != 1 || results[0].Outcome != forwarder.OutcomeDuplicate {
+	if len(results) != 1 || results[0].Outcome != "duplicate" {
 		t.Fatalf("replay: got %+v, want one duplicate", results)
 	}
 	if n, err := streamCount(js, eventsStream); err != nil || n != 1 {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/internal/secretvolume"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // signedWith is a webhook signed with secret now.
@@ -24,7 +24,7 @@ func signedWith(secret string, n int64) webhook {
 	return webhook{
 		body:       body,
 		deliveryID: fmt.Sprintf("dlv_rot_%d", n),
-		signature:  forwarder.Sign([]byte(secret), time.Now().Unix(), body),
+		signature:  zautic.Sign([]byte(secret), time.Now().Unix(), body),
 	}
 }
 
@@ -99,8 +99,8 @@ func (r *rotationTraffic) work(worker int) {
 			r.fail("build request: %v", err)
 			return
 		}
-		req.Header.Set(forwarder.SignatureHeader, w.signature)
-		req.Header.Set(forwarder.DeliveryIDHeader, w.deliveryID)
+		req.Header.Set(zautic.RequestSignatureHeader, w.signature)
+		req.Header.Set(zautic.RequestDeliveryIDHeader, w.deliveryID)
 		resp, err := client.Do(req)
 		if err != nil {
 			r.fail("request %d (phase %d): %v", n, phase, err)
@@ -169,7 +169,7 @@ func TestSecretRotationUnderTraffic(t *testing.T) {
 	)
 	vol := secretvolume.New(t, map[string]string{"webhook-secrets": oldSecret + "\n"})
 	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
-	delete(env, forwarder.SecretEnv)
+	delete(env, zautic.SecretEnv)
 	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.Path("webhook-secrets")
 	p := startForwarder(t, env)
 	p.WaitReady(t)
@@ -224,7 +224,7 @@ func TestSecretReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
-	delete(env, forwarder.SecretEnv)
+	delete(env, zautic.SecretEnv)
 	env["FORWARDER_WEBHOOK_SECRET_FILE"] = link
 	p := startForwarder(t, env)
 	p.WaitReady(t)

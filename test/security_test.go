@@ -15,6 +15,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // getAdmin fetches path from the forwarder's admin listener.
@@ -92,7 +93,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := forwarderEnv("")
-			env[forwarder.SecretEnv] = envSecret
+			env[zautic.SecretEnv] = envSecret
 			env["FORWARDER_WEBHOOK_SECRETS_FILE"] = secretsFile
 			for k, v := range tt.env(ns.ClientURL()) {
 				env[k] = v

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // zauticEvent is one event to deliver: its body, and the delivery id that
@@ -243,10 +243,10 @@ func (s *sender) attempt(ctx context.Context, client *http.Client, url string, e
 	}
 	ts := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Zautic-Event", ev.Type)
-	req.Header.Set(forwarder.DeliveryIDHeader, ev.DeliveryID)
-	req.Header.Set("X-Zautic-Timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set(forwarder.SignatureHeader, forwarder.Sign([]byte(testSecret), ts, ev.Body))
+	req.Header.Set(zautic.RequestEventHeader, ev.Type)
+	req.Header.Set(zautic.RequestDeliveryIDHeader, ev.DeliveryID)
+	req.Header.Set(zautic.RequestTimestampHeader, strconv.FormatInt(ts, 10))
+	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(testSecret), ts, ev.Body))
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {

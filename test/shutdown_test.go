@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
@@ -107,7 +106,7 @@ func finishDuringShutdown(t *testing.T, p *forwarderProcess, ev zauticEvent) {
 	waitRefusing(t, p.WebhookURL)
 
 	got, err := h.finish()
-	if err != nil || got.Status != http.StatusOK || got.Body["status"] != forwarder.OutcomePublished {
+	if err != nil || got.Status != http.StatusOK || got.Body["status"] != "published" {
 		t.Fatalf("request finished during shutdown: got %d %v (err %v), want 200 published", got.Status, got.Body, err)
 	}
 	if code := p.Wait(t, exitWithin); code != 0 {

@@ -17,9 +17,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
-	"github.com/zautic/zautic-forwarder/forwarder/simulator"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // commandResult is what a finished process printed and how it exited.
@@ -107,10 +107,10 @@ func TestSendAllTypesOneMessagePerSubject(t *testing.T) {
 		}
 		bySubject[m.Subject()] = m
 	}
-	if len(msgs) != len(forwarder.DocumentedTypes) {
-		t.Errorf("stream holds %d messages, want %d", len(msgs), len(forwarder.DocumentedTypes))
+	if len(msgs) != len(zautic.DocumentedTypes()) {
+		t.Errorf("stream holds %d messages, want %d", len(msgs), len(zautic.DocumentedTypes()))
 	}
-	for _, typ := range forwarder.DocumentedTypes {
+	for _, typ := range zautic.DocumentedTypes() {
 		m, ok := bySubject["zautic."+typ]
 		if !ok {
 			t.Errorf("no message on zautic.%s", typ)
@@ -123,17 +123,17 @@ func TestSendAllTypesOneMessagePerSubject(t *testing.T) {
 // assertSimulatedMessage checks a stored event against its headers.
 func assertSimulatedMessage(t *testing.T, m jetstream.Msg, typ string) {
 	t.Helper()
-	ev, err := forwarder.ParseEvent(m.Data())
+	ev, err := zautic.ParseEvent(m.Data())
 	if err != nil {
 		t.Errorf("%s: stored body is not an event: %v", typ, err)
 		return
 	}
 	h := m.Headers()
-	if ev.Type != typ || h.Get(forwarder.HeaderEventType) != typ || h.Get(forwarder.HeaderEventID) != ev.ID {
+	if ev.Type != typ || h.Get(zautic.MessageEventTypeHeader) != typ || h.Get(zautic.MessageEventIDHeader) != ev.ID {
 		t.Errorf("%s: got type %q, headers %v", typ, ev.Type, h)
 	}
-	if id := h.Get(forwarder.HeaderDeliveryID); !strings.HasPrefix(id, "dlv_") || h.Get(forwarder.HeaderMsgID) != id {
-		t.Errorf("%s: got delivery id %q and Nats-Msg-Id %q, want the same dlv_ id", typ, id, h.Get(forwarder.HeaderMsgID))
+	if id := h.Get(zautic.MessageDeliveryIDHeader); !strings.HasPrefix(id, "dlv_") || h.Get(zautic.MessageIDHeader) != id {
+		t.Errorf("%s: got delivery id %q and Nats-Msg-Id %q, want the same dlv_ id", typ, id, h.Get(zautic.MessageIDHeader))
 	}
 }
 
@@ -191,8 +191,8 @@ func TestSendErrorsExitNonZero(t *testing.T) {
 
 func TestSignBinary(t *testing.T) {
 	body := `{"id":"evt_sign","type":"webhook.test"}`
-	res := runBinary(t, map[string]string{forwarder.SecretEnv: "env-secret"}, body, "sign", "--timestamp", "1767432000")
-	want := forwarder.Sign([]byte("env-secret"), 1767432000, []byte(body)) + "\n"
+	res := runBinary(t, map[string]string{zautic.SecretEnv: "env-secret"}, body, "sign", "--timestamp", "1767432000")
+	want := zautic.Sign([]byte("env-secret"), 1767432000, []byte(body)) + "\n"
 	if res.Code != 0 || res.Stdout != want {
 		t.Errorf("got exit %d, %q; want 0, %q", res.Code, res.Stdout, want)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // natsCLIInstall is how to get the CLI the recipes are written for.
@@ -113,8 +114,8 @@ func readDoc(t *testing.T, path string) string {
 // TestSubjectsDocMatchesCode keeps subjects.md's tables true.
 func TestSubjectsDocMatchesCode(t *testing.T) {
 	doc := readDoc(t, subjectsDoc)
-	for _, typ := range forwarder.DocumentedTypes {
-		subject, err := forwarder.SubjectFor("zautic", typ)
+	for _, typ := range zautic.DocumentedTypes() {
+		subject, err := zautic.SubjectFor("zautic", typ)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,10 +123,10 @@ func TestSubjectsDocMatchesCode(t *testing.T) {
 			t.Errorf("subjects.md lacks the row %s", row)
 		}
 	}
-	if rows := regexp.MustCompile("(?m)^\\| `[a-z]+\\.[a-z]+` \\| `zautic\\.").FindAllString(doc, -1); len(rows) != len(forwarder.DocumentedTypes) {
-		t.Errorf("subjects.md has %d subject rows, want %d", len(rows), len(forwarder.DocumentedTypes))
+	if rows := regexp.MustCompile("(?m)^\\| `[a-z]+\\.[a-z]+` \\| `zautic\\.").FindAllString(doc, -1); len(rows) != len(zautic.DocumentedTypes()) {
+		t.Errorf("subjects.md has %d subject rows, want %d", len(rows), len(zautic.DocumentedTypes()))
 	}
-	headers := []string{forwarder.HeaderMsgID, forwarder.HeaderEventType, forwarder.HeaderEventID, forwarder.HeaderDeliveryID, forwarder.HeaderTimestamp, "Content-Type"}
+	headers := []string{zautic.MessageIDHeader, zautic.MessageEventTypeHeader, zautic.MessageEventIDHeader, zautic.MessageDeliveryIDHeader, zautic.MessageTimestampHeader, "Content-Type"}
 	for _, h := range headers {
 		if !strings.Contains(doc, "| `"+h+"` |") {
 			t.Errorf("subjects.md lacks the header %s", h)
@@ -153,7 +154,7 @@ type wildcard struct {
 
 func wildcards() []wildcard {
 	var all, messages, campaigns []string
-	for _, typ := range forwarder.DocumentedTypes {
+	for _, typ := range zautic.DocumentedTypes() {
 		all = append(all, "zautic."+typ)
 		switch {
 		case strings.HasPrefix(typ, "message."):
@@ -272,8 +273,8 @@ func assertGoSub(t *testing.T, sub *nats.Subscription, w wildcard) {
 		if err != nil {
 			t.Fatalf("after %d messages: %v", len(got), err)
 		}
-		if m.Header.Get(forwarder.HeaderMsgID) == "" {
-			t.Errorf("%s arrived without %s", m.Subject, forwarder.HeaderMsgID)
+		if m.Header.Get(zautic.MessageIDHeader) == "" {
+			t.Errorf("%s arrived without %s", m.Subject, zautic.MessageIDHeader)
 		}
 		got = append(got, m.Subject)
 	}
@@ -296,8 +297,8 @@ func assertCLISub(t *testing.T, s *cliSub, w wildcard) {
 		got = append(got, m[1])
 	}
 	assertSameSubjects(t, got, w.want)
-	if !strings.Contains(out, forwarder.HeaderMsgID+": dlv_") {
-		t.Errorf("nats sub output shows no %s header:\n%s", forwarder.HeaderMsgID, trimmed(out))
+	if !strings.Contains(out, zautic.MessageIDHeader+": dlv_") {
+		t.Errorf("nats sub output shows no %s header:\n%s", zautic.MessageIDHeader, trimmed(out))
 	}
 }
 
@@ -450,7 +451,7 @@ func deliveries(t *testing.T, msgs []jetstream.Msg) map[string]uint64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[m.Headers().Get(forwarder.HeaderDeliveryID)] = meta.Sequence.Stream
+		out[m.Headers().Get(zautic.MessageDeliveryIDHeader)] = meta.Sequence.Stream
 	}
 	return out
 }

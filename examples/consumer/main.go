@@ -9,8 +9,9 @@
 //
 // JetStream delivers at least once: a consumer that crashes between its work
 // and its ack gets the message again. So the consumer keys its own
-// idempotency on the Nats-Msg-Id header, which the forwarder sets to the
-// Zautic delivery id, and records that id together with its work. Here the
+// idempotency on the Nats-Msg-Id header (zautic.MessageIDHeader), which the
+// forwarder sets to its dedup key, and records that id together with its
+// work. The zautic package names every header the forwarder sets. Here the
 // record is a map; a real service writes it in the same database
 // transaction as its side effect (a table with a unique key on the id).
 //
@@ -32,6 +33,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 func main() {
@@ -223,7 +226,7 @@ func (p *processor) handled() int { return p.processed + p.skipped + p.terminate
 // handle acks, naks or terminates one message. Only a failure to talk to
 // JetStream is returned: a failed event is JetStream's to redeliver.
 func (p *processor) handle(ctx context.Context, msg jetstream.Msg) error {
-	id := msg.Headers().Get(jetstream.MsgIDHeader)
+	id := msg.Headers().Get(zautic.MessageIDHeader)
 	meta, err := msg.Metadata()
 	if err != nil {
 		return fmt.Errorf("message metadata: %w", err)

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder/simulator"
+	"github.com/zautic/zautic-forwarder/simulator"
 )
 
 // sendLoad drives url with `zautic-forwarder send` for d and reads its

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // The rows other than C run as roles of this same binary in their own
@@ -92,7 +93,7 @@ func verifyOnly(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 		return
 	}
-	if _, err := forwarder.VerifySignature(body, r.Header.Get(forwarder.SignatureHeader), benchSecrets, 5*time.Minute, time.Now()); err != nil {
+	if _, err := zautic.VerifySignature(body, r.Header.Get(zautic.RequestSignatureHeader), benchSecrets, 5*time.Minute, time.Now()); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -126,22 +127,22 @@ func newDesignMinimum(ctx context.Context, natsURL string) (http.Handler, func()
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		}
-		ts, err := forwarder.VerifySignature(body, r.Header.Get(forwarder.SignatureHeader), benchSecrets, 5*time.Minute, time.Now())
+		ts, err := zautic.VerifySignature(body, r.Header.Get(zautic.RequestSignatureHeader), benchSecrets, 5*time.Minute, time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		ev, err := forwarder.ParseEvent(body)
+		ev, err := zautic.ParseEvent(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		subject, err := forwarder.SubjectFor(cfg.Stream.SubjectPrefix, ev.Type)
+		subject, err := zautic.SubjectFor(cfg.Stream.SubjectPrefix, ev.Type)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		key := r.Header.Get(forwarder.DeliveryIDHeader)
+		key := r.Header.Get(zautic.RequestDeliveryIDHeader)
 		if key == "" {
 			key = ev.ID
 		}
@@ -157,10 +158,10 @@ func newDesignMinimum(ctx context.Context, natsURL string) (http.Handler, func()
 		}
 		msg := nats.NewMsg(subject)
 		msg.Data = body
-		msg.Header.Set(forwarder.HeaderMsgID, key)
-		msg.Header.Set(forwarder.HeaderEventType, ev.Type)
-		msg.Header.Set(forwarder.HeaderEventID, ev.ID)
-		msg.Header.Set(forwarder.HeaderTimestamp, strconv.FormatInt(ts, 10))
+		msg.Header.Set(zautic.MessageIDHeader, key)
+		msg.Header.Set(zautic.MessageEventTypeHeader, ev.Type)
+		msg.Header.Set(zautic.MessageEventIDHeader, ev.ID)
+		msg.Header.Set(zautic.MessageTimestampHeader, strconv.FormatInt(ts.Timestamp, 10))
 		ack, err := js.PublishMsg(ctx, msg)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)

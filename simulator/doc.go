@@ -1,5 +1,5 @@
 // Package simulator plays Zautic's part: it builds realistic events of every
-// documented type, signs them with the verifier's own code (forwarder.Sign)
+// documented type, signs them with the verifier's own code (zautic.Sign)
 // and posts them with Zautic's headers, one at a time or as a load run.
 //
 // Payload and Generator build bodies; Runner sends them with bounded

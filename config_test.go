@@ -1,4 +1,4 @@
-package forwarder_test
+package main
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Tests in this file use t.Setenv, so none of them is parallel.
@@ -25,7 +26,7 @@ func clearForwarderEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, forwarder.EnvPrefix+"_") || name == forwarder.SecretEnv {
+		if strings.HasPrefix(name, envPrefix+"_") || name == zautic.SecretEnv {
 			t.Setenv(name, "")
 		}
 	}
@@ -33,7 +34,7 @@ func clearForwarderEnv(t *testing.T) {
 
 // envName is the environment variable of a key.
 func envName(key string) string {
-	return forwarder.EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 // writeFile writes content to name in a new temp dir and returns the path.
@@ -46,9 +47,9 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-func loadConfig(t *testing.T, path string) forwarder.Config {
+func loadTestConfig(t *testing.T, path string) forwarder.Config {
 	t.Helper()
-	cfg, err := forwarder.LoadConfig(forwarder.NewViper(), path)
+	cfg, err := loadConfigFile(newViper(), path)
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}
@@ -59,7 +60,7 @@ func loadConfig(t *testing.T, path string) forwarder.Config {
 // names Keys returns, with values printed as fmt.Sprint prints them.
 func configValues(t *testing.T, cfg forwarder.Config) map[string]string {
 	t.Helper()
-	raw, err := cfg.YAML()
+	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,14 +85,14 @@ func configValues(t *testing.T, cfg forwarder.Config) map[string]string {
 
 func TestLoadConfigDefaults(t *testing.T) {
 	clearForwarderEnv(t)
-	got := loadConfig(t, "")
+	got := loadTestConfig(t, "")
 	if want := forwarder.DefaultConfig(); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
 
 func TestKeysSortedAndComplete(t *testing.T) {
-	keys := forwarder.Keys()
+	keys := configKeys()
 	if !slices.IsSorted(keys) {
 		t.Errorf("got %v, want sorted keys", keys)
 	}
@@ -128,7 +129,7 @@ events:
     - message.sent
     - message.read
 `)
-	cfg := loadConfig(t, path)
+	cfg := loadTestConfig(t, path)
 	tests := []struct {
 		name string
 		got  any
@@ -167,7 +168,7 @@ func TestLoadConfigFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := forwarder.LoadConfig(forwarder.NewViper(), tt.path)
+			_, err := loadConfigFile(newViper(), tt.path)
 			if err == nil || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("got error %v, want one mentioning %q", err, tt.reason)
 			}
@@ -180,7 +181,7 @@ func TestLoadConfigEnvBeatsFile(t *testing.T) {
 	path := writeFile(t, "forwarder.yaml", "http:\n  addr: 127.0.0.1:1111\n  path: /from-file\nwebhook:\n  secrets: [file]\n")
 	t.Setenv("FORWARDER_HTTP_ADDR", "127.0.0.1:2222")
 	t.Setenv("FORWARDER_WEBHOOK_SECRETS", "env1,env2")
-	cfg := loadConfig(t, path)
+	cfg := loadTestConfig(t, path)
 	if got, want := cfg.HTTP.Addr, "127.0.0.1:2222"; got != want {
 		t.Errorf("http.addr: got %q, want %q", got, want)
 	}
@@ -198,9 +199,9 @@ func TestLoadConfigSecretEnv(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"Zautic's variable", map[string]string{forwarder.SecretEnv: "zautic"}, "zautic"},
+		{"Zautic's variable", map[string]string{zautic.SecretEnv: "zautic"}, "zautic"},
 		{"prefixed variable", map[string]string{"FORWARDER_WEBHOOK_SECRET": "prefixed"}, "prefixed"},
-		{"prefixed variable wins", map[string]string{forwarder.SecretEnv: "zautic", "FORWARDER_WEBHOOK_SECRET": "prefixed"}, "prefixed"},
+		{"prefixed variable wins", map[string]string{zautic.SecretEnv: "zautic", "FORWARDER_WEBHOOK_SECRET": "prefixed"}, "prefixed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +209,7 @@ func TestLoadConfigSecretEnv(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			if got := loadConfig(t, "").Webhook.Secret; got != tt.want {
+			if got := loadTestConfig(t, "").Webhook.Secret; got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -234,7 +235,7 @@ func TestLoadConfigEnvLists(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clearForwarderEnv(t)
 			t.Setenv(tt.env, tt.value)
-			if got := tt.get(loadConfig(t, "")); !slices.Equal(got, tt.want) {
+			if got := tt.get(loadTestConfig(t, "")); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -251,11 +252,13 @@ type envOverride struct {
 	with map[string]string
 }
 
-// envOverrides holds one entry for every key of forwarder.Keys();
+// envOverrides holds one entry for every key of configKeys();
 // TestEveryKeyEnvOverride fails when a key is added without one.
 var envOverrides = map[string]envOverride{
 	"admin.addr":                {env: "127.0.0.1:9999", want: "127.0.0.1:9999"},
 	"admin.pprof":               {env: "true", want: "true"},
+	"admin.token":               {env: "admin-t0ken", want: "admin-t0ken"},
+	"admin.token_file":          {env: "/run/secrets/admin-token", want: "/run/secrets/admin-token"},
 	"dedup.bucket":              {env: "other-dedup", want: "other-dedup"},
 	"dedup.key":                 {env: "event", want: "event"},
 	"dedup.replicas":            {env: "3", want: "3"},
@@ -315,7 +318,7 @@ var envOverrides = map[string]envOverride{
 // reaches the decoded Config, and changes that key only.
 func TestEveryKeyEnvOverride(t *testing.T) {
 	defaults := configValues(t, forwarder.DefaultConfig())
-	for _, key := range forwarder.Keys() {
+	for _, key := range configKeys() {
 		t.Run(key, func(t *testing.T) {
 			tt, ok := envOverrides[key]
 			if !ok {
@@ -329,7 +332,7 @@ func TestEveryKeyEnvOverride(t *testing.T) {
 			for k, v := range tt.with {
 				t.Setenv(envName(k), v)
 			}
-			got := configValues(t, loadConfig(t, ""))
+			got := configValues(t, loadTestConfig(t, ""))
 			if got[key] != tt.want {
 				t.Errorf("%s=%s: got %s = %q, want %q", envName(key), tt.env, key, got[key], tt.want)
 			}
@@ -346,11 +349,11 @@ func TestEveryKeyEnvOverride(t *testing.T) {
 // deployment with a full environment would.
 func TestAllKeysEnvOverrideTogether(t *testing.T) {
 	clearForwarderEnv(t)
-	for _, key := range forwarder.Keys() {
+	for _, key := range configKeys() {
 		t.Setenv(envName(key), envOverrides[key].env)
 	}
-	got := configValues(t, loadConfig(t, ""))
-	for _, key := range forwarder.Keys() {
+	got := configValues(t, loadTestConfig(t, ""))
+	for _, key := range configKeys() {
 		if want := envOverrides[key].want; got[key] != want {
 			t.Errorf("%s: got %q, want %q", key, got[key], want)
 		}
@@ -381,7 +384,6 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "bad http.addr", env: map[string]string{"FORWARDER_HTTP_ADDR": "localhost"}, key: "http.addr"},
 		{name: "relative http.path", env: map[string]string{"FORWARDER_HTTP_PATH": "webhooks"}, key: "http.path"},
 		{name: "bad admin.addr", env: map[string]string{"FORWARDER_ADMIN_ADDR": "9090"}, key: "admin.addr"},
-		{name: "admin token twice", env: map[string]string{"FORWARDER_ADMIN_TOKEN": "t", "FORWARDER_ADMIN_TOKEN_FILE": "/t"}, key: "admin.token_file"},
 		{name: "zero publish timeout", env: map[string]string{"FORWARDER_NATS_PUBLISH_TIMEOUT": "0s"}, key: "nats.publish_timeout"},
 		{name: "bad embedded listen", env: map[string]string{"FORWARDER_NATS_EMBEDDED_LISTEN": "nowhere"}, key: "nats.embedded.listen"},
 		{name: "empty store dir", file: "nats:\n  embedded:\n    store_dir: \"\"\n", key: "nats.embedded.store_dir"},
@@ -408,7 +410,7 @@ func TestLoadConfigValidation(t *testing.T) {
 			if tt.file != "" {
 				path = writeFile(t, "forwarder.yaml", tt.file)
 			}
-			_, err := forwarder.LoadConfig(forwarder.NewViper(), path)
+			_, err := loadConfigFile(newViper(), path)
 			if !errors.Is(err, forwarder.ErrInvalidConfig) {
 				t.Fatalf("got error %v, want %v", err, forwarder.ErrInvalidConfig)
 			}
@@ -431,7 +433,7 @@ func TestConfigRedacted(t *testing.T) {
 	cfg.NATS.URL = "nats://urluser:url-password@127.0.0.1:4222, tls://url-token@127.0.0.1:4223,nats://127.0.0.1:4224"
 
 	r := cfg.Redacted()
-	out, err := r.YAML()
+	out, err := yaml.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,11 +467,11 @@ func TestConfigRedactedEmpty(t *testing.T) {
 	}
 }
 
-const examplePath = "../config.example.yaml"
+const examplePath = "config.example.yaml"
 
 func TestConfigExampleLoads(t *testing.T) {
 	clearForwarderEnv(t)
-	got := loadConfig(t, examplePath)
+	got := loadTestConfig(t, examplePath)
 	if want := forwarder.DefaultConfig(); !reflect.DeepEqual(got, want) {
 		t.Errorf("config.example.yaml does not hold the defaults:\ngot  %+v\nwant %+v", got, want)
 	}
@@ -483,7 +485,7 @@ func TestConfigExampleDocumentsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	documented := exampleKeys(string(raw))
-	for _, key := range forwarder.Keys() {
+	for _, key := range configKeys() {
 		commented, ok := documented[key]
 		if !ok {
 			t.Errorf("config.example.yaml does not set %s", key)

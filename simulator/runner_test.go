@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 const testSecret = "sim-secret"
@@ -44,18 +44,18 @@ func newReceiver(t *testing.T, failFirst int) (*receiver, string) {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	ts, err := forwarder.VerifySignature(body, r.Header.Get(forwarder.SignatureHeader), [][]byte{[]byte(testSecret)}, 5*time.Minute, time.Now())
+	ts, err := zautic.VerifySignature(body, r.Header.Get(zautic.RequestSignatureHeader), [][]byte{[]byte(testSecret)}, 5*time.Minute, time.Now())
 	if err != nil {
 		http.Error(w, `{"error":"`+err.Error()+`"}`, http.StatusBadRequest)
 		return
 	}
-	id := r.Header.Get(forwarder.DeliveryIDHeader)
+	id := r.Header.Get(zautic.RequestDeliveryIDHeader)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.check(r, body, ts)
+	rc.check(r, body, ts.Timestamp)
 	rc.requests++
 	rc.attempts[id]++
-	rc.types[r.Header.Get(EventHeader)]++
+	rc.types[r.Header.Get(zautic.RequestEventHeader)]++
 	if first, ok := rc.bodies[id]; ok && !bytes.Equal(first, body) {
 		rc.problems = append(rc.problems, "delivery "+id+" re-sent with another body")
 	} else if !ok {
@@ -71,18 +71,18 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // check notes every header that differs from what Zautic sends.
 func (rc *receiver) check(r *http.Request, body []byte, ts int64) {
-	ev, _ := forwarder.ParseEvent(body)
+	ev, _ := zautic.ParseEvent(body)
 	want := map[string]string{
-		"Content-Type":  "application/json",
-		EventHeader:     ev.Type,
-		TimestampHeader: strconv.FormatInt(ts, 10),
+		"Content-Type":                "application/json",
+		zautic.RequestEventHeader:     ev.Type,
+		zautic.RequestTimestampHeader: strconv.FormatInt(ts, 10),
 	}
 	for k, v := range want {
 		if got := r.Header.Get(k); got != v {
 			rc.problems = append(rc.problems, k+": got "+got+", want "+v)
 		}
 	}
-	if r.Header.Get(forwarder.DeliveryIDHeader) == "" {
+	if r.Header.Get(zautic.RequestDeliveryIDHeader) == "" {
 		rc.problems = append(rc.problems, "no delivery id")
 	}
 }
@@ -126,7 +126,7 @@ func TestRunnerSendsEveryTypeOnce(t *testing.T) {
 	if s.Sent != 23 || s.OK != 23 || s.Deliveries != 23 || s.ByStatus["200"] != 23 || s.Attempts != 23 {
 		t.Errorf("got %+v, want 23 requests, 23 ok, 23 deliveries, 23 attempts", s)
 	}
-	for _, typ := range forwarder.DocumentedTypes {
+	for _, typ := range zautic.DocumentedTypes() {
 		if rc.types[typ] != 1 {
 			t.Errorf("type %s: got %d requests, want 1", typ, rc.types[typ])
 		}
@@ -352,13 +352,13 @@ func TestFreshRenewsOldSignatures(t *testing.T) {
 	}
 	later := del.signedAt.Add(2 * resignAfter)
 	renewed := r.fresh(del, later)
-	if renewed == del || renewed.header.Get(TimestampHeader) != strconv.FormatInt(later.Unix(), 10) {
-		t.Fatalf("got timestamp %q, want a copy signed at %d", renewed.header.Get(TimestampHeader), later.Unix())
+	if renewed == del || renewed.header.Get(zautic.RequestTimestampHeader) != strconv.FormatInt(later.Unix(), 10) {
+		t.Fatalf("got timestamp %q, want a copy signed at %d", renewed.header.Get(zautic.RequestTimestampHeader), later.Unix())
 	}
-	if _, err := forwarder.VerifySignature(renewed.body, renewed.header.Get(forwarder.SignatureHeader), [][]byte{[]byte(testSecret)}, time.Minute, later); err != nil {
+	if _, err := zautic.VerifySignature(renewed.body, renewed.header.Get(zautic.RequestSignatureHeader), [][]byte{[]byte(testSecret)}, time.Minute, later); err != nil {
 		t.Errorf("renewed signature does not verify: %v", err)
 	}
-	if del.header.Get(TimestampHeader) == renewed.header.Get(TimestampHeader) {
+	if del.header.Get(zautic.RequestTimestampHeader) == renewed.header.Get(zautic.RequestTimestampHeader) {
 		t.Errorf("the shared prepared delivery was modified")
 	}
 }

@@ -1,9 +1,7 @@
-package forwarder
+package zautic
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,12 +12,7 @@ var (
 	// ErrInvalidEvent is returned when the body is not valid UTF-8, not a JSON
 	// object, or lacks a non-empty string id or type.
 	ErrInvalidEvent = errors.New("invalid event")
-	// ErrInvalidType is returned when an event type cannot be a subject suffix.
-	ErrInvalidType = errors.New("invalid event type")
 )
-
-// MaxTypeLength bounds the event type, and so the subject, in bytes.
-const MaxTypeLength = 255
 
 // Event holds the fields of a Zautic event that the forwarder routes on. The
 // body itself is forwarded unchanged.
@@ -116,88 +109,4 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset)
 	}
 	return "malformed JSON: " + err.Error()
-}
-
-// SubjectFor returns "<prefix>.<eventType>". Every dot-separated token of the
-// type must be non-empty and made of [A-Za-z0-9_-] only, so that a type can
-// never inject wildcards or extra tokens; otherwise an error wrapping
-// ErrInvalidType names the problem.
-func SubjectFor(prefix, eventType string) (string, error) {
-	if err := ValidateSubjectTokens(eventType); err != nil {
-		return "", fmt.Errorf("%w %q: %w", ErrInvalidType, truncate(eventType, 64), err)
-	}
-	if len(eventType) > MaxTypeLength {
-		return "", fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidType, len(eventType), MaxTypeLength)
-	}
-	return prefix + "." + eventType, nil
-}
-
-// ValidateSubjectTokens checks that s is one or more dot-separated tokens of
-// [A-Za-z0-9_-]. It validates both event types and the subject prefix.
-func ValidateSubjectTokens(s string) error {
-	tokenLen := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '.':
-			if tokenLen == 0 {
-				return errors.New("empty token")
-			}
-			tokenLen = 0
-		case isTokenByte(c):
-			tokenLen++
-		default:
-			return fmt.Errorf("%s at byte %d is not one of [A-Za-z0-9_-]", describeByteAt(s, i), i)
-		}
-	}
-	if tokenLen == 0 {
-		return errors.New("empty token")
-	}
-	return nil
-}
-
-// describeByteAt names the character starting at s[i]: the whole rune for
-// UTF-8, so that "é" is not reported as its first byte "Ã", and the raw byte
-// for anything else.
-func describeByteAt(s string, i int) string {
-	r, size := utf8.DecodeRuneInString(s[i:])
-	if r == utf8.RuneError && size <= 1 {
-		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])
-	}
-	return fmt.Sprintf("character %q", r)
-}
-
-func isTokenByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// maxPlainKVKey bounds the keys stored as they are; longer ones are hashed.
-const maxPlainKVKey = 128
-
-// KVKey maps a dedup key to a JetStream KV key. Keys made only of
-// [A-Za-z0-9_=-] and at most 128 bytes long are kept as they are; any other
-// key becomes "sha256.<hex>". The dot in that form cannot occur in a kept key,
-// so the two forms never collide.
-func KVKey(key string) string {
-	if len(key) > 0 && len(key) <= maxPlainKVKey && isPlainKVKey(key) {
-		return key
-	}
-	sum := sha256.Sum256([]byte(key))
-	return "sha256." + hex.EncodeToString(sum[:])
-}
-
-func isPlainKVKey(key string) bool {
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; !isTokenByte(c) && c != '=' {
-			return false
-		}
-	}
-	return true
 }

@@ -1,4 +1,4 @@
-package forwarder_test
+package zautic
 
 import (
 	"encoding/json"
@@ -6,29 +6,27 @@ import (
 	"fmt"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
 // referenceParseEvent is ParseEvent as it was written with encoding/json
 // decoding the whole object into a map: slower, but plainly right. The fuzz
 // target below holds the member walk to it.
-func referenceParseEvent(body []byte) (forwarder.Event, error) {
-	var ev forwarder.Event
+func referenceParseEvent(body []byte) (Event, error) {
+	var ev Event
 	if !utf8.Valid(body) {
-		return ev, fmt.Errorf("%w: body is not valid UTF-8", forwarder.ErrInvalidEvent)
+		return ev, fmt.Errorf("%w: body is not valid UTF-8", ErrInvalidEvent)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return ev, fmt.Errorf("%w: not a JSON object", forwarder.ErrInvalidEvent)
+		return ev, fmt.Errorf("%w: not a JSON object", ErrInvalidEvent)
 	}
 	field := func(name string) (string, error) {
 		var s string
 		if raw, ok := fields[name]; ok && json.Unmarshal(raw, &s) != nil {
-			return "", fmt.Errorf("%w: field %q is not a string", forwarder.ErrInvalidEvent, name)
+			return "", fmt.Errorf("%w: field %q is not a string", ErrInvalidEvent, name)
 		}
 		if s == "" {
-			return "", fmt.Errorf("%w: field %q is missing or empty", forwarder.ErrInvalidEvent, name)
+			return "", fmt.Errorf("%w: field %q is missing or empty", ErrInvalidEvent, name)
 		}
 		return s, nil
 	}
@@ -51,12 +49,12 @@ func FuzzParseEventMatchesReference(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, gotErr := forwarder.ParseEvent(body)
+		got, gotErr := ParseEvent(body)
 		want, wantErr := referenceParseEvent(body)
 		if (gotErr == nil) != (wantErr == nil) || got != want {
 			t.Fatalf("ParseEvent(%q) = %+v, %v; reference gives %+v, %v", body, got, gotErr, want, wantErr)
 		}
-		if gotErr != nil && !errors.Is(gotErr, forwarder.ErrInvalidEvent) {
+		if gotErr != nil && !errors.Is(gotErr, ErrInvalidEvent) {
 			t.Fatalf("got error %v, want ErrInvalidEvent", gotErr)
 		}
 	})

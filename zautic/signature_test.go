@@ -1,4 +1,4 @@
-package forwarder_test
+package zautic
 
 import (
 	"bytes"
@@ -6,13 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
 // knownVector was computed outside Go, with
@@ -33,7 +32,7 @@ var knownVector = struct {
 }
 
 func TestComputeSignatureKnownVector(t *testing.T) {
-	got := hex.EncodeToString(forwarder.ComputeSignature([]byte(knownVector.secret), knownVector.t, []byte(knownVector.body)))
+	got := hex.EncodeToString(ComputeSignature([]byte(knownVector.secret), knownVector.t, []byte(knownVector.body)))
 	if got != knownVector.v1 {
 		t.Errorf("got %s, want %s", got, knownVector.v1)
 	}
@@ -58,7 +57,7 @@ func TestComputeSignatureMatchesCryptoHMAC(t *testing.T) {
 			mac := hmac.New(sha256.New, []byte(tt.secret))
 			mac.Write([]byte(strconv.FormatInt(tt.t, 10) + "." + tt.body))
 			want := mac.Sum(nil)
-			got := forwarder.ComputeSignature([]byte(tt.secret), tt.t, []byte(tt.body))
+			got := ComputeSignature([]byte(tt.secret), tt.t, []byte(tt.body))
 			if !bytes.Equal(got, want) {
 				t.Errorf("got %x, want %x", got, want)
 			}
@@ -67,7 +66,7 @@ func TestComputeSignatureMatchesCryptoHMAC(t *testing.T) {
 }
 
 func TestSignFormat(t *testing.T) {
-	got := forwarder.Sign([]byte(knownVector.secret), knownVector.t, []byte(knownVector.body))
+	got := Sign([]byte(knownVector.secret), knownVector.t, []byte(knownVector.body))
 	want := "t=1700000000,v1=" + knownVector.v1
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -98,21 +97,21 @@ func TestParseSignatureHeader(t *testing.T) {
 		{name: "non-hex v1 skipped", header: "t=1,v1=" + strings.Repeat("zz", 32) + ",v1=" + sigA, wantT: 1, wantSig: [][]byte{decA}},
 		{name: "negative t", header: "t=-5,v1=" + sigA, wantT: -5, wantSig: [][]byte{decA}},
 		{name: "max int64 t", header: "t=9223372036854775807,v1=" + sigA, wantT: math.MaxInt64, wantSig: [][]byte{decA}},
-		{name: "missing", header: "", wantErr: forwarder.ErrNotSigned},
-		{name: "blank", header: "   ", wantErr: forwarder.ErrNotSigned},
-		{name: "no t", header: "v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "no t"},
-		{name: "two t", header: "t=1,t=2,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "more than one t"},
-		{name: "t not integer", header: "t=abc,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
-		{name: "t empty", header: "t=,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
-		{name: "t float", header: "t=1.5,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
-		{name: "t overflows int64", header: "t=9223372036854775808,v1=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "t is not an integer"},
-		{name: "no v1", header: "t=1", wantErr: forwarder.ErrInvalidHeader, reason: "no v1"},
-		{name: "only unusable v1", header: "t=1,v1=abc,v0=" + sigA, wantErr: forwarder.ErrInvalidHeader, reason: "no v1"},
-		{name: "not key value at all", header: "hello", wantErr: forwarder.ErrInvalidHeader, reason: "no t"},
+		{name: "missing", header: "", wantErr: ErrNotSigned},
+		{name: "blank", header: "   ", wantErr: ErrNotSigned},
+		{name: "no t", header: "v1=" + sigA, wantErr: ErrInvalidHeader, reason: "no t"},
+		{name: "two t", header: "t=1,t=2,v1=" + sigA, wantErr: ErrInvalidHeader, reason: "more than one t"},
+		{name: "t not integer", header: "t=abc,v1=" + sigA, wantErr: ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "t empty", header: "t=,v1=" + sigA, wantErr: ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "t float", header: "t=1.5,v1=" + sigA, wantErr: ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "t overflows int64", header: "t=9223372036854775808,v1=" + sigA, wantErr: ErrInvalidHeader, reason: "t is not an integer"},
+		{name: "no v1", header: "t=1", wantErr: ErrInvalidHeader, reason: "no v1"},
+		{name: "only unusable v1", header: "t=1,v1=abc,v0=" + sigA, wantErr: ErrInvalidHeader, reason: "no v1"},
+		{name: "not key value at all", header: "hello", wantErr: ErrInvalidHeader, reason: "no t"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := forwarder.ParseSignatureHeader(tt.header)
+			got, err := parseSignatureHeader(tt.header)
 			if checkError(t, err, tt.wantErr, tt.reason) {
 				return
 			}
@@ -147,12 +146,12 @@ func TestVerifySignature(t *testing.T) {
 	body := []byte(`{"id":"evt_1","type":"message.delivered"}`)
 	const tol = 5 * time.Minute
 	signedAt := func(secret string, at time.Time) func([]byte) string {
-		return func(b []byte) string { return forwarder.Sign([]byte(secret), at.Unix(), b) }
+		return func(b []byte) string { return Sign([]byte(secret), at.Unix(), b) }
 	}
 	signed := func(secret string) func([]byte) string { return signedAt(secret, now) }
 	fixed := func(h string) func([]byte) string { return func([]byte) string { return h } }
 	v1Of := func(secret string, at int64) string {
-		return hex.EncodeToString(forwarder.ComputeSignature([]byte(secret), at, body))
+		return hex.EncodeToString(ComputeSignature([]byte(secret), at, body))
 	}
 	ts := strconv.FormatInt(now.Unix(), 10)
 
@@ -162,23 +161,23 @@ func TestVerifySignature(t *testing.T) {
 		{name: "spaces and unknown schemes", header: fixed("t=" + ts + ", v0=" + v1Of("s1", now.Unix()) + ", v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol},
 		{name: "rotation: second secret matches", header: signed("new"), secrets: []string{"old", "new"}, tolerance: tol},
 		{name: "rotation: first secret matches", header: signed("old"), secrets: []string{"old", "new"}, tolerance: tol},
-		{name: "missing header", header: fixed(""), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNotSigned},
-		{name: "malformed header", header: fixed("t=x,v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrInvalidHeader},
-		{name: "wrong secret", header: signed("wrong"), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
-		{name: "no secrets", header: signed("s1"), secrets: nil, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
-		{name: "body altered by one byte", header: signed("s1"), body: flipLastByte(body), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
-		{name: "body with trailing newline", header: signed("s1"), body: append(bytes.Clone(body), '\n'), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
-		{name: "t altered after signing", header: fixed("t=" + strconv.FormatInt(now.Unix()+1, 10) + ",v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "missing header", header: fixed(""), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrNotSigned},
+		{name: "malformed header", header: fixed("t=x,v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrInvalidHeader},
+		{name: "wrong secret", header: signed("wrong"), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrNoValidSignature},
+		{name: "no secrets", header: signed("s1"), secrets: nil, tolerance: tol, wantErr: ErrNoValidSignature},
+		{name: "body altered by one byte", header: signed("s1"), body: flipLastByte(body), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrNoValidSignature},
+		{name: "body with trailing newline", header: signed("s1"), body: append(bytes.Clone(body), '\n'), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrNoValidSignature},
+		{name: "t altered after signing", header: fixed("t=" + strconv.FormatInt(now.Unix()+1, 10) + ",v1=" + v1Of("s1", now.Unix())), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrNoValidSignature},
 		{name: "past: exactly at tolerance", header: signedAt("s1", now.Add(-tol)), secrets: []string{"s1"}, tolerance: tol},
-		{name: "past: one second beyond", header: signedAt("s1", now.Add(-tol-time.Second)), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
+		{name: "past: one second beyond", header: signedAt("s1", now.Add(-tol-time.Second)), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrTooOld},
 		{name: "future: exactly at tolerance", header: signedAt("s1", now.Add(tol)), secrets: []string{"s1"}, tolerance: tol},
-		{name: "future: one second beyond", header: signedAt("s1", now.Add(tol+time.Second)), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
+		{name: "future: one second beyond", header: signedAt("s1", now.Add(tol+time.Second)), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrTooOld},
 		{name: "tolerance zero disables the check", header: signedAt("s1", now.Add(-1000*time.Hour)), secrets: []string{"s1"}, tolerance: 0},
-		{name: "max int64 t rejected", header: signedTS("s1", math.MaxInt64), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
-		{name: "min int64 t rejected", header: signedTS("s1", math.MinInt64), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrTooOld},
-		{name: "min int64 t with huge tolerance", header: signedTS("s1", math.MinInt64), secrets: []string{"s1"}, tolerance: math.MaxInt64, wantErr: forwarder.ErrTooOld},
+		{name: "max int64 t rejected", header: signedTS("s1", math.MaxInt64), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrTooOld},
+		{name: "min int64 t rejected", header: signedTS("s1", math.MinInt64), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrTooOld},
+		{name: "min int64 t with huge tolerance", header: signedTS("s1", math.MinInt64), secrets: []string{"s1"}, tolerance: math.MaxInt64, wantErr: ErrTooOld},
 		{name: "max int64 t without tolerance", header: signedTS("s1", math.MaxInt64), secrets: []string{"s1"}, tolerance: 0},
-		{name: "wrong secret and too old: mismatch wins", header: signedAt("wrong", now.Add(-time.Hour)), secrets: []string{"s1"}, tolerance: tol, wantErr: forwarder.ErrNoValidSignature},
+		{name: "wrong secret and too old: mismatch wins", header: signedAt("wrong", now.Add(-time.Hour)), secrets: []string{"s1"}, tolerance: tol, wantErr: ErrNoValidSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,7 +186,7 @@ func TestVerifySignature(t *testing.T) {
 				received = tt.body
 			}
 			header := tt.header(body)
-			_, err := forwarder.VerifySignature(received, header, toBytes(tt.secrets), tt.tolerance, now)
+			_, err := VerifySignature(received, header, toBytes(tt.secrets), tt.tolerance, now)
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("got error %v, want %v", err, tt.wantErr)
 			}
@@ -195,20 +194,42 @@ func TestVerifySignature(t *testing.T) {
 	}
 }
 
-func TestVerifySignatureReturnsTimestamp(t *testing.T) {
+// TestVerifySignatureReports checks what a verification says besides its
+// error: the signed t, which secret matched and which v1 it matched.
+func TestVerifySignatureReports(t *testing.T) {
 	now := time.Unix(1_767_432_000, 0)
 	body := []byte(`{}`)
-	got, err := forwarder.VerifySignature(body, forwarder.Sign([]byte("k"), now.Unix()-3, body), [][]byte{[]byte("k")}, time.Minute, now)
-	if err != nil {
-		t.Fatalf("verify: %v", err)
+	ts := now.Unix() - 3
+	oldSig := ComputeSignature([]byte("old"), ts, body)
+	newSig := ComputeSignature([]byte("new"), ts, body)
+	tests := []struct {
+		name       string
+		header     string
+		secrets    []string
+		wantErr    error
+		wantSecret int
+		wantSig    []byte
+	}{
+		{name: "first secret", header: Sign([]byte("old"), ts, body), secrets: []string{"old", "new"}, wantSecret: 0, wantSig: oldSig},
+		{name: "second secret", header: Sign([]byte("new"), ts, body), secrets: []string{"old", "new"}, wantSecret: 1, wantSig: newSig},
+		{name: "two v1, second matches", header: fmt.Sprintf("t=%d,v1=%x,v1=%x", ts, oldSig, newSig), secrets: []string{"new"}, wantSecret: 0, wantSig: newSig},
+		{name: "no match", header: Sign([]byte("other"), ts, body), secrets: []string{"old"}, wantErr: ErrNoValidSignature, wantSecret: -1},
 	}
-	if want := now.Unix() - 3; got != want {
-		t.Errorf("got %d, want %d", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := VerifySignature(body, tt.header, toBytes(tt.secrets), time.Minute, now)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tt.wantErr)
+			}
+			if got.Timestamp != ts || got.Secret != tt.wantSecret || !bytes.Equal(got.Signature, tt.wantSig) {
+				t.Errorf("got %+v, want t %d, secret %d, signature %x", got, ts, tt.wantSecret, tt.wantSig)
+			}
+		})
 	}
 }
 
 func signedTS(secret string, ts int64) func([]byte) string {
-	return func(b []byte) string { return forwarder.Sign([]byte(secret), ts, b) }
+	return func(b []byte) string { return Sign([]byte(secret), ts, b) }
 }
 
 func flipLastByte(b []byte) []byte {

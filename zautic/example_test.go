@@ -1,11 +1,11 @@
-package forwarder_test
+package zautic_test
 
 import (
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Zautic signs "<t>.<raw body>"; a receiver verifies the same bytes against
@@ -13,22 +13,22 @@ import (
 func ExampleVerifySignature() {
 	body := []byte(`{"id":"evt_1","type":"message.delivered"}`)
 	signedAt := time.Unix(1700000000, 0)
-	header := forwarder.Sign([]byte("whsec_test"), signedAt.Unix(), body)
+	header := zautic.Sign([]byte("whsec_test"), signedAt.Unix(), body)
 	fmt.Println(header)
 
 	secrets := [][]byte{[]byte("old"), []byte("whsec_test")}
 	now := signedAt.Add(30 * time.Second)
-	t, err := forwarder.VerifySignature(body, header, secrets, 5*time.Minute, now)
-	fmt.Println(t, err)
+	v, err := zautic.VerifySignature(body, header, secrets, 5*time.Minute, now)
+	fmt.Println(v.Timestamp, v.Secret, err)
 
-	_, err = forwarder.VerifySignature([]byte(`{"id":"evt_2"}`), header, secrets, 5*time.Minute, now)
-	fmt.Println(errors.Is(err, forwarder.ErrNoValidSignature))
+	_, err = zautic.VerifySignature([]byte(`{"id":"evt_2"}`), header, secrets, 5*time.Minute, now)
+	fmt.Println(errors.Is(err, zautic.ErrNoValidSignature))
 
-	_, err = forwarder.VerifySignature(body, header, secrets, 5*time.Minute, signedAt.Add(time.Hour))
-	fmt.Println(errors.Is(err, forwarder.ErrTooOld))
+	_, err = zautic.VerifySignature(body, header, secrets, 5*time.Minute, signedAt.Add(time.Hour))
+	fmt.Println(errors.Is(err, zautic.ErrTooOld))
 	// Output:
 	// t=1700000000,v1=cebf924d8e4237db8f7cc65f16141ca7f25b8bbf1c3fea75e47d77686d95e468
-	// 1700000000 <nil>
+	// 1700000000 1 <nil>
 	// true
 	// true
 }
@@ -36,11 +36,11 @@ func ExampleVerifySignature() {
 // A message's subject is the prefix and the event type; a type that could
 // inject wildcards or extra tokens is refused.
 func ExampleSubjectFor() {
-	subject, err := forwarder.SubjectFor("zautic", "message.delivered")
+	subject, err := zautic.SubjectFor("zautic", "message.delivered")
 	fmt.Println(subject, err)
 
-	_, err = forwarder.SubjectFor("zautic", "message.>")
-	fmt.Println(errors.Is(err, forwarder.ErrInvalidType))
+	_, err = zautic.SubjectFor("zautic", "message.>")
+	fmt.Println(errors.Is(err, zautic.ErrInvalidType))
 	// Output:
 	// zautic.message.delivered <nil>
 	// true
@@ -50,7 +50,7 @@ func ExampleSubjectFor() {
 // tests sign with it, so they sign exactly as the verifier checks.
 func ExampleSign() {
 	body := []byte(`{"id":"evt_1","type":"message.delivered"}`)
-	fmt.Println(forwarder.Sign([]byte("whsec_test"), 1700000000, body))
+	fmt.Println(zautic.Sign([]byte("whsec_test"), 1700000000, body))
 	// Output:
 	// t=1700000000,v1=cebf924d8e4237db8f7cc65f16141ca7f25b8bbf1c3fea75e47d77686d95e468
 }

@@ -13,13 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
-)
-
-// Zautic's request headers that the forwarder package has no name for.
-const (
-	EventHeader     = "X-Zautic-Event"
-	TimestampHeader = "X-Zautic-Timestamp"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // userAgent tells the receiver's logs that these are simulated requests.
@@ -161,11 +155,11 @@ func (r *Runner) sign(del *delivery, now time.Time) {
 	h["Content-Type"] = []string{"application/json"}
 	h["User-Agent"] = []string{userAgent}
 	if del.eventType != "" {
-		h[EventHeader] = []string{del.eventType}
+		h[zautic.RequestEventHeader] = []string{del.eventType}
 	}
-	h[forwarder.DeliveryIDHeader] = []string{del.deliveryID}
-	h[TimestampHeader] = []string{strconv.FormatInt(t, 10)}
-	h[forwarder.SignatureHeader] = []string{forwarder.Sign(r.opts.Secret, t, del.body)}
+	h[zautic.RequestDeliveryIDHeader] = []string{del.deliveryID}
+	h[zautic.RequestTimestampHeader] = []string{strconv.FormatInt(t, 10)}
+	h[zautic.RequestSignatureHeader] = []string{zautic.Sign(r.opts.Secret, t, del.body)}
 	del.header, del.signedAt = h, now
 }
 

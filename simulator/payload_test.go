@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 var fixedNow = time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
@@ -43,7 +44,7 @@ func TestPayloadEnvelopeForEveryType(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Payload: %v", err)
 			}
-			parsed, err := forwarder.ParseEvent(body)
+			parsed, err := zautic.ParseEvent(body)
 			if err != nil {
 				t.Fatalf("the forwarder rejects the payload: %v", err)
 			}
@@ -95,8 +96,8 @@ func TestPayloadFamilyFields(t *testing.T) {
 		{"campaign.completed", []string{"campaign_id", "progress"}, map[string]any{"status": "completed"}},
 		{"webhook.test", []string{"webhook_id", "message"}, map[string]any{"test": true}},
 	}
-	if len(tests) != len(forwarder.DocumentedTypes) {
-		t.Fatalf("table covers %d types, want all %d", len(tests), len(forwarder.DocumentedTypes))
+	if len(tests) != len(zautic.DocumentedTypes()) {
+		t.Fatalf("table covers %d types, want all %d", len(tests), len(zautic.DocumentedTypes()))
 	}
 	g := NewSeededGenerator(7, nil)
 	for _, tt := range tests {
@@ -199,8 +200,8 @@ func TestExpandTypes(t *testing.T) {
 		{"repeated flag", []string{"message.sent", "device.connected"}, []string{"message.sent", "device.connected"}, nil},
 		{"comma separated", []string{"message.sent, message.read"}, []string{"message.sent", "message.read"}, nil},
 		{"repeats dropped", []string{"message.sent", "message.sent"}, []string{"message.sent"}, nil},
-		{"all", []string{"all"}, forwarder.DocumentedTypes, nil},
-		{"all with extras", []string{"webhook.test", "all"}, append([]string{"webhook.test"}, slices.DeleteFunc(slices.Clone(forwarder.DocumentedTypes), func(s string) bool { return s == "webhook.test" })...), nil},
+		{"all", []string{"all"}, zautic.DocumentedTypes(), nil},
+		{"all with extras", []string{"webhook.test", "all"}, append([]string{"webhook.test"}, slices.DeleteFunc(slices.Clone(zautic.DocumentedTypes()), func(s string) bool { return s == "webhook.test" })...), nil},
 		{"unknown", []string{"message.sent", "nope"}, nil, ErrUnknownType},
 	}
 	for _, tt := range tests {
@@ -222,7 +223,7 @@ func ExamplePayload() {
 	var ev decodedExample
 	_ = json.Unmarshal(body, &ev)
 	fmt.Println(ev.Type, ev.CreatedAt, ev.Data.Object["status"], ev.Data.Object["direction"])
-	fmt.Println(forwarder.Sign([]byte("secret"), 1767432000, body)[:13])
+	fmt.Println(zautic.Sign([]byte("secret"), 1767432000, body)[:13])
 	// Output:
 	// message.delivered 2026-01-03T09:20:00.000Z delivered outgoing
 	// t=1767432000,

@@ -1,4 +1,4 @@
-package forwarder
+package zautic
 
 import (
 	"crypto/hmac"
@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// SignatureHeader is the header in which Zautic sends "t=<unix>,v1=<hex>".
-const SignatureHeader = "X-Zautic-Signature"
+// DefaultTolerance is the replay window Zautic's documentation recommends.
+const DefaultTolerance = 5 * time.Minute
 
 var (
 	// ErrNotSigned is returned when the signature header is missing or empty.
@@ -27,19 +27,19 @@ var (
 	ErrTooOld = errors.New("signature timestamp outside tolerance")
 )
 
-// SignedHeader is a parsed X-Zautic-Signature value.
-type SignedHeader struct {
+// signedHeader is a parsed X-Zautic-Signature value.
+type signedHeader struct {
 	// Timestamp is the signed t, in unix seconds.
 	Timestamp int64
 	// Signatures holds every well-formed v1 value, decoded from hex.
 	Signatures [][]byte
 }
 
-// ParseSignatureHeader parses "t=<unix>,v1=<hex>[,v1=<hex>…]". Spaces after
+// parseSignatureHeader parses "t=<unix>,v1=<hex>[,v1=<hex>…]". Spaces after
 // commas are tolerated, unknown keys are ignored (other schemes), and v1 values
 // that are not 64 hex characters are skipped, as Stripe's verifier does.
-func ParseSignatureHeader(header string) (SignedHeader, error) {
-	var sh SignedHeader
+func parseSignatureHeader(header string) (signedHeader, error) {
+	var sh signedHeader
 	if strings.TrimSpace(header) == "" {
 		return sh, ErrNotSigned
 	}
@@ -99,49 +99,52 @@ func Sign(secret []byte, t int64, body []byte) string {
 	return "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(ComputeSignature(secret, t, body))
 }
 
-// VerifySignature checks header against body for any of secrets and returns
-// the signed timestamp. It compares in constant time against every v1 and
-// every secret. If the header is missing, ErrNotSigned is returned; if it is
-// malformed, ErrInvalidHeader; if nothing matches, ErrNoValidSignature; if
-// the signed time is more than tolerance away from now, ErrTooOld. A
-// tolerance of zero or less disables the time check.
-func VerifySignature(body []byte, header string, secrets [][]byte, tolerance time.Duration, now time.Time) (int64, error) {
-	ts, _, err := VerifySignatureKey(body, header, secrets, tolerance, now)
-	return ts, err
+// Verified describes a signature header that checked out.
+type Verified struct {
+	// Timestamp is the signed t, in unix seconds. VerifySignature sets it
+	// also when the only fault is ErrTooOld or ErrNoValidSignature.
+	Timestamp int64
+	// Secret is the index, in the secrets given, of the secret that matched.
+	Secret int
+	// Signature is the v1 value that matched, decoded from hex.
+	Signature []byte
 }
 
-// VerifySignatureKey is VerifySignature that also returns the index in
-// secrets of the secret that matched (-1 when none did), so that the caller
-// can tell which key verified the request.
-func VerifySignatureKey(body []byte, header string, secrets [][]byte, tolerance time.Duration, now time.Time) (int64, int, error) {
-	sh, err := ParseSignatureHeader(header)
+// VerifySignature checks header against body for any of secrets. It compares
+// in constant time against every v1 and every secret. If the header is
+// missing, ErrNotSigned is returned; if it is malformed, ErrInvalidHeader; if
+// nothing matches, ErrNoValidSignature; if the signed time is more than
+// tolerance away from now, ErrTooOld. A tolerance of zero or less disables
+// the time check.
+func VerifySignature(body []byte, header string, secrets [][]byte, tolerance time.Duration, now time.Time) (Verified, error) {
+	sh, err := parseSignatureHeader(header)
 	if err != nil {
-		return 0, -1, err
+		return Verified{}, err
 	}
-	matched := matchingSecret(body, sh, secrets)
-	if matched < 0 {
-		return sh.Timestamp, -1, ErrNoValidSignature
+	v := matchSignature(body, sh, secrets)
+	if v.Signature == nil {
+		return v, ErrNoValidSignature
 	}
 	if tolerance > 0 && outsideTolerance(sh.Timestamp, now, tolerance) {
-		return sh.Timestamp, matched, ErrTooOld
+		return v, ErrTooOld
 	}
-	return sh.Timestamp, matched, nil
+	return v, nil
 }
 
-// matchingSecret returns the index of the first secret that matches a v1,
-// or -1.
-func matchingSecret(body []byte, sh SignedHeader, secrets [][]byte) int {
-	matched := -1
+// matchSignature returns the first secret and v1 that match, with Signature
+// nil when none does.
+func matchSignature(body []byte, sh signedHeader, secrets [][]byte) Verified {
+	v := Verified{Timestamp: sh.Timestamp, Secret: -1}
 	for i, secret := range secrets {
 		expected := ComputeSignature(secret, sh.Timestamp, body)
 		for _, sig := range sh.Signatures {
 			// No early exit: the time spent does not reveal which pair matched.
-			if hmac.Equal(expected, sig) && matched < 0 {
-				matched = i
+			if hmac.Equal(expected, sig) && v.Signature == nil {
+				v.Secret, v.Signature = i, sig
 			}
 		}
 	}
-	return matched
+	return v
 }
 
 func outsideTolerance(ts int64, now time.Time, tolerance time.Duration) bool {

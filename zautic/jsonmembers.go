@@ -1,4 +1,4 @@
-package forwarder
+package zautic
 
 import "encoding/json"
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // ErrUnknownType is returned for an event type Zautic does not document.
@@ -22,7 +22,7 @@ const AllTypes = "all"
 
 // Types returns the 23 documented event types, in Zautic's order.
 func Types() []string {
-	return slices.Clone(forwarder.DocumentedTypes)
+	return slices.Clone(zautic.DocumentedTypes())
 }
 
 // ExpandTypes resolves a list of types in which "all" stands for every
@@ -37,10 +37,10 @@ func ExpandTypes(list []string) ([]string, error) {
 			case t == "":
 				continue
 			case t == AllTypes:
-				out = append(out, forwarder.DocumentedTypes...)
-			case !slices.Contains(forwarder.DocumentedTypes, t):
+				out = append(out, zautic.DocumentedTypes()...)
+			case !slices.Contains(zautic.DocumentedTypes(), t):
 				return nil, fmt.Errorf("%w %q: want one of %s, or %s", ErrUnknownType, t,
-					strings.Join(forwarder.DocumentedTypes, ", "), AllTypes)
+					strings.Join(zautic.DocumentedTypes(), ", "), AllTypes)
 			default:
 				out = append(out, t)
 			}
@@ -155,7 +155,7 @@ type envelope struct {
 func (g *Generator) Payload(eventType string, seq uint64) ([]byte, error) {
 	family, action, _ := strings.Cut(eventType, ".")
 	build, ok := families[family]
-	if !ok || !slices.Contains(forwarder.DocumentedTypes, eventType) {
+	if !ok || !slices.Contains(zautic.DocumentedTypes(), eventType) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownType, eventType)
 	}
 	now := g.now().UTC()

@@ -1,0 +1,90 @@
+package forwarder
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/zautic/zautic-forwarder/zautic"
+)
+
+var (
+	// errOverloaded is returned when http.max_in_flight requests are already
+	// in progress.
+	errOverloaded = errors.New("overloaded")
+	// errHeadersTooLarge is returned when the headers exceed
+	// http.max_header_bytes.
+	errHeadersTooLarge = errors.New("request headers too large")
+	// errBodyTooLarge is returned when the body exceeds http.max_body_bytes.
+	errBodyTooLarge = errors.New("body too large")
+	// errReadBody is returned when the body cannot be read to its end.
+	errReadBody = errors.New("read body")
+)
+
+// rejection is what a request path error becomes: the status, the outcome
+// and reason labels of the metrics, and the Retry-After in seconds (a
+// retryable status only).
+type rejection struct {
+	err        error
+	status     int
+	outcome    string
+	reason     string
+	retryAfter string
+}
+
+// rejections maps the request path's sentinel errors to their answer, in one
+// place; the first match wins. Zautic retries 429 and 5xx, never other 4xx.
+var rejections = []rejection{
+	{errOverloaded, http.StatusTooManyRequests, outcomeOverloaded, "", "1"},
+	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, outcomeRejected, "headers_too_large", ""},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, outcomeRejected, "body_too_large", ""},
+	{errReadBody, http.StatusBadRequest, outcomeRejected, "read_body", ""},
+	{zautic.ErrNotSigned, http.StatusBadRequest, outcomeRejected, "signature_missing", ""},
+	{zautic.ErrInvalidHeader, http.StatusBadRequest, outcomeRejected, "signature_malformed", ""},
+	{zautic.ErrNoValidSignature, http.StatusBadRequest, outcomeRejected, "signature_mismatch", ""},
+	{zautic.ErrTooOld, http.StatusBadRequest, outcomeRejected, "timestamp_out_of_tolerance", ""},
+	{zautic.ErrInvalidEvent, http.StatusBadRequest, outcomeRejected, "invalid_event", ""},
+	{zautic.ErrInvalidType, http.StatusBadRequest, outcomeRejected, "invalid_type", ""},
+	{errNotReady, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
+	{errDedupRead, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
+	{errPublish, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
+}
+
+// unexpected answers an error no entry names.
+var unexpected = rejection{status: http.StatusInternalServerError, outcome: outcomeUnavailable, retryAfter: "2"}
+
+func classify(err error) rejection {
+	for _, r := range rejections {
+		if errors.Is(err, r.err) {
+			return r
+		}
+	}
+	return unexpected
+}
+
+// rejectReasons are the values of the reason label of rejected requests.
+func rejectReasons() []string {
+	var reasons []string
+	for _, r := range rejections {
+		if r.reason != "" {
+			reasons = append(reasons, r.reason)
+		}
+	}
+	return reasons
+}
+
+// answerError writes err's status, its Retry-After, and {"error": err},
+// with "quarantined":true when the rejected request was kept.
+func answerError(c echo.Context, err error, kept bool) error {
+	r := classify(err)
+	if r.retryAfter != "" {
+		c.Response().Header().Set("Retry-After", r.retryAfter)
+	}
+	return c.JSON(r.status, errorBody{Error: err.Error(), Quarantined: kept})
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Quarantined bool   `json:"quarantined,omitempty"`
+}

@@ -1,0 +1,15 @@
+// Package zautic is the Zautic webhook protocol, with the standard library
+// only, for any Go HTTP stack:
+//
+//   - Zautic POSTs a JSON event ({"id", "type", "created", "data"}) with the
+//     headers X-Zautic-Event, X-Zautic-Delivery-Id, X-Zautic-Timestamp and
+//     X-Zautic-Signature: "t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + raw body)>".
+//   - VerifySignature checks the raw bytes against every accepted secret (for
+//     rotation) within a tolerance; Sign and ComputeSignature sign the same way,
+//     for tests and simulators.
+//   - ParseEvent reads the id and type; SubjectFor maps the type to a NATS
+//     subject; DocumentedTypes lists the 23 documented types.
+//   - Request* names the request's headers, Message* the headers zautic-forwarder
+//     sets on each published message, so that a consumer can read them.
+//   - Zautic retries on timeouts, 5xx and 429, never on other 4xx.
+package zautic
