@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -679,6 +680,67 @@ func TestPrometheusAlerts(t *testing.T) {
 		}
 	}
 	assertExported(t, exprs)
+}
+
+// TestSidecarMemorySizing checks the sidecar's GOMEMLIMIT and memory limit
+// against the README's sizing rule: GOMEMLIMIT at or above what the webhook
+// port's limits let the forwarder hold (forwarder's MemoryBound, with the
+// manifest's own values of its keys), and the memory limit at least a
+// quarter above GOMEMLIMIT, for what the Go runtime does not count.
+func TestSidecarMemorySizing(t *testing.T) {
+	c := sidecar(t, only[*appsv1.Deployment](t, kubeManifests(t)))
+	cfg := forwarder.DefaultConfig().HTTP
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	overrides := map[string]func(n int64){
+		"FORWARDER_HTTP_MAX_BODY_MEMORY":  func(n int64) { cfg.MaxBodyMemory = n },
+		"FORWARDER_HTTP_MAX_CONNECTIONS":  func(n int64) { cfg.MaxConnections = int(n) },
+		"FORWARDER_HTTP_MAX_HEADER_BYTES": func(n int64) { cfg.MaxHeaderBytes = int(n) },
+	}
+	for name, set := range overrides {
+		if v, ok := env[name]; ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s=%q: %v", name, v, err)
+			}
+			set(n)
+		}
+	}
+	goMemLimit, err := parseGoMemLimit(env["GOMEMLIMIT"])
+	if err != nil {
+		t.Fatalf("GOMEMLIMIT: %v", err)
+	}
+	bound, limit := cfg.MemoryBound(), c.Resources.Limits.Memory().Value()
+	if goMemLimit < bound {
+		t.Errorf("GOMEMLIMIT: got %d MiB, want at least the memory bound %d MiB", goMemLimit>>20, bound>>20)
+	}
+	if limit*4 < goMemLimit*5 {
+		t.Errorf("memory limit: got %d MiB, want at least GOMEMLIMIT %d MiB + 25%%", limit>>20, goMemLimit>>20)
+	}
+	t.Logf("memory bound %d MiB, GOMEMLIMIT %d MiB, memory limit %d MiB", bound>>20, goMemLimit>>20, limit>>20)
+}
+
+// parseGoMemLimit reads GOMEMLIMIT as the Go runtime does: a number of
+// bytes with an optional B, KiB, MiB, GiB or TiB suffix.
+func parseGoMemLimit(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+	shift := uint(0)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, shift = n, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive size: %v", v, err)
+	}
+	return n << shift, nil
 }
 
 // configEnvNames are the FORWARDER_* variables of every configuration key:

@@ -35,6 +35,9 @@ type HTTPConfig struct {
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	MaxInFlight       int           `yaml:"max_in_flight"`
+	MaxBodyMemory     int64         `yaml:"max_body_memory"`
+	MaxConnections    int           `yaml:"max_connections"`
+	MinBodyRate       int64         `yaml:"min_body_rate"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
@@ -144,6 +147,9 @@ func DefaultConfig() Config {
 			MaxBodyBytes:      1 << 20,
 			MaxHeaderBytes:    16 << 10,
 			MaxInFlight:       1024,
+			MaxBodyMemory:     64 << 20,
+			MaxConnections:    1024,
+			MinBodyRate:       1024,
 			ShutdownTimeout:   20 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -185,6 +191,10 @@ func (c Config) Validate() error {
 		{"http.max_body_bytes", c.HTTP.MaxBodyBytes <= 0, "must be positive"},
 		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes <= 0, "must be positive"},
 		{"http.max_in_flight", c.HTTP.MaxInFlight <= 0, "must be positive"},
+		{"http.max_body_memory", bodyMemoryTooSmall(c.HTTP.MaxBodyMemory, c.HTTP.MaxBodyBytes),
+			"must hold one body of http.max_body_bytes beside the quarter kept for ordinary bodies"},
+		{"http.max_connections", c.HTTP.MaxConnections <= 0, "must be positive"},
+		{"http.min_body_rate", c.HTTP.MinBodyRate < 0, "must not be negative (0 disables the floor)"},
 		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout <= 0, "must be positive"},
 		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout <= 0, "must be positive"},
 		{"http.read_timeout", c.HTTP.ReadTimeout <= 0, "must be positive"},

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -102,7 +99,7 @@ type delivery struct {
 var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBody keeps the pool from holding on to the rare large bodies.
-const maxPooledBody = 64 << 10
+const maxPooledBody = ordinaryBodyBytes + bytes.MinRead
 
 // Handle is the Echo handler for POST on http.path. Its steps follow the
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
@@ -129,7 +126,7 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 
 func (h *webhookHandler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error {
 	req := c.Request()
-	body, err := readBody(c.Response(), req, h.cfg.HTTP.MaxBodyBytes, buf)
+	body, err := readBody(c.Response(), req, h.cfg.HTTP, buf)
 	if err != nil {
 		return err
 	}
@@ -258,26 +255,6 @@ func (h *webhookHandler) dedupKey(d *delivery) string {
 		return d.event.ID
 	}
 	return d.deliveryID
-}
-
-// readBody reads at most limit bytes into buf. A declared or actual larger
-// body is errBodyTooLarge; it is never buffered beyond the limit.
-func readBody(w http.ResponseWriter, req *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
-	if req.ContentLength > limit {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", errBodyTooLarge, req.ContentLength, limit)
-	}
-	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, fmt.Errorf("%w: exceeds %d bytes", errBodyTooLarge, limit)
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("%w: %w", errReadBody, err)
-	}
-	return buf.Bytes(), nil
 }
 
 // answer writes {"status":…} and, for a published event, its subject,

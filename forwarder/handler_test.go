@@ -607,33 +607,56 @@ func (b *blockingBody) Read(p []byte) (int, error) {
 	return b.data.Read(p)
 }
 
+// holdRequests serves a request for each id (event "evt_<id>", delivery
+// "dlv_<id>"), its body declaring contentLength (-1: chunked) and blocking
+// on its first read, and returns once each has reached its body. release
+// lets them finish and returns their answers; a cleanup registered after
+// the harness, so that it runs first, releases them if the test has not, so
+// that no held request outlives the test.
+func (h *handlerHarness) holdRequests(t *testing.T, eventType string, contentLength int64, ids ...string) (release func() []answer) {
+	t.Helper()
+	unblock := make(chan struct{})
+	unblockOnce := sync.OnceFunc(func() { close(unblock) })
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		unblockOnce()
+		wg.Wait()
+	})
+	answers := make([]answer, len(ids))
+	for i, id := range ids {
+		body := eventBody("evt_"+id, eventType)
+		req := signedRequest(body, "dlv_"+id, handlerSecret)
+		bb := &blockingBody{data: bytes.NewReader(body), started: make(chan struct{}), release: unblock}
+		req.Body, req.ContentLength = io.NopCloser(bb), contentLength
+		wg.Go(func() { answers[i] = h.serve(req) })
+		select {
+		case <-bb.started:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("held request %s never reached its body", id)
+		}
+	}
+	return func() []answer {
+		unblockOnce()
+		wg.Wait()
+		return answers
+	}
+}
+
+func assertAllPublished(t *testing.T, answers []answer) {
+	t.Helper()
+	for i, a := range answers {
+		if a.status != http.StatusOK || a.body["status"] != "published" {
+			t.Errorf("held request %d: got %d %s, want published", i, a.status, a.raw)
+		}
+	}
+}
+
 func TestHandlerOverloaded(t *testing.T) {
 	t.Parallel()
 	const maxInFlight = 2
 	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxInFlight = maxInFlight }})
 
-	release := make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	var wg sync.WaitGroup
-	// Registered after the harness, so it runs first: no held request
-	// outlives the test, even when it fails early.
-	t.Cleanup(func() {
-		releaseOnce()
-		wg.Wait()
-	})
-	held := make([]answer, maxInFlight)
-	for i := range maxInFlight {
-		body := eventBody("evt_held_"+strconv.Itoa(i), "campaign.started")
-		req := signedRequest(body, "dlv_held_"+strconv.Itoa(i), handlerSecret)
-		bb := &blockingBody{data: bytes.NewReader(body), started: make(chan struct{}), release: release}
-		req.Body, req.ContentLength = io.NopCloser(bb), -1
-		wg.Go(func() { held[i] = h.serve(req) })
-		select {
-		case <-bb.started:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("held request %d never reached the handler", i)
-		}
-	}
+	release := h.holdRequests(t, "campaign.started", -1, "held_0", "held_1")
 
 	a := h.send(eventBody("evt_over", "campaign.started"), "dlv_over")
 	a.assertError(t, http.StatusTooManyRequests, "overloaded", "2 requests in flight")
@@ -642,13 +665,7 @@ func TestHandlerOverloaded(t *testing.T) {
 	}
 	h.assertCount(0)
 
-	releaseOnce()
-	wg.Wait()
-	for i, a := range held {
-		if a.status != http.StatusOK || a.body["status"] != "published" {
-			t.Errorf("held request %d: got %d %s, want published", i, a.status, a.raw)
-		}
-	}
+	assertAllPublished(t, release())
 	h.assertCount(maxInFlight)
 	// The slots are free again.
 	h.send(eventBody("evt_over", "campaign.started"), "dlv_over").assertBody(t, publishedBody(maxInFlight+1, "zautic.campaign.started"))

@@ -28,6 +28,8 @@ type metricSet struct {
 	requestLatency  prometheus.Histogram
 	publishLatency  prometheus.Histogram
 	inFlight        prometheus.Gauge
+	bodyMemory      prometheus.Gauge
+	connections     prometheus.Gauge
 	ready           prometheus.Gauge
 	natsConnected   prometheus.Gauge
 	natsReconnects  prometheus.Counter
@@ -64,6 +66,14 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "in_flight_requests", Help: "Webhook requests in progress.",
 		}),
+		bodyMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "body_memory_bytes",
+			Help: "Bytes reserved for the bodies of webhook requests in progress (http.max_body_memory caps it).",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "webhook_connections",
+			Help: "Open connections to the webhook port (http.max_connections caps it).",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "ready", Help: "1 when connected to NATS with the stream and bucket in place.",
 		}),
@@ -90,7 +100,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 	}
 	m.initSeries()
 	m.quarantine = newQuarantineMetrics(reg)
-	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.ready,
+	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -105,6 +115,7 @@ func (m *metricSet) initSeries() {
 	for _, reason := range rejectReasons() {
 		m.requests.WithLabelValues(outcomeRejected, reason)
 	}
+	m.requests.WithLabelValues(outcomeOverloaded, reasonBodyMemory)
 	for _, t := range append(slices.Clone(zautic.DocumentedTypes()), "other") {
 		m.published.WithLabelValues(t)
 	}
@@ -136,6 +147,18 @@ func (m *metricSet) eventPublished(eventType string, seconds float64) {
 func (m *metricSet) addInFlight(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
+	}
+}
+
+func (m *metricSet) setBodyMemory(bytes int64) {
+	if m != nil {
+		m.bodyMemory.Set(float64(bytes))
+	}
+}
+
+func (m *metricSet) addConnections(delta float64) {
+	if m != nil {
+		m.connections.Add(delta)
 	}
 }
 

@@ -105,12 +105,15 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeIgnored}},
 		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeUnavailable}},
 		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeOverloaded}},
+		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeOverloaded, "reason": reasonBodyMemory}},
 		{"zautic_forwarder_webhook_requests_total", map[string]string{"outcome": outcomeRejected, "reason": "signature_mismatch"}},
 		{"zautic_forwarder_events_published_total", map[string]string{"type": "message.delivered"}},
 		{"zautic_forwarder_events_published_total", map[string]string{"type": "other"}},
 		{"zautic_forwarder_request_duration_seconds", nil},
 		{"zautic_forwarder_publish_duration_seconds", nil},
 		{"zautic_forwarder_in_flight_requests", nil},
+		{"zautic_forwarder_body_memory_bytes", nil},
+		{"zautic_forwarder_webhook_connections", nil},
 		{"zautic_forwarder_ready", nil},
 		{"zautic_forwarder_nats_connected", nil},
 		{"zautic_forwarder_nats_reconnects_total", nil},
@@ -286,7 +289,7 @@ func TestRequestMetrics(t *testing.T) {
 	if got := labelValues(t, rig.reg, "zautic_forwarder_events_published_total", "type"); contains(got, "custom.thing") {
 		t.Errorf("type label values %v include an undocumented type", got)
 	}
-	known := append(rejectReasons(), "")
+	known := append(rejectReasons(), "", reasonBodyMemory)
 	for _, reason := range labelValues(t, rig.reg, reqs, "reason") {
 		if !contains(known, reason) {
 			t.Errorf("reason label %q is not one of %v", reason, known)

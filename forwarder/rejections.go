@@ -20,7 +20,17 @@ var (
 	errBodyTooLarge = errors.New("body too large")
 	// errReadBody is returned when the body cannot be read to its end.
 	errReadBody = errors.New("read body")
+	// errBodyTooSlow is returned when the body arrives slower than
+	// http.min_body_rate.
+	errBodyTooSlow = errors.New("body too slow")
+	// errBodyMemory is returned when the body does not fit in what is left
+	// of http.max_body_memory.
+	errBodyMemory = errors.New("overloaded")
 )
+
+// reasonBodyMemory is the reason label of a request answered 429 because
+// its body did not fit in http.max_body_memory.
+const reasonBodyMemory = "body_memory"
 
 // rejection is what a request path error becomes: the status, the outcome
 // and reason labels of the metrics, and the Retry-After in seconds (a
@@ -37,8 +47,10 @@ type rejection struct {
 // place; the first match wins. Zautic retries 429 and 5xx, never other 4xx.
 var rejections = []rejection{
 	{errOverloaded, http.StatusTooManyRequests, outcomeOverloaded, "", "1"},
+	{errBodyMemory, http.StatusTooManyRequests, outcomeOverloaded, reasonBodyMemory, "1"},
 	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, outcomeRejected, "headers_too_large", ""},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, outcomeRejected, "body_too_large", ""},
+	{errBodyTooSlow, http.StatusRequestTimeout, outcomeRejected, "body_too_slow", ""},
 	{errReadBody, http.StatusBadRequest, outcomeRejected, "read_body", ""},
 	{zautic.ErrNotSigned, http.StatusBadRequest, outcomeRejected, "signature_missing", ""},
 	{zautic.ErrInvalidHeader, http.StatusBadRequest, outcomeRejected, "signature_malformed", ""},
@@ -67,7 +79,7 @@ func classify(err error) rejection {
 func rejectReasons() []string {
 	var reasons []string
 	for _, r := range rejections {
-		if r.reason != "" {
+		if r.reason != "" && r.outcome == outcomeRejected {
 			reasons = append(reasons, r.reason)
 		}
 	}

@@ -15,10 +15,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// headerBackstop is the net/http header limit. It sits well above
-// http.max_header_bytes so that the precise check in limitHeaderBytes answers
-// 431 with a JSON reason; net/http's own plain-text 431 only guards memory.
-const headerBackstop = 1 << 20
+// headerSlack is how far net/http's header limit sits above
+// http.max_header_bytes: enough for the request line and for headers a
+// little over the limit to reach limitHeaderBytes, which answers 431 with a
+// JSON reason. Headers beyond it get net/http's own plain-text 431 and a
+// closed connection, before any handler runs; each connection holds at most
+// that much of headers.
+const headerSlack = 4 << 10
 
 // newWebhookServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
@@ -28,7 +31,7 @@ func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Ech
 	e.HTTPErrorHandler = jsonErrorHandler
 	e.Use(middleware.RequestID())
 	// Wrapped here, once: Echo would wrap route middleware on every request.
-	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(h.Handle)))
+	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(limitBodyMemory(cfg, m)(h.Handle))))
 	return e
 }
 
@@ -41,7 +44,7 @@ func newHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    max(headerBackstop, cfg.MaxHeaderBytes),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes + headerSlack,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 }

@@ -70,6 +70,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
+	s.webLn = limitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
+	logMemoryBound(cfg.HTTP, log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
 		token, err := newAdminToken(cfg.Admin, log)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -38,6 +39,18 @@ func postWith(body []byte, signature string, headers map[string]string) func(t *
 // signedPost sends body signed properly now.
 func signedPost(body []byte) func(t *testing.T, url string) (response, error) {
 	return postWith(body, zautic.Sign([]byte(testSecret), time.Now().Unix(), body), nil)
+}
+
+// plainAnswer lets send's answer be plain text, as net/http's own error
+// answers are, and puts that text in place of the JSON reason.
+func plainAnswer(send func(t *testing.T, url string) (response, error)) func(t *testing.T, url string) (response, error) {
+	return func(t *testing.T, url string) (response, error) {
+		got, err := send(t, url)
+		if text, plain := strings.CutPrefix(fmt.Sprint(err), "answer "+strconv.Itoa(got.Status)+" is not JSON: "); plain {
+			return response{Status: got.Status, Body: map[string]any{"error": text}}, nil
+		}
+		return got, err
+	}
 }
 
 // hugeBody streams a 10 MiB body, declared in Content-Length or chunked, on
@@ -82,8 +95,10 @@ func TestHostileInput(t *testing.T) {
 		{"empty object", signedPost([]byte("{}")), http.StatusBadRequest, `field "id"`},
 		{"JSON array", signedPost([]byte(`[{"id":"evt_1","type":"message.sent"}]`)), http.StatusBadRequest, "not a JSON object"},
 		{"invalid UTF-8", signedPost([]byte("{\"id\":\"evt_\xff\xfe\",\"type\":\"message.sent\"}")), http.StatusBadRequest, "not valid UTF-8"},
-		{"64 KiB header", postWith(event, fullSig, map[string]string{"X-Padding": strings.Repeat("p", 64<<10)}),
+		{"17 KiB header", postWith(event, fullSig, map[string]string{"X-Padding": strings.Repeat("p", 17<<10)}),
 			http.StatusRequestHeaderFieldsTooLarge, "request headers are"},
+		{"64 KiB header: net/http's own 431", plainAnswer(postWith(event, fullSig, map[string]string{"X-Padding": strings.Repeat("p", 64<<10)})),
+			http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large"},
 		{"10 MiB body with Content-Length", hugeBody(true), http.StatusRequestEntityTooLarge, "Content-Length"},
 		{"10 MiB chunked body", hugeBody(false), http.StatusRequestEntityTooLarge, "exceeds"},
 		{"truncated signature", postWith(event, fullSig[:len(fullSig)/2], nil), http.StatusBadRequest, "no v1 of 64 hex"},
