@@ -47,13 +47,12 @@ type ListAnswer struct {
 	Unsigned []string `json:"unsigned"`
 }
 
-// eventHeader is the unsigned header Zautic names the event type in.
-const eventHeader = "X-Zautic-Event"
-
 // quarantineRoutes returns the routes of the quarantine on the admin
 // listener: GET /quarantine and POST /quarantine/replay. With api nil
-// (quarantine.enabled false) both answer 404 saying so.
-func quarantineRoutes(api *replayer) func(*http.ServeMux) {
+// (quarantine.enabled false) both answer 404 saying so. A replay stops
+// starting entries after three quarters of writeTimeout, so that its answer
+// (with "more":true) is still written.
+func quarantineRoutes(api *replayer, writeTimeout time.Duration) func(*http.ServeMux) {
 	return func(mux *http.ServeMux) {
 		if api == nil {
 			disabled := func(w http.ResponseWriter, _ *http.Request) {
@@ -64,7 +63,7 @@ func quarantineRoutes(api *replayer) func(*http.ServeMux) {
 			return
 		}
 		mux.HandleFunc("GET /quarantine", listQuarantine(api))
-		mux.HandleFunc("POST /quarantine/replay", replayQuarantine(api))
+		mux.HandleFunc("POST /quarantine/replay", replayQuarantine(api, writeTimeout*3/4))
 	}
 }
 
@@ -84,7 +83,7 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 		for _, e := range entries {
 			answer.Entries = append(answer.Entries, ListedEntry{
 				Seq: e.Seq, Reason: e.Reason, ReceivedAt: receivedAt(e),
-				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(eventHeader), Size: e.Size,
+				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(zautic.RequestEventHeader), Size: e.Size,
 			})
 		}
 		writeJSON(w, http.StatusOK, answer)
@@ -125,7 +124,7 @@ func parseSince(since string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since %q must be a duration such as 1h or an RFC 3339 time", since)
 }
 
-func replayQuarantine(api quarantineAPI) http.HandlerFunc {
+func replayQuarantine(api quarantineAPI, budget time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		// A POST from a browser page on another origin can carry only a
 		// "simple" content type without a preflight: requiring JSON keeps
@@ -141,7 +140,9 @@ func replayQuarantine(api quarantineAPI) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%v: body: %v", errInvalidReplay, err)})
 			return
 		}
-		answer, err := api.Replay(req.Context(), r, triggerAdmin)
+		ctx, cancel := context.WithTimeout(req.Context(), budget)
+		defer cancel()
+		answer, err := api.Replay(ctx, r, triggerAdmin)
 		if err != nil {
 			writeAPIError(w, err)
 			return

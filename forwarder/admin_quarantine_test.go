@@ -80,7 +80,7 @@ func TestQuarantineAPI(t *testing.T) {
 }
 
 func TestQuarantineAPIDisabled(t *testing.T) {
-	admin := newAdminHandler(AdminConfig{}, notReady{}, prometheus.NewRegistry(), quarantineRoutes(nil))
+	admin := newAdminHandler(AdminConfig{}, notReady{}, prometheus.NewRegistry(), quarantineRoutes(nil, time.Minute))
 	h := &quarantineHarness{t: t, admin: admin}
 	status, raw := h.adminDo(http.MethodGet, "/quarantine", "", "")
 	if status != http.StatusNotFound || !strings.Contains(string(raw), "quarantine.enabled") {

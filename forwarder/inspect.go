@@ -273,7 +273,7 @@ func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
 		ReceivedAt:    h.Get(quarantineReceivedAtHeader),
 		QuarantineSeq: sequenceOf(m),
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
-		EventType:     h.Get(eventHeader),
+		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          len(m.Data()),
 	}
 	var event struct {

@@ -12,7 +12,7 @@ const (
 	triggerAdmin  = "admin"
 )
 
-// ReplayOutcomes are the outcomes of replaying one entry.
+// replayOutcomes are the outcomes of replaying one entry.
 func replayOutcomes() []string {
 	return []string{outcomePublished, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeUnavailable, outcomeWouldPublish}
 }

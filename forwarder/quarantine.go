@@ -26,7 +26,7 @@ const (
 	reasonTimestampOld      = "timestamp_out_of_tolerance"
 )
 
-// QuarantineReasons are the reasons a rejected request is kept for.
+// quarantineReasons are the reasons a rejected request is kept for.
 func quarantineReasons() []string {
 	return []string{reasonSignatureMismatch, reasonTimestampOld}
 }

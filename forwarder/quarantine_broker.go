@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 )
 
 // errEntryNotFound is returned when no quarantined entry has the sequence.
@@ -55,7 +56,33 @@ func (b *natsBroker) ensureQuarantine(ctx context.Context) error {
 	if !b.cfg.Quarantine.Enabled {
 		return nil
 	}
-	return ensureStream(ctx, b.js, quarantineStreamConfig(b.cfg), b.log)
+	want := quarantineStreamConfig(b.cfg)
+	if err := ensureStream(ctx, b.js, want, b.log); err != nil {
+		return err
+	}
+	return ensureSizeLimit(ctx, b.js, want, b.log)
+}
+
+// ensureSizeLimit brings the quarantine's size limit into line: unlike the
+// event stream's, it is the forwarder's own setting (quarantine.max_bytes),
+// and what bounds the disk a flood of forged requests can take.
+func ensureSizeLimit(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
+	s, err := js.Stream(ctx, want.Name)
+	if err != nil {
+		return fmt.Errorf("look up stream %q: %w", want.Name, err)
+	}
+	have := s.CachedInfo().Config
+	if have.MaxBytes == want.MaxBytes && have.Discard == want.Discard {
+		return nil
+	}
+	change := fmt.Sprintf("max_bytes %d -> %d, discard %s -> %s", have.MaxBytes, want.MaxBytes, have.Discard, want.Discard)
+	updated := have
+	updated.MaxBytes, updated.Discard = want.MaxBytes, want.Discard
+	if _, err := js.UpdateStream(ctx, updated); err != nil {
+		return fmt.Errorf("update stream %q (%s): %w", want.Name, change, err)
+	}
+	log.Warn("stream settings changed to match the configuration", zap.String("stream", want.Name), zap.Strings("changes", []string{change}))
+	return nil
 }
 
 // missingQuarantine names the quarantine stream when it is enabled and
@@ -97,9 +124,9 @@ func (b *natsBroker) quarantineStream(ctx context.Context) (jetstream.Stream, er
 	return s, nil
 }
 
-// quarantineEntry returns the entry with sequence seq, body included. If
+// QuarantinedEntry returns the entry with sequence seq, body included. If
 // there is none, errEntryNotFound is returned.
-func (b *natsBroker) quarantineEntry(ctx context.Context, seq uint64) (quarantineEntry, error) {
+func (b *natsBroker) QuarantinedEntry(ctx context.Context, seq uint64) (quarantineEntry, error) {
 	s, err := b.quarantineStream(ctx)
 	if err != nil {
 		return quarantineEntry{}, err

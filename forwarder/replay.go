@@ -94,11 +94,11 @@ func (a ReplayAnswer) Unsettled() int {
 // replayStore is what replay needs from NATS; *natsBroker implements it.
 type replayStore interface {
 	QuarantineEntries(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error)
-	quarantineEntry(ctx context.Context, seq uint64) (quarantineEntry, error)
+	QuarantinedEntry(ctx context.Context, seq uint64) (quarantineEntry, error)
 	DeleteQuarantined(ctx context.Context, seq uint64) error
 }
 
-// Replayer runs quarantined entries through the normal request path, in
+// replayer runs quarantined entries through the normal request path, in
 // process: verify against the secrets accepted now, with the tolerance
 // measured at the time the request arrived, then parse, subject, allow,
 // dedup, publish, mark. An entry that ends published, duplicate or ignored
@@ -119,6 +119,8 @@ func newReplayer(h *webhookHandler, store replayStore) *replayer {
 
 // List returns the entries f selects, without bodies.
 func (r *replayer) List(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	f.Bodies = false
 	return r.store.QuarantineEntries(ctx, f)
 }
@@ -152,7 +154,7 @@ func (r *replayer) Replay(ctx context.Context, req ReplayRequest, trigger string
 func (r *replayer) entry(ctx context.Context, seq uint64) (quarantineEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return r.store.quarantineEntry(ctx, seq)
+	return r.store.QuarantinedEntry(ctx, seq)
 }
 
 // replayAll replays, page by page and oldest first, up to limit entries of
@@ -162,7 +164,13 @@ func (r *replayer) replayAll(ctx context.Context, req ReplayRequest, trigger str
 	answer := ReplayAnswer{DryRun: req.DryRun, Results: []ReplayResult{}}
 	for len(answer.Results) < limit {
 		if err := ctx.Err(); err != nil {
-			return answer, after, err
+			// Out of time: what was replayed is the answer, and the rest
+			// remains for the next call.
+			answer.More = len(answer.Results) > 0
+			if !answer.More {
+				return answer, after, err
+			}
+			return answer, after, nil
 		}
 		page, err := r.page(ctx, req.Reason, after, min(fetchBatch, limit-len(answer.Results)))
 		if err != nil {

@@ -73,7 +73,7 @@ func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarn
 	h.handler.keep = newQuarantiner(h.cfg, h.broker, log, m)
 	h.replayer = newReplayer(h.handler, h.broker)
 	h.web = newWebhookServer(h.cfg.HTTP, h.handler, m)
-	h.admin = newAdminHandler(h.cfg.Admin, h.broker, h.registry, quarantineRoutes(h.replayer))
+	h.admin = newAdminHandler(h.cfg.Admin, h.broker, h.registry, quarantineRoutes(h.replayer, h.cfg.HTTP.WriteTimeout))
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +309,7 @@ func TestReplayInputs(t *testing.T) {
 			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
 				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
 			}
-			_, err = h.broker.quarantineEntry(context.Background(), seq)
+			_, err = h.broker.QuarantinedEntry(context.Background(), seq)
 			if stays := err == nil; stays != tt.wantStays {
 				t.Errorf("entry stays: got %v, want %v", stays, tt.wantStays)
 			}

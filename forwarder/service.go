@@ -78,7 +78,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 		if err != nil {
 			return nil, err
 		}
-		routes := newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer))
+		routes := newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer, cfg.HTTP.WriteTimeout))
 		s.admin = newHTTPServer(cfg.HTTP, newAdminConsole(cfg, routes, s.broker, reg, token), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err

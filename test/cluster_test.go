@@ -171,7 +171,7 @@ func TestClusterReplicasStartTogether(t *testing.T) {
 	_, js := connect(t, c.URLs())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, name := range []string{"ZAUTIC", "KV_zautic-dedup"} {
+	for _, name := range []string{"ZAUTIC", "KV_zautic-dedup", "ZAUTIC_QUARANTINE"} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -185,8 +185,8 @@ func TestClusterReplicasStartTogether(t *testing.T) {
 	for n := range names.Name() {
 		all = append(all, n)
 	}
-	if len(all) != 2 {
-		t.Errorf("streams: got %v, want exactly ZAUTIC and KV_zautic-dedup", all)
+	if len(all) != 3 {
+		t.Errorf("streams: got %v, want exactly ZAUTIC, KV_zautic-dedup and ZAUTIC_QUARANTINE", all)
 	}
 	for i, p := range procs {
 		logs := p.Logs()
