@@ -97,7 +97,18 @@ func newServeCommand(hangup <-chan os.Signal, stderr io.Writer) *cobra.Command {
 			defer func() { _ = log.Sync() }()
 			log.Info("starting zautic-forwarder", zap.String("version", version),
 				zap.Any("config", redactedMap(cfg)))
-			return serve(cmd.Context(), cfg, log, hangup)
+			opts, stopTracing, err := startTracing(cmd.Context(), cfg.Tracing, log)
+			if err != nil {
+				return err
+			}
+			shutdownBudget := startShutdownBudget(cmd.Context(), cfg.HTTP.ShutdownTimeout)
+			err = serve(cmd.Context(), cfg, log, hangup, opts...)
+			// Spans of the last requests are still queued: flush them in
+			// what is left of the shutdown timeout.
+			flushCtx, cancel := shutdownBudget()
+			defer cancel()
+			stopTracing(flushCtx)
+			return err
 		},
 	}
 	configFlags(cmd.Flags())
@@ -106,8 +117,8 @@ func newServeCommand(hangup <-chan os.Signal, stderr io.Writer) *cobra.Command {
 
 // serve runs the service until ctx ends, passing each hangup on as a
 // request to re-read the secret files.
-func serve(ctx context.Context, cfg forwarder.Config, log *zap.Logger, hangup <-chan os.Signal) error {
-	svc, err := forwarder.Start(ctx, cfg, log, prometheus.NewRegistry())
+func serve(ctx context.Context, cfg forwarder.Config, log *zap.Logger, hangup <-chan os.Signal, opts ...forwarder.Option) error {
+	svc, err := forwarder.Start(ctx, cfg, log, prometheus.NewRegistry(), opts...)
 	if err != nil {
 		return err
 	}

@@ -167,6 +167,11 @@ func TestCheckConfig(t *testing.T) {
 			want: []string{"secret: '[redacted]'"},
 		},
 		{
+			name: "durability settings",
+			env:  map[string]string{zautic.SecretEnv: "env-secret-value", "FORWARDER_DEDUP_REPAIR_WINDOW": "30m"},
+			want: []string{"sync_interval: always", "repair_window: 30m0s", "repair_max: 100000"},
+		},
+		{
 			name: "several secrets",
 			file: "webhook:\n  secrets: [first-secret-value, second-secret-value]\n",
 			want: []string{"[redacted] x2", "SHA-256): " + forwarder.KeyID([]byte("first-secret-value")) + ", " + forwarder.KeyID([]byte("second-secret-value"))},

@@ -19,8 +19,8 @@ import (
 
 // Limits of the inspector's API.
 const (
-	// MaxDeliveryIDBytes is the longest id GET /deliveries/{id} accepts.
-	MaxDeliveryIDBytes = 1024
+	// maxDeliveryIDBytes is the longest id GET /deliveries/{id} accepts.
+	maxDeliveryIDBytes = 1024
 	// DefaultDeliveryPage and MaxDeliveryPage bound GET /deliveries?limit=.
 	DefaultDeliveryPage = 50
 	MaxDeliveryPage     = 500
@@ -38,9 +38,9 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // implements it.
 type inspector interface {
 	Ready() error
-	Connection() NATSConnection
-	LookupDelivery(ctx context.Context, id string) (DeliveryLookup, error)
-	ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryPage, error)
+	Connection() natsConnection
+	LookupDelivery(ctx context.Context, id string) (deliveryLookup, error)
+	ListDeliveries(ctx context.Context, q deliveryQuery) (DeliveryPage, error)
 	DeliveryBody(ctx context.Context, id string) ([]byte, string, error)
 }
 
@@ -124,37 +124,37 @@ func writeInspectError(w http.ResponseWriter, err error) {
 type publishedAnswer struct {
 	DeliveryRecord
 	Status     string             `json:"status"`
-	Quarantine []QuarantineRecord `json:"quarantine,omitempty"`
+	Quarantine []quarantineRecord `json:"quarantine,omitempty"`
 }
 
 // quarantinedAnswer carries the newest entry's fields at the top, and every
 // entry in entries.
 type quarantinedAnswer struct {
 	Status string `json:"status"`
-	QuarantineRecord
-	Entries []QuarantineRecord `json:"entries"`
+	quarantineRecord
+	Entries []quarantineRecord `json:"entries"`
 }
 
 type expiredAnswer struct {
 	Status string `json:"status"`
-	ExpiredMark
+	expiredMark
 	Detail     string             `json:"detail"`
-	Quarantine []QuarantineRecord `json:"quarantine,omitempty"`
+	Quarantine []quarantineRecord `json:"quarantine,omitempty"`
 }
 
 // Statuses of GET /deliveries/{id}.
 const (
-	DeliveryPublished   = "published"
-	DeliveryQuarantined = "quarantined"
-	DeliveryExpired     = "expired"
+	deliveryPublished   = "published"
+	deliveryQuarantined = "quarantined"
+	deliveryExpired     = "expired"
 )
 
 // byID checks the path's {id} and serves it under the inspector's deadline.
 func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if len(id) > MaxDeliveryIDBytes {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("id is %d bytes, longer than %d", len(id), MaxDeliveryIDBytes)})
+		if len(id) > maxDeliveryIDBytes {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("id is %d bytes, longer than %d", len(id), maxDeliveryIDBytes)})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
@@ -171,13 +171,13 @@ func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id str
 	case err != nil:
 		writeInspectError(w, err)
 	case found.Published != nil:
-		writeJSON(w, http.StatusOK, publishedAnswer{DeliveryRecord: *found.Published, Status: DeliveryPublished, Quarantine: found.Quarantined})
+		writeJSON(w, http.StatusOK, publishedAnswer{DeliveryRecord: *found.Published, Status: deliveryPublished, Quarantine: found.Quarantined})
 	case found.Expired != nil:
-		writeJSON(w, http.StatusOK, expiredAnswer{Status: DeliveryExpired, ExpiredMark: *found.Expired, Quarantine: found.Quarantined,
+		writeJSON(w, http.StatusOK, expiredAnswer{Status: deliveryExpired, expiredMark: *found.Expired, Quarantine: found.Quarantined,
 			Detail: fmt.Sprintf("published as sequence %d, which has aged out of stream %s", found.Expired.Seq, found.Expired.Stream)})
 	default:
 		newest := found.Quarantined[len(found.Quarantined)-1]
-		writeJSON(w, http.StatusOK, quarantinedAnswer{Status: DeliveryQuarantined, QuarantineRecord: newest, Entries: found.Quarantined})
+		writeJSON(w, http.StatusOK, quarantinedAnswer{Status: deliveryQuarantined, quarantineRecord: newest, Entries: found.Quarantined})
 	}
 }
 
@@ -195,7 +195,7 @@ func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id strin
 }
 
 func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
-	q, err := deliveryQuery(r)
+	q, err := parseDeliveryQuery(r)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
@@ -210,11 +210,11 @@ func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// deliveryQuery parses limit, type and before_seq; the error names the
+// parseDeliveryQuery parses limit, type and before_seq; the error names the
 // parameter.
-func deliveryQuery(r *http.Request) (DeliveryQuery, error) {
+func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
 	v := r.URL.Query()
-	q := DeliveryQuery{Limit: DefaultDeliveryPage, Type: v.Get("type")}
+	q := deliveryQuery{Limit: DefaultDeliveryPage, Type: v.Get("type")}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxDeliveryPage {
@@ -238,7 +238,7 @@ func deliveryQuery(r *http.Request) (DeliveryQuery, error) {
 type overview struct {
 	Ready     bool             `json:"ready"`
 	NotReady  string           `json:"not_ready,omitempty"`
-	NATS      NATSConnection   `json:"nats"`
+	NATS      natsConnection   `json:"nats"`
 	Stream    string           `json:"stream"`
 	DedupKey  string           `json:"dedup_key"`
 	StartedAt time.Time        `json:"started_at"`

@@ -44,19 +44,26 @@ func readBody(w http.ResponseWriter, req *http.Request, cfg HTTPConfig, buf *byt
 		if err == nil {
 			continue
 		}
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.Is(err, io.EOF):
+		if errors.Is(err, io.EOF) {
 			floor.end()
 			return buf.Bytes(), nil
-		case errors.As(err, &tooLarge):
-			return nil, fmt.Errorf("%w: exceeds %d bytes", errBodyTooLarge, limit)
-		case floor.cutOff(err):
-			return nil, fmt.Errorf("%w: %d bytes in %s, under http.min_body_rate of %d bytes/s",
-				errBodyTooSlow, buf.Len(), time.Since(floor.start).Round(time.Millisecond), cfg.MinBodyRate)
 		}
-		return nil, fmt.Errorf("%w: %w", errReadBody, err)
+		return nil, readBodyError(err, buf.Len(), &floor, cfg)
 	}
+}
+
+// readBodyError classifies a failed read. It is apart from readBody because
+// errors.As makes its target escape: one allocation per request otherwise.
+func readBodyError(err error, read int, floor *rateFloor, cfg HTTPConfig) error {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return fmt.Errorf("%w: exceeds %d bytes", errBodyTooLarge, cfg.MaxBodyBytes)
+	case floor.cutOff(err):
+		return fmt.Errorf("%w: %d bytes in %s, under http.min_body_rate of %d bytes/s",
+			errBodyTooSlow, read, time.Since(floor.start).Round(time.Millisecond), cfg.MinBodyRate)
+	}
+	return fmt.Errorf("%w: %w", errReadBody, err)
 }
 
 // growBody gives buf more room, to an ordinary body's size or twice its
@@ -82,8 +89,9 @@ type readDeadliner interface {
 
 // rateFloor cuts off a body that arrives slower than http.min_body_rate on
 // average, after a grace of http.read_header_timeout (a sender on a slow
-// link gets as long to start its body as to send its headers): before each read, the connection's read
-// deadline is set to when the bytes received so far would have been due.
+// link gets as long to start its body as to send its headers): before each
+// read, the connection's read deadline is set to when the bytes received so
+// far would have been due.
 // The server's read timeout still bounds the whole body. The zero value
 // does nothing (no body, the floor disabled, or no connection underneath).
 type rateFloor struct {

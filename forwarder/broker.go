@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,11 @@ type natsBroker struct {
 
 	lastConnErr atomic.Pointer[error] // the last failed connection attempt's
 	connLog     *connErrorLog
+
+	expectStream jetstream.PublishOpt // made once: an option per publish is an allocation
+
+	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
+	repairing     atomic.Bool
 }
 
 type readiness struct {
@@ -76,6 +82,8 @@ func (c Config) brokerConfig() brokerConfig {
 func connectBroker(url string, cfg brokerConfig, log *zap.Logger, m *metricSet, extra ...nats.Option) (*natsBroker, error) {
 	b := &natsBroker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
 	b.setNotReady(errors.New("not checked yet"))
+	b.requestRepair()
+	b.expectStream = jetstream.WithExpectStream(cfg.Stream.Name)
 	opts, err := natsOptions(cfg.NATS, b, log)
 	if err != nil {
 		return nil, err
@@ -147,6 +155,8 @@ func (b *natsBroker) Wake() {
 func (b *natsBroker) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var repairs sync.WaitGroup
+	defer repairs.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,6 +165,7 @@ func (b *natsBroker) Run(ctx context.Context) {
 		case <-b.wake:
 		}
 		b.check(ctx)
+		b.startRepair(ctx, &repairs)
 		next := checkIntervalReady
 		if b.Ready() != nil {
 			next = checkIntervalNotReady
@@ -269,7 +280,7 @@ func (b *natsBroker) Seen(ctx context.Context, key string) (bool, error) {
 // PubAck. Errors wrap errPublish; a PubAck with Duplicate set is not an error.
 func (b *natsBroker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
 	msg := &nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream.Name))
+	ack, err := b.js.PublishMsg(ctx, msg, b.expectStream)
 	if err != nil {
 		return stored{}, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
 	}
@@ -282,14 +293,18 @@ func (b *natsBroker) Mark(ctx context.Context, key string, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	value := strconv.AppendUint(nil, seq, 10)
-	value = append(value, ' ')
-	value = time.Now().UTC().AppendFormat(value, time.RFC3339Nano)
-	if _, err := kv.Put(ctx, key, value); err != nil {
+	if _, err := kv.Put(ctx, key, markValue(seq, time.Now())); err != nil {
 		b.metrics.dedupError("put")
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	return nil
+}
+
+// markValue is a mark's value: the stream sequence and the time.
+func markValue(seq uint64, at time.Time) []byte {
+	value := strconv.AppendUint(make([]byte, 0, 48), seq, 10)
+	value = append(value, ' ')
+	return at.UTC().AppendFormat(value, time.RFC3339Nano)
 }
 
 // Close drains the connection so that nothing buffered is lost, bounded by

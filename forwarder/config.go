@@ -26,6 +26,7 @@ type Config struct {
 	Events     EventsConfig     `yaml:"events"`
 	Quarantine QuarantineConfig `yaml:"quarantine"`
 	Log        LogConfig        `yaml:"log"`
+	Tracing    TracingConfig    `yaml:"tracing"`
 }
 
 // HTTPConfig configures the webhook listener.
@@ -91,6 +92,9 @@ type TLSConfig struct {
 type EmbeddedConfig struct {
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"store_dir"`
+	// SyncInterval is "always" (fsync before every PubAck) or a duration
+	// between background fsyncs; see syncPolicy.
+	SyncInterval string `yaml:"sync_interval"`
 }
 
 // StreamConfig describes the JetStream stream events are published to.
@@ -122,6 +126,11 @@ type DedupConfig struct {
 	TTL      time.Duration `yaml:"ttl"`
 	Key      string        `yaml:"key"`
 	Replicas int           `yaml:"replicas"`
+	// RepairWindow is how far back the stream is scanned for events whose
+	// mark is missing, at start and after every reconnect; 0 turns it off.
+	RepairWindow time.Duration `yaml:"repair_window"`
+	// RepairMax bounds the messages one repair scans.
+	RepairMax int `yaml:"repair_max"`
 }
 
 // EventsConfig filters which event types are forwarded.
@@ -136,6 +145,13 @@ type LogConfig struct {
 	// FlushInterval buffers log writes for at most this long; 0 writes each
 	// line at once.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// TracingConfig turns OpenTelemetry tracing on. Everything else about it
+// (endpoint, protocol, sampler, resource) comes from the standard OTEL_*
+// environment variables, and setting an OTLP endpoint there turns it on too.
+type TracingConfig struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -161,7 +177,7 @@ func DefaultConfig() Config {
 		NATS: NATSConfig{
 			PublishTimeout: 5 * time.Second,
 			ConnectTimeout: 2 * time.Second,
-			Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data"},
+			Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
 		},
 		Stream: StreamConfig{
 			Name:            "ZAUTIC",
@@ -171,7 +187,8 @@ func DefaultConfig() Config {
 			DuplicateWindow: 2 * time.Minute,
 			Replicas:        1,
 		},
-		Dedup:      DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1},
+		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyDelivery, Replicas: 1,
+			RepairWindow: 15 * time.Minute, RepairMax: 100_000},
 		Quarantine: defaultQuarantineConfig(),
 		Log:        LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
 	}
@@ -206,6 +223,7 @@ func (c Config) Validate() error {
 		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
+		{"nats.embedded.sync_interval", c.NATS.URL == "" && !validSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
 		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
@@ -217,6 +235,8 @@ func (c Config) Validate() error {
 		{"dedup.ttl", c.Dedup.TTL < 0, "must not be negative"},
 		{"dedup.key", c.Dedup.Key != DedupKeyDelivery && c.Dedup.Key != DedupKeyEvent, `must be "delivery" or "event"`},
 		{"dedup.replicas", c.Dedup.Replicas < 1 || c.Dedup.Replicas > 5, "must be 1 to 5"},
+		{"dedup.repair_window", c.Dedup.RepairWindow < 0, "must not be negative (0 turns the repair off)"},
+		{"dedup.repair_max", c.Dedup.RepairMax <= 0, "must be positive"},
 		{"quarantine.stream", c.Quarantine.Enabled && (!validStreamName(c.Quarantine.Stream) || c.Quarantine.Stream == c.Stream.Name), "must be a stream name other than stream.name"},
 		{"quarantine.subject_prefix", c.Quarantine.Enabled && zautic.ValidateSubjectTokens(c.Quarantine.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
 		{"quarantine.subject_prefix", c.Quarantine.Enabled && subjectsOverlap(c.Quarantine.SubjectPrefix, c.Stream.SubjectPrefix), "must not overlap stream.subject_prefix: nothing unverified may appear under it"},

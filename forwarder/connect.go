@@ -52,6 +52,7 @@ func natsOptions(cfg NATSConfig, b *natsBroker, log *zap.Logger) ([]nats.Option,
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 			b.metrics.setConnected(true)
 			b.metrics.reconnected()
+			b.requestRepair()
 			b.Wake()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -18,4 +18,7 @@
 // kept in a quarantine stream (quarantine.go, quarantine_broker.go) and
 // replayed through the same path (replay.go), by itself after a change of
 // the secrets (replay_auto.go) or from the admin API (admin_quarantine.go).
+//
+// tracing.go wraps the steps in OpenTelemetry spans and puts the trace
+// context on each message, only when Start is given WithTracerProvider.
 package forwarder

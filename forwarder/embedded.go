@@ -13,8 +13,9 @@ import (
 
 // startEmbeddedNATS starts an in-process nats-server with JetStream, storing
 // in cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
-// Port 0 picks a free port. It waits up to embeddedStartTimeout for the
-// server to accept connections, less if ctx ends first.
+// Port 0 picks a free port. cfg.SyncInterval decides whether a PubAck waits
+// for the fsync. It waits up to embeddedStartTimeout for the server to
+// accept connections, less if ctx ends first.
 func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -27,6 +28,10 @@ func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger)
 	if port == 0 {
 		port = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
 	}
+	sync, err := parseSyncInterval(cfg.SyncInterval)
+	if err != nil {
+		return nil, err
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "zautic-forwarder-embedded",
 		Host:       host,
@@ -34,6 +39,10 @@ func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger)
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
+		// nats-server leaves SyncInterval at its 2m default when it is 0;
+		// with SyncAlways it is only the background flush of idle files.
+		SyncAlways:   sync.Always,
+		SyncInterval: sync.Interval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)

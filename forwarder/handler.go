@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -59,13 +60,15 @@ type webhookHandler struct {
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
 	keep    *quarantiner    // nil: rejected requests are not kept
+	tracer  trace.Tracer    // nil: tracing is off
 
 	streamJSON []byte // the stream name as a JSON string
 }
 
 // newWebhookHandler returns the webhook handler. metrics may be nil.
-func newWebhookHandler(cfg handlerConfig, secrets secretSource, store eventStore, log *zap.Logger, m *metricSet) *webhookHandler {
+func newWebhookHandler(cfg handlerConfig, secrets secretSource, store eventStore, log *zap.Logger, m *metricSet, opts ...Option) *webhookHandler {
 	h := &webhookHandler{cfg: cfg, secrets: secrets, store: store, log: log, metrics: m, now: time.Now}
+	h.tracer = newTracer(applyOptions(opts).tracerProvider)
 	h.streamJSON, _ = json.Marshal(cfg.Stream.Name)
 	if len(cfg.Events.Allow) > 0 {
 		h.allow = map[string]bool{}
@@ -105,6 +108,7 @@ const maxPooledBody = ordinaryBodyBytes + bytes.MinRead
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
 func (h *webhookHandler) Handle(c echo.Context) error {
 	start := time.Now()
+	span := h.startRequestSpan(c)
 	req := c.Request()
 	// The RequestID middleware has set the response header: the incoming
 	// X-Request-Id, or a generated one.
@@ -117,7 +121,10 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 		}
 	}()
 	err := h.process(c, d, buf)
-	h.record(c, d, err, time.Since(start))
+	h.record(c.Request().Context(), d, err, time.Since(start))
+	if span != nil {
+		defer h.endRequestSpan(span, d, err)
+	}
 	if err != nil {
 		return answerError(c, err, d.kept)
 	}
@@ -185,7 +192,7 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, body []byte) 
 	natsCtx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
 	kvKey := KVKey(d.key)
-	seen, err := h.store.Seen(natsCtx, kvKey)
+	seen, err := h.lookUp(natsCtx, kvKey)
 	if err != nil {
 		return err
 	}
@@ -210,7 +217,7 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, body []byte) 
 
 func (h *webhookHandler) publish(ctx context.Context, d *delivery, body []byte) (stored, error) {
 	start := time.Now()
-	ack, err := h.store.Publish(ctx, d.subject, messageHeader(d), body)
+	ack, err := h.send(ctx, d.subject, messageHeader(d), body)
 	if err == nil && !ack.Duplicate {
 		h.metrics.eventPublished(d.event.Type, time.Since(start).Seconds())
 	}
@@ -222,7 +229,10 @@ func (h *webhookHandler) publish(ctx context.Context, d *delivery, body []byte) 
 func (h *webhookHandler) mark(ctx context.Context, d *delivery, kvKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()
-	if err := h.store.Mark(ctx, kvKey, d.ack.Seq); err != nil {
+	ctx, span := h.markSpan(ctx)
+	err := h.store.Mark(ctx, kvKey, d.ack.Seq)
+	endMarkSpan(span, err)
+	if err != nil {
 		h.metrics.markFailed()
 		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
 			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID),
@@ -276,30 +286,45 @@ func (h *webhookHandler) answer(c echo.Context, d *delivery) error {
 		b = strconv.AppendUint(b, d.ack.Seq, 10)
 	}
 	b = append(b, "}\n"...)
-	return c.JSONBlob(http.StatusOK, b)
+	res := c.Response()
+	// One shared value instead of Header().Set's canonicalization and slice.
+	res.Header()[echo.HeaderContentType] = jsonContentType
+	res.WriteHeader(http.StatusOK)
+	_, err := res.Write(b)
+	return err
 }
 
+// jsonContentType is the Content-Type of every answer; never modified.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
+
 // record writes the one log line and the metrics of a delivery.
-func (h *webhookHandler) record(c echo.Context, d *delivery, err error, took time.Duration) {
+func (h *webhookHandler) record(ctx context.Context, d *delivery, err error, took time.Duration) {
 	outcome, reason := d.outcome, ""
 	if err != nil {
 		r := classify(err)
 		outcome, reason = r.outcome, r.reason
 	}
-	h.metrics.request(outcome, reason, took.Seconds())
+	sc, sampled := h.sampledSpan(ctx)
+	if sampled {
+		h.metrics.requestTraced(outcome, reason, took.Seconds(), sc)
+	} else {
+		h.metrics.request(outcome, reason, took.Seconds())
+	}
 	line := h.log.Check(zap.InfoLevel, "delivery")
 	if line == nil {
 		return
 	}
-	fields := []zap.Field{
-		zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+	// Room for seq, reason and the trace: one allocation, not a second on append.
+	fields := make([]zap.Field, 0, 11)
+	fields = append(fields,
+		zap.String("request_id", d.requestID),
 		zap.String("delivery_id", d.deliveryID),
 		zap.String("event_id", d.event.ID),
 		zap.String("type", d.event.Type),
 		zap.String("subject", d.subject),
 		zap.String("outcome", outcome),
 		zap.Duration("duration", took),
-	}
+	)
 	if d.ack.Seq != 0 {
 		fields = append(fields, zap.Uint64("seq", d.ack.Seq))
 	}
@@ -311,6 +336,9 @@ func (h *webhookHandler) record(c echo.Context, d *delivery, err error, took tim
 	}
 	if d.kept {
 		fields = append(fields, zap.Bool("quarantined", true))
+	}
+	if sampled {
+		fields = append(fields, traceFields(sc)...)
 	}
 	line.Write(fields...)
 }

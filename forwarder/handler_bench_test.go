@@ -2,12 +2,16 @@ package forwarder
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -24,15 +28,21 @@ var sampleEvent = []byte(`{"id":"evt_5f3c2a1b9d4e8c0a1f2b3c4d5e6f7a8b","type":"m
 // allocations count too (it shares the process); "ignored" stops after
 // verify and parse (events.allow leaves the type out), which isolates the
 // HTTP side. The request, its headers and the response writer are reused,
-// so that what is counted is the handler's.
+// so that what is counted is the handler's. "published, traced" is
+// "published" with tracing on at full sampling: a server span and three
+// child spans per request ("ignored, traced": the server span alone), handed to the SDK's batch processor (the export
+// itself discards them, so no network is counted).
 func BenchmarkHandler(b *testing.B) {
 	benchmarks := []struct {
 		name    string
 		allow   []string
 		outcome string
+		traced  bool
 	}{
-		{"published", nil, `"published"`},
-		{"ignored", []string{"contact.created"}, `"ignored"`},
+		{"published", nil, `"published"`, false},
+		{"ignored", []string{"contact.created"}, `"ignored"`, false},
+		{"published, traced", nil, `"published"`, true},
+		{"ignored, traced", []string{"contact.created"}, `"ignored"`, true},
 	}
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {
@@ -42,7 +52,7 @@ func BenchmarkHandler(b *testing.B) {
 			}
 			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *Config) {
 				c.Events.Allow = bm.allow
-			}})
+			}, handler: benchTracing(b, bm.traced)})
 			ids := make([]string, b.N)
 			for i := range ids {
 				ids[i] = "dlv_bench_" + strconv.Itoa(i)
@@ -124,4 +134,15 @@ func BenchmarkParseEvent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchTracing is the tracing option of a traced benchmark: the SDK with its
+// default sampler (every root span sampled) and batch processor.
+func benchTracing(b *testing.B, traced bool) []Option {
+	if !traced {
+		return nil
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return []Option{WithTracerProvider(tp)}
 }

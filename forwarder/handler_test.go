@@ -60,6 +60,7 @@ type harnessOptions struct {
 	log       *zap.Logger               // zaptest when nil
 	configure func(*Config)             // changes to testConfig
 	setup     func(jetstream.JetStream) // runs before the broker starts
+	handler   []Option                  // options of newWebhookHandler
 }
 
 // newHandlerHarness starts a nats-server and a broker, waits until the
@@ -89,7 +90,7 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	if err != nil {
 		t.Fatalf("NewSecrets: %v", err)
 	}
-	h.echo = newWebhookServer(h.cfg.HTTP, newWebhookHandler(h.cfg.handlerConfig(), secrets, b, log, metrics), metrics)
+	h.echo = newWebhookServer(h.cfg.HTTP, newWebhookHandler(h.cfg.handlerConfig(), secrets, b, log, metrics, opts.handler...), metrics)
 	return h
 }
 

@@ -54,9 +54,9 @@ type DeliveryRecord struct {
 	Size        int       `json:"size"`
 }
 
-// QuarantineRecord is one quarantined request whose delivery or event id
+// quarantineRecord is one quarantined request whose delivery or event id
 // matched a lookup. Its fields come from an unverified request.
-type QuarantineRecord struct {
+type quarantineRecord struct {
 	Reason        string `json:"reason"`
 	ReceivedAt    string `json:"received_at"`
 	QuarantineSeq uint64 `json:"quarantine_seq"`
@@ -66,25 +66,25 @@ type QuarantineRecord struct {
 	Size          int    `json:"size"`
 }
 
-// ExpiredMark is a dedup mark whose stream message is gone (stream.max_age,
+// expiredMark is a dedup mark whose stream message is gone (stream.max_age,
 // a limit or a purge removed it).
-type ExpiredMark struct {
+type expiredMark struct {
 	Key      string `json:"dedup_key"`
 	Stream   string `json:"stream"`
 	Seq      uint64 `json:"seq"`
 	MarkedAt string `json:"marked_at,omitempty"`
 }
 
-// DeliveryLookup is everything known about one id: at most one of
+// deliveryLookup is everything known about one id: at most one of
 // Published and Expired, and the quarantine entries, oldest first.
-type DeliveryLookup struct {
+type deliveryLookup struct {
 	Published   *DeliveryRecord
-	Expired     *ExpiredMark
-	Quarantined []QuarantineRecord
+	Expired     *expiredMark
+	Quarantined []quarantineRecord
 }
 
-// DeliveryQuery selects a page of recent deliveries.
-type DeliveryQuery struct {
+// deliveryQuery selects a page of recent deliveries.
+type deliveryQuery struct {
 	Limit     int
 	Type      string // empty: every type
 	BeforeSeq uint64 // 0: from the newest
@@ -97,8 +97,8 @@ type DeliveryPage struct {
 	NextBeforeSeq uint64           `json:"next_before_seq"`
 }
 
-// NATSConnection describes the broker's connection for the admin page.
-type NATSConnection struct {
+// natsConnection describes the broker's connection for the admin page.
+type natsConnection struct {
 	Status    string `json:"status"`
 	Connected bool   `json:"connected"`
 	URL       string `json:"url,omitempty"`
@@ -107,8 +107,8 @@ type NATSConnection struct {
 
 // Connection reports the NATS connection's state without touching the
 // network; the URL has its user information removed.
-func (b *natsBroker) Connection() NATSConnection {
-	c := NATSConnection{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
+func (b *natsBroker) Connection() natsConnection {
+	c := natsConnection{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
 	if c.Connected {
 		c.URL = redactURLs(b.nc.ConnectedUrlRedacted())
 		c.Server = b.nc.ConnectedServerName()
@@ -120,8 +120,8 @@ func (b *natsBroker) Connection() NATSConnection {
 // Zautic-Delivery-Id and Zautic-Event-Id headers of the last lookupScanLimit
 // stream messages, and in the quarantine. If it is nowhere,
 // errDeliveryNotFound is returned; read failures wrap errInspect.
-func (b *natsBroker) LookupDelivery(ctx context.Context, id string) (DeliveryLookup, error) {
-	var found DeliveryLookup
+func (b *natsBroker) LookupDelivery(ctx context.Context, id string) (deliveryLookup, error) {
+	var found deliveryLookup
 	msg, expired, err := b.findPublished(ctx, id)
 	if err != nil {
 		return found, err
@@ -160,8 +160,8 @@ func (b *natsBroker) DeliveryBody(ctx context.Context, id string) ([]byte, strin
 
 // findPublished returns the stream message of id: through the dedup mark
 // when id is a dedup key, else through a scan of the stream's headers. A
-// mark whose message is gone is returned as an ExpiredMark.
-func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *ExpiredMark, error) {
+// mark whose message is gone is returned as an expiredMark.
+func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *expiredMark, error) {
 	if err := b.Ready(); err != nil {
 		return nil, nil, err
 	}
@@ -200,7 +200,7 @@ func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.R
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
 // a dedup key. The key is mapped as the request path maps it, so that any
 // id a sender can send is safe here.
-func (b *natsBroker) readMark(ctx context.Context, id string) (*ExpiredMark, error) {
+func (b *natsBroker) readMark(ctx context.Context, id string) (*expiredMark, error) {
 	kv, err := b.bucket()
 	if err != nil {
 		return nil, err
@@ -217,7 +217,7 @@ func (b *natsBroker) readMark(ctx context.Context, id string) (*ExpiredMark, err
 	if err != nil || seq == 0 {
 		return nil, nil // not a mark this version wrote: look in the stream
 	}
-	return &ExpiredMark{Key: id, Stream: b.cfg.Stream.Name, Seq: seq, MarkedAt: markedAt}, nil
+	return &expiredMark{Key: id, Stream: b.cfg.Stream.Name, Seq: seq, MarkedAt: markedAt}, nil
 }
 
 // scanForID returns the sequence of the newest message among the last
@@ -241,7 +241,7 @@ func (b *natsBroker) scanForID(ctx context.Context, stream jetstream.Stream, id 
 // scanQuarantine returns the entries of the last quarantineScanLimit
 // quarantined requests whose delivery id header or body id is id. A missing
 // quarantine stream (the feature is off) is no error.
-func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]QuarantineRecord, error) {
+func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]quarantineRecord, error) {
 	name, _ := quarantineOf(b.cfg.Quarantine)
 	stream, err := b.js.Stream(ctx, name)
 	switch {
@@ -254,7 +254,7 @@ func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]Quarantin
 	if state.Msgs == 0 {
 		return nil, nil
 	}
-	var found []QuarantineRecord
+	var found []quarantineRecord
 	start := scanStart(state.FirstSeq, state.LastSeq, quarantineScanLimit)
 	err = scanRange(ctx, stream, scan{start: start, end: state.LastSeq}, func(m jetstream.Msg) {
 		if rec := quarantineRecordOf(m); rec.DeliveryID == id || rec.EventID == id {
@@ -266,9 +266,9 @@ func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]Quarantin
 
 // quarantineRecordOf reads an entry's headers and, for the event id and
 // type, its unverified body; a body that is not an event leaves them empty.
-func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
+func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 	h := m.Headers()
-	rec := QuarantineRecord{
+	rec := quarantineRecord{
 		Reason:        h.Get(quarantineReasonHeader),
 		ReceivedAt:    h.Get(quarantineReceivedAtHeader),
 		QuarantineSeq: sequenceOf(m),
@@ -293,7 +293,7 @@ func quarantineRecordOf(m jetstream.Msg) QuarantineRecord {
 // from their headers only. A type filter reads at most typeScanLimit
 // sequences back, so a page of a rare type may be short; NextBeforeSeq still
 // says where to go on. An invalid type wraps zautic.ErrInvalidType.
-func (b *natsBroker) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryPage, error) {
+func (b *natsBroker) ListDeliveries(ctx context.Context, q deliveryQuery) (DeliveryPage, error) {
 	page := DeliveryPage{Deliveries: []DeliveryRecord{}}
 	sc := scan{headersOnly: true}
 	window := uint64(q.Limit)

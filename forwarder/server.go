@@ -29,7 +29,7 @@ func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Ech
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
-	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs().next}))
 	// Wrapped here, once: Echo would wrap route middleware on every request.
 	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(limitBodyMemory(cfg, m)(h.Handle))))
 	return e
@@ -152,7 +152,11 @@ func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheu
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		// Exemplars (the trace id of a request_duration_seconds observation)
+		// exist only in the OpenMetrics format, served when the scraper asks.
+		EnableOpenMetrics: true,
+	}))
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -44,8 +44,8 @@ type Service struct {
 // Cancelling ctx aborts a start that is still waiting (for the embedded
 // server, or for the check of unmanaged resources); once Start has returned,
 // ctx no longer matters: Wait stops the service. reg receives the metrics and
-// is served on /metrics.
-func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (svc *Service, err error) {
+// is served on /metrics. WithTracerProvider turns tracing on.
+func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry, opts ...Option) (svc *Service, err error) {
 	s := &Service{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
@@ -63,7 +63,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 		return nil, err
 	}
 	s.watcher = newSecretWatcher(s.secrets, log, metrics)
-	handler := newWebhookHandler(cfg.handlerConfig(), s.secrets, s.broker, log, metrics)
+	handler := newWebhookHandler(cfg.handlerConfig(), s.secrets, s.broker, log, metrics, opts...)
 	replayer := s.setUpQuarantine(handler, metrics)
 	s.runLoops()
 	s.web = newHTTPServer(cfg.HTTP, newWebhookServer(cfg.HTTP, handler, metrics), log)
@@ -96,7 +96,8 @@ func (s *Service) connect(ctx context.Context, metrics *metricSet) (err error) {
 			return err
 		}
 		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
-		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir))
+		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir),
+			zap.String("sync_interval", embeddedSync(s.ns)))
 	}
 	s.broker, err = connectBroker(url, s.cfg.brokerConfig(), s.log, metrics, extra...)
 	return err

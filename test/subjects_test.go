@@ -126,7 +126,7 @@ func TestSubjectsDocMatchesCode(t *testing.T) {
 	if rows := regexp.MustCompile("(?m)^\\| `[a-z]+\\.[a-z]+` \\| `zautic\\.").FindAllString(doc, -1); len(rows) != len(zautic.DocumentedTypes()) {
 		t.Errorf("subjects.md has %d subject rows, want %d", len(rows), len(zautic.DocumentedTypes()))
 	}
-	headers := []string{zautic.MessageIDHeader, zautic.MessageEventTypeHeader, zautic.MessageEventIDHeader, zautic.MessageDeliveryIDHeader, zautic.MessageTimestampHeader, "Content-Type"}
+	headers := []string{zautic.MessageIDHeader, zautic.MessageEventTypeHeader, zautic.MessageEventIDHeader, zautic.MessageDeliveryIDHeader, zautic.MessageTimestampHeader, "Content-Type", zautic.MessageTraceparentHeader, zautic.MessageTracestateHeader}
 	for _, h := range headers {
 		if !strings.Contains(doc, "| `"+h+"` |") {
 			t.Errorf("subjects.md lacks the header %s", h)

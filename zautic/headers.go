@@ -34,6 +34,18 @@ const (
 	MessageTimestampHeader = "Zautic-Timestamp"
 )
 
+// The W3C Trace Context headers zautic-forwarder adds to a message when
+// tracing is on: the context of its publish span, so that a consumer's span
+// can be that span's child. The names are lower case, as the W3C
+// specification writes them, and NATS keeps the case of a header name.
+const (
+	// MessageTraceparentHeader carries "00-<trace id>-<span id>-<flags>".
+	MessageTraceparentHeader = "traceparent"
+	// MessageTracestateHeader carries the vendor state of the trace, when
+	// there is any.
+	MessageTracestateHeader = "tracestate"
+)
+
 // SecretEnv is the environment variable Zautic's documentation names for the
 // webhook secret.
 const SecretEnv = "ZAUTIC_WEBHOOK_SECRET"

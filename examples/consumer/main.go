@@ -15,6 +15,11 @@
 // record is a map; a real service writes it in the same database
 // transaction as its side effect (a table with a unique key on the id).
 //
+// When OTEL_EXPORTER_OTLP_ENDPOINT is set, each message is handled in a
+// consumer span whose parent is the forwarder's publish span, read from the
+// message's traceparent header: the trace of an event runs from Zautic's
+// POST to this work.
+//
 //	go run ./examples/consumer --server nats://127.0.0.1:4222 --filter 'zautic.message.>'
 package main
 
@@ -33,6 +38,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -104,9 +110,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tracer, flushSpans, err := startTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer flushSpans()
 	info := cons.CachedInfo()
 	fmt.Fprintf(stdout, "consuming %s from stream %s as durable %q\n", filterOf(info.Config), o.stream, info.Name)
-	p := &processor{done: map[string]bool{}, out: stdout, failFirst: o.failFirst, nakDelay: o.nakDelay}
+	p := &processor{done: map[string]bool{}, out: stdout, failFirst: o.failFirst, nakDelay: o.nakDelay, tracer: tracer, consumer: info.Name}
 	err = consume(ctx, cons, o, p)
 	fmt.Fprintf(stdout, "done: %d processed, %d duplicates skipped, %d failures nak'ed, %d terminated\n", p.processed, p.skipped, p.naked, p.terminated)
 	return err
@@ -214,6 +225,8 @@ type processor struct {
 	out        io.Writer
 	failFirst  bool
 	nakDelay   time.Duration
+	tracer     trace.Tracer // a no-op unless tracing is configured
+	consumer   string       // the durable name, the span's consumer group
 	processed  int
 	skipped    int
 	naked      int
@@ -223,37 +236,53 @@ type processor struct {
 // handled counts the messages that are finished with: acked or terminated.
 func (p *processor) handled() int { return p.processed + p.skipped + p.terminated }
 
-// handle acks, naks or terminates one message. Only a failure to talk to
-// JetStream is returned: a failed event is JetStream's to redeliver.
+// What became of a message, the zautic.outcome of its span.
+const (
+	outcomeProcessed  = "processed"
+	outcomeSkipped    = "skipped"
+	outcomeFailed     = "failed"
+	outcomeTerminated = "terminated"
+)
+
+// handle settles one message in its consumer span. Only a failure to talk
+// to JetStream is returned: a failed event is JetStream's to redeliver.
 func (p *processor) handle(ctx context.Context, msg jetstream.Msg) error {
+	ctx, span := startProcessSpan(ctx, p.tracer, msg, p.consumer)
+	outcome, err := p.settle(ctx, msg)
+	endProcessSpan(span, outcome, err)
+	return err
+}
+
+// settle acks, naks or terminates one message.
+func (p *processor) settle(ctx context.Context, msg jetstream.Msg) (string, error) {
 	id := msg.Headers().Get(zautic.MessageIDHeader)
 	meta, err := msg.Metadata()
 	if err != nil {
-		return fmt.Errorf("message metadata: %w", err)
+		return "", fmt.Errorf("message metadata: %w", err)
 	}
 	if p.done[id] {
 		p.skipped++
 		fmt.Fprintf(p.out, "skipped %s delivery=%s: already processed\n", msg.Subject(), id)
-		return msg.DoubleAck(ctx)
+		return outcomeSkipped, msg.DoubleAck(ctx)
 	}
 	ev, err := decode(msg.Data())
 	if err != nil {
 		// Retrying cannot fix the body: stop redelivery instead of looping.
 		p.terminated++
 		fmt.Fprintf(p.out, "terminated %s delivery=%s: %v\n", msg.Subject(), id, err)
-		return msg.TermWithReason(err.Error())
+		return outcomeTerminated, msg.TermWithReason(err.Error())
 	}
 	if err := p.process(ev, meta); err != nil {
 		p.naked++
 		delay := p.backoff(meta.NumDelivered)
 		fmt.Fprintf(p.out, "failed %s delivery=%s attempt=%d: %v; redelivery in %s\n", msg.Subject(), id, meta.NumDelivered, err, delay)
-		return msg.NakWithDelay(delay)
+		return outcomeFailed, msg.NakWithDelay(delay)
 	}
 	// Record first, then ack: if the ack is lost, the redelivery is skipped.
 	p.done[id] = true
 	p.processed++
 	fmt.Fprintf(p.out, "processed %s event=%s delivery=%s attempt=%d\n", msg.Subject(), ev.ID, id, meta.NumDelivered)
-	return msg.DoubleAck(ctx)
+	return outcomeProcessed, msg.DoubleAck(ctx)
 }
 
 func decode(body []byte) (event, error) {

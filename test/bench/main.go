@@ -5,6 +5,7 @@
 //	go run ./test/bench            # full run: 10 s per row after a warm-up
 //	go run ./test/bench -smoke     # a second per row: proves it works (CI)
 //	go run ./test/bench -rows C -clients 64 -cpuprofile cpu.out
+//	go run ./test/bench -rows M,C -sync always      # one sync mode only
 package main
 
 import (
@@ -27,7 +28,8 @@ type options struct {
 	warmup     time.Duration
 	clients    []int
 	rows       map[string]bool
-	cpuProfile string // where to save a CPU profile of row C at the most clients
+	syncModes  []string // sync_interval of the nats-servers: "always" or a duration
+	cpuProfile string   // where to save a CPU profile of row C at the most clients
 }
 
 func main() {
@@ -35,6 +37,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "internal: the role's listen address")
 	natsURL := flag.String("nats", "", "internal: NATS URL of receiver-m")
 	storeDir := flag.String("store", "", "internal: store dir of nats-server")
+	syncModes := flag.String("sync", "always,2m", "sync_interval of the nats-server and of the embedded one, comma-separated: always (fsync before the PubAck) or a duration (2m is nats-server's default); rows A, M, C and CE run once per mode")
 	smoke := flag.Bool("smoke", false, "a second per row, short warm-up: proves the benchmark works")
 	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
@@ -44,7 +47,7 @@ func main() {
 	flag.Parse()
 
 	if *role != "" {
-		if err := runRole(*role, *listen, *natsURL, *storeDir); err != nil {
+		if err := runRole(*role, *listen, *natsURL, *storeDir, *syncModes); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", *role, err)
 			os.Exit(1)
 		}
@@ -64,6 +67,14 @@ func main() {
 	}
 	for _, r := range strings.Split(*rows, ",") {
 		opts.rows[strings.TrimSpace(r)] = true
+	}
+	for _, m := range strings.Split(*syncModes, ",") {
+		m = strings.TrimSpace(m)
+		if _, _, err := parseSyncMode(m); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -sync: %v\n", err)
+			os.Exit(2)
+		}
+		opts.syncModes = append(opts.syncModes, m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()

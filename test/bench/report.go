@@ -42,11 +42,15 @@ func printReport(w io.Writer, opts options, results []rowResult, nodeNote string
 	fmt.Fprintf(w, "Machine: %s\n", machine())
 	fmt.Fprintf(w, "Date: %s; %s per row after a %s warm-up; load generator: zautic-forwarder send (row A: in-process publishers); body: the quickstart's sample event, %d bytes\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), opts.duration, opts.warmup, len(sampleBody()))
-	fmt.Fprintln(w, "| row | clients | events/s | p50 | p99 | max | failed | receiver CPU µs/event | nats-server CPU µs/event | peak RSS |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| row | clients | sync | events/s | p50 | p99 | max | failed | receiver CPU µs/event | nats-server CPU µs/event | peak RSS |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
+		sync := r.sync
+		if sync == "" {
+			sync = "—"
+		}
 		if r.skipped != "" {
-			fmt.Fprintf(w, "| %s | %d | skipped | | | | | | | |\n", r.row, r.clients)
+			fmt.Fprintf(w, "| %s | %d | %s | skipped | | | | | | | |\n", r.row, r.clients, sync)
 			continue
 		}
 		rss := ""
@@ -61,7 +65,7 @@ func printReport(w io.Writer, opts options, results []rowResult, nodeNote string
 		if r.row == "CE" || r.row == "B" || r.row == "D" {
 			nats = "—"
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %d | %s | %s | %s |\n", r.row, r.clients, r.load.perSec,
+		fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %s | %d | %s | %s | %s |\n", r.row, r.clients, sync, r.load.perSec,
 			ms(r.load.p50), ms(r.load.p99), ms(r.load.max), r.load.failed, recv, nats, rss)
 	}
 	fmt.Fprintln(w)
@@ -73,6 +77,7 @@ func printReport(w io.Writer, opts options, results []rowResult, nodeNote string
 	if nodeNote != "" {
 		fmt.Fprintf(w, "- %s\n", nodeNote)
 	}
+	fmt.Fprintln(w, "- sync: the `sync_interval` of the nats-server (rows A, M, C) and of the embedded one (CE): `always` fsyncs before every PubAck; a duration flushes that often in the background")
 	fmt.Fprintln(w)
 	printRatios(w, opts, results)
 }
@@ -82,10 +87,12 @@ func ms(d time.Duration) string {
 }
 
 func printRatios(w io.Writer, opts options, results []rowResult) {
-	find := func(id string, clients int) *rowResult {
+	// Rows that do not store (B, D) have no sync mode and match any.
+	find := func(id string, clients int, sync string) *rowResult {
 		for i := range results {
-			if results[i].row == id && results[i].clients == clients && results[i].skipped == "" {
-				return &results[i]
+			r := &results[i]
+			if r.row == id && r.clients == clients && (r.sync == "" || r.sync == sync) && r.skipped == "" {
+				return r
 			}
 		}
 		return nil
@@ -96,16 +103,18 @@ func printRatios(w io.Writer, opts options, results []rowResult) {
 		}
 		return fmt.Sprintf("%.2f", a.load.perSec/b.load.perSec)
 	}
-	fmt.Fprintln(w, "| clients | C/M | C/B | C/D | M/A | CE/M | p99 C / p99 M |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| clients | sync | C/M | C/B | C/D | M/A | CE/M | p99 C / p99 M |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, c := range opts.clients {
-		cr, m := find("C", c), find("M", c)
-		p99 := "n/a"
-		if cr != nil && m != nil && m.load.p99 > 0 {
-			p99 = fmt.Sprintf("%.2f", float64(cr.load.p99)/float64(m.load.p99))
+		for _, s := range opts.syncModes {
+			cr, m := find("C", c, s), find("M", c, s)
+			p99 := "n/a"
+			if cr != nil && m != nil && m.load.p99 > 0 {
+				p99 = fmt.Sprintf("%.2f", float64(cr.load.p99)/float64(m.load.p99))
+			}
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", c, s, ratio(cr, m), ratio(cr, find("B", c, s)),
+				ratio(cr, find("D", c, s)), ratio(m, find("A", c, s)), ratio(find("CE", c, s), m), p99)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s |\n", c, ratio(cr, m), ratio(cr, find("B", c)),
-			ratio(cr, find("D", c)), ratio(m, find("A", c)), ratio(find("CE", c), m), p99)
 	}
 	var notes []string
 	for _, r := range results {

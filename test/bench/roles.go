@@ -29,12 +29,12 @@ const (
 	roleReceiverM = "receiver-m"
 )
 
-func runRole(role, listen, natsURL, storeDir string) error {
+func runRole(role, listen, natsURL, storeDir, syncMode string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch role {
 	case roleNATS:
-		return serveNATS(ctx, listen, storeDir)
+		return serveNATS(ctx, listen, storeDir, syncMode)
 	case roleReceiverB:
 		return serveHTTP(ctx, listen, http.HandlerFunc(verifyOnly))
 	case roleReceiverM:
@@ -48,8 +48,13 @@ func runRole(role, listen, natsURL, storeDir string) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
-// serveNATS runs one nats-server with JetStream on file storage.
-func serveNATS(ctx context.Context, listen, storeDir string) error {
+// serveNATS runs one nats-server with JetStream on file storage, flushing
+// to disk as syncMode says.
+func serveNATS(ctx context.Context, listen, storeDir, syncMode string) error {
+	always, interval, err := parseSyncMode(syncMode)
+	if err != nil {
+		return err
+	}
 	host, portText, err := net.SplitHostPort(listen)
 	if err != nil {
 		return err
@@ -58,7 +63,8 @@ func serveNATS(ctx context.Context, listen, storeDir string) error {
 	if err != nil {
 		return err
 	}
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
+		SyncAlways: always, SyncInterval: interval})
 	if err != nil {
 		return err
 	}
@@ -70,6 +76,18 @@ func serveNATS(ctx context.Context, listen, storeDir string) error {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	return nil
+}
+
+// parseSyncMode reads -sync as nats-server reads sync_interval: "always",
+// or a positive duration between background fsyncs.
+func parseSyncMode(mode string) (always bool, interval time.Duration, err error) {
+	if mode == "always" {
+		return true, 0, nil
+	}
+	if interval, err = time.ParseDuration(mode); err != nil || interval <= 0 {
+		return false, 0, fmt.Errorf("sync mode %q: want always or a positive duration", mode)
+	}
+	return false, interval, nil
 }
 
 func serveHTTP(ctx context.Context, listen string, h http.Handler) error {

@@ -110,6 +110,7 @@ type bench struct {
 	tmp       string
 	nats      *proc
 	natsURL   string
+	sync      string // sync mode of the nats-server and of row CE's embedded one
 	js        jetstream.JetStream
 	sample    string // the sample event, the body of every request
 	nodeDir   string // "" when Node.js or express is not available
@@ -133,39 +134,59 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 	if b.forwarder, err = buildForwarder(ctx, tmp); err != nil {
 		return err
 	}
-	if err := b.startNATS(ctx); err != nil {
-		return err
-	}
-	defer b.nats.stop()
-	defer b.js.Conn().Close()
 	if opts.rows["D"] {
 		b.prepareNode(ctx)
 	}
 	var results []rowResult
 	for _, clients := range opts.clients {
-		for _, row := range rowOrder {
-			if !opts.rows[row.id] {
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "bench: row %s at %d clients\n", row.id, clients)
-			res, err := row.run(ctx, b, clients)
+		for i, mode := range opts.syncModes {
+			rs, err := b.runRows(ctx, clients, mode, i == 0)
+			results = append(results, rs...)
 			if err != nil {
-				return fmt.Errorf("row %s at %d clients: %w", row.id, clients, err)
+				return err
 			}
-			res.row, res.label, res.clients = row.id, row.label, clients
-			results = append(results, res)
 		}
 	}
 	printReport(w, opts, results, b.nodeNote)
 	return nil
 }
 
-func (b *bench) startNATS(ctx context.Context) error {
+// runRows runs the selected rows at clients against a nats-server of its
+// own with sync mode mode. Rows that do not touch JetStream run only once,
+// with the first mode.
+func (b *bench) runRows(ctx context.Context, clients int, mode string, first bool) ([]rowResult, error) {
+	if err := b.startNATS(ctx, mode, fmt.Sprintf("nats-%d-%s", clients, mode)); err != nil {
+		return nil, err
+	}
+	defer b.stopNATS()
+	var results []rowResult
+	for _, row := range rowOrder {
+		if !b.opts.rows[row.id] || (!row.synced && !first) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: row %s at %d clients, sync %s\n", row.id, clients, mode)
+		res, err := row.run(ctx, b, clients)
+		if err != nil {
+			return results, fmt.Errorf("row %s at %d clients, sync %s: %w", row.id, clients, mode, err)
+		}
+		res.row, res.label, res.clients = row.id, row.label, clients
+		if row.synced {
+			res.sync = mode
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// startNATS starts the shared nats-server with sync mode mode, storing in
+// a new directory, store, under the run's temp dir.
+func (b *bench) startNATS(ctx context.Context, mode, store string) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, b.self, "-role", roleNATS, "-listen", addr, "-store", filepath.Join(b.tmp, "nats"))
+	b.sync = mode
+	cmd := exec.CommandContext(ctx, b.self, "-role", roleNATS, "-listen", addr, "-store", filepath.Join(b.tmp, store), "-sync", mode)
 	if b.nats, err = b.startProc("nats-server", cmd); err != nil {
 		return err
 	}
@@ -183,6 +204,11 @@ func (b *bench) startNATS(ctx context.Context) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func (b *bench) stopNATS() {
+	b.js.Conn().Close()
+	b.nats.stop()
 }
 
 // resetNATS deletes the stream and the bucket so that every row starts
@@ -226,21 +252,23 @@ func (b *bench) prepareNode(ctx context.Context) {
 // row is one line of the table.
 type row struct {
 	id, label string
+	synced    bool // stores in JetStream: run once per sync mode
 	run       func(ctx context.Context, b *bench, clients int) (rowResult, error)
 }
 
 var rowOrder = []row{
-	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", runRowA},
-	{"B", "HTTP + signature limit: net/http, verify, 200", runRowB},
-	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", runRowM},
-	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics), external nats-server", runRowC},
-	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", runRowCE},
-	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", runRowD},
+	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", true, runRowA},
+	{"B", "HTTP + signature limit: net/http, verify, 200", false, runRowB},
+	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", true, runRowM},
+	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics), external nats-server", true, runRowC},
+	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", true, runRowCE},
+	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", false, runRowD},
 }
 
 // rowResult is what one row measured.
 type rowResult struct {
 	row, label   string
+	sync         string // the sync mode, "" for rows that do not store
 	clients      int
 	load         loadResult
 	receiverCPU  time.Duration // CPU of the receiver process over the measured run
@@ -404,7 +432,8 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 		"FORWARDER_ADMIN_ADDR="+admin,
 		"FORWARDER_NATS_URL="+natsURL,
 		"FORWARDER_NATS_EMBEDDED_LISTEN=127.0.0.1:0",
-		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d", clients)),
+		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d-%s", clients, b.sync)),
+		"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL="+b.sync,
 		"FORWARDER_ADMIN_PPROF=true",
 	)
 	p, err := b.startProc("zautic-forwarder", cmd)
@@ -416,7 +445,7 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
 	}
 	profile := ""
-	if b.opts.cpuProfile != "" && natsURL != "" && clients == slices.Max(b.opts.clients) {
+	if b.opts.cpuProfile != "" && natsURL != "" && clients == slices.Max(b.opts.clients) && b.sync == b.opts.syncModes[0] {
 		profile = "http://" + admin + "/debug/pprof/profile"
 	}
 	return b.measureHTTP(ctx, p, "http://"+web+"/webhooks/zautic", "", clients, profile)

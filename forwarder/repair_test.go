@@ -1,0 +1,126 @@
+package forwarder
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
+)
+
+// TestRepairSince stores events as a forwarder that crashed before its
+// marks would have, next to events with their mark and a message without a
+// Nats-Msg-Id, and checks that a repair creates exactly the missing marks,
+// keyed as the request path keys them, within dedup.repair_max.
+func TestRepairSince(t *testing.T) {
+	tests := []struct {
+		name         string
+		repairMax    int
+		wantScanned  int
+		wantRepaired []string
+	}{
+		{name: "every message", repairMax: 100, wantScanned: 5, wantRepaired: []string{"dlv_lost_1", "dlv lost:2"}},
+		{name: "bounded by repair_max", repairMax: 2, wantScanned: 2, wantRepaired: []string{"dlv_lost_1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := natstest.Start(t, "", 0)
+			cfg := DefaultConfig()
+			cfg.Dedup.RepairMax = tt.repairMax
+			core, logs := observer.New(zapcore.InfoLevel)
+			b := runBroker(t, ns.ClientURL(), cfg, zap.New(core), nil)
+			waitRepairs(t, logs, 1) // the repair at start, on the empty stream
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			kv, err := b.bucket()
+			if err != nil {
+				t.Fatal(err)
+			}
+			publishAsCrashed(ctx, t, b, "dlv_marked", true)
+			publishAsCrashed(ctx, t, b, "dlv_lost_1", false)
+			publishAsCrashed(ctx, t, b, "", false)
+			publishAsCrashed(ctx, t, b, "dlv lost:2", false) // not a valid KV key: stored as its hash
+			publishAsCrashed(ctx, t, b, "dlv_marked_2", true)
+
+			got, err := b.repairSince(ctx, time.Now().Add(-time.Minute))
+			if err != nil {
+				t.Fatalf("repair: %v", err)
+			}
+			if got.scanned != tt.wantScanned || got.repaired != len(tt.wantRepaired) || !slices.Equal(got.ids, tt.wantRepaired) {
+				t.Fatalf("got scanned %d, repaired %d %q, want %d, %d %q",
+					got.scanned, got.repaired, got.ids, tt.wantScanned, len(tt.wantRepaired), tt.wantRepaired)
+			}
+			for _, id := range tt.wantRepaired {
+				if _, err := kv.Get(ctx, KVKey(id)); err != nil {
+					t.Errorf("mark of %q: got %v, want it created", id, err)
+				}
+			}
+			again, err := b.repairSince(ctx, time.Now().Add(-time.Minute))
+			if err != nil || again.repaired != 0 {
+				t.Errorf("second repair: got %d repaired (err %v), want 0: marks that exist are left alone", again.repaired, err)
+			}
+		})
+	}
+}
+
+// publishAsCrashed stores an event with Nats-Msg-Id id (none when empty),
+// and its mark only when marked.
+func publishAsCrashed(ctx context.Context, t *testing.T, b *natsBroker, id string, marked bool) {
+	t.Helper()
+	header := map[string][]string{}
+	if id != "" {
+		header[jetstream.MsgIDHeader] = []string{id}
+	}
+	ack, err := b.Publish(ctx, "zautic.message.sent", header, []byte(`{}`))
+	if err != nil {
+		t.Fatalf("publish %q: %v", id, err)
+	}
+	if marked {
+		if err := b.Mark(ctx, KVKey(id), ack.Seq); err != nil {
+			t.Fatalf("mark %q: %v", id, err)
+		}
+	}
+}
+
+// TestRepairAfterReconnect restarts the nats-server under a running broker:
+// the reconnect starts another repair, which creates the mark the first one
+// could not know about.
+func TestRepairAfterReconnect(t *testing.T) {
+	dir := t.TempDir()
+	ns := natstest.Start(t, dir, 0)
+	port := ns.Addr().(*net.TCPAddr).Port
+	core, logs := observer.New(zapcore.InfoLevel)
+	b := runBroker(t, ns.ClientURL(), DefaultConfig(), zap.New(core), nil)
+	waitRepairs(t, logs, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	publishAsCrashed(ctx, t, b, "dlv_before_restart", false)
+
+	natstest.Stop(ns)
+	natstest.Start(t, dir, port)
+	repairs := waitRepairs(t, logs, 2)
+	fields := repairs[1].ContextMap()
+	if fields["repaired"] != int64(1) || !slices.Equal(fields["repaired_ids"].([]any), []any{"dlv_before_restart"}) {
+		t.Fatalf("repair after reconnect: got %v, want one repaired mark, dlv_before_restart", fields)
+	}
+}
+
+// waitRepairs waits for n finished repairs and returns their log lines.
+func waitRepairs(t *testing.T, logs *observer.ObservedLogs, n int) []observer.LoggedEntry {
+	t.Helper()
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if got := logs.FilterMessage("mark repair finished").Len(); got < n {
+			return fmt.Errorf("got %d finished repairs, want %d", got, n)
+		}
+		return nil
+	})
+	return logs.FilterMessage("mark repair finished").All()
+}
