@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,12 +32,17 @@ var errNotReplayed = errors.New("not every entry was replayed")
 // adminClient talks to a forwarder's admin listener.
 type adminClient struct {
 	base    string
+	token   string
 	timeout time.Duration
 	json    bool
 }
 
+// adminTokenEnv is where the admin commands find admin.token by default.
+const adminTokenEnv = envPrefix + "_ADMIN_TOKEN"
+
 func (a *adminClient) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.base, "admin-url", defaultAdminURL, "the forwarder's admin listener")
+	cmd.Flags().StringVar(&a.token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
 	cmd.Flags().DurationVar(&a.timeout, "timeout", 2*time.Minute, "timeout of the request")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
 }
@@ -154,6 +161,9 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if token := cmp.Or(a.token, os.Getenv(adminTokenEnv)); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

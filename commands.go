@@ -42,7 +42,8 @@ func newRootCommand(hangup <-chan os.Signal, stdin io.Reader, stdout, stderr io.
 	// The root runs serve, so it takes serve's flags too.
 	root.Flags().AddFlagSet(serve.Flags())
 	root.AddCommand(serve, newCheckConfigCommand(stdout), newVersionCommand(stdout),
-		newSendCommand(stdin, stdout, stderr), newSignCommand(stdin, stdout, stderr), newQuarantineCommand(stdout))
+		newSendCommand(stdin, stdout, stderr), newSignCommand(stdin, stdout, stderr), newQuarantineCommand(stdout),
+		newDeliveriesCommand(stdout))
 	return root
 }
 

@@ -257,6 +257,8 @@ type envOverride struct {
 var envOverrides = map[string]envOverride{
 	"admin.addr":                  {env: "127.0.0.1:9999", want: "127.0.0.1:9999"},
 	"admin.pprof":                 {env: "true", want: "true"},
+	"admin.token":                 {env: "admin-t0ken", want: "admin-t0ken"},
+	"admin.token_file":            {env: "/run/secrets/admin-token", want: "/run/secrets/admin-token"},
 	"dedup.bucket":                {env: "other-dedup", want: "other-dedup"},
 	"dedup.key":                   {env: "delivery", want: "delivery"},
 	"dedup.repair_max":            {env: "500", want: "500"},
@@ -446,6 +448,7 @@ func TestConfigRedacted(t *testing.T) {
 	cfg.Webhook.Secrets = []string{"whsec-two", "whsec-three"}
 	cfg.Webhook.SecretFile = "/run/secrets/zautic"
 	cfg.NATS.Token = "nats-token"
+	cfg.Admin.Token = "admin-token"
 	cfg.NATS.User = "forwarder"
 	cfg.NATS.Password = "nats-password"
 	cfg.NATS.URL = "nats://urluser:url-password@127.0.0.1:4222, tls://url-token@127.0.0.1:4223,nats://127.0.0.1:4224"
@@ -455,7 +458,7 @@ func TestConfigRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"whsec-one", "whsec-two", "whsec-three", "nats-token", "nats-password", "url-password", "url-token", "urluser"} {
+	for _, secret := range []string{"whsec-one", "whsec-two", "whsec-three", "nats-token", "nats-password", "url-password", "url-token", "urluser", "admin-token"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("redacted configuration contains %q:\n%s", secret, out)
 		}

@@ -46,10 +46,14 @@ type HTTPConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
-// AdminConfig configures the probe, metrics and pprof listener.
+// AdminConfig configures the probe, metrics, pprof and inspector listener.
 type AdminConfig struct {
 	Addr  string `yaml:"addr"`
 	Pprof bool   `yaml:"pprof"`
+	// Token, and the content of TokenFile, are the Bearer tokens the admin
+	// paths that return or change data accept; both empty leaves them open.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // WebhookConfig holds the secrets Zautic signs with and the replay window.
@@ -301,6 +305,9 @@ func (c Config) Redacted() Config {
 	r.NATS.URL = redactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted
+	}
+	if r.Admin.Token != "" {
+		r.Admin.Token = redacted
 	}
 	if r.NATS.Password != "" {
 		r.NATS.Password = redacted

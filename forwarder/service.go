@@ -74,7 +74,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	logMemoryBound(cfg.HTTP, log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		s.admin = newHTTPServer(cfg.HTTP, newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer, cfg.HTTP.WriteTimeout)), log)
+		token, err := newAdminToken(cfg.Admin, log)
+		if err != nil {
+			return nil, err
+		}
+		routes := newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer, cfg.HTTP.WriteTimeout))
+		s.admin = newHTTPServer(cfg.HTTP, newAdminConsole(cfg, routes, s.broker, reg, token), log)
 		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
 			return nil, err
 		}

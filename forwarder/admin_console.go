@@ -1,0 +1,330 @@
+package forwarder
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zautic/zautic-forwarder/zautic"
+)
+
+// Limits of the inspector's API.
+const (
+	// maxDeliveryIDBytes is the longest id GET /deliveries/{id} accepts.
+	maxDeliveryIDBytes = 1024
+	// DefaultDeliveryPage and MaxDeliveryPage bound GET /deliveries?limit=.
+	DefaultDeliveryPage = 50
+	MaxDeliveryPage     = 500
+	// inspectTimeout bounds one inspector request's reads from NATS.
+	inspectTimeout = 10 * time.Second
+	// pageRefreshSeconds is how often the page refreshes itself.
+	pageRefreshSeconds = 5
+)
+
+// pageCSP allows nothing but this listener: no inline script, no other host.
+const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// inspector is what the admin console asks of the broker; *Broker
+// implements it.
+type inspector interface {
+	Ready() error
+	Connection() natsConnection
+	LookupDelivery(ctx context.Context, id string) (deliveryLookup, error)
+	ListDeliveries(ctx context.Context, q deliveryQuery) (DeliveryPage, error)
+	DeliveryBody(ctx context.Context, id string) ([]byte, string, error)
+}
+
+// console serves the delivery inspector: its API, the page and its files.
+type console struct {
+	cfg      Config
+	insp     inspector
+	gatherer prometheus.Gatherer
+	token    *adminToken
+	page     *template.Template
+	started  time.Time
+}
+
+// newAdminConsole puts the delivery inspector in front of admin, the
+// handler of newAdminHandler: GET / (the page) and /static/, GET /overview,
+// GET /deliveries, /deliveries/{id} and /deliveries/{id}/body. When token
+// requires one, every path that returns or changes data, its own and
+// admin's (/deliveries…, /quarantine…, /debug/pprof/), asks for it; the
+// probes, /metrics, /overview and the page stay open.
+func newAdminConsole(cfg Config, admin http.Handler, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
+	c := &console{cfg: cfg, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", c.servePage)
+	mux.Handle("GET /static/", withPageHeaders(http.StripPrefix("/static/", http.FileServerFS(staticFiles))))
+	mux.HandleFunc("GET /overview", c.serveOverview)
+	mux.HandleFunc("GET /deliveries", c.serveList)
+	mux.Handle("GET /deliveries/{id}", byID(c.serveLookup))
+	mux.Handle("GET /deliveries/{id}/body", byID(c.serveBody))
+	mux.Handle("/", admin)
+	return requireAdminToken(token, mux)
+}
+
+// openAdminPaths hold no data: they stay open when a token is set.
+// Everything else requires it, so that a route added later is protected
+// unless it is listed here.
+var openAdminPaths = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true, "/overview": true}
+
+func requireAdminToken(token *adminToken, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if openAdminPaths[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/static/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err := token.check(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="zautic-forwarder admin"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: err.Error()})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// inspectStatus maps the inspector's errors to statuses; the first match
+// wins.
+var inspectStatus = []struct {
+	err    error
+	status int
+}{
+	{errDeliveryNotFound, http.StatusNotFound},
+	{zautic.ErrInvalidType, http.StatusBadRequest},
+	{errNotReady, http.StatusServiceUnavailable},
+	{errInspect, http.StatusServiceUnavailable},
+}
+
+func writeInspectError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	for _, e := range inspectStatus {
+		if errors.Is(err, e.err) {
+			status = e.status
+			break
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", unexpected.retryAfter)
+	}
+	writeJSON(w, status, errorBody{Error: err.Error()})
+}
+
+// publishedAnswer is the answer for an id found in the stream; quarantine
+// lists earlier quarantined attempts of the same delivery, if any.
+type publishedAnswer struct {
+	DeliveryRecord
+	Status     string             `json:"status"`
+	Quarantine []quarantineRecord `json:"quarantine,omitempty"`
+}
+
+// quarantinedAnswer carries the newest entry's fields at the top, and every
+// entry in entries.
+type quarantinedAnswer struct {
+	Status string `json:"status"`
+	quarantineRecord
+	Entries []quarantineRecord `json:"entries"`
+}
+
+type expiredAnswer struct {
+	Status string `json:"status"`
+	expiredMark
+	Detail     string             `json:"detail"`
+	Quarantine []quarantineRecord `json:"quarantine,omitempty"`
+}
+
+// Statuses of GET /deliveries/{id}.
+const (
+	deliveryPublished   = "published"
+	deliveryQuarantined = "quarantined"
+	deliveryExpired     = "expired"
+)
+
+// byID checks the path's {id} and serves it under the inspector's deadline.
+func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if len(id) > maxDeliveryIDBytes {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("id is %d bytes, longer than %d", len(id), maxDeliveryIDBytes)})
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
+		defer cancel()
+		serve(ctx, w, id)
+	}
+}
+
+func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id string) {
+	found, err := c.insp.LookupDelivery(ctx, id)
+	switch {
+	case errors.Is(err, errDeliveryNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no delivery %q in the dedup bucket, the stream or the quarantine", id)})
+	case err != nil:
+		writeInspectError(w, err)
+	case found.Published != nil:
+		writeJSON(w, http.StatusOK, publishedAnswer{DeliveryRecord: *found.Published, Status: deliveryPublished, Quarantine: found.Quarantined})
+	case found.Expired != nil:
+		writeJSON(w, http.StatusOK, expiredAnswer{Status: deliveryExpired, expiredMark: *found.Expired, Quarantine: found.Quarantined,
+			Detail: fmt.Sprintf("published as sequence %d, which has aged out of stream %s", found.Expired.Seq, found.Expired.Stream)})
+	default:
+		newest := found.Quarantined[len(found.Quarantined)-1]
+		writeJSON(w, http.StatusOK, quarantinedAnswer{Status: deliveryQuarantined, quarantineRecord: newest, Entries: found.Quarantined})
+	}
+}
+
+func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id string) {
+	body, contentType, err := c.insp.DeliveryBody(ctx, id)
+	if err != nil {
+		writeInspectError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	// The body came from a sender: never let a browser run it as a page.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(body)
+}
+
+func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
+	q, err := parseDeliveryQuery(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
+	defer cancel()
+	page, err := c.insp.ListDeliveries(ctx, q)
+	if err != nil {
+		writeInspectError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// parseDeliveryQuery parses limit, type and before_seq; the error names the
+// parameter.
+func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
+	v := r.URL.Query()
+	q := deliveryQuery{Limit: DefaultDeliveryPage, Type: v.Get("type")}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxDeliveryPage {
+			return q, fmt.Errorf("limit must be an integer from 1 to %d, got %.32q", MaxDeliveryPage, s)
+		}
+		q.Limit = n
+	}
+	if s := v.Get("before_seq"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n == 0 {
+			return q, fmt.Errorf("before_seq must be a positive integer, got %.32q", s)
+		}
+		q.BeforeSeq = n
+	}
+	return q, nil
+}
+
+// overview is the page's header: readiness, the connection and the counts
+// of webhook requests by outcome since the process started. It holds what
+// /readyz and /metrics already show, so it stays open.
+type overview struct {
+	Ready     bool             `json:"ready"`
+	NotReady  string           `json:"not_ready,omitempty"`
+	NATS      natsConnection   `json:"nats"`
+	Stream    string           `json:"stream"`
+	DedupKey  string           `json:"dedup_key"`
+	StartedAt time.Time        `json:"started_at"`
+	Outcomes  map[string]int64 `json:"outcomes"`
+}
+
+func (c *console) serveOverview(w http.ResponseWriter, _ *http.Request) {
+	o := overview{
+		Ready: true, NATS: c.insp.Connection(), Stream: c.cfg.Stream.Name, DedupKey: c.cfg.Dedup.Key,
+		StartedAt: c.started.UTC(), Outcomes: outcomeCounts(c.gatherer),
+	}
+	if err := c.insp.Ready(); err != nil {
+		o.Ready, o.NotReady = false, err.Error()
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+// outcomeCounts sums zautic_forwarder_webhook_requests_total by outcome.
+func outcomeCounts(g prometheus.Gatherer) map[string]int64 {
+	counts := map[string]int64{}
+	families, _ := g.Gather() // a partial gather still counts what it has
+	for _, f := range families {
+		if f.GetName() != "zautic_forwarder_webhook_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					counts[l.GetValue()] += int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return counts
+}
+
+// pageData is what the page's template needs; the data itself comes from
+// the API, so the page can stay open.
+type pageData struct {
+	Stream         string
+	TokenRequired  bool
+	Quarantine     bool // the quarantine API is served
+	Types          []string
+	RefreshSeconds int
+}
+
+func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
+	setPageHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, quarantine := quarantineOf(c.cfg.Quarantine)
+	_ = c.page.Execute(w, pageData{
+		Stream: c.cfg.Stream.Name, TokenRequired: c.token.Required(), Quarantine: quarantine,
+		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds,
+	})
+}
+
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+func withPageHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setPageHeaders(w.Header())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// The page and its files are built into the binary: no build step, and
+// nothing fetched from another host.
+var (
+	//go:embed web/static
+	webFiles     embed.FS
+	staticFiles  = mustSub(webFiles, "web/static")
+	pageTemplate = template.Must(template.ParseFS(webPage, "web/index.html.tmpl"))
+	//go:embed web/index.html.tmpl
+	webPage embed.FS
+)
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("embedded %s: %v", dir, err))
+	}
+	return sub
+}

@@ -1,0 +1,457 @@
+package forwarder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zautic/zautic-forwarder/zautic"
+)
+
+var (
+	// errDeliveryNotFound is returned by the inspector when an id is neither
+	// a dedup key nor in the headers of the recent stream messages nor in the
+	// quarantine.
+	errDeliveryNotFound = errors.New("delivery not found")
+	// errInspect is returned when the stream, the bucket or the quarantine
+	// cannot be read.
+	errInspect = errors.New("inspect failed")
+)
+
+// Bounds of the inspector's reads; each one is a number of stream sequences.
+const (
+	// lookupScanLimit is how far back a lookup reads the stream's headers
+	// for an id that is not a dedup key.
+	lookupScanLimit = 100_000
+	// quarantineScanLimit is how far back a lookup reads the quarantine.
+	quarantineScanLimit = 10_000
+	// typeScanLimit is how far back one page of a type-filtered listing reads.
+	typeScanLimit = 10_000
+	// scanBatch is the number of messages of one fetch while scanning: with
+	// 1,000 a scan of 100,000 headers took about three times as long.
+	scanBatch = 10_000
+	// scanConsumerIdle lets the server remove a scan's consumer that this
+	// process could not delete (it died, or lost the connection).
+	scanConsumerIdle = 30 * time.Second
+)
+
+// DeliveryRecord is what the stream tells about one published event.
+type DeliveryRecord struct {
+	DeliveryID  string    `json:"delivery_id"`
+	EventID     string    `json:"event_id"`
+	Type        string    `json:"type"`
+	Subject     string    `json:"subject"`
+	Stream      string    `json:"stream"`
+	Seq         uint64    `json:"seq"`
+	PublishedAt time.Time `json:"published_at"`
+	Size        int       `json:"size"`
+}
+
+// quarantineRecord is one quarantined request whose delivery or event id
+// matched a lookup. Its fields come from an unverified request.
+type quarantineRecord struct {
+	Reason        string `json:"reason"`
+	ReceivedAt    string `json:"received_at"`
+	QuarantineSeq uint64 `json:"quarantine_seq"`
+	DeliveryID    string `json:"delivery_id,omitempty"`
+	EventID       string `json:"event_id,omitempty"`
+	EventType     string `json:"event_type,omitempty"`
+	Size          int    `json:"size"`
+}
+
+// expiredMark is a dedup mark whose stream message is gone (stream.max_age,
+// a limit or a purge removed it).
+type expiredMark struct {
+	Key      string `json:"dedup_key"`
+	Stream   string `json:"stream"`
+	Seq      uint64 `json:"seq"`
+	MarkedAt string `json:"marked_at,omitempty"`
+}
+
+// deliveryLookup is everything known about one id: at most one of
+// Published and Expired, and the quarantine entries, oldest first.
+type deliveryLookup struct {
+	Published   *DeliveryRecord
+	Expired     *expiredMark
+	Quarantined []quarantineRecord
+}
+
+// deliveryQuery selects a page of recent deliveries.
+type deliveryQuery struct {
+	Limit     int
+	Type      string // empty: every type
+	BeforeSeq uint64 // 0: from the newest
+}
+
+// DeliveryPage is a page of deliveries, newest first. NextBeforeSeq is the
+// before_seq of the next (older) page; 0 when the stream holds nothing older.
+type DeliveryPage struct {
+	Deliveries    []DeliveryRecord `json:"deliveries"`
+	NextBeforeSeq uint64           `json:"next_before_seq"`
+}
+
+// natsConnection describes the broker's connection for the admin page.
+type natsConnection struct {
+	Status    string `json:"status"`
+	Connected bool   `json:"connected"`
+	URL       string `json:"url,omitempty"`
+	Server    string `json:"server,omitempty"`
+}
+
+// Connection reports the NATS connection's state without touching the
+// network; the URL has its user information removed.
+func (b *natsBroker) Connection() natsConnection {
+	c := natsConnection{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
+	if c.Connected {
+		c.URL = redactURLs(b.nc.ConnectedUrlRedacted())
+		c.Server = b.nc.ConnectedServerName()
+	}
+	return c
+}
+
+// LookupDelivery finds id as a dedup key in the bucket, else in the
+// Zautic-Delivery-Id and Zautic-Event-Id headers of the last lookupScanLimit
+// stream messages, and in the quarantine. If it is nowhere,
+// errDeliveryNotFound is returned; read failures wrap errInspect.
+func (b *natsBroker) LookupDelivery(ctx context.Context, id string) (deliveryLookup, error) {
+	var found deliveryLookup
+	msg, expired, err := b.findPublished(ctx, id)
+	if err != nil {
+		return found, err
+	}
+	found.Expired = expired
+	if msg != nil {
+		rec := b.recordOf(msg.Subject, msg.Header, msg.Sequence, msg.Time, len(msg.Data))
+		found.Published = &rec
+	}
+	if found.Quarantined, err = b.scanQuarantine(ctx, id); err != nil {
+		return found, err
+	}
+	if found.Published == nil && found.Expired == nil && len(found.Quarantined) == 0 {
+		return found, fmt.Errorf("%w: %q", errDeliveryNotFound, id)
+	}
+	return found, nil
+}
+
+// DeliveryBody returns the published body of id and its content type.
+// Quarantined bodies are never returned: they are unverified. If id has no
+// message in the stream, errDeliveryNotFound is returned.
+func (b *natsBroker) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
+	msg, _, err := b.findPublished(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if msg == nil {
+		return nil, "", fmt.Errorf("%w: %q has no message in stream %s", errDeliveryNotFound, id, b.cfg.Stream.Name)
+	}
+	contentType := msg.Header.Get("Content-Type")
+	if contentType == "" {
+		contentType = "application/json"
+	}
+	return msg.Data, contentType, nil
+}
+
+// findPublished returns the stream message of id: through the dedup mark
+// when id is a dedup key, else through a scan of the stream's headers. A
+// mark whose message is gone is returned as an expiredMark.
+func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *expiredMark, error) {
+	if err := b.Ready(); err != nil {
+		return nil, nil, err
+	}
+	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream.Name, err)
+	}
+	mark, err := b.readMark(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if mark != nil {
+		msg, err := stream.GetMsg(ctx, mark.Seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, mark, nil
+		case err != nil:
+			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
+		case msg.Header.Get(zautic.MessageIDHeader) != mark.Key:
+			// The stream was recreated: the sequence now holds another event.
+			return nil, mark, nil
+		}
+		return msg, nil, nil
+	}
+	seq, err := b.scanForID(ctx, stream, id)
+	if err != nil || seq == 0 {
+		return nil, nil, err
+	}
+	msg, err := stream.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, seq, err)
+	}
+	return msg, nil, nil
+}
+
+// readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
+// a dedup key. The key is mapped as the request path maps it, so that any
+// id a sender can send is safe here.
+func (b *natsBroker) readMark(ctx context.Context, id string) (*expiredMark, error) {
+	kv, err := b.bucket()
+	if err != nil {
+		return nil, err
+	}
+	entry, err := kv.Get(ctx, KVKey(id))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: dedup bucket: %w", errInspect, err)
+	}
+	seqText, markedAt, _ := strings.Cut(string(entry.Value()), " ")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return nil, nil // not a mark this version wrote: look in the stream
+	}
+	return &expiredMark{Key: id, Stream: b.cfg.Stream.Name, Seq: seq, MarkedAt: markedAt}, nil
+}
+
+// scanForID returns the sequence of the newest message among the last
+// lookupScanLimit whose delivery or event id header is id; 0 if none.
+func (b *natsBroker) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
+	state := stream.CachedInfo().State
+	if state.Msgs == 0 {
+		return 0, nil
+	}
+	start := scanStart(state.FirstSeq, state.LastSeq, lookupScanLimit)
+	var newest uint64
+	err := scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
+		h := m.Headers()
+		if h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id {
+			newest = sequenceOf(m)
+		}
+	})
+	return newest, err
+}
+
+// scanQuarantine returns the entries of the last quarantineScanLimit
+// quarantined requests whose delivery id header or body id is id. A missing
+// quarantine stream (the feature is off) is no error.
+func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]quarantineRecord, error) {
+	name, _ := quarantineOf(b.cfg.Quarantine)
+	stream, err := b.js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: quarantine stream %s: %w", errInspect, name, err)
+	}
+	state := stream.CachedInfo().State
+	if state.Msgs == 0 {
+		return nil, nil
+	}
+	var found []quarantineRecord
+	start := scanStart(state.FirstSeq, state.LastSeq, quarantineScanLimit)
+	err = scanRange(ctx, stream, scan{start: start, end: state.LastSeq}, func(m jetstream.Msg) {
+		if rec := quarantineRecordOf(m); rec.DeliveryID == id || rec.EventID == id {
+			found = append(found, rec)
+		}
+	})
+	return found, err
+}
+
+// quarantineRecordOf reads an entry's headers and, for the event id and
+// type, its unverified body; a body that is not an event leaves them empty.
+func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
+	h := m.Headers()
+	rec := quarantineRecord{
+		Reason:        h.Get(quarantineReasonHeader),
+		ReceivedAt:    h.Get(quarantineReceivedAtHeader),
+		QuarantineSeq: sequenceOf(m),
+		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
+		EventType:     h.Get(zautic.RequestEventHeader),
+		Size:          len(m.Data()),
+	}
+	var event struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(m.Data(), &event) == nil {
+		rec.EventID = event.ID
+		if event.Type != "" {
+			rec.EventType = event.Type
+		}
+	}
+	return rec
+}
+
+// ListDeliveries returns the most recent published events, newest first,
+// from their headers only. A type filter reads at most typeScanLimit
+// sequences back, so a page of a rare type may be short; NextBeforeSeq still
+// says where to go on. An invalid type wraps zautic.ErrInvalidType.
+func (b *natsBroker) ListDeliveries(ctx context.Context, q deliveryQuery) (DeliveryPage, error) {
+	page := DeliveryPage{Deliveries: []DeliveryRecord{}}
+	sc := scan{headersOnly: true}
+	window := uint64(q.Limit)
+	if q.Type != "" {
+		subject, err := zautic.SubjectFor(b.cfg.Stream.SubjectPrefix, q.Type)
+		if err != nil {
+			return page, err
+		}
+		sc.filter, window = subject, typeScanLimit
+	}
+	if err := b.Ready(); err != nil {
+		return page, err
+	}
+	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	if err != nil {
+		return page, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream.Name, err)
+	}
+	state := stream.CachedInfo().State
+	sc.end = state.LastSeq
+	if q.BeforeSeq > 0 {
+		sc.end = min(sc.end, q.BeforeSeq-1)
+	}
+	if state.Msgs == 0 || sc.end < state.FirstSeq {
+		return page, nil
+	}
+	sc.start = scanStart(state.FirstSeq, sc.end, window)
+	// Read forward through the window, keeping the newest Limit.
+	var kept []DeliveryRecord
+	err = scanRange(ctx, stream, sc, func(m jetstream.Msg) {
+		kept = append(kept, b.recordOfMsg(m))
+		if len(kept) > q.Limit {
+			kept = kept[1:]
+		}
+	})
+	if err != nil {
+		return page, err
+	}
+	for i := len(kept) - 1; i >= 0; i-- {
+		page.Deliveries = append(page.Deliveries, kept[i])
+	}
+	page.NextBeforeSeq = sc.start
+	if len(kept) == q.Limit {
+		page.NextBeforeSeq = kept[0].Seq
+	}
+	if page.NextBeforeSeq <= state.FirstSeq {
+		page.NextBeforeSeq = 0
+	}
+	return page, nil
+}
+
+func (b *natsBroker) recordOfMsg(m jetstream.Msg) DeliveryRecord {
+	var published time.Time
+	if meta, err := m.Metadata(); err == nil {
+		published = meta.Timestamp
+	}
+	size := len(m.Data())
+	if s, err := strconv.Atoi(m.Headers().Get(nats.MsgSize)); err == nil {
+		size = s // a headers-only read carries the size of the body it left out
+	}
+	return b.recordOf(m.Subject(), m.Headers(), sequenceOf(m), published, size)
+}
+
+func (b *natsBroker) recordOf(subject string, h nats.Header, seq uint64, published time.Time, size int) DeliveryRecord {
+	return DeliveryRecord{
+		DeliveryID:  h.Get(zautic.MessageDeliveryIDHeader),
+		EventID:     h.Get(zautic.MessageEventIDHeader),
+		Type:        h.Get(zautic.MessageEventTypeHeader),
+		Subject:     subject,
+		Stream:      b.cfg.Stream.Name,
+		Seq:         seq,
+		PublishedAt: published.UTC(),
+		Size:        size,
+	}
+}
+
+// quarantineOf returns the quarantine's stream, which a lookup reads when it
+// exists (it may hold entries from when the quarantine was on), and whether
+// the quarantine API is served.
+func quarantineOf(cfg QuarantineConfig) (stream string, served bool) {
+	return cfg.Stream, cfg.Enabled
+}
+
+// scan is a range of stream sequences to read, inclusive.
+type scan struct {
+	start, end  uint64
+	filter      string // a subject filter; empty reads every subject
+	headersOnly bool
+}
+
+// scanStart is the first sequence of a window of at most size sequences
+// that ends at end and does not start before first.
+func scanStart(first, end, size uint64) uint64 {
+	if end < size || end-size+1 < first {
+		return first
+	}
+	return end - size + 1
+}
+
+// scanRange calls fn with each message of sc, in order, through a
+// short-lived consumer that acknowledges nothing, so reading changes no
+// state a consumer of the stream sees. The consumer is deleted afterwards;
+// if that fails, the server removes it after scanConsumerIdle.
+func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(jetstream.Msg)) error {
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       sc.start,
+		AckPolicy:         jetstream.AckNonePolicy,
+		HeadersOnly:       sc.headersOnly,
+		InactiveThreshold: scanConsumerIdle,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	if sc.filter != "" {
+		cfg.FilterSubject = sc.filter
+	}
+	cons, err := stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: create scan consumer: %w", errInspect, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	for {
+		batch, err := cons.FetchNoWait(scanBatch)
+		if err != nil {
+			return fmt.Errorf("%w: fetch: %w", errInspect, err)
+		}
+		n, done := 0, false
+		for m := range batch.Messages() {
+			n++
+			if sequenceOf(m) > sc.end {
+				done = true
+				continue
+			}
+			fn(m)
+			if sequenceOf(m) == sc.end {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("%w: fetch: %w", errInspect, err)
+		}
+		if done || n == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: scan stopped at the deadline: %w", errInspect, err)
+		}
+	}
+}
+
+// sequenceOf is a consumed message's stream sequence.
+func sequenceOf(m jetstream.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
+}

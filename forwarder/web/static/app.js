@@ -1,0 +1,318 @@
+// The delivery inspector page: plain JavaScript, no build step. Everything
+// shown comes from the admin API of the listener that served the page, and
+// every value is put in the page as text, never as HTML.
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'zautic-forwarder-admin-token';
+  const body = document.body;
+  const tokenRequired = body.dataset.tokenRequired === 'true';
+  const quarantineServed = body.dataset.quarantine === 'true';
+  const refreshMs = 1000 * (Number(body.dataset.refreshSeconds) || 5);
+  const pageSize = 50;
+
+  const state = {
+    type: '',
+    pages: [],          // before_seq of each older page visited; empty: newest
+    next: 0,            // next_before_seq of the page shown
+    searched: '',       // the id whose lookup is shown
+    refreshing: false,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') node.className = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) {
+      node.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : String(c)));
+    }
+    return node;
+  }
+
+  // pathID escapes an id for one path segment; dots too, so that an id of
+  // "." or ".." stays an id instead of moving up the path.
+  function pathID(id) {
+    return encodeURIComponent(id).replace(/\./g, '%2E');
+  }
+
+  function when(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString(undefined, { hour12: false });
+  }
+
+  class NeedToken extends Error {}
+
+  function token() {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  }
+
+  // api fetches a path of this listener with the tab's token; a 401 asks
+  // for the token again.
+  async function api(path, options) {
+    if (tokenRequired && !token()) throw new NeedToken('token required');
+    const opts = Object.assign({ cache: 'no-store' }, options || {});
+    opts.headers = Object.assign({}, opts.headers || {});
+    if (token()) opts.headers['Authorization'] = 'Bearer ' + token();
+    const resp = await fetch(path, opts);
+    if (resp.status === 401) {
+      const answer = await resp.json().catch(() => ({}));
+      sessionStorage.removeItem(TOKEN_KEY);
+      askToken(answer.error || 'the admin token was refused');
+      throw new NeedToken('token refused');
+    }
+    return resp;
+  }
+
+  async function json(resp) {
+    const text = await resp.text();
+    try { return JSON.parse(text); } catch (e) { return { error: text || resp.statusText }; }
+  }
+
+  // ---- token
+
+  function askToken(message) {
+    $('token-panel').hidden = false;
+    $('content').hidden = true;
+    $('token-error').textContent = message || '';
+    $('token-input').focus();
+  }
+
+  $('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const value = $('token-input').value.trim();
+    if (!value) { $('token-error').textContent = 'enter the token'; return; }
+    sessionStorage.setItem(TOKEN_KEY, value);
+    $('token-input').value = '';
+    $('token-panel').hidden = true;
+    $('content').hidden = false;
+    refresh();
+  });
+
+  // ---- overview
+
+  async function loadOverview() {
+    const o = await json(await fetch('/overview', { cache: 'no-store' }));
+    const ready = $('ready');
+    ready.textContent = o.ready ? 'ready' : 'not ready';
+    ready.className = 'pill ' + (o.ready ? 'ok' : 'bad');
+    ready.title = o.not_ready || '';
+    const nats = o.nats || {};
+    $('nats').textContent = 'NATS ' + (nats.status || 'unknown') + (nats.url ? ' · ' + nats.url : '') + (nats.server ? ' (' + nats.server + ')' : '');
+    const dl = $('outcomes');
+    dl.replaceChildren();
+    const names = ['published', 'duplicate', 'ignored', 'rejected', 'unavailable', 'overloaded'];
+    for (const name of Object.keys(o.outcomes || {})) if (!names.includes(name)) names.push(name);
+    for (const name of names) {
+      dl.append(el('div', { 'data-outcome': name }, el('dt', {}, name), el('dd', {}, (o.outcomes || {})[name] || 0)));
+    }
+  }
+
+  // ---- recent deliveries
+
+  function idLink(id) {
+    if (!id) return el('span', { class: 'muted' }, '—');
+    return el('a', { class: 'id', href: '#', title: 'find this delivery', onclick: (ev) => { ev.preventDefault(); search(id); } }, id);
+  }
+
+  async function loadDeliveries() {
+    const params = new URLSearchParams({ limit: String(pageSize) });
+    if (state.type) params.set('type', state.type);
+    const before = state.pages[state.pages.length - 1];
+    if (before) params.set('before_seq', String(before));
+    const resp = await api('/deliveries?' + params);
+    const page = await json(resp);
+    const tbody = $('deliveries').tBodies[0];
+    if (!resp.ok) {
+      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'error' }, page.error)));
+      return;
+    }
+    const rows = (page.deliveries || []).map((d) => el('tr', { 'data-seq': d.seq },
+      el('td', {}, d.seq),
+      el('td', { class: 'when' }, when(d.published_at)),
+      el('td', {}, d.type),
+      el('td', { class: 'id' }, idLink(d.delivery_id)),
+      el('td', { class: 'id' }, idLink(d.event_id)),
+      el('td', { class: 'num' }, d.size)));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'no deliveries' + (state.type ? ' of type ' + state.type : '') + ' here')));
+    tbody.replaceChildren(...rows);
+    state.next = page.next_before_seq || 0;
+    $('older').disabled = !state.next;
+    $('newer').disabled = state.pages.length === 0;
+    $('newest').disabled = state.pages.length === 0;
+    $('page-info').textContent = (page.deliveries || []).length + ' shown' + (before ? ', before sequence ' + before : ', newest first');
+  }
+
+  $('type-filter').addEventListener('change', () => {
+    state.type = $('type-filter').value;
+    state.pages = [];
+    loadDeliveries().catch(report);
+  });
+  $('older').addEventListener('click', () => {
+    if (!state.next) return;
+    state.pages.push(state.next);
+    loadDeliveries().catch(report);
+  });
+  $('newer').addEventListener('click', () => {
+    state.pages.pop();
+    loadDeliveries().catch(report);
+  });
+  $('newest').addEventListener('click', () => {
+    state.pages = [];
+    loadDeliveries().catch(report);
+  });
+
+  // ---- search
+
+  const fieldOrder = ['status', 'delivery_id', 'event_id', 'type', 'event_type', 'subject', 'stream', 'seq', 'published_at',
+    'size', 'reason', 'received_at', 'quarantine_seq', 'dedup_key', 'marked_at', 'detail'];
+
+  function describe(answer) {
+    const dl = el('dl');
+    for (const key of fieldOrder) {
+      if (answer[key] === undefined || answer[key] === '') continue;
+      const value = key === 'status'
+        ? el('span', { class: 'pill ' + (answer.status === 'published' ? 'ok' : answer.status === 'expired' ? 'warn' : 'bad') }, answer.status)
+        : String(answer[key]);
+      dl.append(el('dt', {}, key), el('dd', { 'data-field': key }, value));
+    }
+    return dl;
+  }
+
+  async function search(id) {
+    id = (id || '').trim();
+    $('search-input').value = id;
+    state.searched = id;
+    const out = $('search-result');
+    const payload = $('payload');
+    payload.hidden = true;
+    payload.textContent = '';
+    if (!id) { out.replaceChildren(); return; }
+    out.replaceChildren(el('p', { class: 'muted' }, 'looking up ' + id + '…'));
+    const resp = await api('/deliveries/' + pathID(id));
+    const answer = await json(resp);
+    if (!resp.ok) {
+      out.replaceChildren(el('p', { class: 'error', id: 'search-error' }, answer.error || resp.statusText));
+      return;
+    }
+    const parts = [describe(answer)];
+    const entries = answer.entries || answer.quarantine || [];
+    if (entries.length > 1 || answer.quarantine) {
+      parts.push(el('p', { class: 'muted' }, entries.length + ' quarantine entr' + (entries.length === 1 ? 'y' : 'ies') + ': ' +
+        entries.map((q) => '#' + q.quarantine_seq + ' ' + q.reason).join(', ')));
+    }
+    if (answer.status === 'published') {
+      parts.push(el('button', { id: 'show-payload', type: 'button', onclick: () => showPayload(id).catch(report) }, 'Show payload'));
+    }
+    out.replaceChildren(...parts);
+  }
+
+  async function showPayload(id) {
+    const resp = await api('/deliveries/' + pathID(id) + '/body');
+    const text = await resp.text();
+    let shown = text;
+    if (resp.ok) {
+      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON: show as sent */ }
+    }
+    const payload = $('payload');
+    payload.textContent = resp.ok ? shown : 'no payload: ' + text;
+    payload.hidden = false;
+  }
+
+  $('search-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    search($('search-input').value).catch(report);
+  });
+
+  // ---- quarantine
+
+  const TOLERANCE = 'timestamp_out_of_tolerance';
+
+  async function loadQuarantine() {
+    if (!quarantineServed) return;
+    const resp = await api('/quarantine?limit=100');
+    const tbody = $('quarantine').tBodies[0];
+    const answer = await json(resp);
+    if (!resp.ok) {
+      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'error' }, answer.error || resp.statusText)));
+      $('replay-all').disabled = true;
+      return;
+    }
+    const entries = Array.isArray(answer) ? answer : (answer.entries || []);
+    const rows = entries.map((q) => el('tr', { 'data-seq': q.seq, 'data-reason': q.reason },
+      el('td', {}, q.seq),
+      el('td', { class: 'when' }, when(q.received_at)),
+      el('td', { class: 'reason' }, q.reason),
+      el('td', { class: 'id' }, idLink(q.delivery_id)),
+      el('td', {}, q.event_type || ''),
+      el('td', { class: 'num' }, q.size),
+      el('td', {}, el('button', { type: 'button', class: 'replay', onclick: (ev) => replay([q], ev.target).catch(report) }, 'Replay'))));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'the quarantine is empty')));
+    tbody.replaceChildren(...rows);
+    $('replay-all').disabled = entries.length === 0;
+    state.quarantine = entries;
+  }
+
+  // replay sends the entries back through verification; entries held for
+  // their timestamp need the operator's word to skip the tolerance check.
+  async function replay(entries, button) {
+    const request = entries === 'all' ? { all: true } : { seqs: entries.map((q) => q.seq) };
+    const stale = (entries === 'all' ? state.quarantine || [] : entries).filter((q) => q.reason === TOLERANCE);
+    if (stale.length > 0) {
+      const ok = window.confirm(stale.length + ' entr' + (stale.length === 1 ? 'y was' : 'ies were') +
+        ' quarantined for a timestamp outside the tolerance. Replay ignoring the tolerance?');
+      if (!ok && entries !== 'all') return;
+      if (ok) request.ignore_tolerance = true;
+    }
+    if (button) button.disabled = true;
+    const resp = await api('/quarantine/replay', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(request),
+    });
+    const answer = await json(resp);
+    $('quarantine-info').textContent = resp.ok ? 'replayed: ' + summarize(answer) : 'replay failed: ' + (answer.error || resp.statusText);
+    await Promise.all([loadQuarantine(), loadDeliveries(), loadOverview()]);
+  }
+
+  function summarize(answer) {
+    if (Array.isArray(answer.results)) {
+      return answer.results.map((r) => '#' + r.seq + ' ' + (r.status || r.outcome || r.error || '')).join(', ');
+    }
+    return JSON.stringify(answer);
+  }
+
+  $('replay-all').addEventListener('click', (ev) => replay('all', ev.target).catch(report));
+
+  // ---- refresh
+
+  function report(err) {
+    if (err instanceof NeedToken) return;
+    $('updated').textContent = 'refresh failed: ' + err.message;
+  }
+
+  // refresh reloads everything but the search, which stays as the user
+  // left it.
+  async function refresh() {
+    if (state.refreshing) return;
+    state.refreshing = true;
+    try {
+      await loadOverview();
+      if (tokenRequired && !token()) { askToken(''); return; }
+      await Promise.all([loadDeliveries(), loadQuarantine()]);
+      $('updated').textContent = 'updated ' + new Date().toLocaleTimeString(undefined, { hour12: false });
+    } catch (err) {
+      report(err);
+    } finally {
+      state.refreshing = false;
+    }
+  }
+
+  refresh();
+  setInterval(refresh, refreshMs);
+}());
