@@ -166,19 +166,20 @@ func TestDeliveryLookupExpired(t *testing.T) {
 	p.WaitReady(t)
 	seq := publish(t, p, "evt_old_1", "dlv_old_1", "message.sent")
 	var got response
+	// The mark is kept under the dedup key, the event id (dedup.key event).
 	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
-		got = adminJSON(t, p, deliveryPath("dlv_old_1"), "")
+		got = adminJSON(t, p, deliveryPath("evt_old_1"), "")
 		if got.Body["status"] != "expired" {
 			return fmt.Errorf("got %d %v, want expired", got.Status, got.Body)
 		}
 		return nil
 	})
-	if got.Status != http.StatusOK || got.Body["seq"] != seq || got.Body["dedup_key"] != "dlv_old_1" || got.Body["stream"] != "ZAUTIC" {
-		t.Errorf("got %d %v, want 200 expired with seq %v, dedup_key dlv_old_1, stream ZAUTIC", got.Status, got.Body, seq)
+	if got.Status != http.StatusOK || got.Body["seq"] != seq || got.Body["dedup_key"] != "evt_old_1" || got.Body["stream"] != "ZAUTIC" {
+		t.Errorf("got %d %v, want 200 expired with seq %v, dedup_key evt_old_1, stream ZAUTIC", got.Status, got.Body, seq)
 	}
-	// The event id is no dedup key and its message is gone: unknown.
-	if got := adminJSON(t, p, deliveryPath("evt_old_1"), ""); got.Status != http.StatusNotFound {
-		t.Errorf("event id of an expired delivery: got %d %v, want 404", got.Status, got.Body)
+	// The delivery id is no dedup key and its message is gone: unknown.
+	if got := adminJSON(t, p, deliveryPath("dlv_old_1"), ""); got.Status != http.StatusNotFound {
+		t.Errorf("delivery id of an expired event: got %d %v, want 404", got.Status, got.Body)
 	}
 }
 
