@@ -14,9 +14,9 @@ import (
 var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
 	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
 
-// ErrSecretFileEmpty is returned by Reload when a secret file that held
+// errSecretFileEmpty is returned by Reload when a secret file that held
 // secrets holds none any more; its previous secrets stay in use.
-var ErrSecretFileEmpty = errors.New("holds no secret any more; keeping its previous secrets")
+var errSecretFileEmpty = errors.New("holds no secret any more; keeping its previous secrets")
 
 // secretSet holds the webhook secrets currently accepted. Values from the
 // configuration are fixed; files are re-read by Reload, so that a rotated
@@ -112,7 +112,7 @@ func (f *secretFile) reload() error {
 	if len(secrets) == 0 && len(f.last) > 0 {
 		// Truncated, or caught in the middle of a rewrite: an empty file is
 		// never a rotation, since it would refuse every delivery.
-		return fmt.Errorf("%s %s %w", f.key, f.path, ErrSecretFileEmpty)
+		return fmt.Errorf("%s %s %w", f.key, f.path, errSecretFileEmpty)
 	}
 	f.last = secrets
 	return nil

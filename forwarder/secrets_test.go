@@ -151,7 +151,7 @@ func TestSecretsReloadKeepsCurrentOnError(t *testing.T) {
 		change  func() error
 		wantErr error
 	}{
-		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, ErrSecretFileEmpty},
+		{"file emptied", func() error { return os.WriteFile(path, nil, 0o600) }, errSecretFileEmpty},
 		{"file removed", func() error { return os.Remove(path) }, os.ErrNotExist},
 	}
 	for _, tt := range tests {
@@ -222,11 +222,11 @@ func TestSecretsReloadPerFile(t *testing.T) {
 		wantErr error
 		want    []string
 	}{
-		{"list emptied, single rotated", func() { write(list, ""); write(single, "single-new\n") }, ErrSecretFileEmpty,
+		{"list emptied, single rotated", func() { write(list, ""); write(single, "single-new\n") }, errSecretFileEmpty,
 			[]string{"fixed", "single-new", "list-1", "list-2"}},
 		{"list removed", func() { _ = os.Remove(list) }, os.ErrNotExist, []string{"fixed", "single-new", "list-1", "list-2"}},
 		{"list back with a new secret", func() { write(list, "list-3\n") }, nil, []string{"fixed", "single-new", "list-3"}},
-		{"single emptied", func() { write(single, "\n") }, ErrSecretFileEmpty, []string{"fixed", "single-new", "list-3"}},
+		{"single emptied", func() { write(single, "\n") }, errSecretFileEmpty, []string{"fixed", "single-new", "list-3"}},
 	}
 	for _, step := range steps {
 		step.apply()
