@@ -19,6 +19,10 @@
 // replayed through the same path (replay.go), by itself after a change of
 // the secrets (replay_auto.go) or from the admin API (admin_quarantine.go).
 //
+// The admin listener also serves the delivery inspector: the lookup API,
+// its page and the quarantine API (admin_console.go, inspect.go), behind
+// admin.token when one is set (admin_token.go).
+//
 // tracing.go wraps the steps in OpenTelemetry spans and puts the trace
 // context on each message, only when Start is given WithTracerProvider.
 package forwarder
