@@ -112,10 +112,9 @@ func (m *metricSet) initSeries() {
 	for _, outcome := range []string{outcomePublished, outcomeDuplicate, outcomeIgnored, outcomeUnavailable, outcomeOverloaded} {
 		m.requests.WithLabelValues(outcome, "")
 	}
-	for _, reason := range rejectReasons() {
-		m.requests.WithLabelValues(outcomeRejected, reason)
+	for _, pair := range labelledOutcomes() {
+		m.requests.WithLabelValues(pair[0], pair[1])
 	}
-	m.requests.WithLabelValues(outcomeOverloaded, reasonBodyMemory)
 	for _, t := range append(slices.Clone(zautic.DocumentedTypes()), "other") {
 		m.published.WithLabelValues(t)
 	}

@@ -289,7 +289,10 @@ func TestRequestMetrics(t *testing.T) {
 	if got := labelValues(t, rig.reg, "zautic_forwarder_events_published_total", "type"); contains(got, "custom.thing") {
 		t.Errorf("type label values %v include an undocumented type", got)
 	}
-	known := append(rejectReasons(), "", reasonBodyMemory)
+	known := []string{""}
+	for _, pair := range labelledOutcomes() {
+		known = append(known, pair[1])
+	}
 	for _, reason := range labelValues(t, rig.reg, reqs, "reason") {
 		if !contains(known, reason) {
 			t.Errorf("reason label %q is not one of %v", reason, known)

@@ -54,8 +54,8 @@ var rejections = []rejection{
 	{errReadBody, http.StatusBadRequest, outcomeRejected, "read_body", ""},
 	{zautic.ErrNotSigned, http.StatusBadRequest, outcomeRejected, "signature_missing", ""},
 	{zautic.ErrInvalidHeader, http.StatusBadRequest, outcomeRejected, "signature_malformed", ""},
-	{zautic.ErrNoValidSignature, http.StatusBadRequest, outcomeRejected, "signature_mismatch", ""},
-	{zautic.ErrTooOld, http.StatusBadRequest, outcomeRejected, "timestamp_out_of_tolerance", ""},
+	{zautic.ErrNoValidSignature, http.StatusBadRequest, outcomeRejected, reasonSignatureMismatch, ""},
+	{zautic.ErrTooOld, http.StatusBadRequest, outcomeRejected, reasonTimestampOld, ""},
 	{zautic.ErrInvalidEvent, http.StatusBadRequest, outcomeRejected, "invalid_event", ""},
 	{zautic.ErrInvalidType, http.StatusBadRequest, outcomeRejected, "invalid_type", ""},
 	{errNotReady, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
@@ -75,15 +75,16 @@ func classify(err error) rejection {
 	return unexpected
 }
 
-// rejectReasons are the values of the reason label of rejected requests.
-func rejectReasons() []string {
-	var reasons []string
+// labelledOutcomes are the outcome and reason label pairs of the requests
+// that the table gives a reason, rejected or not.
+func labelledOutcomes() [][2]string {
+	var pairs [][2]string
 	for _, r := range rejections {
-		if r.reason != "" && r.outcome == outcomeRejected {
-			reasons = append(reasons, r.reason)
+		if r.reason != "" {
+			pairs = append(pairs, [2]string{r.outcome, r.reason})
 		}
 	}
-	return reasons
+	return pairs
 }
 
 // answerError writes err's status, its Retry-After, and {"error": err},
