@@ -37,9 +37,6 @@ const (
 	// scanBatch is the number of messages of one fetch while scanning: with
 	// 1,000 a scan of 100,000 headers took about three times as long.
 	scanBatch = 10_000
-	// scanConsumerIdle lets the server remove a scan's consumer that this
-	// process could not delete (it died, or lost the connection).
-	scanConsumerIdle = 30 * time.Second
 )
 
 // DeliveryRecord is what the stream tells about one published event.
@@ -392,32 +389,27 @@ func scanStart(first, end, size uint64) uint64 {
 	return end - size + 1
 }
 
-// scanRange calls fn with each message of sc, in order, through a
-// short-lived consumer that acknowledges nothing, so reading changes no
-// state a consumer of the stream sees. The consumer is deleted afterwards;
-// if that fails, the server removes it after scanConsumerIdle.
+// scanRange calls fn with each message of sc, in order, through a reading
+// consumer (withReadConsumer).
 func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(jetstream.Msg)) error {
 	cfg := jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       sc.start,
-		AckPolicy:         jetstream.AckNonePolicy,
-		HeadersOnly:       sc.headersOnly,
-		InactiveThreshold: scanConsumerIdle,
-		MemoryStorage:     true,
-		Replicas:          1,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   sc.start,
+		HeadersOnly:   sc.headersOnly,
+		FilterSubject: sc.filter,
 	}
-	if sc.filter != "" {
-		cfg.FilterSubject = sc.filter
+	err := withReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+		return scanBatches(ctx, cons, sc.end, fn)
+	})
+	if err != nil && !errors.Is(err, errInspect) {
+		return fmt.Errorf("%w: %w", errInspect, err)
 	}
-	cons, err := stream.CreateConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("%w: create scan consumer: %w", errInspect, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
+	return err
+}
+
+// scanBatches fetches until the message of sequence end, or the end of what
+// is there.
+func scanBatches(ctx context.Context, cons jetstream.Consumer, end uint64, fn func(jetstream.Msg)) error {
 	for {
 		batch, err := cons.FetchNoWait(scanBatch)
 		if err != nil {
@@ -426,12 +418,12 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 		n, done := 0, false
 		for m := range batch.Messages() {
 			n++
-			if sequenceOf(m) > sc.end {
+			if sequenceOf(m) > end {
 				done = true
 				continue
 			}
 			fn(m)
-			if sequenceOf(m) == sc.end {
+			if sequenceOf(m) == end {
 				done = true
 			}
 		}

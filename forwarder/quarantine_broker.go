@@ -177,26 +177,23 @@ func (b *natsBroker) QuarantineEntries(ctx context.Context, f quarantineFilter) 
 	if s.CachedInfo().State.Msgs == 0 || f.Limit <= 0 {
 		return nil, nil
 	}
-	cons, err := s.CreateConsumer(ctx, listConsumerConfig(b.cfg.Quarantine.SubjectPrefix, f))
+	var entries []quarantineEntry
+	err = withReadConsumer(ctx, s, listConsumerConfig(b.cfg.Quarantine.SubjectPrefix, f), func(cons jetstream.Consumer) error {
+		var err error
+		entries, err = fetchEntries(cons, f)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: list quarantine: %w", errNotReady, err)
+		return entries, fmt.Errorf("%w: list quarantine: %w", errNotReady, err)
 	}
-	name := cons.CachedInfo().Name
-	defer func() {
-		// The inactive threshold removes it anyway if this fails.
-		_ = s.DeleteConsumer(context.WithoutCancel(ctx), name)
-	}()
-	return fetchEntries(cons, f)
+	return entries, nil
 }
 
 func listConsumerConfig(prefix string, f quarantineFilter) jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
-		AckPolicy:         jetstream.AckNonePolicy,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		FilterSubject:     prefix + ".>",
-		HeadersOnly:       !f.Bodies,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: prefix + ".>",
+		HeadersOnly:   !f.Bodies,
 	}
 	if f.Reason != "" {
 		cfg.FilterSubject = prefix + "." + f.Reason
@@ -221,7 +218,7 @@ func fetchEntries(cons jetstream.Consumer, f quarantineFilter) ([]quarantineEntr
 	for len(entries) < f.Limit {
 		batch, err := cons.FetchNoWait(min(fetchBatch, f.Limit-len(entries)))
 		if err != nil {
-			return entries, fmt.Errorf("%w: list quarantine: %w", errNotReady, err)
+			return entries, fmt.Errorf("fetch: %w", err)
 		}
 		n, pending := 0, uint64(0)
 		for m := range batch.Messages() {

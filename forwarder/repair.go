@@ -78,49 +78,42 @@ func (b *natsBroker) repairSince(ctx context.Context, since time.Time) (repairRe
 	if err != nil {
 		return r, err
 	}
-	cons, pending, err := b.repairConsumer(ctx, since)
+	stream, err := b.stream(ctx)
 	if err != nil {
 		return r, err
 	}
-	defer b.deleteRepairConsumer(cons)
-	limit := min(pending, uint64(b.cfg.Dedup.RepairMax))
-	for uint64(r.scanned) < limit {
-		n, err := b.repairBatch(ctx, cons, kv, int(min(repairBatch, limit-uint64(r.scanned))), &r)
-		if err != nil {
-			return r, err
+	cfg := jetstream.ConsumerConfig{
+		Description:   "zautic-forwarder mark repair",
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &since,
+		HeadersOnly:   true,
+	}
+	err = withReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+		// What is there now; messages stored during the repair have marks.
+		limit := min(cons.CachedInfo().NumPending, uint64(b.cfg.Dedup.RepairMax))
+		for uint64(r.scanned) < limit {
+			n, err := b.repairBatch(ctx, cons, kv, int(min(repairBatch, limit-uint64(r.scanned))), &r)
+			if err != nil || n == 0 { // n == 0: the stream lost messages to max_age meanwhile
+				return err
+			}
 		}
-		if n == 0 {
-			break // the stream lost messages to max_age meanwhile
-		}
+		return nil
+	})
+	if err != nil {
+		return r, fmt.Errorf("repair on stream %q: %w", b.cfg.Stream.Name, err)
 	}
 	return r, nil
 }
 
-// repairConsumer creates an ephemeral consumer of the stream's headers
-// since since, and returns it with the number of messages it will deliver.
-func (b *natsBroker) repairConsumer(ctx context.Context, since time.Time) (jetstream.Consumer, uint64, error) {
+// stream looks the stream up, bounded by nats.publish_timeout.
+func (b *natsBroker) stream(ctx context.Context) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	cons, err := b.js.CreateConsumer(ctx, b.cfg.Stream.Name, jetstream.ConsumerConfig{
-		Description:   "zautic-forwarder mark repair",
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-		OptStartTime:  &since,
-		AckPolicy:     jetstream.AckNonePolicy,
-		HeadersOnly:   true,
-		MemoryStorage: true,
-		// Removed by the server if this process dies before deleting it.
-		InactiveThreshold: time.Minute,
-	})
+	s, err := b.js.Stream(ctx, b.cfg.Stream.Name)
 	if err != nil {
-		return nil, 0, fmt.Errorf("create repair consumer on stream %q: %w", b.cfg.Stream.Name, err)
+		return nil, fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
-	return cons, cons.CachedInfo().NumPending, nil
-}
-
-func (b *natsBroker) deleteRepairConsumer(cons jetstream.Consumer) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.NATS.PublishTimeout)
-	defer cancel()
-	_ = b.js.DeleteConsumer(ctx, b.cfg.Stream.Name, cons.CachedInfo().Name)
+	return s, nil
 }
 
 // repairBatch fetches up to size messages and creates their missing marks;
