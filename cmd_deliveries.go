@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -76,30 +72,6 @@ func newDeliveriesListCommand(stdout io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", forwarder.DefaultDeliveryPage, "deliveries per page, at most "+strconv.Itoa(forwarder.MaxDeliveryPage))
 	cmd.Flags().Uint64Var(&beforeSeq, "before-seq", 0, "start below this stream sequence (the next_before_seq of the previous page)")
 	return cmd
-}
-
-// show GETs path from the admin API and prints the answer with table, or
-// as the API's JSON with --json.
-func show[T any](ctx context.Context, client *adminClient, w io.Writer, path string, table func(io.Writer, T) error) error {
-	var answer T
-	raw, err := client.do(ctx, http.MethodGet, path, nil, &answer)
-	if err != nil {
-		return err
-	}
-	if client.json {
-		return printIndented(w, raw)
-	}
-	return table(w, answer)
-}
-
-func printIndented(w io.Writer, raw []byte) error {
-	var out bytes.Buffer
-	if err := json.Indent(&out, raw, "", "  "); err != nil {
-		return fmt.Errorf("admin API answer is not JSON: %w", err)
-	}
-	out.WriteByte('\n')
-	_, err := out.WriteTo(w)
-	return err
 }
 
 // lookupFields are printed in this order; the others follow.

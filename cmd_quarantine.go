@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,31 +17,9 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder"
 )
 
-// defaultAdminURL is the admin listener of a forwarder on this host with
-// the default admin.addr.
-const defaultAdminURL = "http://localhost:9090"
-
 // errNotReplayed is returned when some entries of a replay were not
 // settled, so that scripts see it in the exit code.
 var errNotReplayed = errors.New("not every entry was replayed")
-
-// adminClient talks to a forwarder's admin listener.
-type adminClient struct {
-	base    string
-	token   string
-	timeout time.Duration
-	json    bool
-}
-
-// adminTokenEnv is where the admin commands find admin.token by default.
-const adminTokenEnv = envPrefix + "_ADMIN_TOKEN"
-
-func (a *adminClient) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&a.base, "admin-url", defaultAdminURL, "the forwarder's admin listener")
-	cmd.Flags().StringVar(&a.token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
-	cmd.Flags().DurationVar(&a.timeout, "timeout", 2*time.Minute, "timeout of the request")
-	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
-}
 
 func newQuarantineCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
@@ -80,15 +54,7 @@ func newQuarantineListCommand(stdout io.Writer) *cobra.Command {
 				}
 			}
 			q.Set("limit", strconv.Itoa(limit))
-			var answer forwarder.ListAnswer
-			raw, err := client.do(cmd.Context(), http.MethodGet, "/quarantine?"+q.Encode(), nil, &answer)
-			if err != nil {
-				return err
-			}
-			if client.json {
-				return printRaw(stdout, raw)
-			}
-			return printEntries(stdout, answer)
+			return show(cmd.Context(), &client, stdout, "/quarantine?"+q.Encode(), printEntries)
 		},
 	}
 	client.flags(cmd)
@@ -129,7 +95,7 @@ was not settled.`,
 				return err
 			}
 			if client.json {
-				err = printRaw(stdout, raw)
+				err = printIndented(stdout, raw)
 			} else {
 				err = printResults(stdout, answer)
 			}
@@ -147,51 +113,6 @@ was not settled.`,
 	fs.BoolVar(&req.IgnoreTolerance, "ignore-tolerance", false, "skip the timestamp check (needed for timestamp_out_of_tolerance entries)")
 	fs.BoolVar(&req.DryRun, "dry-run", false, "look everything up, change nothing")
 	return cmd
-}
-
-// do sends a request with a JSON body (when not nil) and decodes a 200
-// answer into out. It returns the raw answer; a non-200 is an error
-// carrying the API's reason.
-func (a *adminClient) do(ctx context.Context, method, path string, body []byte, out any) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.base, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("--admin-url: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token := cmp.Or(a.token, os.Getenv(adminTokenEnv)); token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("admin API: read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return raw, fmt.Errorf("admin API: %s %s: %d %s", method, path, resp.StatusCode, e.Error)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return raw, fmt.Errorf("admin API: answer is not the expected JSON: %w", err)
-	}
-	return raw, nil
-}
-
-func printRaw(w io.Writer, raw []byte) error {
-	_, err := w.Write(raw)
-	return err
 }
 
 func printEntries(w io.Writer, answer forwarder.ListAnswer) error {
