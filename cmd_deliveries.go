@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 )
 
 func newDeliveriesCommand(stdout io.Writer) *cobra.Command {
@@ -23,7 +22,7 @@ delivery: "get" looks one up by delivery id or event id (published, quarantined
 or expired), "list" shows the most recent published events, newest first.`,
 		Example: `  zautic-forwarder deliveries get dlv_7f3a9c1e
   zautic-forwarder deliveries list --type message.failed --limit 20
-  zautic-forwarder deliveries get evt_2b81 --json --admin-url http://forwarder.zautic:9090`,
+  zautic-forwarder deliveries get evt_2b81 --json --admin-url http://adminapi.zautic:9090`,
 	}
 	cmd.AddCommand(newDeliveriesGetCommand(stdout), newDeliveriesListCommand(stdout))
 	return cmd
@@ -69,7 +68,7 @@ func newDeliveriesListCommand(stdout io.Writer) *cobra.Command {
 	}
 	client.flags(cmd)
 	cmd.Flags().StringVar(&eventType, "type", "", "only this event type (a page of a rare type may be short)")
-	cmd.Flags().IntVar(&limit, "limit", forwarder.DefaultDeliveryPage, "deliveries per page, at most "+strconv.Itoa(forwarder.MaxDeliveryPage))
+	cmd.Flags().IntVar(&limit, "limit", adminapi.DefaultDeliveryPage, "deliveries per page, at most "+strconv.Itoa(adminapi.MaxDeliveryPage))
 	cmd.Flags().Uint64Var(&beforeSeq, "before-seq", 0, "start below this stream sequence (the next_before_seq of the previous page)")
 	return cmd
 }
@@ -101,7 +100,7 @@ func printLookup(w io.Writer, answer map[string]any) error {
 	return tw.Flush()
 }
 
-func printList(w io.Writer, page forwarder.DeliveryPage) error {
+func printList(w io.Writer, page adminapi.DeliveryPage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tPUBLISHED\tTYPE\tDELIVERY ID\tEVENT ID\tSIZE")
 	for _, d := range page.Deliveries {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,8 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 )
 
 // errNotReplayed is returned when some entries of a replay were not
@@ -60,14 +57,14 @@ func newQuarantineListCommand(stdout io.Writer) *cobra.Command {
 	client.flags(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "", "only entries kept for this reason (signature_mismatch, timestamp_out_of_tolerance)")
 	cmd.Flags().StringVar(&since, "since", "", "only entries received since: a duration such as 1h, or an RFC 3339 time")
-	cmd.Flags().IntVar(&limit, "limit", forwarder.DefaultListLimit, fmt.Sprintf("at most this many entries (up to %d)", forwarder.MaxListLimit))
+	cmd.Flags().IntVar(&limit, "limit", adminapi.DefaultListLimit, fmt.Sprintf("at most this many entries (up to %d)", adminapi.MaxListLimit))
 	return cmd
 }
 
 func newQuarantineReplayCommand(stdout io.Writer) *cobra.Command {
 	var (
 		client adminClient
-		req    forwarder.ReplayRequest
+		req    adminapi.ReplayRequest
 		seqs   []uint
 	)
 	cmd := &cobra.Command{
@@ -85,12 +82,7 @@ was not settled.`,
 			for _, seq := range seqs {
 				req.Seqs = append(req.Seqs, uint64(seq))
 			}
-			body, err := json.Marshal(req)
-			if err != nil {
-				return err
-			}
-			var answer forwarder.ReplayAnswer
-			raw, err := client.do(cmd.Context(), http.MethodPost, "/quarantine/replay", body, &answer)
+			answer, raw, err := client.client().Replay(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -115,7 +107,7 @@ was not settled.`,
 	return cmd
 }
 
-func printEntries(w io.Writer, answer forwarder.ListAnswer) error {
+func printEntries(w io.Writer, answer adminapi.ListAnswer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tREASON\tRECEIVED AT\tDELIVERY ID*\tEVENT TYPE*\tSIZE")
 	for _, e := range answer.Entries {
@@ -128,7 +120,7 @@ func printEntries(w io.Writer, answer forwarder.ListAnswer) error {
 	return err
 }
 
-func printResults(w io.Writer, answer forwarder.ReplayAnswer) error {
+func printResults(w io.Writer, answer adminapi.ReplayAnswer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tOUTCOME\tDELIVERY ID\tEVENT ID\tSUBJECT\tREASON")
 	for _, r := range answer.Results {
@@ -154,7 +146,7 @@ func printResults(w io.Writer, answer forwarder.ReplayAnswer) error {
 
 // unsettled returns errNotReplayed, with the count, when an entry was
 // rejected, unavailable or not found.
-func unsettled(answer forwarder.ReplayAnswer) error {
+func unsettled(answer adminapi.ReplayAnswer) error {
 	if n := answer.Unsettled(); n > 0 {
 		return fmt.Errorf("%w: %d of %d", errNotReplayed, n, len(answer.Results))
 	}

@@ -4,10 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -16,135 +21,18 @@ import (
 var ErrInvalidConfig = errors.New("invalid configuration")
 
 // Config is the whole configuration. Keys are the yaml tags joined by dots.
+// Each section is the configuration of the plane that reads it.
 type Config struct {
-	HTTP       HTTPConfig       `yaml:"http"`
-	Admin      AdminConfig      `yaml:"admin"`
-	Webhook    WebhookConfig    `yaml:"webhook"`
-	NATS       NATSConfig       `yaml:"nats"`
-	Stream     StreamConfig     `yaml:"stream"`
-	Dedup      DedupConfig      `yaml:"dedup"`
-	Events     EventsConfig     `yaml:"events"`
-	Quarantine QuarantineConfig `yaml:"quarantine"`
-	Log        LogConfig        `yaml:"log"`
-	Tracing    TracingConfig    `yaml:"tracing"`
-}
-
-// HTTPConfig configures the webhook listener.
-type HTTPConfig struct {
-	Addr              string        `yaml:"addr"`
-	Path              string        `yaml:"path"`
-	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
-	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
-	MaxInFlight       int           `yaml:"max_in_flight"`
-	MaxBodyMemory     int64         `yaml:"max_body_memory"`
-	MaxConnections    int           `yaml:"max_connections"`
-	MinBodyRate       int64         `yaml:"min_body_rate"`
-	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
-	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	ReadTimeout       time.Duration `yaml:"read_timeout"`
-	WriteTimeout      time.Duration `yaml:"write_timeout"`
-	IdleTimeout       time.Duration `yaml:"idle_timeout"`
-}
-
-// AdminConfig configures the probe, metrics, pprof and inspector listener.
-type AdminConfig struct {
-	Addr  string `yaml:"addr"`
-	Pprof bool   `yaml:"pprof"`
-	// Token, and the content of TokenFile, are the Bearer tokens the admin
-	// paths that return or change data accept; both empty leaves them open.
-	Token     string `yaml:"token"`
-	TokenFile string `yaml:"token_file"`
-}
-
-// WebhookConfig holds the secrets Zautic signs with and the replay window.
-type WebhookConfig struct {
-	Secret      string        `yaml:"secret"`
-	Secrets     []string      `yaml:"secrets"`
-	SecretFile  string        `yaml:"secret_file"`
-	SecretsFile string        `yaml:"secrets_file"`
-	Tolerance   time.Duration `yaml:"tolerance"`
-}
-
-// NATSConfig says where NATS is, or how to embed it, and how to authenticate.
-type NATSConfig struct {
-	URL            string         `yaml:"url"`
-	Name           string         `yaml:"name"`
-	PublishTimeout time.Duration  `yaml:"publish_timeout"`
-	ConnectTimeout time.Duration  `yaml:"connect_timeout"`
-	CredsFile      string         `yaml:"creds_file"`
-	NKeyFile       string         `yaml:"nkey_file"`
-	Token          string         `yaml:"token"`
-	User           string         `yaml:"user"`
-	Password       string         `yaml:"password"`
-	TLS            TLSConfig      `yaml:"tls"`
-	Embedded       EmbeddedConfig `yaml:"embedded"`
-}
-
-// TLSConfig holds file paths for TLS to NATS; cert and key enable mutual TLS.
-type TLSConfig struct {
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
-// EmbeddedConfig configures the in-process nats-server used when nats.url is
-// empty.
-type EmbeddedConfig struct {
-	Listen   string `yaml:"listen"`
-	StoreDir string `yaml:"store_dir"`
-	// SyncInterval is "always" (fsync before every PubAck) or a duration
-	// between background fsyncs; see syncPolicy.
-	SyncInterval string `yaml:"sync_interval"`
-}
-
-// StreamConfig describes the JetStream stream events are published to.
-type StreamConfig struct {
-	Name            string          `yaml:"name"`
-	SubjectPrefix   string          `yaml:"subject_prefix"`
-	Manage          bool            `yaml:"manage"`
-	MaxAge          time.Duration   `yaml:"max_age"`
-	DuplicateWindow time.Duration   `yaml:"duplicate_window"`
-	Replicas        int             `yaml:"replicas"`
-	Placement       PlacementConfig `yaml:"placement"`
-}
-
-// PlacementConfig pins the stream and bucket to a cluster and server tags.
-type PlacementConfig struct {
-	Cluster string   `yaml:"cluster"`
-	Tags    []string `yaml:"tags"`
-}
-
-// Dedup key sources for DedupConfig.Key.
-const (
-	DedupKeyDelivery = "delivery"
-	DedupKeyEvent    = "event"
-)
-
-// DedupConfig describes the KV bucket that remembers forwarded deliveries.
-type DedupConfig struct {
-	Bucket   string        `yaml:"bucket"`
-	TTL      time.Duration `yaml:"ttl"`
-	Key      string        `yaml:"key"`
-	Replicas int           `yaml:"replicas"`
-	// RepairWindow is how far back the stream is scanned for events whose
-	// mark is missing, at start and after every reconnect; 0 turns it off.
-	RepairWindow time.Duration `yaml:"repair_window"`
-	// RepairMax bounds the messages one repair scans.
-	RepairMax int `yaml:"repair_max"`
-}
-
-// EventsConfig filters which event types are forwarded.
-type EventsConfig struct {
-	Allow []string `yaml:"allow"`
-}
-
-// LogConfig configures zap.
-type LogConfig struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
-	// FlushInterval buffers log writes for at most this long; 0 writes each
-	// line at once.
-	FlushInterval time.Duration `yaml:"flush_interval"`
+	HTTP       ingest.HTTPConfig     `yaml:"http"`
+	Admin      admin.Config          `yaml:"admin"`
+	Webhook    secrets.WebhookConfig `yaml:"webhook"`
+	NATS       store.NATSConfig      `yaml:"nats"`
+	Stream     store.StreamConfig    `yaml:"stream"`
+	Dedup      store.DedupConfig     `yaml:"dedup"`
+	Events     ingest.EventsConfig   `yaml:"events"`
+	Quarantine quarantine.Config     `yaml:"quarantine"`
+	Log        telemetry.LogConfig   `yaml:"log"`
+	Tracing    TracingConfig         `yaml:"tracing"`
 }
 
 // TracingConfig turns OpenTelemetry tracing on. Everything else about it
@@ -156,43 +44,25 @@ type TracingConfig struct {
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
+	dedup := store.DefaultDedupConfig()
+	dedup.Key = DedupKeyEvent
 	return Config{
-		HTTP: HTTPConfig{
-			Addr:              ":8080",
-			Path:              "/webhooks/zautic",
-			MaxBodyBytes:      256 << 10,
-			MaxHeaderBytes:    16 << 10,
-			MaxInFlight:       1024,
-			MaxBodyMemory:     64 << 20,
-			MaxConnections:    1024,
-			MinBodyRate:       1024,
-			ShutdownTimeout:   20 * time.Second,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       120 * time.Second,
-		},
-		Admin:   AdminConfig{Addr: ":9090"},
-		Webhook: WebhookConfig{Tolerance: 5 * time.Minute},
-		NATS: NATSConfig{
-			PublishTimeout: 5 * time.Second,
-			ConnectTimeout: 2 * time.Second,
-			Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
-		},
-		Stream: StreamConfig{
-			Name:            "ZAUTIC",
-			SubjectPrefix:   "zautic",
-			Manage:          true,
-			MaxAge:          168 * time.Hour,
-			DuplicateWindow: 2 * time.Minute,
-			Replicas:        1,
-		},
-		Dedup: DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Key: DedupKeyEvent, Replicas: 1,
-			RepairWindow: 15 * time.Minute, RepairMax: 100_000},
-		Quarantine: defaultQuarantineConfig(),
-		Log:        LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond},
+		HTTP:       ingest.DefaultHTTPConfig(),
+		Admin:      admin.DefaultConfig(),
+		Webhook:    secrets.WebhookConfig{Tolerance: 5 * time.Minute},
+		NATS:       store.DefaultNATSConfig(),
+		Stream:     store.DefaultStreamConfig(),
+		Dedup:      dedup,
+		Quarantine: quarantine.DefaultConfig(),
+		Log:        telemetry.DefaultLogConfig(),
 	}
 }
+
+// Dedup key sources for dedup.key.
+const (
+	DedupKeyDelivery = ingest.DedupKeyDelivery
+	DedupKeyEvent    = ingest.DedupKeyEvent
+)
 
 // minPublishTimeout is the shortest nats.publish_timeout that is not a
 // mistake: a round trip to JetStream takes a few milliseconds on a good day.
@@ -212,7 +82,7 @@ func (c Config) Validate() error {
 		{"http.max_body_bytes", c.HTTP.MaxBodyBytes <= 0, "must be positive"},
 		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes <= 0, "must be positive"},
 		{"http.max_in_flight", c.HTTP.MaxInFlight <= 0, "must be positive"},
-		{"http.max_body_memory", bodyMemoryTooSmall(c.HTTP.MaxBodyMemory, c.HTTP.MaxBodyBytes),
+		{"http.max_body_memory", ingest.BodyMemoryTooSmall(c.HTTP.MaxBodyMemory, c.HTTP.MaxBodyBytes),
 			"must hold one body of http.max_body_bytes beside the quarter kept for ordinary bodies"},
 		{"http.max_connections", c.HTTP.MaxConnections <= 0, "must be positive"},
 		{"http.min_body_rate", c.HTTP.MinBodyRate < 0, "must not be negative (0 disables the floor)"},
@@ -228,7 +98,7 @@ func (c Config) Validate() error {
 		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
-		{"nats.embedded.sync_interval", c.NATS.URL == "" && !validSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
+		{"nats.embedded.sync_interval", c.NATS.URL == "" && !store.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
 		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
@@ -245,7 +115,7 @@ func (c Config) Validate() error {
 		{"dedup.repair_max", c.Dedup.RepairMax <= 0, "must be positive"},
 		{"quarantine.stream", c.Quarantine.Enabled && (!validStreamName(c.Quarantine.Stream) || c.Quarantine.Stream == c.Stream.Name), "must be a stream name other than stream.name"},
 		{"quarantine.subject_prefix", c.Quarantine.Enabled && zautic.ValidateSubjectTokens(c.Quarantine.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
-		{"quarantine.subject_prefix", c.Quarantine.Enabled && subjectsOverlap(c.Quarantine.SubjectPrefix, c.Stream.SubjectPrefix), "must not overlap stream.subject_prefix: nothing unverified may appear under it"},
+		{"quarantine.subject_prefix", c.Quarantine.Enabled && quarantine.SubjectsOverlap(c.Quarantine.SubjectPrefix, c.Stream.SubjectPrefix), "must not overlap stream.subject_prefix: nothing unverified may appear under it"},
 		{"quarantine.max_age", c.Quarantine.MaxAge < 0, "must not be negative (0 keeps entries until quarantine.max_bytes)"},
 		{"quarantine.max_bytes", c.Quarantine.Enabled && c.Quarantine.MaxBytes <= 0, "must be positive"},
 		{"quarantine.rate", c.Quarantine.Enabled && c.Quarantine.Rate <= 0, "must be positive"},
@@ -302,7 +172,7 @@ func (c Config) Redacted() Config {
 	if len(r.Webhook.Secrets) > 0 {
 		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
 	}
-	r.NATS.URL = redactURLs(r.NATS.URL)
+	r.NATS.URL = store.RedactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted
 	}
@@ -313,37 +183,4 @@ func (c Config) Redacted() Config {
 		r.NATS.Password = redacted
 	}
 	return r
-}
-
-// redactURLs hides the user information (user:password, or a token) of each
-// URL in a comma-separated NATS URL list, so that nats.url can be logged.
-func redactURLs(list string) string {
-	if !strings.Contains(list, "@") {
-		return list
-	}
-	parts := strings.Split(list, ",")
-	for i, u := range parts {
-		at := strings.LastIndex(u, "@")
-		if at < 0 {
-			continue
-		}
-		start := 0
-		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-			start = scheme + len("://")
-		}
-		parts[i] = u[:start] + redacted + u[at:]
-	}
-	return strings.Join(parts, ",")
-}
-
-// readSecretFile returns the file's content without a UTF-8 byte-order mark
-// (some Windows editors write one, and it would become part of the first
-// secret) and without surrounding white space (a trailing newline is common
-// in mounted secrets).
-func readSecretFile(path string) ([]byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(strings.TrimSpace(strings.TrimPrefix(string(raw), "\ufeff"))), nil
 }

@@ -5,24 +5,35 @@
 // stops them in order. The caller owns the lifecycle: it passes the
 // configuration as a plain Config, cancels the context, and asks for a
 // secret reload (main does on SIGHUP); the package registers no signal.
+// This package is the wiring and nothing a plane needs at run time: each
+// plane below owns its configuration section, and Config composes them, so
+// no plane imports forwarder.
 //
-// The request path reads top to bottom: read the raw body, verify
-// X-Zautic-Signature on those bytes, parse the event, map its type to a
-// subject (the protocol steps are package zautic), look the key up in a
-// JetStream KV bucket, publish with a Nats-Msg-Id and wait for the PubAck,
-// mark the key as seen, answer. HTTP lives in handler.go and server.go and
-// sees NATS only through the eventStore interface; NATS lives in broker.go,
-// resources.go and connect.go; rejections.go maps every error to its answer.
+// The planes, under internal/, and what each may import beside zautic:
 //
-// A request rejected for signature_mismatch or timestamp_out_of_tolerance is
-// kept in a quarantine stream (quarantine.go, quarantine_broker.go) and
-// replayed through the same path (replay.go), by itself after a change of
-// the secrets (replay_auto.go) or from the admin API (admin_quarantine.go).
+//   - ingest: the webhook plane, the hot path. Listener and connection
+//     ceiling, server, body, budget, handler, rejections, payload limits,
+//     dedup keys. It reads body, verifies, parses, maps the subject, looks
+//     up, publishes, marks, answers. It sees NATS only through its Store
+//     interface and keeps rejected requests only through its Keeper
+//     interface: it imports telemetry, secrets and adminapi, never store,
+//     quarantine, admin or a NATS package.
+//   - store: NATS for the webhook plane: its connection, stream, bucket,
+//     publish, marks, resources, drift, mark repair, embedded server. It
+//     imports telemetry and adminapi only.
+//   - quarantine: keeps a rejected request (the ingest.Keeper) and replays
+//     it through ingest's pipeline. It imports ingest, store and telemetry.
+//   - admin: the admin listener: token, probes, quarantine API, delivery
+//     inspector, the page and web/. It imports quarantine, store, ingest
+//     (the HTTP server's limits) and telemetry; nothing imports it but this
+//     package.
+//   - secrets: the webhook secrets, their files and watcher.
+//   - telemetry: metrics and their label values, the probes, logging.
 //
-// The admin listener also serves the delivery inspector: the lookup API,
-// its page and the quarantine API (admin_console.go, inspect.go), behind
-// admin.token when one is set (admin_token.go).
+// adminapi, public, holds the admin API's JSON types and a small client:
+// the server, the quarantine and deliveries commands and any operator's
+// script share them. test/layout_test.go enforces these borders.
 //
-// tracing.go wraps the steps in OpenTelemetry spans and puts the trace
-// context on each message, only when Start is given WithTracerProvider.
+// The webhook plane's spans (ingest/tracing.go) exist only when Start is
+// given WithTracerProvider.
 package forwarder

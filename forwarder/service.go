@@ -12,6 +12,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 )
 
@@ -20,20 +26,20 @@ import (
 const adminShutdownTimeout = 2 * time.Second
 
 // Service is a running forwarder: the optional embedded nats-server, the
-// broker, the secret watcher, the webhook listener and the admin listener.
+// store, the secret watcher, the webhook listener and the admin listener.
 // Whoever calls Start owns it and ends it with Wait.
 type Service struct {
 	cfg     Config
 	log     *zap.Logger
-	secrets *secretSet
-	watcher *secretWatcher
-	broker  *natsBroker
+	secrets *secrets.Set
+	watcher *secrets.Watcher
+	store   *store.Broker
 	ns      *server.Server
 
 	web, admin     *http.Server
 	webLn, adminLn net.Listener
-	stopLoops      context.CancelFunc // ends the broker's, the watcher's and the automatic replay's loops
-	autoReplay     *autoReplayer      // nil: quarantine.auto_replay is off
+	stopLoops      context.CancelFunc       // ends the store's, the watcher's and the automatic replay's loops
+	autoReplay     *quarantine.AutoReplayer // nil: quarantine.auto_replay is off
 	serveErr       chan error
 	wg             sync.WaitGroup
 }
@@ -52,63 +58,102 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 			s.close()
 		}
 	}()
-	if s.secrets, err = newSecrets(cfg.Webhook); err != nil {
+	if s.secrets, err = secrets.New(cfg.Webhook); err != nil {
 		return nil, err
 	}
-	metrics := newMetricSet(reg)
+	metrics := telemetry.NewMetrics(reg, ingest.LabelledOutcomes())
 	if err := s.connect(ctx, metrics); err != nil {
 		return nil, err
 	}
 	if err := s.refuseMissingResources(ctx); err != nil {
 		return nil, err
 	}
-	s.watcher = newSecretWatcher(s.secrets, log, metrics)
-	handler := newWebhookHandler(cfg.handlerConfig(), s.secrets, s.broker, log, metrics, opts...)
+	s.watcher = secrets.NewWatcher(s.secrets, log, metrics)
+	handler := ingest.NewHandler(cfg.ingestConfig(), s.secrets, s.store, log, metrics, applyOptions(opts).tracerProvider)
 	replayer := s.setUpQuarantine(handler, metrics)
 	s.runLoops()
-	s.web = newHTTPServer(cfg.HTTP, newWebhookServer(cfg.HTTP, handler, metrics), log)
+	s.web = ingest.NewHTTPServer(cfg.HTTP, ingest.NewServer(cfg.HTTP, handler, metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
-	s.webLn = limitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
-	logMemoryBound(cfg.HTTP, log)
+	s.webLn = ingest.LimitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
+	ingest.LogMemoryBound(cfg.HTTP, log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
-		token, err := newAdminToken(cfg.Admin, log)
-		if err != nil {
+		if err := s.startAdmin(reg, replayer); err != nil {
 			return nil, err
 		}
-		routes := newAdminHandler(cfg.Admin, s.broker, reg, quarantineRoutes(replayer, cfg.HTTP.WriteTimeout))
-		s.admin = newHTTPServer(cfg.HTTP, newAdminConsole(cfg, routes, s.broker, reg, token), log)
-		if s.adminLn, err = listen("admin.addr", cfg.Admin.Addr); err != nil {
-			return nil, err
-		}
-		s.serve(s.admin, s.adminLn, "admin")
 	}
 	return s, nil
 }
 
-// connect starts the embedded nats-server when configured, and the broker.
-func (s *Service) connect(ctx context.Context, metrics *metricSet) (err error) {
+// startAdmin starts the admin listener.
+func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Replayer) error {
+	inspector := admin.NewInspector(s.store.JetStream(), admin.InspectConfig{
+		Stream: s.cfg.Stream.Name, SubjectPrefix: s.cfg.Stream.SubjectPrefix, Bucket: s.cfg.Dedup.Bucket,
+		QuarantineStream: s.cfg.Quarantine.Stream,
+	}, s.store.Ready)
+	handler, err := admin.NewHandler(admin.Parts{
+		Config: s.cfg.Admin, Status: s.store, Inspector: inspector, Replayer: replayer,
+		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled},
+		WriteTimeout: s.cfg.HTTP.WriteTimeout, Gatherer: reg,
+	}, s.log)
+	if err != nil {
+		return err
+	}
+	s.admin = ingest.NewHTTPServer(s.cfg.HTTP, handler, s.log)
+	if s.adminLn, err = listen("admin.addr", s.cfg.Admin.Addr); err != nil {
+		return err
+	}
+	s.serve(s.admin, s.adminLn, "admin")
+	return nil
+}
+
+// setUpQuarantine lets the handler keep rejected requests, returns the
+// replayer of the quarantine (nil when disabled), prepares the automatic
+// replay, and sets what a change of the secrets triggers.
+func (s *Service) setUpQuarantine(h *ingest.Handler, m *telemetry.Metrics) *quarantine.Replayer {
+	showKeyIDs := func() { m.KnownKeyIDs(secrets.KeyIDs(s.secrets.Current())) }
+	showKeyIDs()
+	var r *quarantine.Replayer
+	if s.cfg.Quarantine.Enabled {
+		h.KeepRejected(quarantine.NewKeeper(s.cfg.Quarantine, s.cfg.NATS.PublishTimeout, s.store, s.log, m))
+		reader := quarantine.NewReader(s.store.JetStream(), s.cfg.Quarantine)
+		r = quarantine.NewReplayer(h, reader, s.cfg.NATS.PublishTimeout, s.log, m)
+		if s.cfg.Quarantine.AutoReplay {
+			s.autoReplay = quarantine.NewAutoReplayer(r, s.store.Ready, s.log)
+		}
+	}
+	s.watcher.OnChange(func() {
+		showKeyIDs()
+		if s.autoReplay != nil {
+			s.autoReplay.Trigger()
+		}
+	})
+	return r
+}
+
+// connect starts the embedded nats-server when configured, and the store.
+func (s *Service) connect(ctx context.Context, metrics *telemetry.Metrics) (err error) {
 	url, extra := s.cfg.NATS.URL, []nats.Option(nil)
 	if s.cfg.Embedded() {
-		if s.ns, err = startEmbeddedNATS(ctx, s.cfg.NATS.Embedded, s.log); err != nil {
+		if s.ns, err = store.StartEmbedded(ctx, s.cfg.NATS.Embedded, s.log); err != nil {
 			return err
 		}
 		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
 		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir),
-			zap.String("sync_interval", embeddedSync(s.ns)))
+			zap.String("sync_interval", store.EmbeddedSync(s.ns)))
 	}
-	s.broker, err = connectBroker(url, s.cfg.brokerConfig(), s.log, metrics, extra...)
+	s.store, err = store.Connect(url, s.cfg.storeConfig(), s.log, metrics, extra...)
 	return err
 }
 
-// runLoops starts the broker's readiness loop and the secret watcher; close
+// runLoops starts the store's readiness loop and the secret watcher; close
 // stops them.
 func (s *Service) runLoops() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
-	s.wg.Go(func() { s.broker.Run(ctx) })
+	s.wg.Go(func() { s.store.Run(ctx) })
 	s.wg.Go(func() { s.watcher.Run(ctx) })
 	if s.autoReplay != nil {
 		s.wg.Go(func() { s.autoReplay.Run(ctx) })
@@ -120,12 +165,12 @@ func (s *Service) runLoops() {
 // error, not an outage. When NATS is not reachable yet, the service starts
 // and the check happens once connected.
 func (s *Service) refuseMissingResources(ctx context.Context) error {
-	if s.cfg.Stream.Manage || !s.broker.nc.IsConnected() {
+	if s.cfg.Stream.Manage || !s.store.Connected() {
 		return nil
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, s.cfg.NATS.PublishTimeout)
 	defer cancel()
-	if err := s.broker.CheckNow(checkCtx); errors.Is(err, errMissingResources) {
+	if err := s.store.CheckNow(checkCtx); errors.Is(err, store.ErrMissingResources) {
 		return err
 	}
 	return ctx.Err()
@@ -153,7 +198,7 @@ func (s *Service) WebhookAddr() string { return s.webLn.Addr().String() }
 
 // Ready returns nil when the service can forward, else why not. It never
 // touches the network.
-func (s *Service) Ready() error { return s.broker.Ready() }
+func (s *Service) Ready() error { return s.store.Ready() }
 
 // ReloadSecrets re-reads the webhook secret files soon, as a file change
 // would; trigger names the cause in the log (main passes "SIGHUP").
@@ -204,8 +249,8 @@ func (s *Service) close() {
 		}
 	}
 	s.wg.Wait()
-	if s.broker != nil {
-		s.broker.Close(s.cfg.NATS.PublishTimeout)
+	if s.store != nil {
+		s.store.Close(s.cfg.NATS.PublishTimeout)
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -163,7 +163,7 @@ func TestIDsUniquePerSeqAndPerGenerator(t *testing.T) {
 	if !strings.HasPrefix(id, "evt_") || len(id) != 36 {
 		t.Errorf("got event id %q, want evt_ and 32 hex characters", id)
 	}
-	if d := a.DeliveryID(0); !strings.HasPrefix(d, "dlv_") || forwarder.KVKey(d) != d {
+	if d := a.DeliveryID(0); !strings.HasPrefix(d, "dlv_") || adminapi.KVKey(d) != d {
 		t.Errorf("got delivery id %q, want dlv_… stored as a plain KV key", d)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
@@ -281,10 +281,10 @@ func TestClusterStaleDedupReadCaughtByWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		_, err := kv.Get(ctx, forwarder.KVKey(ev.ID))
+		_, err := kv.Get(ctx, adminapi.KVKey(ev.ID))
 		return err
 	})
-	if err := kv.Purge(ctx, forwarder.KVKey(ev.ID)); err != nil {
+	if err := kv.Purge(ctx, adminapi.KVKey(ev.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got := send(t, replicas[1].WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID})

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/internal/secretvolume"
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -144,9 +145,9 @@ func quarantineCLI(t testing.TB, p *forwarderProcess, args ...string) commandRes
 }
 
 // replayResults decodes the --json answer of "quarantine replay".
-func replayResults(t testing.TB, res commandResult) []forwarder.ReplayResult {
+func replayResults(t testing.TB, res commandResult) []adminapi.ReplayResult {
 	t.Helper()
-	var answer forwarder.ReplayAnswer
+	var answer adminapi.ReplayAnswer
 	if err := json.Unmarshal([]byte(res.Stdout), &answer); err != nil {
 		t.Fatalf("replay --json output is not the answer: %v\n%s%s", err, res.Stdout, res.Stderr)
 	}
@@ -200,7 +201,7 @@ func TestReplayByHandThroughTheCLI(t *testing.T) {
 	// The same delivery arrives stale again: replayed by its seq, it is a
 	// duplicate, and the table says so.
 	assertQuarantined(t, send(t, p.WebhookURL, signedAt(testSecret, time.Now().Add(-2*time.Hour), 1)), "outside tolerance")
-	var listed forwarder.ListAnswer
+	var listed adminapi.ListAnswer
 	if err := json.Unmarshal([]byte(quarantineCLI(t, p, "list", "--json").Stdout), &listed); err != nil || len(listed.Entries) != 1 {
 		t.Fatalf("list --json: got %+v (%v), want one entry", listed, err)
 	}

@@ -1,62 +1,57 @@
-package main
+package adminapi
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
-
-	"github.com/spf13/cobra"
 )
 
-// The admin commands (quarantine, deliveries) talk to a forwarder's admin
-// listener through adminClient.
+// DefaultURL is the admin listener of a forwarder on this host with the
+// default admin.addr.
+const DefaultURL = "http://localhost:9090"
 
-// defaultAdminURL is the admin listener of a forwarder on this host with
-// the default admin.addr.
-const defaultAdminURL = "http://localhost:9090"
-
-// adminClient talks to a forwarder's admin listener.
-type adminClient struct {
-	base    string
-	token   string
-	timeout time.Duration
-	json    bool
+// Client talks to a forwarder's admin listener. The zero value is not
+// usable: BaseURL is required.
+type Client struct {
+	// BaseURL is the admin listener, such as DefaultURL.
+	BaseURL string
+	// Token is admin.token, sent as a Bearer token when not empty.
+	Token string
+	// Timeout bounds each request; 0 leaves it to ctx.
+	Timeout time.Duration
+	// HTTPClient sends the requests; nil uses http.DefaultClient.
+	HTTPClient *http.Client
 }
 
-// adminTokenEnv is where the admin commands find admin.token by default.
-const adminTokenEnv = envPrefix + "_ADMIN_TOKEN"
-
-func (a *adminClient) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&a.base, "admin-url", defaultAdminURL, "the forwarder's admin listener")
-	cmd.Flags().StringVar(&a.token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
-	cmd.Flags().DurationVar(&a.timeout, "timeout", 2*time.Minute, "timeout of the request")
-	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
-}
-
-// do sends a request with a JSON body (when not nil) and decodes a 200
-// answer into out. It returns the raw answer; a non-200 is an error
-// carrying the API's reason.
-func (a *adminClient) do(ctx context.Context, method, path string, body []byte, out any) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.base, "/")+path, bytes.NewReader(body))
+// Do sends a request with a JSON body (when not nil) and decodes a 200
+// answer into out. It returns the raw answer as well; any other status is
+// an error carrying the API's reason.
+func (c *Client) Do(ctx context.Context, method, path string, body []byte, out any) ([]byte, error) {
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("--admin-url: %w", err)
+		return nil, fmt.Errorf("admin URL %q: %w", c.BaseURL, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token := cmp.Or(a.token, os.Getenv(adminTokenEnv)); token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
@@ -66,9 +61,7 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 		return nil, fmt.Errorf("admin API: read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e ErrorAnswer
 		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(raw))
 		}
@@ -80,26 +73,13 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	return raw, nil
 }
 
-// show GETs path from the admin API and prints the answer with table, or
-// as the API's JSON with --json.
-func show[T any](ctx context.Context, client *adminClient, w io.Writer, path string, table func(io.Writer, T) error) error {
-	var answer T
-	raw, err := client.do(ctx, http.MethodGet, path, nil, &answer)
+// Replay posts req to POST /quarantine/replay.
+func (c *Client) Replay(ctx context.Context, req ReplayRequest) (ReplayAnswer, []byte, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
-		return err
+		return ReplayAnswer{}, nil, fmt.Errorf("replay request: %w", err)
 	}
-	if client.json {
-		return printIndented(w, raw)
-	}
-	return table(w, answer)
-}
-
-func printIndented(w io.Writer, raw []byte) error {
-	var out bytes.Buffer
-	if err := json.Indent(&out, raw, "", "  "); err != nil {
-		return fmt.Errorf("admin API answer is not JSON: %w", err)
-	}
-	out.WriteByte('\n')
-	_, err := out.WriteTo(w)
-	return err
+	var answer ReplayAnswer
+	raw, err := c.Do(ctx, http.MethodPost, "/quarantine/replay", body, &answer)
+	return answer, raw, err
 }

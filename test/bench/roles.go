@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -166,7 +167,7 @@ func newDesignMinimum(ctx context.Context, natsURL string) (http.Handler, func()
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.NATS.PublishTimeout)
 		defer cancel()
-		kvKey := forwarder.KVKey(key)
+		kvKey := adminapi.KVKey(key)
 		if _, err := kv.Get(ctx, kvKey); err == nil {
 			_, _ = w.Write([]byte(`{"status":"duplicate"}`))
 			return

@@ -1,4 +1,4 @@
-package forwarder
+package admin
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -21,9 +24,6 @@ import (
 const (
 	// maxDeliveryIDBytes is the longest id GET /deliveries/{id} accepts.
 	maxDeliveryIDBytes = 1024
-	// DefaultDeliveryPage and MaxDeliveryPage bound GET /deliveries?limit=.
-	DefaultDeliveryPage = 50
-	MaxDeliveryPage     = 500
 	// inspectTimeout bounds one inspector request's reads from NATS.
 	inspectTimeout = 10 * time.Second
 	// pageRefreshSeconds is how often the page refreshes itself.
@@ -37,16 +37,29 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // inspector is what the admin console asks of the broker; *Broker
 // implements it.
 type inspector interface {
-	Ready() error
-	Connection() natsConnection
 	LookupDelivery(ctx context.Context, id string) (deliveryLookup, error)
-	ListDeliveries(ctx context.Context, q deliveryQuery) (DeliveryPage, error)
+	ListDeliveries(ctx context.Context, q deliveryQuery) (adminapi.DeliveryPage, error)
 	DeliveryBody(ctx context.Context, id string) ([]byte, string, error)
+}
+
+// Status is the webhook path's state, which the page's overview shows;
+// *store.Broker implements it. Neither method touches the network.
+type Status interface {
+	Ready() error
+	Connection() store.ConnectionState
+}
+
+// View is what the page and the overview name.
+type View struct {
+	Stream     string // stream.name
+	DedupKey   string // dedup.key
+	Quarantine bool   // the quarantine API is served
 }
 
 // console serves the delivery inspector: its API, the page and its files.
 type console struct {
-	cfg      Config
+	view     View
+	status   Status
 	insp     inspector
 	gatherer prometheus.Gatherer
 	token    *adminToken
@@ -60,8 +73,8 @@ type console struct {
 // requires one, every path that returns or changes data, its own and
 // admin's (/deliveries…, /quarantine…, /debug/pprof/), asks for it; the
 // probes, /metrics, /overview and the page stay open.
-func newAdminConsole(cfg Config, admin http.Handler, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
-	c := &console{cfg: cfg, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
+func newAdminConsole(view View, admin http.Handler, status Status, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
+	c := &console{view: view, status: status, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", c.servePage)
 	mux.Handle("GET /static/", withPageHeaders(http.StripPrefix("/static/", http.FileServerFS(staticFiles))))
@@ -86,7 +99,7 @@ func requireAdminToken(token *adminToken, next http.Handler) http.Handler {
 		}
 		if err := token.check(r); err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="zautic-forwarder admin"`)
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: err.Error()})
+			telemetry.WriteJSON(w, http.StatusUnauthorized, adminapi.ErrorAnswer{Error: err.Error()})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -101,9 +114,13 @@ var inspectStatus = []struct {
 }{
 	{errDeliveryNotFound, http.StatusNotFound},
 	{zautic.ErrInvalidType, http.StatusBadRequest},
-	{errNotReady, http.StatusServiceUnavailable},
+	{store.ErrNotReady, http.StatusServiceUnavailable},
 	{errInspect, http.StatusServiceUnavailable},
 }
+
+// retryAfter is the Retry-After of a 503: NATS is back within seconds or
+// not soon.
+const retryAfter = "2"
 
 func writeInspectError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
@@ -114,15 +131,15 @@ func writeInspectError(w http.ResponseWriter, err error) {
 		}
 	}
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", unexpected.retryAfter)
+		w.Header().Set("Retry-After", retryAfter)
 	}
-	writeJSON(w, status, errorBody{Error: err.Error()})
+	telemetry.WriteJSON(w, status, adminapi.ErrorAnswer{Error: err.Error()})
 }
 
 // publishedAnswer is the answer for an id found in the stream; quarantine
 // lists earlier quarantined attempts of the same delivery, if any.
 type publishedAnswer struct {
-	DeliveryRecord
+	adminapi.DeliveryRecord
 	Status     string             `json:"status"`
 	Quarantine []quarantineRecord `json:"quarantine,omitempty"`
 }
@@ -154,7 +171,7 @@ func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) htt
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if len(id) > maxDeliveryIDBytes {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("id is %d bytes, longer than %d", len(id), maxDeliveryIDBytes)})
+			telemetry.WriteJSON(w, http.StatusBadRequest, adminapi.ErrorAnswer{Error: fmt.Sprintf("id is %d bytes, longer than %d", len(id), maxDeliveryIDBytes)})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
@@ -167,17 +184,17 @@ func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id str
 	found, err := c.insp.LookupDelivery(ctx, id)
 	switch {
 	case errors.Is(err, errDeliveryNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no delivery %q in the dedup bucket, the stream or the quarantine", id)})
+		telemetry.WriteJSON(w, http.StatusNotFound, adminapi.ErrorAnswer{Error: fmt.Sprintf("no delivery %q in the dedup bucket, the stream or the quarantine", id)})
 	case err != nil:
 		writeInspectError(w, err)
 	case found.Published != nil:
-		writeJSON(w, http.StatusOK, publishedAnswer{DeliveryRecord: *found.Published, Status: deliveryPublished, Quarantine: found.Quarantined})
+		telemetry.WriteJSON(w, http.StatusOK, publishedAnswer{DeliveryRecord: *found.Published, Status: deliveryPublished, Quarantine: found.Quarantined})
 	case found.Expired != nil:
-		writeJSON(w, http.StatusOK, expiredAnswer{Status: deliveryExpired, expiredMark: *found.Expired, Quarantine: found.Quarantined,
+		telemetry.WriteJSON(w, http.StatusOK, expiredAnswer{Status: deliveryExpired, expiredMark: *found.Expired, Quarantine: found.Quarantined,
 			Detail: fmt.Sprintf("published as sequence %d, which has aged out of stream %s", found.Expired.Seq, found.Expired.Stream)})
 	default:
 		newest := found.Quarantined[len(found.Quarantined)-1]
-		writeJSON(w, http.StatusOK, quarantinedAnswer{Status: deliveryQuarantined, quarantineRecord: newest, Entries: found.Quarantined})
+		telemetry.WriteJSON(w, http.StatusOK, quarantinedAnswer{Status: deliveryQuarantined, quarantineRecord: newest, Entries: found.Quarantined})
 	}
 }
 
@@ -197,7 +214,7 @@ func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id strin
 func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
 	q, err := parseDeliveryQuery(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+		telemetry.WriteJSON(w, http.StatusBadRequest, adminapi.ErrorAnswer{Error: err.Error()})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
@@ -207,18 +224,18 @@ func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
 		writeInspectError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	telemetry.WriteJSON(w, http.StatusOK, page)
 }
 
 // parseDeliveryQuery parses limit, type and before_seq; the error names the
 // parameter.
 func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
 	v := r.URL.Query()
-	q := deliveryQuery{Limit: DefaultDeliveryPage, Type: v.Get("type")}
+	q := deliveryQuery{Limit: adminapi.DefaultDeliveryPage, Type: v.Get("type")}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxDeliveryPage {
-			return q, fmt.Errorf("limit must be an integer from 1 to %d, got %.32q", MaxDeliveryPage, s)
+		if err != nil || n < 1 || n > adminapi.MaxDeliveryPage {
+			return q, fmt.Errorf("limit must be an integer from 1 to %d, got %.32q", adminapi.MaxDeliveryPage, s)
 		}
 		q.Limit = n
 	}
@@ -236,24 +253,24 @@ func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
 // of webhook requests by outcome since the process started. It holds what
 // /readyz and /metrics already show, so it stays open.
 type overview struct {
-	Ready     bool             `json:"ready"`
-	NotReady  string           `json:"not_ready,omitempty"`
-	NATS      natsConnection   `json:"nats"`
-	Stream    string           `json:"stream"`
-	DedupKey  string           `json:"dedup_key"`
-	StartedAt time.Time        `json:"started_at"`
-	Outcomes  map[string]int64 `json:"outcomes"`
+	Ready     bool                  `json:"ready"`
+	NotReady  string                `json:"not_ready,omitempty"`
+	NATS      store.ConnectionState `json:"nats"`
+	Stream    string                `json:"stream"`
+	DedupKey  string                `json:"dedup_key"`
+	StartedAt time.Time             `json:"started_at"`
+	Outcomes  map[string]int64      `json:"outcomes"`
 }
 
 func (c *console) serveOverview(w http.ResponseWriter, _ *http.Request) {
 	o := overview{
-		Ready: true, NATS: c.insp.Connection(), Stream: c.cfg.Stream.Name, DedupKey: c.cfg.Dedup.Key,
+		Ready: true, NATS: c.status.Connection(), Stream: c.view.Stream, DedupKey: c.view.DedupKey,
 		StartedAt: c.started.UTC(), Outcomes: outcomeCounts(c.gatherer),
 	}
-	if err := c.insp.Ready(); err != nil {
+	if err := c.status.Ready(); err != nil {
 		o.Ready, o.NotReady = false, err.Error()
 	}
-	writeJSON(w, http.StatusOK, o)
+	telemetry.WriteJSON(w, http.StatusOK, o)
 }
 
 // outcomeCounts sums zautic_forwarder_webhook_requests_total by outcome.
@@ -289,9 +306,8 @@ func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
 	setPageHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, quarantine := quarantineOf(c.cfg.Quarantine)
 	_ = c.page.Execute(w, pageData{
-		Stream: c.cfg.Stream.Name, TokenRequired: c.token.Required(), Quarantine: quarantine,
+		Stream: c.view.Stream, TokenRequired: c.token.Required(), Quarantine: c.view.Quarantine,
 		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds,
 	})
 }

@@ -1,4 +1,4 @@
-package forwarder
+package admin
 
 import (
 	"context"
@@ -11,40 +11,23 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Limits of GET /quarantine.
 const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
 	// maxReplayBody bounds a replay request: 1,000 sequence numbers fit.
 	maxReplayBody = 64 << 10
 )
 
-// quarantineAPI is what the admin routes need; *replayer implements it.
+// quarantineAPI is what the admin routes need; *quarantine.Replayer
+// implements it.
 type quarantineAPI interface {
-	List(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error)
-	Replay(ctx context.Context, req ReplayRequest, trigger string) (ReplayAnswer, error)
-}
-
-// ListedEntry is one entry of GET /quarantine. DeliveryID and EventType come
-// from the request's unsigned headers: nothing in an entry is verified until
-// it is replayed.
-type ListedEntry struct {
-	Seq        uint64    `json:"seq"`
-	Reason     string    `json:"reason"`
-	ReceivedAt time.Time `json:"received_at"`
-	DeliveryID string    `json:"delivery_id"`
-	EventType  string    `json:"event_type"`
-	Size       int       `json:"size"`
-}
-
-// ListAnswer is the answer of GET /quarantine.
-type ListAnswer struct {
-	Entries []ListedEntry `json:"entries"`
-	// Unsigned names the fields taken from unsigned request headers.
-	Unsigned []string `json:"unsigned"`
+	List(ctx context.Context, f quarantine.Filter) ([]quarantine.Entry, error)
+	Replay(ctx context.Context, req adminapi.ReplayRequest, trigger string) (adminapi.ReplayAnswer, error)
 }
 
 // quarantineRoutes returns the routes of the quarantine on the admin
@@ -52,11 +35,11 @@ type ListAnswer struct {
 // (quarantine.enabled false) both answer 404 saying so. A replay stops
 // starting entries after three quarters of writeTimeout, so that its answer
 // (with "more":true) is still written.
-func quarantineRoutes(api *replayer, writeTimeout time.Duration) func(*http.ServeMux) {
+func quarantineRoutes(api *quarantine.Replayer, writeTimeout time.Duration) func(*http.ServeMux) {
 	return func(mux *http.ServeMux) {
 		if api == nil {
 			disabled := func(w http.ResponseWriter, _ *http.Request) {
-				writeJSON(w, http.StatusNotFound, errorBody{Error: "the quarantine is disabled (quarantine.enabled is false)"})
+				telemetry.WriteJSON(w, http.StatusNotFound, adminapi.ErrorAnswer{Error: "the quarantine is disabled (quarantine.enabled is false)"})
 			}
 			mux.HandleFunc("GET /quarantine", disabled)
 			mux.HandleFunc("POST /quarantine/replay", disabled)
@@ -71,7 +54,7 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		f, err := parseListQuery(req, time.Now())
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+			telemetry.WriteJSON(w, http.StatusBadRequest, adminapi.ErrorAnswer{Error: err.Error()})
 			return
 		}
 		entries, err := api.List(req.Context(), f)
@@ -79,24 +62,24 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 			writeAPIError(w, err)
 			return
 		}
-		answer := ListAnswer{Entries: make([]ListedEntry, 0, len(entries)), Unsigned: []string{"delivery_id", "event_type"}}
+		answer := adminapi.ListAnswer{Entries: make([]adminapi.ListedEntry, 0, len(entries)), Unsigned: []string{"delivery_id", "event_type"}}
 		for _, e := range entries {
-			answer.Entries = append(answer.Entries, ListedEntry{
-				Seq: e.Seq, Reason: e.Reason, ReceivedAt: receivedAt(e),
+			answer.Entries = append(answer.Entries, adminapi.ListedEntry{
+				Seq: e.Seq, Reason: e.Reason, ReceivedAt: quarantine.ReceivedAt(e),
 				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(zautic.RequestEventHeader), Size: e.Size,
 			})
 		}
-		writeJSON(w, http.StatusOK, answer)
+		telemetry.WriteJSON(w, http.StatusOK, answer)
 	}
 }
 
 // parseListQuery reads reason, since (a duration back from now, or an RFC
 // 3339 time) and limit.
-func parseListQuery(req *http.Request, now time.Time) (quarantineFilter, error) {
+func parseListQuery(req *http.Request, now time.Time) (quarantine.Filter, error) {
 	q := req.URL.Query()
-	f := quarantineFilter{Reason: q.Get("reason"), Limit: DefaultListLimit}
-	if f.Reason != "" && !slices.Contains(quarantineReasons(), f.Reason) {
-		return f, fmt.Errorf("reason %q is not one of %v", f.Reason, quarantineReasons())
+	f := quarantine.Filter{Reason: q.Get("reason"), Limit: adminapi.DefaultListLimit}
+	if f.Reason != "" && !slices.Contains(telemetry.QuarantineReasons(), f.Reason) {
+		return f, fmt.Errorf("reason %q is not one of %v", f.Reason, telemetry.QuarantineReasons())
 	}
 	if since := q.Get("since"); since != "" {
 		var err error
@@ -106,8 +89,8 @@ func parseListQuery(req *http.Request, now time.Time) (quarantineFilter, error) 
 	}
 	if limit := q.Get("limit"); limit != "" {
 		n, err := strconv.Atoi(limit)
-		if err != nil || n < 1 || n > MaxListLimit {
-			return f, fmt.Errorf("limit %q must be an integer from 1 to %d", limit, MaxListLimit)
+		if err != nil || n < 1 || n > adminapi.MaxListLimit {
+			return f, fmt.Errorf("limit %q must be an integer from 1 to %d", limit, adminapi.MaxListLimit)
 		}
 		f.Limit = n
 	}
@@ -130,33 +113,33 @@ func replayQuarantine(api quarantineAPI, budget time.Duration) http.HandlerFunc 
 		// "simple" content type without a preflight: requiring JSON keeps
 		// such pages from triggering a replay.
 		if mediaType, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
-			writeJSON(w, http.StatusUnsupportedMediaType, errorBody{Error: "Content-Type must be application/json"})
+			telemetry.WriteJSON(w, http.StatusUnsupportedMediaType, adminapi.ErrorAnswer{Error: "Content-Type must be application/json"})
 			return
 		}
-		var r ReplayRequest
+		var r adminapi.ReplayRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxReplayBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%v: body: %v", errInvalidReplay, err)})
+			telemetry.WriteJSON(w, http.StatusBadRequest, adminapi.ErrorAnswer{Error: fmt.Sprintf("%v: body: %v", adminapi.ErrInvalidReplay, err)})
 			return
 		}
 		ctx, cancel := context.WithTimeout(req.Context(), budget)
 		defer cancel()
-		answer, err := api.Replay(ctx, r, triggerAdmin)
+		answer, err := api.Replay(ctx, r, telemetry.TriggerAdmin)
 		if err != nil {
 			writeAPIError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, answer)
+		telemetry.WriteJSON(w, http.StatusOK, answer)
 	}
 }
 
 func writeAPIError(w http.ResponseWriter, err error) {
 	status := http.StatusServiceUnavailable
-	if errors.Is(err, errInvalidReplay) {
+	if errors.Is(err, adminapi.ErrInvalidReplay) {
 		status = http.StatusBadRequest
 	} else {
-		w.Header().Set("Retry-After", unexpected.retryAfter)
+		w.Header().Set("Retry-After", retryAfter)
 	}
-	writeJSON(w, status, errorBody{Error: err.Error()})
+	telemetry.WriteJSON(w, status, adminapi.ErrorAnswer{Error: err.Error()})
 }

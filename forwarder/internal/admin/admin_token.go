@@ -1,4 +1,4 @@
-package forwarder
+package admin
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"go.uber.org/zap"
 )
 
@@ -43,7 +44,7 @@ type adminToken struct {
 // newAdminToken reads the token of cfg. An unreadable or empty token file
 // is an error: a listener that was meant to be protected must not start
 // open.
-func newAdminToken(cfg AdminConfig, log *zap.Logger) (*adminToken, error) {
+func newAdminToken(cfg Config, log *zap.Logger) (*adminToken, error) {
 	t := &adminToken{file: cfg.TokenFile, log: log}
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
@@ -64,7 +65,7 @@ func (t *adminToken) Required() bool {
 
 func (t *adminToken) reload(now time.Time) error {
 	t.readAt = now
-	raw, err := readSecretFile(t.file)
+	raw, err := secrets.ReadFile(t.file)
 	if err == nil && len(raw) == 0 {
 		err = errors.New("file is empty")
 	}

@@ -1,4 +1,4 @@
-package forwarder
+package admin
 
 import (
 	"net/http"
@@ -32,15 +32,15 @@ func writeToken(t *testing.T, token string) string {
 // TestAdminTokenCheck checks each way a request can carry, or miss, the
 // token.
 func TestAdminTokenCheck(t *testing.T) {
-	token, err := newAdminToken(AdminConfig{Token: "s3cret"}, zaptest.NewLogger(t))
+	token, err := newAdminToken(Config{Token: "s3cret"}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, err := newAdminToken(AdminConfig{}, zaptest.NewLogger(t))
+	open, err := newAdminToken(Config{}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	both, err := newAdminToken(AdminConfig{Token: "fixed", TokenFile: writeToken(t, "from-file")}, zaptest.NewLogger(t))
+	both, err := newAdminToken(Config{Token: "fixed", TokenFile: writeToken(t, "from-file")}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,19 +78,19 @@ func TestAdminTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "token")
 	log := zaptest.NewLogger(t)
-	if _, err := newAdminToken(AdminConfig{TokenFile: file}, log); err == nil {
+	if _, err := newAdminToken(Config{TokenFile: file}, log); err == nil {
 		t.Fatal("missing token file: got no error, want one")
 	}
 	if err := os.WriteFile(file, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newAdminToken(AdminConfig{TokenFile: file}, log); err == nil {
+	if _, err := newAdminToken(Config{TokenFile: file}, log); err == nil {
 		t.Fatal("empty token file: got no error, want one")
 	}
 	if err := os.WriteFile(file, []byte("first\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	token, err := newAdminToken(AdminConfig{TokenFile: file}, log)
+	token, err := newAdminToken(Config{TokenFile: file}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

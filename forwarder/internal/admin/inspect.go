@@ -1,4 +1,4 @@
-package forwarder
+package admin
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -39,18 +41,6 @@ const (
 	scanBatch = 10_000
 )
 
-// DeliveryRecord is what the stream tells about one published event.
-type DeliveryRecord struct {
-	DeliveryID  string    `json:"delivery_id"`
-	EventID     string    `json:"event_id"`
-	Type        string    `json:"type"`
-	Subject     string    `json:"subject"`
-	Stream      string    `json:"stream"`
-	Seq         uint64    `json:"seq"`
-	PublishedAt time.Time `json:"published_at"`
-	Size        int       `json:"size"`
-}
-
 // quarantineRecord is one quarantined request whose delivery or event id
 // matched a lookup. Its fields come from an unverified request.
 type quarantineRecord struct {
@@ -75,7 +65,7 @@ type expiredMark struct {
 // deliveryLookup is everything known about one id: at most one of
 // Published and Expired, and the quarantine entries, oldest first.
 type deliveryLookup struct {
-	Published   *DeliveryRecord
+	Published   *adminapi.DeliveryRecord
 	Expired     *expiredMark
 	Quarantined []quarantineRecord
 }
@@ -87,37 +77,47 @@ type deliveryQuery struct {
 	BeforeSeq uint64 // 0: from the newest
 }
 
-// DeliveryPage is a page of deliveries, newest first. NextBeforeSeq is the
-// before_seq of the next (older) page; 0 when the stream holds nothing older.
-type DeliveryPage struct {
-	Deliveries    []DeliveryRecord `json:"deliveries"`
-	NextBeforeSeq uint64           `json:"next_before_seq"`
+// InspectConfig names what the inspector reads.
+type InspectConfig struct {
+	Stream        string // stream.name
+	SubjectPrefix string // stream.subject_prefix
+	Bucket        string // dedup.bucket
+	// QuarantineStream is read by a lookup when it exists, the quarantine
+	// enabled or not: it may hold entries from when it was.
+	QuarantineStream string
 }
 
-// natsConnection describes the broker's connection for the admin page.
-type natsConnection struct {
-	Status    string `json:"status"`
-	Connected bool   `json:"connected"`
-	URL       string `json:"url,omitempty"`
-	Server    string `json:"server,omitempty"`
+// Inspector answers the deliveries API from the stream, the dedup bucket
+// and the quarantine, through js: a connection of the admin plane's own.
+type Inspector struct {
+	js    jetstream.JetStream
+	cfg   InspectConfig
+	ready func() error
 }
 
-// Connection reports the NATS connection's state without touching the
-// network; the URL has its user information removed.
-func (b *natsBroker) Connection() natsConnection {
-	c := natsConnection{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
-	if c.Connected {
-		c.URL = redactURLs(b.nc.ConnectedUrlRedacted())
-		c.Server = b.nc.ConnectedServerName()
+// NewInspector returns the inspector of cfg's resources through js. ready
+// says whether reading is worth trying (nil when it is).
+func NewInspector(js jetstream.JetStream, cfg InspectConfig, ready func() error) *Inspector {
+	return &Inspector{js: js, cfg: cfg, ready: ready}
+}
+
+// Ready returns nil when the inspector's connection can read.
+func (b *Inspector) Ready() error { return b.ready() }
+
+// bucket looks the dedup bucket up.
+func (b *Inspector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := b.js.KeyValue(ctx, b.cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dedup bucket %s: %w", errInspect, b.cfg.Bucket, err)
 	}
-	return c
+	return kv, nil
 }
 
 // LookupDelivery finds id as a dedup key in the bucket, else in the
 // Zautic-Delivery-Id and Zautic-Event-Id headers of the last lookupScanLimit
 // stream messages, and in the quarantine. If it is nowhere,
 // errDeliveryNotFound is returned; read failures wrap errInspect.
-func (b *natsBroker) LookupDelivery(ctx context.Context, id string) (deliveryLookup, error) {
+func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLookup, error) {
 	var found deliveryLookup
 	msg, expired, err := b.findPublished(ctx, id)
 	if err != nil {
@@ -140,13 +140,13 @@ func (b *natsBroker) LookupDelivery(ctx context.Context, id string) (deliveryLoo
 // DeliveryBody returns the published body of id and its content type.
 // Quarantined bodies are never returned: they are unverified. If id has no
 // message in the stream, errDeliveryNotFound is returned.
-func (b *natsBroker) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
+func (b *Inspector) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
 	msg, _, err := b.findPublished(ctx, id)
 	if err != nil {
 		return nil, "", err
 	}
 	if msg == nil {
-		return nil, "", fmt.Errorf("%w: %q has no message in stream %s", errDeliveryNotFound, id, b.cfg.Stream.Name)
+		return nil, "", fmt.Errorf("%w: %q has no message in stream %s", errDeliveryNotFound, id, b.cfg.Stream)
 	}
 	contentType := msg.Header.Get("Content-Type")
 	if contentType == "" {
@@ -158,13 +158,13 @@ func (b *natsBroker) DeliveryBody(ctx context.Context, id string) ([]byte, strin
 // findPublished returns the stream message of id: through the dedup mark
 // when id is a dedup key, else through a scan of the stream's headers. A
 // mark whose message is gone is returned as an expiredMark.
-func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *expiredMark, error) {
+func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *expiredMark, error) {
 	if err := b.Ready(); err != nil {
 		return nil, nil, err
 	}
-	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	stream, err := b.js.Stream(ctx, b.cfg.Stream)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream.Name, err)
+		return nil, nil, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream, err)
 	}
 	mark, err := b.readMark(ctx, id)
 	if err != nil {
@@ -197,12 +197,12 @@ func (b *natsBroker) findPublished(ctx context.Context, id string) (*jetstream.R
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
 // a dedup key. The key is mapped as the request path maps it, so that any
 // id a sender can send is safe here.
-func (b *natsBroker) readMark(ctx context.Context, id string) (*expiredMark, error) {
-	kv, err := b.bucket()
+func (b *Inspector) readMark(ctx context.Context, id string) (*expiredMark, error) {
+	kv, err := b.bucket(ctx)
 	if err != nil {
 		return nil, err
 	}
-	entry, err := kv.Get(ctx, KVKey(id))
+	entry, err := kv.Get(ctx, adminapi.KVKey(id))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, nil
@@ -214,12 +214,12 @@ func (b *natsBroker) readMark(ctx context.Context, id string) (*expiredMark, err
 	if err != nil || seq == 0 {
 		return nil, nil // not a mark this version wrote: look in the stream
 	}
-	return &expiredMark{Key: id, Stream: b.cfg.Stream.Name, Seq: seq, MarkedAt: markedAt}, nil
+	return &expiredMark{Key: id, Stream: b.cfg.Stream, Seq: seq, MarkedAt: markedAt}, nil
 }
 
 // scanForID returns the sequence of the newest message among the last
 // lookupScanLimit whose delivery or event id header is id; 0 if none.
-func (b *natsBroker) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
+func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
 	state := stream.CachedInfo().State
 	if state.Msgs == 0 {
 		return 0, nil
@@ -238,8 +238,8 @@ func (b *natsBroker) scanForID(ctx context.Context, stream jetstream.Stream, id 
 // scanQuarantine returns the entries of the last quarantineScanLimit
 // quarantined requests whose delivery id header or body id is id. A missing
 // quarantine stream (the feature is off) is no error.
-func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]quarantineRecord, error) {
-	name, _ := quarantineOf(b.cfg.Quarantine)
+func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantineRecord, error) {
+	name := b.cfg.QuarantineStream
 	stream, err := b.js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -266,8 +266,8 @@ func (b *natsBroker) scanQuarantine(ctx context.Context, id string) ([]quarantin
 func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 	h := m.Headers()
 	rec := quarantineRecord{
-		Reason:        h.Get(quarantineReasonHeader),
-		ReceivedAt:    h.Get(quarantineReceivedAtHeader),
+		Reason:        h.Get(store.QuarantineReasonHeader),
+		ReceivedAt:    h.Get(store.ReceivedAtHeader),
 		QuarantineSeq: sequenceOf(m),
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
 		EventType:     h.Get(zautic.RequestEventHeader),
@@ -290,12 +290,12 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 // from their headers only. A type filter reads at most typeScanLimit
 // sequences back, so a page of a rare type may be short; NextBeforeSeq still
 // says where to go on. An invalid type wraps zautic.ErrInvalidType.
-func (b *natsBroker) ListDeliveries(ctx context.Context, q deliveryQuery) (DeliveryPage, error) {
-	page := DeliveryPage{Deliveries: []DeliveryRecord{}}
+func (b *Inspector) ListDeliveries(ctx context.Context, q deliveryQuery) (adminapi.DeliveryPage, error) {
+	page := adminapi.DeliveryPage{Deliveries: []adminapi.DeliveryRecord{}}
 	sc := scan{headersOnly: true}
 	window := uint64(q.Limit)
 	if q.Type != "" {
-		subject, err := zautic.SubjectFor(b.cfg.Stream.SubjectPrefix, q.Type)
+		subject, err := zautic.SubjectFor(b.cfg.SubjectPrefix, q.Type)
 		if err != nil {
 			return page, err
 		}
@@ -304,9 +304,9 @@ func (b *natsBroker) ListDeliveries(ctx context.Context, q deliveryQuery) (Deliv
 	if err := b.Ready(); err != nil {
 		return page, err
 	}
-	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	stream, err := b.js.Stream(ctx, b.cfg.Stream)
 	if err != nil {
-		return page, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream.Name, err)
+		return page, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream, err)
 	}
 	state := stream.CachedInfo().State
 	sc.end = state.LastSeq
@@ -318,7 +318,7 @@ func (b *natsBroker) ListDeliveries(ctx context.Context, q deliveryQuery) (Deliv
 	}
 	sc.start = scanStart(state.FirstSeq, sc.end, window)
 	// Read forward through the window, keeping the newest Limit.
-	var kept []DeliveryRecord
+	var kept []adminapi.DeliveryRecord
 	err = scanRange(ctx, stream, sc, func(m jetstream.Msg) {
 		kept = append(kept, b.recordOfMsg(m))
 		if len(kept) > q.Limit {
@@ -341,7 +341,7 @@ func (b *natsBroker) ListDeliveries(ctx context.Context, q deliveryQuery) (Deliv
 	return page, nil
 }
 
-func (b *natsBroker) recordOfMsg(m jetstream.Msg) DeliveryRecord {
+func (b *Inspector) recordOfMsg(m jetstream.Msg) adminapi.DeliveryRecord {
 	var published time.Time
 	if meta, err := m.Metadata(); err == nil {
 		published = meta.Timestamp
@@ -353,24 +353,17 @@ func (b *natsBroker) recordOfMsg(m jetstream.Msg) DeliveryRecord {
 	return b.recordOf(m.Subject(), m.Headers(), sequenceOf(m), published, size)
 }
 
-func (b *natsBroker) recordOf(subject string, h nats.Header, seq uint64, published time.Time, size int) DeliveryRecord {
-	return DeliveryRecord{
+func (b *Inspector) recordOf(subject string, h nats.Header, seq uint64, published time.Time, size int) adminapi.DeliveryRecord {
+	return adminapi.DeliveryRecord{
 		DeliveryID:  h.Get(zautic.MessageDeliveryIDHeader),
 		EventID:     h.Get(zautic.MessageEventIDHeader),
 		Type:        h.Get(zautic.MessageEventTypeHeader),
 		Subject:     subject,
-		Stream:      b.cfg.Stream.Name,
+		Stream:      b.cfg.Stream,
 		Seq:         seq,
 		PublishedAt: published.UTC(),
 		Size:        size,
 	}
-}
-
-// quarantineOf returns the quarantine's stream, which a lookup reads when it
-// exists (it may hold entries from when the quarantine was on), and whether
-// the quarantine API is served.
-func quarantineOf(cfg QuarantineConfig) (stream string, served bool) {
-	return cfg.Stream, cfg.Enabled
 }
 
 // scan is a range of stream sequences to read, inclusive.
@@ -390,7 +383,7 @@ func scanStart(first, end, size uint64) uint64 {
 }
 
 // scanRange calls fn with each message of sc, in order, through a reading
-// consumer (withReadConsumer).
+// consumer (store.WithReadConsumer).
 func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(jetstream.Msg)) error {
 	cfg := jetstream.ConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -398,7 +391,7 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 		HeadersOnly:   sc.headersOnly,
 		FilterSubject: sc.filter,
 	}
-	err := withReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+	err := store.WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
 		return scanBatches(ctx, cons, sc.end, fn)
 	})
 	if err != nil && !errors.Is(err, errInspect) {

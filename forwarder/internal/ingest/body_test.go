@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"bufio"
@@ -22,7 +22,7 @@ func shortBody(n int) io.ReadCloser {
 // TestReadBodyGrowsAsBytesArrive reads bodies that declare more than they
 // send: the buffer holds what came, never what was only promised.
 func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
-	cfg := DefaultConfig().HTTP
+	cfg := defaultSettings().HTTP
 	cfg.MaxBodyBytes = 4 << 20
 	tests := []struct {
 		name     string
@@ -107,7 +107,7 @@ func pacedSend(t *testing.T, addr string, size, piece int, pause time.Duration, 
 // 1024 bytes/s with a grace of 300ms.
 func TestRateFloor(t *testing.T) {
 	t.Parallel()
-	cfg := DefaultConfig().HTTP
+	cfg := defaultSettings().HTTP
 	cfg.ReadHeaderTimeout = 300 * time.Millisecond
 	cfg.ReadTimeout = 10 * time.Second
 	floorOn := bodyServer(t, cfg)

@@ -1,10 +1,11 @@
-package forwarder
+package ingest
 
 import (
 	"fmt"
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 )
 
 // ordinaryBodyBytes is the largest body counted as an ordinary delivery:
@@ -17,9 +18,9 @@ const ordinaryBodyBytes = 64 << 10
 // budget less the quarter kept for ordinary bodies.
 func largeShare(total int64) int64 { return total - total/4 }
 
-// bodyMemoryTooSmall reports whether a budget of total bytes could never
+// BodyMemoryTooSmall reports whether a budget of total bytes could never
 // admit a body of maxBody bytes.
-func bodyMemoryTooSmall(total, maxBody int64) bool {
+func BodyMemoryTooSmall(total, maxBody int64) bool {
 	if maxBody <= ordinaryBodyBytes {
 		return total < max(maxBody, 1)
 	}
@@ -33,14 +34,14 @@ func bodyMemoryTooSmall(total, maxBody int64) bool {
 type bodyBudget struct {
 	total      int64
 	largeTotal int64 // what bodies above ordinaryBodyBytes may hold together
-	metrics    *metricSet
+	metrics    *telemetry.Metrics
 
 	mu        sync.Mutex
 	used      int64
 	largeUsed int64
 }
 
-func newBodyBudget(total int64, m *metricSet) *bodyBudget {
+func newBodyBudget(total int64, m *telemetry.Metrics) *bodyBudget {
 	return &bodyBudget{total: total, largeTotal: largeShare(total), metrics: m}
 }
 
@@ -56,7 +57,7 @@ func (b *bodyBudget) reserve(n int64) bool {
 	if large {
 		b.largeUsed += n
 	}
-	b.metrics.setBodyMemory(b.used)
+	b.metrics.SetBodyMemory(b.used)
 	return true
 }
 
@@ -68,7 +69,7 @@ func (b *bodyBudget) release(n int64) {
 	if n > ordinaryBodyBytes {
 		b.largeUsed -= n
 	}
-	b.metrics.setBodyMemory(b.used)
+	b.metrics.SetBodyMemory(b.used)
 }
 
 // bodyCharge is what a request's body may grow to in memory: its declared
@@ -86,7 +87,7 @@ func bodyCharge(contentLength, maxBody int64) int64 {
 
 // limitBodyMemory answers 429 with Retry-After, before the body is read,
 // when the request's body does not fit in what is left of the budget.
-func limitBodyMemory(cfg HTTPConfig, m *metricSet) echo.MiddlewareFunc {
+func limitBodyMemory(cfg HTTPConfig, m *telemetry.Metrics) echo.MiddlewareFunc {
 	budget := newBodyBudget(cfg.MaxBodyMemory, m)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

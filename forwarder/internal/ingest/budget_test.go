@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import "testing"
 
@@ -85,8 +85,8 @@ func TestBodyMemoryTooSmall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := bodyMemoryTooSmall(tt.total, tt.maxBody); got != tt.want {
-				t.Errorf("bodyMemoryTooSmall(%d, %d): got %v, want %v", tt.total, tt.maxBody, got, tt.want)
+			if got := BodyMemoryTooSmall(tt.total, tt.maxBody); got != tt.want {
+				t.Errorf("BodyMemoryTooSmall(%d, %d): got %v, want %v", tt.total, tt.maxBody, got, tt.want)
 			}
 		})
 	}

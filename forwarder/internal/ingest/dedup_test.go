@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -47,7 +48,7 @@ func TestHandlerReplayWithAnotherDeliveryID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = tt.key }})
+			h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.Dedup.Key = tt.key }})
 			body := eventBody("evt_replayed", "message.delivered")
 			signedAt := time.Now().Unix()
 			for i, step := range tt.steps {
@@ -74,7 +75,7 @@ func TestHandlerReplayWithAnotherDeliveryID(t *testing.T) {
 // for a replay.
 func TestHandlerFailedPublishLeavesSignatureRetryable(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = DedupKeyDelivery }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.Dedup.Key = DedupKeyDelivery }})
 	body := eventBody("evt_retry", "message.sent")
 	req := func() *http.Request { return signedRequest(body, "dlv_retry", handlerSecret) }
 	sig := req().Header.Get(zautic.RequestSignatureHeader)
@@ -122,7 +123,7 @@ func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
 		{"evt_a\nb", true},
 		{"evt_\u0001", true},
 		{"evt_\u00a0", true},
-		{KVKey(" evt_ws"), true},
+		{adminapi.KVKey(" evt_ws"), true},
 	}
 	for i, tt := range tests {
 		seq := uint64(i + 1)
@@ -132,7 +133,7 @@ func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
 		h.send(body, "").assertBody(t, publishedBody(float64(seq), "zautic.message.sent"))
 		want := tt.id
 		if tt.mapped {
-			want = KVKey(tt.id)
+			want = adminapi.KVKey(tt.id)
 			if !strings.HasPrefix(want, "sha256.") || want == tt.id {
 				t.Fatalf("%q: KV key %q is not the mapped form", tt.id, want)
 			}
@@ -147,8 +148,8 @@ func TestHandlerIDsAHeaderCannotCarry(t *testing.T) {
 // TestMessageIDLeadsBackToTheKVKey: the mark repair derives the KV key from
 // the Nats-Msg-Id, so for every key the two must lead to the same mark.
 func TestMessageIDLeadsBackToTheKVKey(t *testing.T) {
-	for _, key := range []string{"evt_1", "dlv with spaces", " evt_ws", "evt_ws\r\n", "evt_\u0001", "urn:zautic:1", strings.Repeat("k", 500), KVKey(" evt_ws")} {
-		if got, want := kvKeyOfMessageID(messageID(key)), KVKey(key); got != want {
+	for _, key := range []string{"evt_1", "dlv with spaces", " evt_ws", "evt_ws\r\n", "evt_\u0001", "urn:zautic:1", strings.Repeat("k", 500), adminapi.KVKey(" evt_ws")} {
+		if got, want := adminapi.KVKeyOfMessageID(adminapi.MessageID(key)), adminapi.KVKey(key); got != want {
 			t.Errorf("%q: got KV key %q from its Nats-Msg-Id, want %q", key, got, want)
 		}
 	}

@@ -1,13 +1,10 @@
-package forwarder
+package ingest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,28 +17,7 @@ import (
 // Plain `go test` runs the f.Add seeds and testdata/fuzz/<FuzzName>/; run a
 // target with, e.g.:
 //
-//	go test -run '^$' -fuzz '^FuzzHandler$' -fuzztime 2m ./forwarder/
-
-// plainKVKeyRule is the documented rule for a key kept as it is.
-var plainKVKeyRule = regexp.MustCompile(`^[A-Za-z0-9_=-]{1,128}$`)
-
-func FuzzKVKey(f *testing.F) {
-	for _, seed := range []string{"dlv_1", "", "a.b", "dlv 1", "délivery", strings.Repeat("k", 128), strings.Repeat("k", 129), "sha256." + strings.Repeat("0", 64)} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, key string) {
-		got := KVKey(key)
-		assertValidKVKey(t, got)
-		want := key
-		if !plainKVKeyRule.MatchString(key) {
-			sum := sha256.Sum256([]byte(key))
-			want = "sha256." + hex.EncodeToString(sum[:])
-		}
-		if got != want {
-			t.Fatalf("KVKey(%q): got %q, want %q", key, got, want)
-		}
-	})
-}
+//	go test -run '^$' -fuzz '^FuzzHandler$' -fuzztime 2m ./forwarder/internal/ingest/
 
 // Fuzz modes: how FuzzHandler turns its input into a request.
 const (

@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"bytes"
@@ -13,15 +13,21 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-// eventStore is what the handler needs of the broker, in the handler's own
-// terms: no NATS type crosses it. *natsBroker implements it.
-type eventStore interface {
+// Store is what the handler needs of NATS, in the handler's own terms: no
+// NATS type crosses it. Every error it returns means the store is
+// unavailable for now, and is answered 503 (see unavailable).
+type Store interface {
 	Ready() error
 	Seen(ctx context.Context, key string) (bool, error)
-	Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error)
+	// Publish stores the message and returns its stream sequence, and
+	// whether the stream already held its Nats-Msg-Id.
+	Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error)
 	Mark(ctx context.Context, key string, seq uint64) error
 	// MaxPayload is the largest message the server takes, headers
 	// included; 0 while unknown.
@@ -34,48 +40,64 @@ type stored struct {
 	Duplicate bool // the stream already held this Nats-Msg-Id
 }
 
-// handlerConfig is the part of the configuration the handler reads.
-type handlerConfig struct {
-	HTTP           HTTPConfig
-	Webhook        WebhookConfig
-	Stream         StreamConfig
-	Dedup          DedupConfig
-	Events         EventsConfig
+// Config is what the handler reads: the http section, and the few keys of
+// other sections the request path needs.
+type Config struct {
+	HTTP HTTPConfig
+	// Tolerance is webhook.tolerance; 0 disables the timestamp check.
+	Tolerance time.Duration
+	// Stream and SubjectPrefix are stream.name and stream.subject_prefix.
+	Stream        string
+	SubjectPrefix string
+	// DedupKey is dedup.key, DedupKeyEvent or DedupKeyDelivery; Bucket is
+	// dedup.bucket, named in the spans.
+	DedupKey string
+	Bucket   string
+	// Allow is events.allow; empty forwards every type.
+	Allow          []string
 	PublishTimeout time.Duration
 }
 
-func (c Config) handlerConfig() handlerConfig {
-	return handlerConfig{HTTP: c.HTTP, Webhook: c.Webhook, Stream: c.Stream, Dedup: c.Dedup, Events: c.Events, PublishTimeout: c.NATS.PublishTimeout}
+// EventsConfig filters which event types are forwarded.
+type EventsConfig struct {
+	Allow []string `yaml:"allow"`
 }
 
-// secretSource returns the secrets accepted now; *secretSet implements it.
-type secretSource interface {
+// Dedup key sources for dedup.key.
+const (
+	DedupKeyDelivery = "delivery"
+	DedupKeyEvent    = "event"
+)
+
+// SecretSource returns the secrets accepted now; *secrets.Set implements it.
+type SecretSource interface {
 	Current() [][]byte
 }
 
-// webhookHandler serves the webhook path: verify, deduplicate, publish, answer.
-type webhookHandler struct {
-	cfg     handlerConfig
-	secrets secretSource
-	store   eventStore
+// Handler serves the webhook path: verify, deduplicate, publish, answer.
+type Handler struct {
+	cfg     Config
+	secrets SecretSource
+	store   Store
 	log     *zap.Logger
-	metrics *metricSet
+	metrics *telemetry.Metrics
 	now     func() time.Time
 	allow   map[string]bool // nil: every type is forwarded
-	keep    *quarantiner    // nil: rejected requests are not kept
+	keep    Keeper          // nil: rejected requests are not kept
 	tracer  trace.Tracer    // nil: tracing is off
 
 	streamJSON []byte // the stream name as a JSON string
 }
 
-// newWebhookHandler returns the webhook handler. metrics may be nil.
-func newWebhookHandler(cfg handlerConfig, secrets secretSource, store eventStore, log *zap.Logger, m *metricSet, opts ...Option) *webhookHandler {
-	h := &webhookHandler{cfg: cfg, secrets: secrets, store: store, log: log, metrics: m, now: time.Now}
-	h.tracer = newTracer(applyOptions(opts).tracerProvider)
-	h.streamJSON, _ = json.Marshal(cfg.Stream.Name)
-	if len(cfg.Events.Allow) > 0 {
+// NewHandler returns the webhook handler. metrics may be nil; so may tp,
+// which turns tracing off.
+func NewHandler(cfg Config, secrets SecretSource, store Store, log *zap.Logger, m *telemetry.Metrics, tp trace.TracerProvider) *Handler {
+	h := &Handler{cfg: cfg, secrets: secrets, store: store, log: log, metrics: m, now: time.Now}
+	h.tracer = newTracer(tp)
+	h.streamJSON, _ = json.Marshal(cfg.Stream)
+	if len(cfg.Allow) > 0 {
 		h.allow = map[string]bool{}
-		for _, t := range cfg.Events.Allow {
+		for _, t := range cfg.Allow {
 			h.allow[t] = true
 		}
 	}
@@ -111,7 +133,7 @@ const maxPooledBody = ordinaryBodyBytes + bytes.MinRead
 
 // Handle is the Echo handler for POST on http.path. Its steps follow the
 // README: read body, verify, parse, subject, dedup, publish, mark, answer.
-func (h *webhookHandler) Handle(c echo.Context) error {
+func (h *Handler) Handle(c echo.Context) error {
 	start := time.Now()
 	span := h.startRequestSpan(c)
 	req := c.Request()
@@ -136,16 +158,17 @@ func (h *webhookHandler) Handle(c echo.Context) error {
 	return h.answer(c, d)
 }
 
-func (h *webhookHandler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error {
+func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error {
 	req := c.Request()
 	body, err := readBody(c.Response(), req, h.cfg.HTTP, buf)
 	if err != nil {
 		return err
 	}
 	d.tracestate = req.Header.Get("Tracestate")
-	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Webhook.Tolerance)
-	if reason := quarantineReason(err); reason != "" {
-		d.kept = h.keep.keep(req.Context(), d, reason, req, body)
+	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Tolerance)
+	if reason := quarantineReason(err); reason != "" && h.keep != nil {
+		d.kept = h.keep.Keep(req.Context(), Rejected{Reason: reason, RequestID: d.requestID, DeliveryID: d.deliveryID,
+			ReceivedAt: d.receivedAt, Header: req.Header, Body: body})
 	}
 	return err
 }
@@ -153,7 +176,7 @@ func (h *webhookHandler) process(c echo.Context, d *delivery, buf *bytes.Buffer)
 // deliver runs a whole body through the rest of the path: verify (with the
 // tolerance measured at d.receivedAt), parse, subject, allow, dedup,
 // publish, mark. Requests and replays of quarantined entries share it.
-func (h *webhookHandler) deliver(ctx context.Context, d *delivery, body []byte, signature string, tolerance time.Duration) error {
+func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signature string, tolerance time.Duration) error {
 	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
 	}
@@ -161,17 +184,17 @@ func (h *webhookHandler) deliver(ctx context.Context, d *delivery, body []byte, 
 	if d.event, err = zautic.ParseEvent(body); err != nil {
 		return err
 	}
-	if d.subject, err = zautic.SubjectFor(h.cfg.Stream.SubjectPrefix, d.event.Type); err != nil {
+	if d.subject, err = zautic.SubjectFor(h.cfg.SubjectPrefix, d.event.Type); err != nil {
 		return err
 	}
 	if !h.allowed(d.event.Type) {
-		d.outcome = outcomeIgnored
+		d.outcome = telemetry.OutcomeIgnored
 		return nil
 	}
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
 	header := messageHeader(d)
-	if err := fitsPayload(header, body, h.cfg.Stream.Name, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
+	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}
 	return h.forward(ctx, d, header, body)
@@ -179,23 +202,23 @@ func (h *webhookHandler) deliver(ctx context.Context, d *delivery, body []byte, 
 
 // verify checks the signature against the secrets accepted now and notes
 // which one matched.
-func (h *webhookHandler) verify(d *delivery, body []byte, signature string, tolerance time.Duration) error {
-	secrets := h.secrets.Current()
+func (h *Handler) verify(d *delivery, body []byte, signature string, tolerance time.Duration) error {
+	accepted := h.secrets.Current()
 	var err error
-	if d.signed, err = zautic.VerifySignature(body, signature, secrets, tolerance, d.receivedAt); err != nil {
+	if d.signed, err = zautic.VerifySignature(body, signature, accepted, tolerance, d.receivedAt); err != nil {
 		return err
 	}
-	d.keyID = KeyID(secrets[d.signed.Secret])
-	h.metrics.signatureVerified(d.keyID)
+	d.keyID = secrets.KeyID(accepted[d.signed.Secret])
+	h.metrics.SignatureVerified(d.keyID)
 	return nil
 }
 
 // forward runs the NATS steps in the order that loses nothing: a failed
 // attempt marks nothing, so the sender's retry publishes again, and the
 // stream's duplicate window absorbs a publish whose mark was lost.
-func (h *webhookHandler) forward(ctx context.Context, d *delivery, header map[string][]string, body []byte) error {
+func (h *Handler) forward(ctx context.Context, d *delivery, header map[string][]string, body []byte) error {
 	if err := h.store.Ready(); err != nil {
-		return err
+		return unavailable(err)
 	}
 	// One deadline for the lookup and the publish together: a request that
 	// cannot get through to NATS is answered 503 within nats.publish_timeout,
@@ -204,22 +227,22 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, header map[st
 	defer cancel()
 	seen, err := h.seen(natsCtx, &d.kvKeys)
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	if seen {
-		d.outcome = outcomeDuplicate
+		d.outcome = telemetry.OutcomeDuplicate
 		return nil
 	}
 	if d.dryRun {
-		d.outcome = outcomeWouldPublish
+		d.outcome = telemetry.OutcomeWouldPublish
 		return nil
 	}
 	if d.ack, err = h.publish(natsCtx, d, header, body); err != nil {
-		return err
+		return unavailable(err)
 	}
-	d.outcome = outcomePublished
+	d.outcome = telemetry.OutcomePublished
 	if d.ack.Duplicate {
-		d.outcome = outcomeDuplicate
+		d.outcome = telemetry.OutcomeDuplicate
 	}
 	for _, key := range d.kvKeys.list() {
 		h.mark(ctx, d, key)
@@ -227,25 +250,25 @@ func (h *webhookHandler) forward(ctx context.Context, d *delivery, header map[st
 	return nil
 }
 
-func (h *webhookHandler) publish(ctx context.Context, d *delivery, header map[string][]string, body []byte) (stored, error) {
+func (h *Handler) publish(ctx context.Context, d *delivery, header map[string][]string, body []byte) (stored, error) {
 	start := time.Now()
 	ack, err := h.send(ctx, d.subject, header, body)
 	if err == nil && !ack.Duplicate {
-		h.metrics.eventPublished(d.event.Type, time.Since(start).Seconds())
+		h.metrics.EventPublished(d.event.Type, time.Since(start).Seconds())
 	}
 	return ack, err
 }
 
 // mark records the delivery; a failure is logged and counted but does not
 // fail the request, since the event is already stored.
-func (h *webhookHandler) mark(ctx context.Context, d *delivery, kvKey string) {
+func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()
 	ctx, span := h.markSpan(ctx)
 	err := h.store.Mark(ctx, kvKey, d.ack.Seq)
 	endMarkSpan(span, err)
 	if err != nil {
-		h.metrics.markFailed()
+		h.metrics.MarkFailed()
 		h.log.Warn("mark delivery failed; the stream's duplicate window still guards it",
 			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID),
 			zap.String("event_id", d.event.ID), zap.Error(err))
@@ -257,7 +280,7 @@ func messageHeader(d *delivery) map[string][]string {
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{messageID(d.key), d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
+	values := [...]string{adminapi.MessageID(d.key), d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
 	header := make(map[string][]string, len(values)+1) // +1: the expected stream, set by Publish
 	header[zautic.MessageIDHeader] = values[0:1:1]
 	header[zautic.MessageEventTypeHeader] = values[1:2:2]
@@ -274,13 +297,13 @@ func messageHeader(d *delivery) map[string][]string {
 // stream and sequence. It is built by hand, since it is written once per
 // event: the outcome is a constant, the subject is made of validated tokens,
 // and the stream name, which the PubAck repeats (publish expects it), is
-// quoted once by newWebhookHandler.
-func (h *webhookHandler) answer(c echo.Context, d *delivery) error {
+// quoted once by NewHandler.
+func (h *Handler) answer(c echo.Context, d *delivery) error {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"status":"`...)
 	b = append(b, d.outcome...)
 	b = append(b, '"')
-	if d.outcome == outcomePublished {
+	if d.outcome == telemetry.OutcomePublished {
 		b = append(b, `,"subject":"`...)
 		b = append(b, d.subject...)
 		b = append(b, `","stream":`...)
@@ -301,7 +324,7 @@ func (h *webhookHandler) answer(c echo.Context, d *delivery) error {
 var jsonContentType = []string{echo.MIMEApplicationJSON}
 
 // record writes the one log line and the metrics of a delivery.
-func (h *webhookHandler) record(ctx context.Context, d *delivery, err error, took time.Duration) {
+func (h *Handler) record(ctx context.Context, d *delivery, err error, took time.Duration) {
 	outcome, reason := d.outcome, ""
 	if err != nil {
 		r := classify(err)
@@ -309,9 +332,9 @@ func (h *webhookHandler) record(ctx context.Context, d *delivery, err error, too
 	}
 	sc, sampled := h.sampledSpan(ctx)
 	if sampled {
-		h.metrics.requestTraced(outcome, reason, took.Seconds(), sc)
+		h.metrics.RequestTraced(outcome, reason, took.Seconds(), sc)
 	} else {
-		h.metrics.request(outcome, reason, took.Seconds())
+		h.metrics.Request(outcome, reason, took.Seconds())
 	}
 	line := h.log.Check(zap.InfoLevel, "delivery")
 	if line == nil {
@@ -347,6 +370,6 @@ func (h *webhookHandler) record(ctx context.Context, d *delivery, err error, too
 }
 
 // allowed reports whether events.allow lets eventType through.
-func (h *webhookHandler) allowed(eventType string) bool {
+func (h *Handler) allowed(eventType string) bool {
 	return h.allow == nil || h.allow[eventType]
 }

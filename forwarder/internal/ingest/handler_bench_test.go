@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"bytes"
@@ -13,7 +13,9 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -47,13 +49,13 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {
-			log, err := NewLogger(LogConfig{Level: "info", Format: "json"}, io.Discard)
+			log, err := telemetry.NewLogger(telemetry.LogConfig{Level: "info", Format: "json"}, io.Discard)
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *Config) {
+			h := newHandlerHarness(b, harnessOptions{log: log, configure: func(c *settings) {
 				c.Events.Allow = bm.allow
-			}, handler: benchTracing(b, bm.traced)})
+			}, tracer: benchTracing(b, bm.traced)})
 			// Distinct events, each signed once before the timer starts: only
 			// signed data decides what is new, so re-sending one body under
 			// new delivery ids would be answered duplicate.
@@ -97,7 +99,7 @@ func benchEvent(i int) []byte {
 // reusableRequest is a signed POST whose body can be rewound with Reset.
 func reusableRequest(event []byte) (*http.Request, *bytes.Reader) {
 	body := bytes.NewReader(event)
-	req := httptest.NewRequest(http.MethodPost, DefaultConfig().HTTP.Path, nil)
+	req := httptest.NewRequest(http.MethodPost, defaultSettings().HTTP.Path, nil)
 	req.Body = io.NopCloser(body)
 	req.ContentLength = int64(len(event))
 	req.Header.Set("Content-Type", "application/json")
@@ -153,13 +155,13 @@ func BenchmarkParseEvent(b *testing.B) {
 	}
 }
 
-// benchTracing is the tracing option of a traced benchmark: the SDK with its
-// default sampler (every root span sampled) and batch processor.
-func benchTracing(b *testing.B, traced bool) []Option {
+// benchTracing is the tracer provider of a traced benchmark: the SDK with
+// its default sampler (every root span sampled) and batch processor.
+func benchTracing(b *testing.B, traced bool) trace.TracerProvider {
 	if !traced {
 		return nil
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return []Option{WithTracerProvider(tp)}
+	return tp
 }

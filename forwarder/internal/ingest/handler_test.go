@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"bytes"
@@ -22,9 +22,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -34,22 +39,22 @@ import (
 const handlerSecret = "handler-test-secret"
 
 // testConfig is the default configuration with the test secret.
-func testConfig() Config {
-	cfg := DefaultConfig()
+func testConfig() settings {
+	cfg := defaultSettings()
 	cfg.Webhook.Secret = handlerSecret
 	cfg.NATS.URL = "set by the harness"
 	return cfg
 }
 
-// handlerHarness is a webhook handler wired to a real natsBroker on an
+// handlerHarness is a webhook handler wired to a real store.Broker on an
 // in-process nats-server, driven through Echo's ServeHTTP so that the
 // middleware runs.
 type handlerHarness struct {
 	t        testing.TB
-	cfg      Config
+	cfg      settings
 	ns       *server.Server
 	storeDir string
-	broker   *natsBroker
+	broker   *store.Broker
 	registry *prometheus.Registry
 	echo     *echo.Echo
 	js       jetstream.JetStream
@@ -58,9 +63,9 @@ type handlerHarness struct {
 // harnessOptions are the choices a test makes about its harness.
 type harnessOptions struct {
 	log       *zap.Logger               // zaptest when nil
-	configure func(*Config)             // changes to testConfig
+	configure func(*settings)           // changes to testConfig
 	setup     func(jetstream.JetStream) // runs before the broker starts
-	handler   []Option                  // options of newWebhookHandler
+	tracer    trace.TracerProvider      // nil: tracing off
 }
 
 // newHandlerHarness starts a nats-server and a broker, waits until the
@@ -82,15 +87,15 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 		log = zaptest.NewLogger(t)
 	}
 	h.registry = prometheus.NewRegistry()
-	metrics := newMetricSet(h.registry)
+	metrics := telemetry.NewMetrics(h.registry, LabelledOutcomes())
 	b := runBroker(t, h.ns.ClientURL(), h.cfg, log, metrics)
 	h.broker = b
 	h.waitReady()
-	secrets, err := newSecrets(h.cfg.Webhook)
+	secrets, err := secrets.New(h.cfg.Webhook)
 	if err != nil {
 		t.Fatalf("NewSecrets: %v", err)
 	}
-	h.echo = newWebhookServer(h.cfg.HTTP, newWebhookHandler(h.cfg.handlerConfig(), secrets, b, log, metrics, opts.handler...), metrics)
+	h.echo = NewServer(h.cfg.HTTP, NewHandler(h.cfg.handlerConfig(), secrets, b, log, metrics, opts.tracer), metrics)
 	return h
 }
 
@@ -289,7 +294,7 @@ func eventBody(id, eventType string) []byte {
 // signedRequest is a POST of body to the default path, signed now with
 // secret, with the headers Zautic sends.
 func signedRequest(body []byte, deliveryID, secret string) *http.Request {
-	req := httptest.NewRequest(http.MethodPost, DefaultConfig().HTTP.Path, bytes.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, defaultSettings().HTTP.Path, bytes.NewReader(body))
 	now := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), now, body))
@@ -408,7 +413,7 @@ func TestHandlerDuplicateWindow(t *testing.T) {
 
 func TestHandlerDedupKeyEvent(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = DedupKeyEvent }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.Dedup.Key = DedupKeyEvent }})
 	body := eventBody("evt_1", "message.failed")
 	h.send(body, "dlv_1").assertBody(t, publishedBody(1, "zautic.message.failed"))
 	// A new delivery id for the same event is still the same event.
@@ -446,7 +451,7 @@ func TestHandlerMissingDeliveryIDUsesEventID(t *testing.T) {
 // Nats-Msg-Id carries them as received.
 func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.Dedup.Key = DedupKeyDelivery }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.Dedup.Key = DedupKeyDelivery }})
 	tests := []struct {
 		name string
 		id   string
@@ -468,7 +473,7 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 		if got := msg.Header.Get(zautic.MessageDeliveryIDHeader); got != tt.id {
 			t.Errorf("%s: got %s %q, want %q", tt.name, zautic.MessageDeliveryIDHeader, got, tt.id)
 		}
-		key := KVKey(tt.id)
+		key := adminapi.KVKey(tt.id)
 		if !strings.HasPrefix(key, "sha256.") {
 			t.Errorf("%s: got KV key %q, want the hashed form", tt.name, key)
 		}
@@ -482,7 +487,7 @@ func TestHandlerWeirdDeliveryIDs(t *testing.T) {
 
 func TestHandlerEventsAllow(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) {
 		c.Events.Allow = []string{"message.received", "device.connected"}
 	}})
 	a := h.send(eventBody("evt_1", "message.delivered"), "dlv_1")
@@ -509,7 +514,7 @@ type rejectCase struct {
 
 func TestHandlerRejects(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) {
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) {
 		c.HTTP.MaxBodyBytes = 4096
 		c.HTTP.MaxHeaderBytes = 2048
 	}})
@@ -580,7 +585,7 @@ func TestHandlerRejects(t *testing.T) {
 func TestHandlerBodyAtLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 2048
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxBodyBytes = limit }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.HTTP.MaxBodyBytes = limit }})
 	body := eventBody("evt_limit", "message.sent")
 	body = append(body[:len(body)-1], []byte(`,"pad":"`)...)
 	body = append(body, bytes.Repeat([]byte("p"), limit-len(body)-2)...)
@@ -662,7 +667,7 @@ func assertAllPublished(t *testing.T, answers []answer) {
 func TestHandlerOverloaded(t *testing.T) {
 	t.Parallel()
 	const maxInFlight = 2
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxInFlight = maxInFlight }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.HTTP.MaxInFlight = maxInFlight }})
 
 	release := h.holdRequests(t, "campaign.started", -1, "held_0", "held_1")
 
@@ -718,7 +723,7 @@ func TestHandlerBucketMissing(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	h := newHandlerHarness(t, harnessOptions{
-		configure: func(c *Config) { c.Stream.Manage = false },
+		configure: func(c *settings) { c.Stream.Manage = false },
 		setup: func(js jetstream.JetStream) {
 			ctx := context.Background()
 			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream.Name, Subjects: []string{"zautic.>"}, Duplicates: time.Minute}); err != nil {

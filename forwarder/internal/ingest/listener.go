@@ -1,8 +1,10 @@
-package forwarder
+package ingest
 
 import (
 	"net"
 	"sync"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 )
 
 // connLimitListener holds at most cap(slots) accepted connections open. At
@@ -15,12 +17,12 @@ type connLimitListener struct {
 	slots   chan struct{}
 	closed  chan struct{}
 	once    sync.Once
-	metrics *metricSet
+	metrics *telemetry.Metrics
 }
 
-// limitConnections wraps ln so that at most max of its connections are open
+// LimitConnections wraps ln so that at most max of its connections are open
 // at once.
-func limitConnections(ln net.Listener, max int, m *metricSet) net.Listener {
+func LimitConnections(ln net.Listener, max int, m *telemetry.Metrics) net.Listener {
 	return &connLimitListener{Listener: ln, slots: make(chan struct{}, max), closed: make(chan struct{}), metrics: m}
 }
 
@@ -36,12 +38,12 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	l.metrics.addConnections(1)
+	l.metrics.AddConnections(1)
 	return &limitedConn{Conn: conn, release: l.release}, nil
 }
 
 func (l *connLimitListener) release() {
-	l.metrics.addConnections(-1)
+	l.metrics.AddConnections(-1)
 	<-l.slots
 }
 

@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+	"github.com/zautic/zautic-forwarder/internal/promtest"
 )
 
 // TestConnLimitListener holds the ceiling's worth of connections: the next
@@ -18,8 +20,8 @@ func TestConnLimitListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := newMetricSet(reg)
-	ln := limitConnections(inner, 2, m)
+	m := telemetry.NewMetrics(reg, LabelledOutcomes())
+	ln := LimitConnections(inner, 2, m)
 	t.Cleanup(func() { _ = ln.Close() })
 	accepted := make(chan net.Conn, 3)
 	go func() {
@@ -46,7 +48,7 @@ func TestConnLimitListener(t *testing.T) {
 		t.Fatal("third connection accepted beyond the ceiling of 2")
 	case <-time.After(200 * time.Millisecond):
 	}
-	if got := metricValue(t, reg, "zautic_forwarder_webhook_connections", nil); got != 2 {
+	if got := promtest.Value(t, reg, "zautic_forwarder_webhook_connections", nil); got != 2 {
 		t.Errorf("open connections: got %v, want 2", got)
 	}
 	_ = first.Close()

@@ -1,16 +1,8 @@
-package forwarder
+package ingest
 
 import (
 	"fmt"
-
-	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 )
-
-// messageHeaderAllowance is what the warning at connect reserves for a
-// message's headers: the forwarder's own come to a few hundred bytes for
-// Zautic's ids. The answer to a request counts them exactly.
-const messageHeaderAllowance = 1 << 10
 
 // expectedStreamHeader is added by Publish (jetstream.WithExpectStream).
 const expectedStreamHeader = "Nats-Expected-Stream"
@@ -49,7 +41,7 @@ const traceparentLength = 55
 // traceHeaderBytes bounds what tracing adds to the message's headers after
 // the payload check: a traceparent, and the tracestate, which comes from the
 // request's own (and only shrinks on the way).
-func (h *webhookHandler) traceHeaderBytes(tracestate string) int64 {
+func (h *Handler) traceHeaderBytes(tracestate string) int64 {
 	if h.tracer == nil {
 		return 0
 	}
@@ -58,23 +50,4 @@ func (h *webhookHandler) traceHeaderBytes(tracestate string) int64 {
 		n += len("tracestate: \r\n") + len(ts)
 	}
 	return int64(n)
-}
-
-// MaxPayload is the connected server's max_payload, 0 before the first
-// connect.
-func (b *natsBroker) MaxPayload() int64 {
-	return b.nc.MaxPayload()
-}
-
-// warnSmallPayload logs, once per value, a server whose max_payload cannot
-// hold a body of http.max_body_bytes with its headers: such bodies will be
-// answered 413, and the effective limit is what an operator must know.
-func (b *natsBroker) warnSmallPayload(nc *nats.Conn) {
-	limit := nc.MaxPayload()
-	if limit <= 0 || limit >= b.cfg.MaxBodyBytes+messageHeaderAllowance || b.warnedPayload.Swap(limit) == limit {
-		return
-	}
-	b.log.Warn("the NATS server's max_payload is below http.max_body_bytes plus the message headers; larger bodies answer 413",
-		zap.Int64("max_payload", limit), zap.Int64("http.max_body_bytes", b.cfg.MaxBodyBytes),
-		zap.Int64("effective_max_body_bytes", limit-messageHeaderAllowance))
 }

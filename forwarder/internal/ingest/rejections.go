@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -26,7 +28,22 @@ var (
 	// errBodyMemory is returned when the body does not fit in what is left
 	// of http.max_body_memory.
 	errBodyMemory = errors.New("overloaded")
+	// errUnavailable is returned when the store cannot take or answer a
+	// step now (NATS not ready, the bucket unreadable, no PubAck): a retry
+	// may succeed.
+	errUnavailable = errors.New("store unavailable")
 )
+
+// storeError is a store's error, answered with the store's own message
+// and classified as errUnavailable: the store answers in its terms and
+// knows nothing of statuses.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string   { return e.err.Error() }
+func (e *storeError) Unwrap() []error { return []error{errUnavailable, e.err} }
+
+// unavailable marks err, which a Store returned, as errUnavailable.
+func unavailable(err error) error { return &storeError{err: err} }
 
 // reasonBodyMemory is the reason label of a request answered 429 because
 // its body did not fit in http.max_body_memory.
@@ -46,25 +63,23 @@ type rejection struct {
 // rejections maps the request path's sentinel errors to their answer, in one
 // place; the first match wins. Zautic retries 429 and 5xx, never other 4xx.
 var rejections = []rejection{
-	{errOverloaded, http.StatusTooManyRequests, outcomeOverloaded, "", "1"},
-	{errBodyMemory, http.StatusTooManyRequests, outcomeOverloaded, reasonBodyMemory, "1"},
-	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, outcomeRejected, "headers_too_large", ""},
-	{errBodyTooLarge, http.StatusRequestEntityTooLarge, outcomeRejected, "body_too_large", ""},
-	{errBodyTooSlow, http.StatusRequestTimeout, outcomeRejected, "body_too_slow", ""},
-	{errReadBody, http.StatusBadRequest, outcomeRejected, "read_body", ""},
-	{zautic.ErrNotSigned, http.StatusBadRequest, outcomeRejected, "signature_missing", ""},
-	{zautic.ErrInvalidHeader, http.StatusBadRequest, outcomeRejected, "signature_malformed", ""},
-	{zautic.ErrNoValidSignature, http.StatusBadRequest, outcomeRejected, reasonSignatureMismatch, ""},
-	{zautic.ErrTooOld, http.StatusBadRequest, outcomeRejected, reasonTimestampOld, ""},
-	{zautic.ErrInvalidEvent, http.StatusBadRequest, outcomeRejected, "invalid_event", ""},
-	{zautic.ErrInvalidType, http.StatusBadRequest, outcomeRejected, "invalid_type", ""},
-	{errNotReady, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
-	{errDedupRead, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
-	{errPublish, http.StatusServiceUnavailable, outcomeUnavailable, "", "2"},
+	{errOverloaded, http.StatusTooManyRequests, telemetry.OutcomeOverloaded, "", "1"},
+	{errBodyMemory, http.StatusTooManyRequests, telemetry.OutcomeOverloaded, reasonBodyMemory, "1"},
+	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, telemetry.OutcomeRejected, "headers_too_large", ""},
+	{errBodyTooLarge, http.StatusRequestEntityTooLarge, telemetry.OutcomeRejected, "body_too_large", ""},
+	{errBodyTooSlow, http.StatusRequestTimeout, telemetry.OutcomeRejected, "body_too_slow", ""},
+	{errReadBody, http.StatusBadRequest, telemetry.OutcomeRejected, "read_body", ""},
+	{zautic.ErrNotSigned, http.StatusBadRequest, telemetry.OutcomeRejected, "signature_missing", ""},
+	{zautic.ErrInvalidHeader, http.StatusBadRequest, telemetry.OutcomeRejected, "signature_malformed", ""},
+	{zautic.ErrNoValidSignature, http.StatusBadRequest, telemetry.OutcomeRejected, telemetry.ReasonSignatureMismatch, ""},
+	{zautic.ErrTooOld, http.StatusBadRequest, telemetry.OutcomeRejected, telemetry.ReasonTimestampOld, ""},
+	{zautic.ErrInvalidEvent, http.StatusBadRequest, telemetry.OutcomeRejected, "invalid_event", ""},
+	{zautic.ErrInvalidType, http.StatusBadRequest, telemetry.OutcomeRejected, "invalid_type", ""},
+	{errUnavailable, http.StatusServiceUnavailable, telemetry.OutcomeUnavailable, "", "2"},
 }
 
 // unexpected answers an error no entry names.
-var unexpected = rejection{status: http.StatusInternalServerError, outcome: outcomeUnavailable, retryAfter: "2"}
+var unexpected = rejection{status: http.StatusInternalServerError, outcome: telemetry.OutcomeUnavailable, retryAfter: "2"}
 
 func classify(err error) rejection {
 	for _, r := range rejections {
@@ -75,9 +90,9 @@ func classify(err error) rejection {
 	return unexpected
 }
 
-// labelledOutcomes are the outcome and reason label pairs of the requests
+// LabelledOutcomes are the outcome and reason label pairs of the requests
 // that the table gives a reason, rejected or not.
-func labelledOutcomes() [][2]string {
+func LabelledOutcomes() [][2]string {
 	var pairs [][2]string
 	for _, r := range rejections {
 		if r.reason != "" {
@@ -94,10 +109,5 @@ func answerError(c echo.Context, err error, kept bool) error {
 	if r.retryAfter != "" {
 		c.Response().Header().Set("Retry-After", r.retryAfter)
 	}
-	return c.JSON(r.status, errorBody{Error: err.Error(), Quarantined: kept})
-}
-
-type errorBody struct {
-	Error       string `json:"error"`
-	Quarantined bool   `json:"quarantined,omitempty"`
+	return c.JSON(r.status, adminapi.ErrorAnswer{Error: err.Error(), Quarantined: kept})
 }

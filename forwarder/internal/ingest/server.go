@@ -1,19 +1,54 @@
-package forwarder
+package ingest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 )
+
+// HTTPConfig configures the webhook listener.
+type HTTPConfig struct {
+	Addr              string        `yaml:"addr"`
+	Path              string        `yaml:"path"`
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	MaxInFlight       int           `yaml:"max_in_flight"`
+	MaxBodyMemory     int64         `yaml:"max_body_memory"`
+	MaxConnections    int           `yaml:"max_connections"`
+	MinBodyRate       int64         `yaml:"min_body_rate"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// DefaultHTTPConfig returns the http section's defaults.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{
+		Addr:              ":8080",
+		Path:              "/webhooks/zautic",
+		MaxBodyBytes:      256 << 10,
+		MaxHeaderBytes:    16 << 10,
+		MaxInFlight:       1024,
+		MaxBodyMemory:     64 << 20,
+		MaxConnections:    1024,
+		MinBodyRate:       1024,
+		ShutdownTimeout:   20 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
 
 // headerSlack is how far net/http's header limit sits above
 // http.max_header_bytes: enough for the request line and for headers a
@@ -23,9 +58,9 @@ import (
 // that much of headers.
 const headerSlack = 4 << 10
 
-// newWebhookServer returns the Echo instance of the internet-facing port:
+// NewServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
-func newWebhookServer(cfg HTTPConfig, h *webhookHandler, m *metricSet) *echo.Echo {
+func NewServer(cfg HTTPConfig, h *Handler, m *telemetry.Metrics) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
@@ -67,9 +102,9 @@ func printableASCII(s string) bool {
 	return true
 }
 
-// newHTTPServer wraps handler with the timeouts of cfg, so that a slow or
+// NewHTTPServer wraps handler with the timeouts of cfg, so that a slow or
 // stalled client cannot hold a connection forever.
-func newHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
+func NewHTTPServer(cfg HTTPConfig, handler http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -102,12 +137,12 @@ func jsonErrorHandler(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
-	_ = c.JSON(status, errorBody{Error: msg})
+	_ = c.JSON(status, adminapi.ErrorAnswer{Error: msg})
 }
 
 // limitInFlight answers 429 at once, before the body is read, when max
 // requests are already in progress.
-func limitInFlight(max int, m *metricSet) echo.MiddlewareFunc {
+func limitInFlight(max int, m *telemetry.Metrics) echo.MiddlewareFunc {
 	slots := make(chan struct{}, max)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -116,10 +151,10 @@ func limitInFlight(max int, m *metricSet) echo.MiddlewareFunc {
 			default:
 				return rejectEarly(c, m, fmt.Errorf("%w: %d requests in flight", errOverloaded, max))
 			}
-			m.addInFlight(1)
+			m.AddInFlight(1)
 			defer func() {
 				<-slots
-				m.addInFlight(-1)
+				m.AddInFlight(-1)
 			}()
 			return next(c)
 		}
@@ -128,7 +163,7 @@ func limitInFlight(max int, m *metricSet) echo.MiddlewareFunc {
 
 // limitHeaderBytes answers 431 when the request's headers, counted as they
 // travel ("Name: value\r\n"), exceed max bytes.
-func limitHeaderBytes(max int, m *metricSet) echo.MiddlewareFunc {
+func limitHeaderBytes(max int, m *telemetry.Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			size := 0
@@ -155,52 +190,8 @@ func (e *headerSizeError) Error() string {
 func (e *headerSizeError) Unwrap() error { return errHeadersTooLarge }
 
 // rejectEarly counts and answers a request refused before the handler.
-func rejectEarly(c echo.Context, m *metricSet, err error) error {
+func rejectEarly(c echo.Context, m *telemetry.Metrics, err error) error {
 	r := classify(err)
-	m.request(r.outcome, r.reason, 0)
+	m.Request(r.outcome, r.reason, 0)
 	return answerError(c, err, false)
-}
-
-// readiness is what the admin listener asks of the broker.
-type readinessChecker interface {
-	Ready() error
-}
-
-// newAdminHandler serves /healthz, /readyz, /metrics and, when enabled,
-// /debug/pprof/ on the admin listener, and the routes each of routes adds
-// (quarantineRoutes).
-func newAdminHandler(cfg AdminConfig, ready readinessChecker, gatherer prometheus.Gatherer, routes ...func(*http.ServeMux)) http.Handler {
-	mux := http.NewServeMux()
-	for _, add := range routes {
-		add(mux)
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
-		// Exemplars (the trace id of a request_duration_seconds observation)
-		// exist only in the OpenMetrics format, served when the scraper asks.
-		EnableOpenMetrics: true,
-	}))
-	if cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

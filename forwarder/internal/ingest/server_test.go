@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
@@ -24,7 +26,7 @@ import (
 func serveOverHTTP(t *testing.T, cfg HTTPConfig, handler http.Handler) string {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(handler)
-	ts.Config = newHTTPServer(cfg, handler, zaptest.NewLogger(t))
+	ts.Config = NewHTTPServer(cfg, handler, zaptest.NewLogger(t))
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts.URL
@@ -54,7 +56,7 @@ func overHTTP(t *testing.T, base string, req *http.Request) *http.Request {
 
 func TestWebhookServerOverHTTP(t *testing.T) {
 	t.Parallel()
-	h := newHandlerHarness(t, harnessOptions{configure: func(c *Config) { c.HTTP.MaxBodyBytes = 4096 }})
+	h := newHandlerHarness(t, harnessOptions{configure: func(c *settings) { c.HTTP.MaxBodyBytes = 4096 }})
 	base := serveOverHTTP(t, h.cfg.HTTP, h.echo)
 	big := append(eventBody("evt_big", "message.sent"), bytes.Repeat([]byte(" "), 4096)...)
 
@@ -124,8 +126,8 @@ func TestRequestIDBounded(t *testing.T) {
 }
 
 func TestNewHTTPServerLimits(t *testing.T) {
-	cfg := DefaultConfig().HTTP
-	srv := newHTTPServer(cfg, http.NotFoundHandler(), zaptest.NewLogger(t))
+	cfg := defaultSettings().HTTP
+	srv := NewHTTPServer(cfg, http.NotFoundHandler(), zaptest.NewLogger(t))
 	tests := []struct {
 		name string
 		got  any
@@ -174,7 +176,7 @@ func TestAdminHandlerReady(t *testing.T) {
 	h.send(eventBody("evt_1", "message.sent"), "dlv_1").assertBody(t, duplicateBody)
 	h.send([]byte("{}"), "dlv_x").assertError(t, http.StatusBadRequest, `"id"`)
 
-	base := serveOverHTTP(t, h.cfg.HTTP, newAdminHandler(AdminConfig{}, h.broker, h.registry))
+	base := serveOverHTTP(t, h.cfg.HTTP, telemetry.NewProbes(false, h.broker, h.registry))
 	tests := []struct {
 		path   string
 		status int
@@ -210,7 +212,7 @@ func TestAdminHandlerReady(t *testing.T) {
 func TestAdminHandlerPprof(t *testing.T) {
 	t.Parallel()
 	h := newHandlerHarness(t, harnessOptions{})
-	base := serveOverHTTP(t, h.cfg.HTTP, newAdminHandler(AdminConfig{Pprof: true}, h.broker, h.registry))
+	base := serveOverHTTP(t, h.cfg.HTTP, telemetry.NewProbes(true, h.broker, h.registry))
 	if a := getAdmin(t, base, "/debug/pprof/"); a.status != http.StatusOK || !strings.Contains(a.raw, "goroutine") {
 		t.Errorf("got %d, want 200 and the pprof index", a.status)
 	}
@@ -240,7 +242,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 	cfg.NATS.URL = "nats://forwarder:" + password + "@" + freeLoopbackPort(t)
 	cfg.NATS.ConnectTimeout = 200 * time.Millisecond
 	log := zaptest.NewLogger(t)
-	// connectBroker must not fail while NATS is down.
+	// store.Connect must not fail while NATS is down.
 	b := runBroker(t, cfg.NATS.URL, cfg, log, nil)
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "nats-server unreachable") {
@@ -249,7 +251,7 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 		return nil
 	})
 
-	base := serveOverHTTP(t, cfg.HTTP, newAdminHandler(cfg.Admin, b, prometheus.NewRegistry()))
+	base := serveOverHTTP(t, cfg.HTTP, telemetry.NewProbes(false, b, prometheus.NewRegistry()))
 	a := getAdmin(t, base, "/readyz")
 	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.raw, "nats not ready") {
 		t.Errorf("/readyz: got %d %s, want 503 naming the cause", a.status, a.raw)
@@ -258,11 +260,11 @@ func TestNotReadyWithoutNATS(t *testing.T) {
 		t.Errorf("/readyz reveals the NATS password: %s", a.raw)
 	}
 
-	secrets, err := newSecrets(cfg.Webhook)
+	secrets, err := secrets.New(cfg.Webhook)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newWebhookServer(cfg.HTTP, newWebhookHandler(cfg.handlerConfig(), secrets, b, log, nil), nil)
+	e := NewServer(cfg.HTTP, NewHandler(cfg.handlerConfig(), secrets, b, log, nil, nil), nil)
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, signedRequest(eventBody("evt_1", "message.sent"), "dlv_1", handlerSecret))
 	w := decodeAnswer(t, rec.Result())

@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"math"
@@ -29,10 +29,10 @@ func (c HTTPConfig) MemoryBound() int64 {
 	return baselineMemory + c.MaxBodyMemory + int64(c.MaxConnections)*(int64(c.MaxHeaderBytes)+connectionOverhead)
 }
 
-// logMemoryBound logs the bound at start, and warns when GOMEMLIMIT is set
+// LogMemoryBound logs the bound at start, and warns when GOMEMLIMIT is set
 // below it: the garbage collector would then run without pause while the
 // webhook port is full, instead of only letting the process grow to it.
-func logMemoryBound(cfg HTTPConfig, log *zap.Logger) {
+func LogMemoryBound(cfg HTTPConfig, log *zap.Logger) {
 	bound := cfg.MemoryBound()
 	limit := debug.SetMemoryLimit(-1)
 	fields := []zap.Field{zap.Int64("memory_bound_bytes", bound)}

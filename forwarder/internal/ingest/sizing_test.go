@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"math"
@@ -22,7 +22,7 @@ func TestMemoryBound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig().HTTP
+			cfg := defaultSettings().HTTP
 			tt.modify(&cfg)
 			if got := cfg.MemoryBound(); got != tt.want {
 				t.Errorf("got %d MiB, want %d MiB", got>>20, tt.want>>20)
@@ -36,7 +36,7 @@ func TestMemoryBound(t *testing.T) {
 func TestLogMemoryBound(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	cfg := DefaultConfig().HTTP
+	cfg := defaultSettings().HTTP
 	tests := []struct {
 		name  string
 		limit int64
@@ -50,7 +50,7 @@ func TestLogMemoryBound(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetMemoryLimit(tt.limit)
 			core, logs := observer.New(zapcore.InfoLevel)
-			logMemoryBound(cfg, zap.New(core))
+			LogMemoryBound(cfg, zap.New(core))
 			entries := logs.All()
 			if len(entries) != 1 || entries[0].Level != tt.level {
 				t.Fatalf("got %v, want one entry at %v", entries, tt.level)

@@ -1,11 +1,10 @@
-package forwarder
+package ingest
 
 import (
 	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -15,28 +14,6 @@ import (
 
 	"github.com/zautic/zautic-forwarder/zautic"
 )
-
-// Option changes how Start builds the service.
-type Option func(*options)
-
-type options struct {
-	tracerProvider trace.TracerProvider
-}
-
-// WithTracerProvider makes the handler trace each request with tp's tracer
-// and carry the trace context into every published message. Without it (or
-// with a nil tp) nothing is traced and the request path pays nothing.
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(o *options) { o.tracerProvider = tp }
-}
-
-func applyOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
 
 // tracerName is the instrumentation scope of the forwarder's spans.
 const tracerName = "github.com/zautic/zautic-forwarder/forwarder"
@@ -71,7 +48,7 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 // of the incoming traceparent when there is one, and puts it in the request's
 // context so that the NATS steps become its children. It returns nil when
 // tracing is off.
-func (h *webhookHandler) startRequestSpan(c echo.Context) trace.Span {
+func (h *Handler) startRequestSpan(c echo.Context) trace.Span {
 	if h.tracer == nil {
 		return nil
 	}
@@ -102,7 +79,7 @@ func requestScheme(c echo.Context) string {
 // answered with an error has an error status whose description starts with
 // the reason label (signature_mismatch, …) or "unavailable", followed by the
 // answer's error text; the span never holds a secret, a signature or the body.
-func (h *webhookHandler) endRequestSpan(span trace.Span, d *delivery, err error) {
+func (h *Handler) endRequestSpan(span trace.Span, d *delivery, err error) {
 	r := rejection{status: http.StatusOK, outcome: d.outcome}
 	if err != nil {
 		r = classify(err)
@@ -129,12 +106,12 @@ func (h *webhookHandler) endRequestSpan(span trace.Span, d *delivery, err error)
 }
 
 // lookUp is the dedup lookup, in its own client span when tracing is on.
-func (h *webhookHandler) lookUp(ctx context.Context, kvKey string) (bool, error) {
+func (h *Handler) lookUp(ctx context.Context, kvKey string) (bool, error) {
 	if h.tracer == nil {
 		return h.store.Seen(ctx, kvKey)
 	}
 	ctx, span := h.tracer.Start(ctx, "dedup lookup", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(natsSystem, semconv.DBCollectionName(h.cfg.Dedup.Bucket), semconv.DBOperationName("get")))
+		trace.WithAttributes(natsSystem, semconv.DBCollectionName(h.cfg.Bucket), semconv.DBOperationName("get")))
 	defer span.End()
 	seen, err := h.store.Seen(ctx, kvKey)
 	setSpanError(span, err)
@@ -145,9 +122,10 @@ func (h *webhookHandler) lookUp(ctx context.Context, kvKey string) (bool, error)
 // send publishes the event. When tracing is on it does so in a producer
 // span and adds that span's traceparent (and tracestate) to the header, so
 // that a consumer's span is the publish span's child.
-func (h *webhookHandler) send(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
+func (h *Handler) send(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
 	if h.tracer == nil {
-		return h.store.Publish(ctx, subject, header, body)
+		seq, dup, err := h.store.Publish(ctx, subject, header, body)
+		return stored{Seq: seq, Duplicate: dup}, err
 	}
 	ctx, span := h.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
@@ -160,11 +138,12 @@ func (h *webhookHandler) send(ctx context.Context, subject string, header map[st
 		))
 	defer span.End()
 	traceContext.Inject(ctx, zautic.MessageHeaderCarrier(header))
-	ack, err := h.store.Publish(ctx, subject, header, body)
+	seq, dup, err := h.store.Publish(ctx, subject, header, body)
+	ack := stored{Seq: seq, Duplicate: dup}
 	setSpanError(span, err)
 	if err == nil {
 		span.SetAttributes(
-			attribute.String("messaging.nats.stream", h.cfg.Stream.Name),
+			attribute.String("messaging.nats.stream", h.cfg.Stream),
 			attribute.Int64("messaging.nats.sequence", int64(ack.Seq)),
 			attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	}
@@ -173,12 +152,12 @@ func (h *webhookHandler) send(ctx context.Context, subject string, header map[st
 
 // markSpan starts the span of the dedup mark; it returns ctx and a nil span
 // when tracing is off.
-func (h *webhookHandler) markSpan(ctx context.Context) (context.Context, trace.Span) {
+func (h *Handler) markSpan(ctx context.Context) (context.Context, trace.Span) {
 	if h.tracer == nil {
 		return ctx, nil
 	}
 	return h.tracer.Start(ctx, "dedup mark", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(natsSystem, semconv.DBCollectionName(h.cfg.Dedup.Bucket), semconv.DBOperationName("put")))
+		trace.WithAttributes(natsSystem, semconv.DBCollectionName(h.cfg.Bucket), semconv.DBOperationName("put")))
 }
 
 // endMarkSpan ends a span from markSpan; nil is a no-op.
@@ -199,7 +178,7 @@ func setSpanError(span trace.Span, err error) {
 
 // sampledSpan is the span context of ctx when tracing is on and the request
 // is sampled: only then do its ids point at a trace someone can open.
-func (h *webhookHandler) sampledSpan(ctx context.Context) (trace.SpanContext, bool) {
+func (h *Handler) sampledSpan(ctx context.Context) (trace.SpanContext, bool) {
 	if h.tracer == nil {
 		return trace.SpanContext{}, false
 	}
@@ -210,14 +189,4 @@ func (h *webhookHandler) sampledSpan(ctx context.Context) (trace.SpanContext, bo
 // traceFields joins the delivery log line to its trace.
 func traceFields(sc trace.SpanContext) []zap.Field {
 	return []zap.Field{zap.String("trace_id", sc.TraceID().String()), zap.String("span_id", sc.SpanID().String())}
-}
-
-// requestTraced is request with the trace id as the exemplar of the
-// duration observation.
-func (m *metricSet) requestTraced(outcome, reason string, seconds float64, sc trace.SpanContext) {
-	if m == nil {
-		return
-	}
-	m.requests.WithLabelValues(outcome, reason).Inc()
-	m.requestLatency.(prometheus.ExemplarObserver).ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": sc.TraceID().String()})
 }

@@ -1,4 +1,4 @@
-package forwarder
+package ingest
 
 import (
 	"strings"
@@ -34,7 +34,7 @@ func tracedHarness(t *testing.T, log *zap.Logger) (*handlerHarness, *tracetest.S
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
-	return newHandlerHarness(t, harnessOptions{log: log, handler: []Option{WithTracerProvider(tp)}}), rec
+	return newHandlerHarness(t, harnessOptions{log: log, tracer: tp}), rec
 }
 
 // spansByName indexes the ended spans; a name seen twice fails the test.

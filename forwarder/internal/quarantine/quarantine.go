@@ -1,46 +1,21 @@
-package forwarder
+package quarantine
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
-
-	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-// Headers the forwarder adds to a quarantined request.
-const (
-	quarantineReasonHeader     = "Zautic-Quarantine-Reason"
-	quarantineReceivedAtHeader = "Zautic-Received-At"
-)
-
-// Reasons a request is quarantined for: the values of the reason label of
-// zautic_forwarder_quarantined_total and the last token of the subject.
-const (
-	reasonSignatureMismatch = "signature_mismatch"
-	reasonTimestampOld      = "timestamp_out_of_tolerance"
-)
-
-// quarantineReasons are the reasons a rejected request is kept for.
-func quarantineReasons() []string {
-	return []string{reasonSignatureMismatch, reasonTimestampOld}
-}
-
-// Causes of a quarantine drop: the values of the cause label of
-// zautic_forwarder_quarantine_dropped_total.
-const (
-	dropRate  = "rate"
-	dropStore = "store"
-)
-
-// QuarantineConfig configures the stream that keeps rejected deliveries
+// Config configures the stream that keeps rejected deliveries
 // which may verify later, and their replay.
-type QuarantineConfig struct {
+type Config struct {
 	Enabled       bool          `yaml:"enabled"`
 	Stream        string        `yaml:"stream"`
 	SubjectPrefix string        `yaml:"subject_prefix"`
@@ -51,9 +26,9 @@ type QuarantineConfig struct {
 	AutoReplay    bool          `yaml:"auto_replay"`
 }
 
-// defaultQuarantineConfig returns the quarantine's defaults.
-func defaultQuarantineConfig() QuarantineConfig {
-	return QuarantineConfig{
+// DefaultConfig returns the quarantine's defaults.
+func DefaultConfig() Config {
+	return Config{
 		Enabled:       true,
 		Stream:        "ZAUTIC_QUARANTINE",
 		SubjectPrefix: "zautic-quarantine",
@@ -65,79 +40,64 @@ func defaultQuarantineConfig() QuarantineConfig {
 	}
 }
 
-// subjectsOverlap reports whether a subject under one prefix could also be
+// SubjectsOverlap reports whether a subject under one prefix could also be
 // under the other.
-func subjectsOverlap(a, b string) bool {
+func SubjectsOverlap(a, b string) bool {
 	return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(b, a+".")
 }
 
-// quarantineStore is what quarantining needs from NATS, in domain terms;
-// *natsBroker implements it.
-type quarantineStore interface {
+// Writer is what keeping needs from NATS, in domain terms; *store.Broker
+// implements it.
+type Writer interface {
 	Ready() error
 	Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error)
 }
 
-// quarantiner keeps rejected requests that may verify later. A token bucket
-// bounds what a flood of forged requests can write, and a store failure or
-// timeout is only counted: the request is answered 400 either way.
-type quarantiner struct {
-	store   quarantineStore
+// Keeper keeps rejected requests that may verify later; it is the
+// ingest.Keeper of the webhook handler. A token bucket bounds what a flood
+// of forged requests can write, and a store failure or timeout is only
+// counted: the request is answered 400 either way.
+type Keeper struct {
+	store   Writer
 	limiter *rate.Limiter
 	timeout time.Duration
 	log     *zap.Logger
-	metrics *metricSet
+	metrics *telemetry.Metrics
 }
 
-func newQuarantiner(cfg Config, store quarantineStore, log *zap.Logger, m *metricSet) *quarantiner {
-	if !cfg.Quarantine.Enabled {
-		return nil
-	}
-	return &quarantiner{
+// NewKeeper returns the keeper of cfg, writing through store, each write
+// bounded by timeout (nats.publish_timeout). metrics may be nil.
+func NewKeeper(cfg Config, timeout time.Duration, store Writer, log *zap.Logger, m *telemetry.Metrics) *Keeper {
+	return &Keeper{
 		store:   store,
-		limiter: rate.NewLimiter(rate.Limit(cfg.Quarantine.Rate), cfg.Quarantine.Burst),
-		timeout: cfg.NATS.PublishTimeout,
+		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
+		timeout: timeout,
 		log:     log,
 		metrics: m,
 	}
 }
 
-// quarantineReason is the reason err is quarantined for, or "" when a
-// request rejected with err can never verify and is not kept.
-func quarantineReason(err error) string {
-	switch {
-	case errors.Is(err, zautic.ErrNoValidSignature):
-		return reasonSignatureMismatch
-	case errors.Is(err, zautic.ErrTooOld):
-		return reasonTimestampOld
-	}
-	return ""
-}
-
-// keep stores the request and reports whether it did. It never waits for
-// NATS when the broker is not ready, so a rejection stays quick in an
-// outage. A nil quarantiner keeps nothing.
-func (q *quarantiner) keep(ctx context.Context, d *delivery, reason string, req *http.Request, body []byte) bool {
-	if q == nil {
-		return false
-	}
+// Keep stores the request and reports whether it did. It never waits for
+// NATS when the store is not ready, so a rejection stays quick in an
+// outage.
+func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) bool {
 	if !q.limiter.Allow() {
-		q.metrics.quarantineDropped(dropRate)
+		q.metrics.QuarantineDropped(telemetry.DropRate)
 		return false
 	}
 	if err := q.store.Ready(); err != nil {
-		q.metrics.quarantineDropped(dropStore)
+		q.metrics.QuarantineDropped(telemetry.DropStore)
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	if _, err := q.store.Quarantine(ctx, reason, quarantineHeader(req.Header, d.receivedAt), body); err != nil {
-		q.metrics.quarantineDropped(dropStore)
+	if _, err := q.store.Quarantine(ctx, r.Reason, quarantineHeader(r.Header, r.ReceivedAt), r.Body); err != nil {
+		q.metrics.QuarantineDropped(telemetry.DropStore)
 		q.log.Warn("quarantine store failed; the rejected delivery is not kept",
-			zap.String("request_id", d.requestID), zap.String("delivery_id", d.deliveryID), zap.Error(err))
+			zap.String("request_id", r.RequestID), zap.String("delivery_id", r.DeliveryID), zap.Error(err))
 		return false
 	}
-	q.metrics.quarantined(reason)
+	q.metrics.Quarantined(r.Reason)
 	return true
 }
 
@@ -151,6 +111,6 @@ func quarantineHeader(in http.Header, receivedAt time.Time) http.Header {
 			out[name] = values
 		}
 	}
-	out.Set(quarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
+	out.Set(store.ReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
 	return out
 }

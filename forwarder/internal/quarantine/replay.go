@@ -1,4 +1,4 @@
-package forwarder
+package quarantine
 
 import (
 	"context"
@@ -9,138 +9,90 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-var (
-	// errInvalidReplay is returned when a replay request selects nothing, or
-	// names an unknown reason.
-	errInvalidReplay = errors.New("invalid replay request")
-	// errReceivedAt is returned when a quarantined entry has no valid
-	// Zautic-Received-At header, so its tolerance cannot be measured.
-	errReceivedAt = errors.New("missing or malformed " + quarantineReceivedAtHeader + " header")
-)
+// errReceivedAt is returned when a quarantined entry has no valid
+// Zautic-Received-At header, so its tolerance cannot be measured.
+var errReceivedAt = errors.New("missing or malformed " + store.ReceivedAtHeader + " header")
 
-// maxReplayEntries bounds the entries one replay request (all, or seqs)
-// handles; an answer with More set says that entries remain.
-const maxReplayEntries = 1000
-
-// ReplayRequest selects quarantined entries and how to replay them.
-type ReplayRequest struct {
-	Seqs   []uint64 `json:"seqs,omitempty"`
-	All    bool     `json:"all,omitempty"`
-	Reason string   `json:"reason,omitempty"` // with All: only entries kept for this reason
-	// IgnoreTolerance skips the timestamp check: replaying an old signed
-	// request is a decision an operator takes, never the default.
-	IgnoreTolerance bool `json:"ignore_tolerance,omitempty"`
-	// DryRun looks everything up and changes nothing.
-	DryRun bool `json:"dry_run,omitempty"`
-}
-
-// Validate returns an error wrapping errInvalidReplay that says what is
-// wrong with r.
-func (r ReplayRequest) Validate() error {
+// validate returns an error wrapping adminapi.ErrInvalidReplay that says
+// what is wrong with r.
+func validate(r adminapi.ReplayRequest) error {
 	switch {
 	case r.All == (len(r.Seqs) > 0):
-		return fmt.Errorf(`%w: give either "seqs" or "all":true`, errInvalidReplay)
-	case len(r.Seqs) > maxReplayEntries:
-		return fmt.Errorf("%w: %d seqs, at most %d", errInvalidReplay, len(r.Seqs), maxReplayEntries)
+		return fmt.Errorf(`%w: give either "seqs" or "all":true`, adminapi.ErrInvalidReplay)
+	case len(r.Seqs) > adminapi.MaxReplayEntries:
+		return fmt.Errorf("%w: %d seqs, at most %d", adminapi.ErrInvalidReplay, len(r.Seqs), adminapi.MaxReplayEntries)
 	case r.Reason != "" && !r.All:
-		return fmt.Errorf(`%w: "reason" goes with "all":true`, errInvalidReplay)
-	case r.Reason != "" && !slices.Contains(quarantineReasons(), r.Reason):
-		return fmt.Errorf("%w: reason %q is not one of %v", errInvalidReplay, r.Reason, quarantineReasons())
+		return fmt.Errorf(`%w: "reason" goes with "all":true`, adminapi.ErrInvalidReplay)
+	case r.Reason != "" && !slices.Contains(telemetry.QuarantineReasons(), r.Reason):
+		return fmt.Errorf("%w: reason %q is not one of %v", adminapi.ErrInvalidReplay, r.Reason, telemetry.QuarantineReasons())
 	}
 	return nil
 }
 
-// ReplayResult is the outcome of replaying one entry. Reason is the
-// rejection reason of a rejected entry; Error says what failed.
-type ReplayResult struct {
-	Seq        uint64 `json:"seq"`
-	Outcome    string `json:"outcome"`
-	Reason     string `json:"reason,omitempty"`
-	Error      string `json:"error,omitempty"`
-	DeliveryID string `json:"delivery_id,omitempty"`
-	EventID    string `json:"event_id,omitempty"`
-	Subject    string `json:"subject,omitempty"`
-	StreamSeq  uint64 `json:"stream_seq,omitempty"`
-}
-
-// outcomeNotFound is the outcome of a requested seq that is not (or no
-// longer) in the quarantine; it is not counted in the metrics.
-const outcomeNotFound = "not_found"
-
-// ReplayAnswer holds one result per entry, oldest first.
-type ReplayAnswer struct {
-	DryRun  bool           `json:"dry_run"`
-	Results []ReplayResult `json:"results"`
-	// More is set when "all" stopped at maxReplayEntries.
-	More bool `json:"more,omitempty"`
-}
-
-// Unsettled counts the entries that stay in the quarantine, or were not
-// there: rejected, unavailable or not found.
-func (a ReplayAnswer) Unsettled() int {
-	n := 0
-	for _, r := range a.Results {
-		switch r.Outcome {
-		case outcomeRejected, outcomeUnavailable, outcomeNotFound:
-			n++
-		}
-	}
-	return n
-}
-
-// replayStore is what replay needs from NATS; *natsBroker implements it.
+// replayStore is what replay needs from NATS; *Reader implements it.
 type replayStore interface {
-	QuarantineEntries(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error)
-	QuarantinedEntry(ctx context.Context, seq uint64) (quarantineEntry, error)
-	DeleteQuarantined(ctx context.Context, seq uint64) error
+	Entries(ctx context.Context, f Filter) ([]Entry, error)
+	Entry(ctx context.Context, seq uint64) (Entry, error)
+	Delete(ctx context.Context, seq uint64) error
 }
 
-// replayer runs quarantined entries through the normal request path, in
+// Redeliverer runs a kept request through the request path again;
+// *ingest.Handler implements it.
+type Redeliverer interface {
+	Redeliver(ctx context.Context, r ingest.Redelivery) ingest.Redelivered
+}
+
+// Replayer runs quarantined entries through the normal request path, in
 // process: verify against the secrets accepted now, with the tolerance
 // measured at the time the request arrived, then parse, subject, allow,
 // dedup, publish, mark. An entry that ends published, duplicate or ignored
 // leaves the quarantine; the others stay. The Nats-Msg-Id and the dedup
 // bucket make replaying twice, or from two replicas at once, publish once.
-type replayer struct {
-	h       *webhookHandler
+type Replayer struct {
+	h       Redeliverer
 	store   replayStore
 	log     *zap.Logger
-	metrics *metricSet
+	metrics *telemetry.Metrics
 	timeout time.Duration
 }
 
-// newReplayer returns the replayer of h's request path over store.
-func newReplayer(h *webhookHandler, store replayStore) *replayer {
-	return &replayer{h: h, store: store, log: h.log, metrics: h.metrics, timeout: h.cfg.PublishTimeout}
+// NewReplayer returns the replayer of h's request path over the entries of
+// store, each read bounded by timeout (nats.publish_timeout).
+func NewReplayer(h Redeliverer, store replayStore, timeout time.Duration, log *zap.Logger, m *telemetry.Metrics) *Replayer {
+	return &Replayer{h: h, store: store, log: log, metrics: m, timeout: timeout}
 }
 
 // List returns the entries f selects, without bodies.
-func (r *replayer) List(ctx context.Context, f quarantineFilter) ([]quarantineEntry, error) {
+func (r *Replayer) List(ctx context.Context, f Filter) ([]Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	f.Bodies = false
-	return r.store.QuarantineEntries(ctx, f)
+	return r.store.Entries(ctx, f)
 }
 
-// Replay replays the entries req selects. Errors wrap errInvalidReplay for
-// a bad request and errNotReady when the quarantine cannot be read; a
+// Replay replays the entries req selects. Errors wrap adminapi.ErrInvalidReplay for
+// a bad request and store.ErrNotReady when the quarantine cannot be read; a
 // failure of one entry is its result, not an error.
-func (r *replayer) Replay(ctx context.Context, req ReplayRequest, trigger string) (ReplayAnswer, error) {
-	if err := req.Validate(); err != nil {
-		return ReplayAnswer{}, err
+func (r *Replayer) Replay(ctx context.Context, req adminapi.ReplayRequest, trigger string) (adminapi.ReplayAnswer, error) {
+	if err := validate(req); err != nil {
+		return adminapi.ReplayAnswer{}, err
 	}
-	answer := ReplayAnswer{DryRun: req.DryRun, Results: []ReplayResult{}}
+	answer := adminapi.ReplayAnswer{DryRun: req.DryRun, Results: []adminapi.ReplayResult{}}
 	if req.All {
-		answer, _, err := r.replayAll(ctx, req, trigger, 0, maxReplayEntries)
+		answer, _, err := r.replayAll(ctx, req, trigger, 0, adminapi.MaxReplayEntries)
 		return answer, err
 	}
 	for _, seq := range req.Seqs {
 		e, err := r.entry(ctx, seq)
-		if errors.Is(err, errEntryNotFound) {
-			answer.Results = append(answer.Results, ReplayResult{Seq: seq, Outcome: outcomeNotFound, Error: err.Error()})
+		if errors.Is(err, ErrEntryNotFound) {
+			answer.Results = append(answer.Results, adminapi.ReplayResult{Seq: seq, Outcome: adminapi.OutcomeNotFound, Error: err.Error()})
 			continue
 		}
 		if err != nil {
@@ -151,17 +103,17 @@ func (r *replayer) Replay(ctx context.Context, req ReplayRequest, trigger string
 	return answer, nil
 }
 
-func (r *replayer) entry(ctx context.Context, seq uint64) (quarantineEntry, error) {
+func (r *Replayer) entry(ctx context.Context, seq uint64) (Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return r.store.QuarantinedEntry(ctx, seq)
+	return r.store.Entry(ctx, seq)
 }
 
 // replayAll replays, page by page and oldest first, up to limit entries of
 // req.Reason (every reason when empty) after the sequence after. It returns
 // the last sequence it replayed, where a next call continues.
-func (r *replayer) replayAll(ctx context.Context, req ReplayRequest, trigger string, after uint64, limit int) (ReplayAnswer, uint64, error) {
-	answer := ReplayAnswer{DryRun: req.DryRun, Results: []ReplayResult{}}
+func (r *Replayer) replayAll(ctx context.Context, req adminapi.ReplayRequest, trigger string, after uint64, limit int) (adminapi.ReplayAnswer, uint64, error) {
+	answer := adminapi.ReplayAnswer{DryRun: req.DryRun, Results: []adminapi.ReplayResult{}}
 	for len(answer.Results) < limit {
 		if err := ctx.Err(); err != nil {
 			// Out of time: what was replayed is the answer, and the rest
@@ -189,24 +141,28 @@ func (r *replayer) replayAll(ctx context.Context, req ReplayRequest, trigger str
 	return answer, after, nil
 }
 
-func (r *replayer) page(ctx context.Context, reason string, after uint64, n int) ([]quarantineEntry, error) {
+func (r *Replayer) page(ctx context.Context, reason string, after uint64, n int) ([]Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	return r.store.QuarantineEntries(ctx, quarantineFilter{Reason: reason, AfterSeq: after, Limit: n, Bodies: true})
+	return r.store.Entries(ctx, Filter{Reason: reason, AfterSeq: after, Limit: n, Bodies: true})
 }
 
 // replayEntry runs one entry through the request path and, unless it is a
 // dry run, removes it from the quarantine when it is settled.
-func (r *replayer) replayEntry(ctx context.Context, e quarantineEntry, req ReplayRequest, trigger string) ReplayResult {
-	d := &delivery{requestID: "replay", deliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), dryRun: req.DryRun}
-	err := r.runEntry(ctx, d, e, req.IgnoreTolerance)
-	res := ReplayResult{Seq: e.Seq, Outcome: d.outcome, DeliveryID: d.deliveryID, EventID: d.event.ID, Subject: d.subject}
-	res.StreamSeq = d.ack.Seq
-	if err != nil {
-		r := classify(err)
-		res.Outcome, res.Reason, res.Error = r.outcome, r.reason, err.Error()
-		if errors.Is(err, errReceivedAt) {
-			res.Outcome, res.Reason = outcomeRejected, "received_at_malformed"
+func (r *Replayer) replayEntry(ctx context.Context, e Entry, req adminapi.ReplayRequest, trigger string) adminapi.ReplayResult {
+	deliveryID := e.Header.Get(zautic.RequestDeliveryIDHeader)
+	res := adminapi.ReplayResult{Seq: e.Seq, DeliveryID: deliveryID}
+	var keyID string
+	if receivedAt, err := time.Parse(time.RFC3339Nano, e.Header.Get(store.ReceivedAtHeader)); err != nil {
+		res.Outcome, res.Reason, res.Error = telemetry.OutcomeRejected, "received_at_malformed", errReceivedAt.Error()
+	} else {
+		out := r.h.Redeliver(ctx, ingest.Redelivery{
+			DeliveryID: deliveryID, ReceivedAt: receivedAt, Signature: e.Header.Get(zautic.RequestSignatureHeader),
+			Body: e.Body, IgnoreTolerance: req.IgnoreTolerance, DryRun: req.DryRun,
+		})
+		res.Outcome, res.Reason, res.EventID, res.Subject, res.StreamSeq, keyID = out.Outcome, out.Reason, out.EventID, out.Subject, out.Seq, out.KeyID
+		if out.Err != nil {
+			res.Error = out.Err.Error()
 		}
 	}
 	if settled(res.Outcome) && !req.DryRun {
@@ -214,42 +170,30 @@ func (r *replayer) replayEntry(ctx context.Context, e quarantineEntry, req Repla
 			res.Error = "replayed, but the entry is still in the quarantine: " + err.Error()
 		}
 	}
-	r.metrics.replayed(res.Outcome, trigger)
-	r.logResult(d, res, trigger)
+	r.metrics.Replayed(res.Outcome, trigger)
+	r.logResult(keyID, res, trigger)
 	return res
-}
-
-func (r *replayer) runEntry(ctx context.Context, d *delivery, e quarantineEntry, ignoreTolerance bool) error {
-	var err error
-	if d.receivedAt, err = time.Parse(time.RFC3339Nano, e.Header.Get(quarantineReceivedAtHeader)); err != nil {
-		return errReceivedAt
-	}
-	tolerance := r.h.cfg.Webhook.Tolerance
-	if ignoreTolerance {
-		tolerance = 0
-	}
-	return r.h.deliver(ctx, d, e.Body, e.Header.Get(zautic.RequestSignatureHeader), tolerance)
 }
 
 // settled reports whether an entry that ended with outcome may leave the
 // quarantine.
 func settled(outcome string) bool {
-	return outcome == outcomePublished || outcome == outcomeDuplicate || outcome == outcomeIgnored
+	return outcome == telemetry.OutcomePublished || outcome == telemetry.OutcomeDuplicate || outcome == telemetry.OutcomeIgnored
 }
 
-func (r *replayer) delete(ctx context.Context, seq uint64) error {
+func (r *Replayer) delete(ctx context.Context, seq uint64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
-	return r.store.DeleteQuarantined(ctx, seq)
+	return r.store.Delete(ctx, seq)
 }
 
-func (r *replayer) logResult(d *delivery, res ReplayResult, trigger string) {
+func (r *Replayer) logResult(keyID string, res adminapi.ReplayResult, trigger string) {
 	fields := []zap.Field{
 		zap.Uint64("quarantine_seq", res.Seq), zap.String("trigger", trigger), zap.String("outcome", res.Outcome),
 		zap.String("delivery_id", res.DeliveryID), zap.String("event_id", res.EventID), zap.String("subject", res.Subject),
 	}
-	if d.keyID != "" {
-		fields = append(fields, zap.String("key_id", d.keyID))
+	if keyID != "" {
+		fields = append(fields, zap.String("key_id", keyID))
 	}
 	if res.StreamSeq != 0 {
 		fields = append(fields, zap.Uint64("seq", res.StreamSeq))

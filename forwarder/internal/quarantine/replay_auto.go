@@ -1,9 +1,11 @@
-package forwarder
+package quarantine
 
 import (
 	"context"
 	"time"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 )
 
@@ -15,26 +17,28 @@ const (
 	autoReplayMaxRetries = 10
 )
 
-// autoReplayer replays the signature_mismatch entries after every secret
+// AutoReplayer replays the signature_mismatch entries after every secret
 // reload that changes the set of secrets, and once at start (a secret
 // given in the environment changes with a restart): fix the secret and the
 // rejected events arrive by themselves. Runs never overlap; a change during
 // a run starts another one after it.
-type autoReplayer struct {
-	r     *replayer
+type AutoReplayer struct {
+	r     *Replayer
 	ready func() error
 	kick  chan struct{}
 	log   *zap.Logger
 }
 
-func newAutoReplayer(r *replayer, ready func() error, log *zap.Logger) *autoReplayer {
-	a := &autoReplayer{r: r, ready: ready, kick: make(chan struct{}, 1), log: log}
+// NewAutoReplayer returns the automatic replay of r, which waits for ready
+// to return nil; it is triggered once already, for the start.
+func NewAutoReplayer(r *Replayer, ready func() error, log *zap.Logger) *AutoReplayer {
+	a := &AutoReplayer{r: r, ready: ready, kick: make(chan struct{}, 1), log: log}
 	a.Trigger()
 	return a
 }
 
 // Trigger asks Run for a replay; it never blocks.
-func (a *autoReplayer) Trigger() {
+func (a *AutoReplayer) Trigger() {
 	select {
 	case a.kick <- struct{}{}:
 	default:
@@ -43,7 +47,7 @@ func (a *autoReplayer) Trigger() {
 
 // Run replays on every Trigger until ctx ends, retrying with a growing
 // delay while NATS is not ready or entries ended unavailable.
-func (a *autoReplayer) Run(ctx context.Context) {
+func (a *AutoReplayer) Run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -66,15 +70,15 @@ func (a *autoReplayer) Run(ctx context.Context) {
 
 // runOnce replays every signature_mismatch entry and reports whether the
 // run is complete: false when it must be retried.
-func (a *autoReplayer) runOnce(ctx context.Context) bool {
+func (a *AutoReplayer) runOnce(ctx context.Context) bool {
 	if a.ready() != nil {
 		return false
 	}
-	req := ReplayRequest{All: true, Reason: reasonSignatureMismatch}
+	req := adminapi.ReplayRequest{All: true, Reason: telemetry.ReasonSignatureMismatch}
 	counts := map[string]int{}
 	after := uint64(0)
 	for {
-		answer, last, err := a.r.replayAll(ctx, req, triggerReload, after, maxReplayEntries)
+		answer, last, err := a.r.replayAll(ctx, req, telemetry.TriggerReload, after, adminapi.MaxReplayEntries)
 		for _, res := range answer.Results {
 			counts[res.Outcome]++
 		}
@@ -90,5 +94,5 @@ func (a *autoReplayer) runOnce(ctx context.Context) bool {
 	if len(counts) > 0 {
 		a.log.Info("automatic replay of the quarantine after a secret change", zap.Any("outcomes", counts))
 	}
-	return counts[outcomeUnavailable] == 0
+	return counts[telemetry.OutcomeUnavailable] == 0
 }

@@ -1,4 +1,4 @@
-package forwarder
+package secrets
 
 import (
 	"bytes"
@@ -15,7 +15,8 @@ func KeyID(secret []byte) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-func keyIDs(secrets [][]byte) []string {
+// KeyIDs names each of secrets with its KeyID, in order.
+func KeyIDs(secrets [][]byte) []string {
 	ids := make([]string, len(secrets))
 	for i, secret := range secrets {
 		ids[i] = KeyID(secret)

@@ -1,14 +1,25 @@
-package forwarder
+package secrets
 
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/zautic/zautic-forwarder/zautic"
 )
+
+// WebhookConfig holds the secrets Zautic signs with and the replay window.
+type WebhookConfig struct {
+	Secret      string        `yaml:"secret"`
+	Secrets     []string      `yaml:"secrets"`
+	SecretFile  string        `yaml:"secret_file"`
+	SecretsFile string        `yaml:"secrets_file"`
+	Tolerance   time.Duration `yaml:"tolerance"`
+}
 
 // ErrNoSecret is returned when no webhook secret is configured anywhere.
 var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
@@ -18,10 +29,10 @@ var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
 // secrets holds none any more; its previous secrets stay in use.
 var errSecretFileEmpty = errors.New("holds no secret any more; keeping its previous secrets")
 
-// secretSet holds the webhook secrets currently accepted. Values from the
+// Set holds the webhook secrets currently accepted. Values from the
 // configuration are fixed; files are re-read by Reload, so that a rotated
 // Kubernetes secret takes effect without a restart. Safe for concurrent use.
-type secretSet struct {
+type Set struct {
 	fixed   [][]byte
 	files   []secretFile
 	mu      sync.Mutex // serializes Reload, which updates files
@@ -37,10 +48,10 @@ type secretFile struct {
 	last  [][]byte
 }
 
-// newSecrets collects the secrets of cfg and reads its files. If none is
+// New collects the secrets of cfg and reads its files. If none is
 // configured, ErrNoSecret is returned.
-func newSecrets(cfg WebhookConfig) (*secretSet, error) {
-	s := &secretSet{}
+func New(cfg WebhookConfig) (*Set, error) {
+	s := &Set{}
 	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
 		// Trimmed like the files: ZAUTIC_WEBHOOK_SECRET copied with a
 		// trailing newline would otherwise never match.
@@ -60,21 +71,21 @@ func newSecrets(cfg WebhookConfig) (*secretSet, error) {
 	return s, nil
 }
 
-// SecretKeyIDs reads the secrets of cfg as Start does and returns their key
+// KeyIDsOf reads the secrets of cfg as Start does and returns their key
 // ids, in order, or the error that would stop it: ErrNoSecret, or a secret
 // file that cannot be read.
-func SecretKeyIDs(cfg WebhookConfig) ([]string, error) {
-	s, err := newSecrets(cfg)
+func KeyIDsOf(cfg WebhookConfig) ([]string, error) {
+	s, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return keyIDs(s.Current()), nil
+	return KeyIDs(s.Current()), nil
 }
 
 // Reload re-reads the secret files, each on its own: a file that cannot be
 // read, or that held secrets and holds none any more, keeps its previous
 // secrets, and the error says which; the other files' new contents apply.
-func (s *secretSet) Reload() error {
+func (s *Set) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all := append([][]byte(nil), s.fixed...)
@@ -93,7 +104,7 @@ func (s *secretSet) Reload() error {
 }
 
 func (f *secretFile) reload() error {
-	raw, err := readSecretFile(f.path)
+	raw, err := ReadFile(f.path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", f.key, err)
 	}
@@ -119,15 +130,27 @@ func (f *secretFile) reload() error {
 }
 
 // Current returns the secrets accepted now. The slice must not be modified.
-func (s *secretSet) Current() [][]byte {
+func (s *Set) Current() [][]byte {
 	return *s.current.Load()
 }
 
 // Files returns the secret files to watch for rotation.
-func (s *secretSet) Files() []string {
+func (s *Set) Files() []string {
 	paths := make([]string, len(s.files))
 	for i, f := range s.files {
 		paths[i] = f.path
 	}
 	return paths
+}
+
+// ReadFile returns the file's content without a UTF-8 byte-order mark
+// (some Windows editors write one, and it would become part of the first
+// secret) and without surrounding white space (a trailing newline is common
+// in mounted secrets).
+func ReadFile(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSpace(strings.TrimPrefix(string(raw), "\ufeff"))), nil
 }

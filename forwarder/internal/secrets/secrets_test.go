@@ -1,4 +1,4 @@
-package forwarder
+package secrets
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
-func secretStrings(s *secretSet) []string {
+func secretStrings(s *Set) []string {
 	var out []string
 	for _, b := range s.Current() {
 		out = append(out, string(b))
@@ -50,7 +50,7 @@ func TestNewSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := newSecrets(tt.cfg)
+			s, err := New(tt.cfg)
 			if err != nil {
 				t.Fatalf("NewSecrets: %v", err)
 			}
@@ -82,7 +82,7 @@ func TestNewSecretsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := newSecrets(tt.cfg)
+			_, err := New(tt.cfg)
 			checkError(t, err, tt.wantErr, tt.reason)
 		})
 	}
@@ -99,7 +99,7 @@ func TestSecretsReloadRotation(t *testing.T) {
 		}
 	}
 	write("old\n")
-	s, err := newSecrets(WebhookConfig{SecretsFile: path})
+	s, err := New(WebhookConfig{SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestSecretsReloadKeepsCurrentOnError(t *testing.T) {
 	if err := os.WriteFile(path, []byte("kept\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := newSecrets(WebhookConfig{SecretFile: path})
+	s, err := New(WebhookConfig{SecretFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestSecretsFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := newSecrets(tt.cfg)
+			s, err := New(tt.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestSecretsReloadPerFile(t *testing.T) {
 	}
 	write(single, "single-old\n")
 	write(list, "list-1\nlist-2\n")
-	s, err := newSecrets(WebhookConfig{Secret: "fixed", SecretFile: single, SecretsFile: list})
+	s, err := New(WebhookConfig{Secret: "fixed", SecretFile: single, SecretsFile: list})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,4 +251,25 @@ func checkError(t *testing.T, err, wantErr error, reason string) bool {
 		t.Errorf("got error %q, want it to mention %q", err, reason)
 	}
 	return err != nil
+}
+
+func TestSameSecretSet(t *testing.T) {
+	a, b, c := []byte("a"), []byte("b"), []byte("c")
+	tests := []struct {
+		name     string
+		before   [][]byte
+		after    [][]byte
+		wantSame bool
+	}{
+		{"equal", [][]byte{a, b}, [][]byte{a, b}, true},
+		{"reordered", [][]byte{a, b}, [][]byte{b, a}, true},
+		{"repeated", [][]byte{a, b}, [][]byte{a, b, a}, true},
+		{"added", [][]byte{a}, [][]byte{a, b}, false},
+		{"replaced", [][]byte{a, b}, [][]byte{a, c}, false},
+	}
+	for _, tt := range tests {
+		if got := sameSecretSet(tt.before, tt.after); got != tt.wantSame {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.wantSame)
+		}
+	}
 }

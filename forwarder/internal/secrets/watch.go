@@ -1,4 +1,4 @@
-package forwarder
+package secrets
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 )
 
@@ -28,28 +29,28 @@ const (
 	reloadOnStart    = "watch started"
 )
 
-// secretWatcher re-reads the webhook secret files when their directory
+// Watcher re-reads the webhook secret files when their directory
 // changes, on request (main asks on SIGHUP) and every minute. It watches
 // directories rather than files because Kubernetes updates a mounted secret
 // by swapping a symlink: the file itself is never written, so a watch on it
 // would see nothing (or lose the watch with the old inode).
-type secretWatcher struct {
-	secrets  *secretSet
+type Watcher struct {
+	secrets  *Set
 	log      *zap.Logger
-	metrics  *metricSet
+	metrics  *telemetry.Metrics
 	interval time.Duration
 	requests chan string // triggers of Request, at most one pending
 	onChange func()      // called after a reload that changed the set of secrets
 }
 
-// newSecretWatcher returns a watcher of s; Run watches. metrics may be nil.
-func newSecretWatcher(s *secretSet, log *zap.Logger, m *metricSet) *secretWatcher {
-	return &secretWatcher{secrets: s, log: log, metrics: m, interval: secretReloadInterval, requests: make(chan string, 1)}
+// NewWatcher returns a watcher of s; Run watches. metrics may be nil.
+func NewWatcher(s *Set, log *zap.Logger, m *telemetry.Metrics) *Watcher {
+	return &Watcher{secrets: s, log: log, metrics: m, interval: secretReloadInterval, requests: make(chan string, 1)}
 }
 
 // Request asks Run to re-read the files now; trigger names the cause in the
 // log. A request made while another is pending is merged with it.
-func (w *secretWatcher) Request(trigger string) {
+func (w *Watcher) Request(trigger string) {
 	select {
 	case w.requests <- trigger:
 	default:
@@ -61,7 +62,7 @@ func (w *secretWatcher) Request(trigger string) {
 // it closes the watch before it returns. Without secret files it only
 // answers requests, with a log line. A failed re-read keeps the secrets in
 // use.
-func (w *secretWatcher) Run(ctx context.Context) {
+func (w *Watcher) Run(ctx context.Context) {
 	files := w.secrets.Files()
 	events, errs, closeWatch := w.watch(files)
 	defer closeWatch()
@@ -110,7 +111,7 @@ func (w *secretWatcher) Run(ctx context.Context) {
 
 // watch starts an fsnotify watch on the directories of files. If it cannot,
 // it logs why and returns nil channels: SIGHUP and the interval remain.
-func (w *secretWatcher) watch(files []string) (<-chan fsnotify.Event, <-chan error, func()) {
+func (w *Watcher) watch(files []string) (<-chan fsnotify.Event, <-chan error, func()) {
 	if len(files) == 0 {
 		return nil, nil, func() {}
 	}
@@ -147,10 +148,10 @@ func secretDirs(files []string) []string {
 
 // reload re-reads the files and logs a change at info, by count only: the
 // values never reach a log line.
-func (w *secretWatcher) reload(trigger string) {
+func (w *Watcher) reload(trigger string) {
 	before := w.secrets.Current()
 	err := w.secrets.Reload()
-	w.metrics.secretReload(err == nil)
+	w.metrics.SecretReload(err == nil)
 	if err != nil {
 		w.log.Warn("re-reading a webhook secret file failed; keeping that file's previous secrets",
 			zap.String("trigger", trigger), zap.Int("count", len(w.secrets.Current())), zap.Error(err))
@@ -174,6 +175,6 @@ func (w *secretWatcher) reload(trigger string) {
 
 // OnChange sets f to be called after every reload that changes the set of
 // secrets (a new order of the same secrets is no change). Call it before Run.
-func (w *secretWatcher) OnChange(f func()) {
+func (w *Watcher) OnChange(f func()) {
 	w.onChange = f
 }

@@ -1,9 +1,10 @@
-package forwarder
+package secrets
 
 import (
 	"os"
 	"testing"
 
+	"github.com/zautic/zautic-forwarder/internal/testfile"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -11,12 +12,12 @@ import (
 // reloads: only a change of the set of secrets (not their order, not a
 // re-read of the same) triggers the automatic replay.
 func TestWatcherCallsOnChangeForANewSetOnly(t *testing.T) {
-	path := writeTestFile(t, t.TempDir(), "secrets", []byte("a\nb\n"))
-	s, err := newSecrets(WebhookConfig{SecretsFile: path})
+	path := testfile.Write(t, t.TempDir(), "secrets", []byte("a\nb\n"))
+	s, err := New(WebhookConfig{SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newSecretWatcher(s, zaptest.NewLogger(t), nil)
+	w := NewWatcher(s, zaptest.NewLogger(t), nil)
 	calls := 0
 	w.OnChange(func() { calls++ })
 	steps := []struct {

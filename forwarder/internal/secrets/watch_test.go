@@ -1,4 +1,4 @@
-package forwarder
+package secrets
 
 import (
 	"bytes"
@@ -16,15 +16,18 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/internal/promtest"
 	"github.com/zautic/zautic-forwarder/internal/secretvolume"
+	"github.com/zautic/zautic-forwarder/internal/testfile"
 )
 
 // runWatcher runs a watcher of s with the given interval until the test ends
 // and returns it.
-func runWatcher(t *testing.T, s *secretSet, log *zap.Logger, m *metricSet, interval time.Duration) *secretWatcher {
+func runWatcher(t *testing.T, s *Set, log *zap.Logger, m *telemetry.Metrics, interval time.Duration) *Watcher {
 	t.Helper()
-	w := newSecretWatcher(s, log, m)
+	w := NewWatcher(s, log, m)
 	w.interval = interval
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -40,7 +43,7 @@ func runWatcher(t *testing.T, s *secretSet, log *zap.Logger, m *metricSet, inter
 }
 
 // wantSecrets polls until s accepts exactly want.
-func wantSecrets(t testing.TB, s *secretSet, want ...string) {
+func wantSecrets(t testing.TB, s *Set, want ...string) {
 	t.Helper()
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if got := secretStrings(s); !slices.Equal(got, want) {
@@ -58,12 +61,12 @@ const noInterval = time.Hour
 // removed from the file stops being accepted.
 func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
 	vol := secretvolume.New(t, map[string]string{"webhook-secrets": "old-secret\n", "webhook-secret": "single-a"})
-	s, err := newSecrets(WebhookConfig{SecretFile: vol.Path("webhook-secret"), SecretsFile: vol.Path("webhook-secrets")})
+	s, err := New(WebhookConfig{SecretFile: vol.Path("webhook-secret"), SecretsFile: vol.Path("webhook-secrets")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	runWatcher(t, s, zap.NewNop(), newMetricSet(reg), noInterval)
+	runWatcher(t, s, zap.NewNop(), telemetry.NewMetrics(reg, nil), noInterval)
 	wantSecrets(t, s, "single-a", "old-secret")
 
 	steps := []struct {
@@ -80,7 +83,7 @@ func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
 		vol.Update(t, map[string]string{"webhook-secret": step.secret, "webhook-secrets": step.secrets})
 		wantSecrets(t, s, step.want...)
 	}
-	if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}); got < float64(len(steps)) {
+	if got := promtest.Value(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}); got < float64(len(steps)) {
 		t.Errorf("successful reloads: got %v, want at least %d", got, len(steps))
 	}
 }
@@ -89,16 +92,16 @@ func TestWatcherFollowsKubernetesSymlinkSwap(t *testing.T) {
 // directory, whose changes the directory watch cannot see: the new content
 // is read on SIGHUP.
 func TestWatcherReloadsOnHangup(t *testing.T) {
-	elsewhere := writeTestFile(t, t.TempDir(), "real-secret", []byte("before-hup"))
+	elsewhere := testfile.Write(t, t.TempDir(), "real-secret", []byte("before-hup"))
 	link := filepath.Join(t.TempDir(), "secret")
 	fatalIf(t, os.Symlink(elsewhere, link))
-	s, err := newSecrets(WebhookConfig{SecretFile: link})
+	s, err := New(WebhookConfig{SecretFile: link})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := runWatcher(t, s, zap.NewNop(), nil, noInterval)
 
-	replaceFile(t, elsewhere, []byte("after-hup"))
+	testfile.Replace(t, elsewhere, []byte("after-hup"))
 	w.Request("SIGHUP")
 	wantSecrets(t, s, "after-hup")
 }
@@ -106,15 +109,15 @@ func TestWatcherReloadsOnHangup(t *testing.T) {
 // TestWatcherRereadsOnInterval is the safety net: with no event and no
 // signal, the periodic re-read picks the change up.
 func TestWatcherRereadsOnInterval(t *testing.T) {
-	elsewhere := writeTestFile(t, t.TempDir(), "real-secret", []byte("first"))
+	elsewhere := testfile.Write(t, t.TempDir(), "real-secret", []byte("first"))
 	link := filepath.Join(t.TempDir(), "secret")
 	fatalIf(t, os.Symlink(elsewhere, link))
-	s, err := newSecrets(WebhookConfig{SecretFile: link})
+	s, err := New(WebhookConfig{SecretFile: link})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runWatcher(t, s, zap.NewNop(), nil, 100*time.Millisecond)
-	replaceFile(t, elsewhere, []byte("second"))
+	testfile.Replace(t, elsewhere, []byte("second"))
 	wantSecrets(t, s, "second")
 }
 
@@ -123,16 +126,16 @@ func TestWatcherRereadsOnInterval(t *testing.T) {
 // secrets in use stay.
 func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 	dir := t.TempDir()
-	path := writeTestFile(t, dir, "secrets", []byte("keep-me-1\nkeep-me-2\n"))
+	path := testfile.Write(t, dir, "secrets", []byte("keep-me-1\nkeep-me-2\n"))
 	// Another source too: the emptied file must not be taken for one that
 	// gives up its secrets because others remain.
-	s, err := newSecrets(WebhookConfig{Secret: "fixed", SecretsFile: path})
+	s, err := New(WebhookConfig{Secret: "fixed", SecretsFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	reg := prometheus.NewRegistry()
-	w := runWatcher(t, s, zap.New(core), newMetricSet(reg), noInterval)
+	w := runWatcher(t, s, zap.New(core), telemetry.NewMetrics(reg, nil), noInterval)
 
 	breakages := []struct {
 		name  string
@@ -145,7 +148,7 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 		b.apply()
 		w.Request("SIGHUP")
 		natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			if got := metricValue(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "error"}); got < float64(i+1) {
+			if got := promtest.Value(t, reg, "zautic_forwarder_secret_reloads_total", map[string]string{"result": "error"}); got < float64(i+1) {
 				return fmt.Errorf("%s: %v failed reloads counted", b.name, got)
 			}
 			return nil
@@ -164,7 +167,7 @@ func TestWatcherKeepsSecretsOnFailedReload(t *testing.T) {
 // lines count secrets and never show them.
 func TestWatcherLogsWithoutValues(t *testing.T) {
 	vol := secretvolume.New(t, map[string]string{"webhook-secrets": "very-secret-1\n"})
-	s, err := newSecrets(WebhookConfig{SecretsFile: vol.Path("webhook-secrets")})
+	s, err := New(WebhookConfig{SecretsFile: vol.Path("webhook-secrets")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +185,7 @@ func TestWatcherLogsWithoutValues(t *testing.T) {
 // TestWatcherHangupWithoutFiles answers SIGHUP with a log line when no file
 // is configured, instead of letting the signal end the process.
 func TestWatcherHangupWithoutFiles(t *testing.T) {
-	s, err := newSecrets(WebhookConfig{Secret: "fixed"})
+	s, err := New(WebhookConfig{Secret: "fixed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,5 +211,12 @@ func assertNoSecretInLogs(t testing.TB, logs *observer.ObservedLogs, secrets ...
 		if strings.Contains(all.String(), secret) {
 			t.Errorf("a secret value appears in the logs")
 		}
+	}
+}
+
+func fatalIf(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("test setup: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -12,20 +12,21 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 )
 
 var (
-	// errNotReady is returned by natsBroker.Ready, and by natsBroker operations, while
+	// ErrNotReady is returned by Broker.Ready, and by Broker operations, while
 	// NATS is not connected or the stream or KV bucket is missing.
-	errNotReady = errors.New("nats not ready")
+	ErrNotReady = errors.New("nats not ready")
 	// errDedupRead is returned when the KV bucket cannot be read.
 	errDedupRead = errors.New("dedup store read failed")
 	// errPublish is returned when a publish gets no PubAck.
 	errPublish = errors.New("publish failed")
-	// errMissingResources is returned when stream.manage is false and the
+	// ErrMissingResources is returned when stream.manage is false and the
 	// stream or the KV bucket does not exist.
-	errMissingResources = errors.New("JetStream resources missing")
+	ErrMissingResources = errors.New("JetStream resources missing")
 )
 
 const (
@@ -33,15 +34,15 @@ const (
 	checkIntervalNotReady = time.Second
 )
 
-// natsBroker is the NATS side of the forwarder: it owns the connection, keeps
+// Broker is the NATS side of the forwarder: it owns the connection, keeps
 // the stream and the dedup bucket in place, tracks readiness, and performs
 // the three JetStream operations of a delivery.
-type natsBroker struct {
+type Broker struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	cfg     brokerConfig
+	cfg     Config
 	log     *zap.Logger
-	metrics *metricSet
+	metrics *telemetry.Metrics
 
 	kv      atomic.Pointer[jetstream.KeyValue]
 	state   atomic.Pointer[readiness]
@@ -63,28 +64,13 @@ type readiness struct {
 	err error // nil when ready
 }
 
-// brokerConfig is the part of the configuration the broker reads.
-type brokerConfig struct {
-	NATS       NATSConfig
-	Stream     StreamConfig
-	Dedup      DedupConfig
-	Quarantine QuarantineConfig
-	// MaxBodyBytes is http.max_body_bytes, which the server's max_payload
-	// is compared with at connect.
-	MaxBodyBytes int64
-}
-
-func (c Config) brokerConfig() brokerConfig {
-	return brokerConfig{NATS: c.NATS, Stream: c.Stream, Dedup: c.Dedup, Quarantine: c.Quarantine, MaxBodyBytes: c.HTTP.MaxBodyBytes}
-}
-
-// connectBroker connects to url (comma-separated for a cluster) with extra
+// Connect connects to url (comma-separated for a cluster) with extra
 // options appended to the configured ones. It returns at once even when NATS
 // is unreachable: the connection keeps retrying in the background and Run
 // reports readiness once it succeeds. The broker is complete before the
 // connection exists, since the connection's callbacks may run at once.
-func connectBroker(url string, cfg brokerConfig, log *zap.Logger, m *metricSet, extra ...nats.Option) (*natsBroker, error) {
-	b := &natsBroker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
+func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extra ...nats.Option) (*Broker, error) {
+	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
 	b.setNotReady(errors.New("not checked yet"))
 	b.requestRepair()
 	b.expectStream = jetstream.WithExpectStream(cfg.Stream.Name)
@@ -106,30 +92,30 @@ func connectBroker(url string, cfg brokerConfig, log *zap.Logger, m *metricSet, 
 }
 
 // Ready returns nil when connected and the stream and bucket existed at the
-// last check; otherwise an error wrapping errNotReady says why. It never
+// last check; otherwise an error wrapping ErrNotReady says why. It never
 // touches the network: probes and requests may call it freely.
-func (b *natsBroker) Ready() error {
+func (b *Broker) Ready() error {
 	return b.state.Load().err
 }
 
-func (b *natsBroker) setReady() {
+func (b *Broker) setReady() {
 	if b.Ready() != nil {
 		b.log.Info("nats ready", zap.String("stream", b.cfg.Stream.Name), zap.String("bucket", b.cfg.Dedup.Bucket))
 	}
 	b.state.Store(&readiness{})
-	b.metrics.setReady(true)
+	b.metrics.SetReady(true)
 }
 
 // setNotReady records why the broker is not ready. It logs the step from
 // ready to not ready, and missing resources (at error level: they need an
 // operator). Connection causes are logged by connLog, once per cause per
 // period, since the client retries twice a second.
-func (b *natsBroker) setNotReady(cause error) {
-	err := fmt.Errorf("%w: %w", errNotReady, cause)
+func (b *Broker) setNotReady(cause error) {
+	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
-	b.metrics.setReady(false)
+	b.metrics.SetReady(false)
 	switch {
-	case errors.Is(cause, errMissingResources), errors.Is(cause, errStreamChanged):
+	case errors.Is(cause, ErrMissingResources), errors.Is(cause, errStreamChanged):
 		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
 			b.log.Error("nats not ready", zap.Error(cause))
 		}
@@ -140,13 +126,13 @@ func (b *natsBroker) setNotReady(cause error) {
 
 // CheckNow runs one readiness check and returns its result; Start uses it
 // to refuse to start when NATS answers but the resources are missing.
-func (b *natsBroker) CheckNow(ctx context.Context) error {
+func (b *Broker) CheckNow(ctx context.Context) error {
 	b.check(ctx)
 	return b.Ready()
 }
 
 // Wake asks Run to check readiness now, e.g. after a reconnect.
-func (b *natsBroker) Wake() {
+func (b *Broker) Wake() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
@@ -156,7 +142,7 @@ func (b *natsBroker) Wake() {
 // Run keeps the readiness state current until ctx ends: it ensures (or, with
 // stream.manage false, checks) the stream and bucket after every connect and
 // every few seconds, so that a deleted stream or bucket drops readiness.
-func (b *natsBroker) Run(ctx context.Context) {
+func (b *Broker) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var repairs sync.WaitGroup
@@ -178,7 +164,7 @@ func (b *natsBroker) Run(ctx context.Context) {
 	}
 }
 
-func (b *natsBroker) check(ctx context.Context) {
+func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
 		b.setNotReady(b.connectionDown(b.nc))
 		return
@@ -196,7 +182,7 @@ func (b *natsBroker) check(ctx context.Context) {
 // stream.manage it creates or updates them once and then only checks that
 // they still exist, recreating them when they vanish; without it, it only
 // checks.
-func (b *natsBroker) ensureResources(ctx context.Context) error {
+func (b *Broker) ensureResources(ctx context.Context) error {
 	if !b.cfg.Stream.Manage {
 		if err := b.checkResources(ctx); err != nil {
 			return fmt.Errorf("%w (stream.manage is false: create or correct them, or enable stream.manage)", err)
@@ -228,7 +214,7 @@ func (b *natsBroker) ensureResources(ctx context.Context) error {
 // checkResources looks the stream and the bucket up without creating them,
 // and names every one that is missing, so that an operator sees at once all
 // that must be created.
-func (b *natsBroker) checkResources(ctx context.Context) error {
+func (b *Broker) checkResources(ctx context.Context) error {
 	var missing []string
 	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
 	switch {
@@ -252,7 +238,7 @@ func (b *natsBroker) checkResources(ctx context.Context) error {
 		missing = append(missing, quarantine)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s", errMissingResources, strings.Join(missing, ", "))
+		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
 	}
 	if err := b.checkStreamDrift(stream); err != nil {
 		return err
@@ -261,7 +247,7 @@ func (b *natsBroker) checkResources(ctx context.Context) error {
 	return nil
 }
 
-func (b *natsBroker) bucket() (jetstream.KeyValue, error) {
+func (b *Broker) bucket() (jetstream.KeyValue, error) {
 	kv := b.kv.Load()
 	if kv == nil {
 		return nil, b.Ready()
@@ -270,7 +256,7 @@ func (b *natsBroker) bucket() (jetstream.KeyValue, error) {
 }
 
 // Seen reports whether key is in the dedup bucket. Errors wrap errDedupRead.
-func (b *natsBroker) Seen(ctx context.Context, key string) (bool, error) {
+func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 	kv, err := b.bucket()
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", errDedupRead, err)
@@ -282,14 +268,14 @@ func (b *natsBroker) Seen(ctx context.Context, key string) (bool, error) {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return false, nil
 	default:
-		b.metrics.dedupError("get")
+		b.metrics.DedupError("get")
 		return false, fmt.Errorf("%w: get %q: %w", errDedupRead, key, err)
 	}
 }
 
 // Publish sends body with header to subject on the stream and waits for the
 // PubAck. Errors wrap errPublish; a PubAck with Duplicate set is not an error.
-func (b *natsBroker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (stored, error) {
+func (b *Broker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error) {
 	msg := &nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
 	ack, err := b.js.PublishMsg(ctx, msg, b.expectStream)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
@@ -298,19 +284,19 @@ func (b *natsBroker) Publish(ctx context.Context, subject string, header map[str
 		b.Wake()
 	}
 	if err != nil {
-		return stored{}, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
+		return 0, false, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
 	}
-	return stored{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return ack.Sequence, ack.Duplicate, nil
 }
 
 // Mark records key as forwarded, with the stream sequence and the time.
-func (b *natsBroker) Mark(ctx context.Context, key string, seq uint64) error {
+func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 	kv, err := b.bucket()
 	if err != nil {
 		return err
 	}
 	if _, err := kv.Put(ctx, key, markValue(seq, time.Now())); err != nil {
-		b.metrics.dedupError("put")
+		b.metrics.DedupError("put")
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	return nil
@@ -326,7 +312,7 @@ func markValue(seq uint64, at time.Time) []byte {
 // Close drains the connection so that nothing buffered is lost, bounded by
 // timeout. It returns once the connection's callbacks have run, so that none
 // of them logs after the caller has moved on.
-func (b *natsBroker) Close(timeout time.Duration) {
+func (b *Broker) Close(timeout time.Duration) {
 	if b.nc.IsClosed() {
 		return
 	}
@@ -343,3 +329,53 @@ func (b *natsBroker) Close(timeout time.Duration) {
 		b.nc.Close()
 	}
 }
+
+// messageHeaderAllowance is what the warning at connect reserves for a
+// message's headers: the forwarder's own come to a few hundred bytes for
+// Zautic's ids. The answer to a request counts them exactly.
+const messageHeaderAllowance = 1 << 10
+
+// MaxPayload is the connected server's max_payload, 0 before the first
+// connect.
+func (b *Broker) MaxPayload() int64 {
+	return b.nc.MaxPayload()
+}
+
+// warnSmallPayload logs, once per value, a server whose max_payload cannot
+// hold a body of http.max_body_bytes with its headers: such bodies will be
+// answered 413, and the effective limit is what an operator must know.
+func (b *Broker) warnSmallPayload(nc *nats.Conn) {
+	limit := nc.MaxPayload()
+	if limit <= 0 || limit >= b.cfg.MaxBodyBytes+messageHeaderAllowance || b.warnedPayload.Swap(limit) == limit {
+		return
+	}
+	b.log.Warn("the NATS server's max_payload is below http.max_body_bytes plus the message headers; larger bodies answer 413",
+		zap.Int64("max_payload", limit), zap.Int64("http.max_body_bytes", b.cfg.MaxBodyBytes),
+		zap.Int64("effective_max_body_bytes", limit-messageHeaderAllowance))
+}
+
+// ConnectionState describes the broker's connection for the admin page.
+type ConnectionState struct {
+	Status    string `json:"status"`
+	Connected bool   `json:"connected"`
+	URL       string `json:"url,omitempty"`
+	Server    string `json:"server,omitempty"`
+}
+
+// Connection reports the NATS connection's state without touching the
+// network; the URL has its user information removed.
+func (b *Broker) Connection() ConnectionState {
+	c := ConnectionState{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
+	if c.Connected {
+		c.URL = RedactURLs(b.nc.ConnectedUrlRedacted())
+		c.Server = b.nc.ConnectedServerName()
+	}
+	return c
+}
+
+// Connected reports whether the connection is up now; it never waits.
+func (b *Broker) Connected() bool { return b.nc.IsConnected() }
+
+// JetStream is the connection's JetStream context, for readers that do not
+// have a connection of their own.
+func (b *Broker) JetStream() jetstream.JetStream { return b.js }

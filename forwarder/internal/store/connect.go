@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"crypto/tls"
@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// connectionName is nats.name, defaulting to zautic-forwarder@<hostname>.
-func connectionName(cfg NATSConfig) string {
+// ConnectionName is nats.name, defaulting to zautic-forwarder@<hostname>.
+func ConnectionName(cfg NATSConfig) string {
 	if cfg.Name != "" {
 		return cfg.Name
 	}
@@ -31,9 +31,9 @@ func connectionName(cfg NATSConfig) string {
 // errors included, so that fixed credentials bring the forwarder back without
 // a restart), no reconnect buffer (a publish while disconnected fails at once
 // and is answered 503 instead of waiting), and credentials from cfg.
-func natsOptions(cfg NATSConfig, b *natsBroker, log *zap.Logger) ([]nats.Option, error) {
+func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
-		nats.Name(connectionName(cfg)),
+		nats.Name(ConnectionName(cfg)),
 		nats.Timeout(cfg.ConnectTimeout),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -45,20 +45,20 @@ func natsOptions(cfg NATSConfig, b *natsBroker, log *zap.Logger) ([]nats.Option,
 			b.lastConnErr.Store(nil)
 			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
 			b.warnSmallPayload(nc)
-			b.metrics.setConnected(true)
+			b.metrics.SetConnected(true)
 			b.Wake()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.lastConnErr.Store(nil)
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 			b.warnSmallPayload(nc)
-			b.metrics.setConnected(true)
-			b.metrics.reconnected()
+			b.metrics.SetConnected(true)
+			b.metrics.Reconnected()
 			b.requestRepair()
 			b.Wake()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			b.metrics.setConnected(false)
+			b.metrics.SetConnected(false)
 			if err == nil {
 				err = errors.New("connection closed")
 			}
@@ -87,8 +87,8 @@ func natsOptions(cfg NATSConfig, b *natsBroker, log *zap.Logger) ([]nats.Option,
 // no handler reports while the first connection is still being attempted),
 // else the last failed attempt's, else the servers tried. A named cause is
 // logged too, at most once per cause every connErrorLogEvery.
-// It takes nc because the handlers may run before connectBroker has set b.nc.
-func (b *natsBroker) connectionDown(nc *nats.Conn) error {
+// It takes nc because the handlers may run before Connect has set b.nc.
+func (b *Broker) connectionDown(nc *nats.Conn) error {
 	err := nc.LastError()
 	if err == nil {
 		if last := b.lastConnErr.Load(); last != nil {
@@ -96,7 +96,7 @@ func (b *natsBroker) connectionDown(nc *nats.Conn) error {
 		}
 	}
 	if err == nil {
-		return fmt.Errorf("not connected to %s", redactURLs(strings.Join(nc.Opts.Servers, ",")))
+		return fmt.Errorf("not connected to %s", RedactURLs(strings.Join(nc.Opts.Servers, ",")))
 	}
 	cause := connectCause(err)
 	b.connLog.report("nats connection failed; retrying", cause, err)
@@ -225,4 +225,25 @@ func authOptions(cfg NATSConfig) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(cfg.TLS.CertFile, cfg.TLS.KeyFile))
 	}
 	return opts, nil
+}
+
+// RedactURLs hides the user information (user:password, or a token) of each
+// URL in a comma-separated NATS URL list, so that nats.url can be logged.
+func RedactURLs(list string) string {
+	if !strings.Contains(list, "@") {
+		return list
+	}
+	parts := strings.Split(list, ",")
+	for i, u := range parts {
+		at := strings.LastIndex(u, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+			start = scheme + len("://")
+		}
+		parts[i] = u[:start] + "[redacted]" + u[at:]
+	}
+	return strings.Join(parts, ",")
 }

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -28,7 +28,9 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/internal/testfile"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -47,11 +49,11 @@ func startSecuredNATS(t testing.TB, mod func(*server.Options)) (*server.Server, 
 	return ns, opts
 }
 
-// runBroker connects a natsBroker to url and runs its readiness loop until the
+// runBroker connects a Broker to url and runs its readiness loop until the
 // test ends.
-func runBroker(t testing.TB, url string, cfg Config, log *zap.Logger, m *metricSet) *natsBroker {
+func runBroker(t testing.TB, url string, cfg Config, log *zap.Logger, m *telemetry.Metrics) *Broker {
 	t.Helper()
-	b, err := connectBroker(url, cfg.brokerConfig(), log, m)
+	b, err := Connect(url, cfg, log, m)
 	if err != nil {
 		t.Fatalf("ConnectBroker: %v", err)
 	}
@@ -67,16 +69,6 @@ func runBroker(t testing.TB, url string, cfg Config, log *zap.Logger, m *metricS
 		b.Close(time.Second)
 	})
 	return b
-}
-
-// writeTestFile writes content to name in dir and returns the path.
-func writeTestFile(t testing.TB, dir, name string, content []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, content, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // testPKI is a CA made for one test, with a server certificate for
@@ -107,11 +99,11 @@ func newTestPKI(t testing.TB) testPKI {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	return testPKI{
-		CAFile:     writeTestFile(t, dir, "ca.pem", pemCert(caCert)),
-		ServerCert: writeTestFile(t, dir, "server.pem", pemCert(srvCert)),
-		ServerKey:  writeTestFile(t, dir, "server-key.pem", pemKey(t, srvKey)),
-		ClientCert: writeTestFile(t, dir, "client.pem", pemCert(cliCert)),
-		ClientKey:  writeTestFile(t, dir, "client-key.pem", pemKey(t, cliKey)),
+		CAFile:     testfile.Write(t, dir, "ca.pem", pemCert(caCert)),
+		ServerCert: testfile.Write(t, dir, "server.pem", pemCert(srvCert)),
+		ServerKey:  testfile.Write(t, dir, "server-key.pem", pemKey(t, srvKey)),
+		ClientCert: testfile.Write(t, dir, "client.pem", pemCert(cliCert)),
+		ClientKey:  testfile.Write(t, dir, "client-key.pem", pemKey(t, cliKey)),
 	}
 }
 
@@ -252,10 +244,10 @@ func nkeySeedFile(t testing.TB) (string, string) {
 	fatalIf(t, err)
 	seed, err := kp.Seed()
 	fatalIf(t, err)
-	return writeTestFile(t, t.TempDir(), "user.nk", seed), publicKey(t, kp)
+	return testfile.Write(t, t.TempDir(), "user.nk", seed), publicKey(t, kp)
 }
 
-// TestConnectSecurityModes connects a natsBroker to a nats-server configured for
+// TestConnectSecurityModes connects a Broker to a nats-server configured for
 // each authentication and TLS mode and requires it to become ready (stream and
 // bucket created through the authenticated connection), to publish, and to
 // present itself under the configured or default name.
@@ -263,7 +255,7 @@ func TestConnectSecurityModes(t *testing.T) {
 	pki := newTestPKI(t)
 	op := newTestOperator(t)
 	seedFile, seedPub := nkeySeedFile(t)
-	credsFile := writeTestFile(t, t.TempDir(), "user.creds", op.Creds)
+	credsFile := testfile.Write(t, t.TempDir(), "user.creds", op.Creds)
 	host, _ := os.Hostname()
 
 	tests := []struct {
@@ -319,7 +311,7 @@ func TestConnectSecurityModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns, _ := startSecuredNATS(t, tt.server)
-			cfg := DefaultConfig()
+			cfg := defaultConfig()
 			cfg.NATS.URL = ns.ClientURL()
 			tt.nats(&cfg.NATS)
 			b := runBroker(t, cfg.NATS.URL, cfg, zaptest.NewLogger(t), nil)
@@ -328,7 +320,7 @@ func TestConnectSecurityModes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			header := map[string][]string{zautic.MessageIDHeader: {"evt_" + strings.ReplaceAll(tt.name, " ", "_")}}
-			if _, err := b.Publish(ctx, "zautic.webhook.test", header, []byte(`{}`)); err != nil {
+			if _, _, err := b.Publish(ctx, "zautic.webhook.test", header, []byte(`{}`)); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
 			if got := clientNames(t, ns); !contains(got, tt.wantName) {
@@ -381,7 +373,7 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 			name: "wrong token, server fixed by a config reload",
 			setup: func(t *testing.T) (*server.Server, NATSConfig, func()) {
 				ns, opts := startSecuredNATS(t, func(o *server.Options) { o.Authorization = "right-token" })
-				cfg := DefaultConfig().NATS
+				cfg := defaultConfig().NATS
 				cfg.Token = "wrong-token"
 				return ns, cfg, func() {
 					fixed := opts.Clone()
@@ -396,16 +388,16 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 			name: "creds of an unknown account, file replaced",
 			setup: func(t *testing.T) (*server.Server, NATSConfig, func()) {
 				ns, _ := startSecuredNATS(t, op.configure)
-				cfg := DefaultConfig().NATS
-				cfg.CredsFile = writeTestFile(t, t.TempDir(), "user.creds", op.StrangerCreds)
-				return ns, cfg, func() { replaceFile(t, cfg.CredsFile, op.Creds) }
+				cfg := defaultConfig().NATS
+				cfg.CredsFile = testfile.Write(t, t.TempDir(), "user.creds", op.StrangerCreds)
+				return ns, cfg, func() { testfile.Replace(t, cfg.CredsFile, op.Creds) }
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns, natsCfg, fix := tt.setup(t)
-			cfg := DefaultConfig()
+			cfg := defaultConfig()
 			cfg.NATS = natsCfg
 			cfg.NATS.URL = ns.ClientURL()
 			core, logs := observer.New(zapcore.InfoLevel)
@@ -418,8 +410,8 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 				return nil
 			})
 			err := b.Ready()
-			if !errors.Is(err, errNotReady) || !strings.Contains(err.Error(), "credentials rejected") {
-				t.Fatalf("Ready after %d rejected attempts: got %v, want errNotReady naming the credentials", natstest.AuthFailures(t, ns), err)
+			if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "credentials rejected") {
+				t.Fatalf("Ready after %d rejected attempts: got %v, want ErrNotReady naming the credentials", natstest.AuthFailures(t, ns), err)
 			}
 			if b.nc.IsClosed() {
 				t.Fatal("the connection was closed after repeated authorization errors; it must keep retrying")
@@ -461,18 +453,6 @@ func TestAuthErrorAbortWithoutOption(t *testing.T) {
 	})
 }
 
-// replaceFile replaces path atomically, as a secret or config manager would.
-func replaceFile(t testing.TB, path string, content []byte) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, content, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestConnectCause names the cause of typical connection errors.
 func TestConnectCause(t *testing.T) {
 	tests := []struct {
@@ -505,7 +485,7 @@ func TestConnectCause(t *testing.T) {
 func TestTLSFailureIsReported(t *testing.T) {
 	pki, other := newTestPKI(t), newTestPKI(t)
 	ns, _ := startSecuredNATS(t, serverTLS(t, pki, false))
-	cfg := DefaultConfig()
+	cfg := defaultConfig()
 	cfg.NATS.URL = ns.ClientURL()
 	cfg.NATS.TLS.CAFile = other.CAFile
 	b := runBroker(t, cfg.NATS.URL, cfg, zaptest.NewLogger(t), nil)
@@ -521,10 +501,10 @@ func TestTLSFailureIsReported(t *testing.T) {
 // the manifests' placeholder: it stays up, not ready, with the file named as
 // the cause, and is read again on every attempt.
 func TestUnusableCredsFileIsReported(t *testing.T) {
-	placeholder := writeTestFile(t, t.TempDir(), "nats.creds", []byte(
+	placeholder := testfile.Write(t, t.TempDir(), "nats.creds", []byte(
 		"-----BEGIN NATS USER JWT-----\nREPLACE-WITH-THE-USER-JWT\n------END NATS USER JWT------\n"))
 	ns, _ := startSecuredNATS(t, nil)
-	cfg := DefaultConfig()
+	cfg := defaultConfig()
 	cfg.NATS.CredsFile = placeholder
 	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
 	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
@@ -536,7 +516,7 @@ func TestUnusableCredsFileIsReported(t *testing.T) {
 }
 
 // TestMissingCredentialFilesFailAtStart: a file that does not exist is a
-// configuration error, reported by connectBroker with its path.
+// configuration error, reported by Connect with its path.
 func TestMissingCredentialFilesFailAtStart(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "absent")
 	tests := []struct {
@@ -550,12 +530,12 @@ func TestMissingCredentialFilesFailAtStart(t *testing.T) {
 	ns, _ := startSecuredNATS(t, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := defaultConfig()
 			tt.set(&cfg.NATS)
-			b, err := connectBroker(ns.ClientURL(), cfg.brokerConfig(), zaptest.NewLogger(t), nil)
+			b, err := Connect(ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
 			if err == nil {
 				b.Close(time.Second)
-				t.Fatal("connectBroker succeeded with a missing file")
+				t.Fatal("Connect succeeded with a missing file")
 			}
 			if !strings.Contains(err.Error(), missing) {
 				t.Errorf("error %q does not name %s", err, missing)
@@ -577,8 +557,8 @@ func TestRedactURLs(t *testing.T) {
 		{"127.0.0.1:4222", "127.0.0.1:4222"},
 	}
 	for _, tt := range tests {
-		if got := redactURLs(tt.in); got != tt.want {
-			t.Errorf("redactURLs(%q): got %q, want %q", tt.in, got, tt.want)
+		if got := RedactURLs(tt.in); got != tt.want {
+			t.Errorf("RedactURLs(%q): got %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ var errStreamChanged = errors.New("stream settings changed")
 // duplicate window and replicas, and wants them exactly as configured.
 // Without it, the operator owns the stream, and only its subjects matter:
 // they must cover "<prefix>.>", or every publish fails.
-func (b *natsBroker) streamDrift(have jetstream.StreamConfig) []string {
+func (b *Broker) streamDrift(have jetstream.StreamConfig) []string {
 	want := streamConfig(b.cfg)
 	if b.cfg.Stream.Manage {
 		return streamChanges(have, want)
@@ -35,7 +35,7 @@ func (b *natsBroker) streamDrift(have jetstream.StreamConfig) []string {
 
 // checkStreamDrift is the part of the periodic check that compares the
 // stream with the configuration.
-func (b *natsBroker) checkStreamDrift(stream jetstream.Stream) error {
+func (b *Broker) checkStreamDrift(stream jetstream.Stream) error {
 	if drift := b.streamDrift(stream.CachedInfo().Config); len(drift) > 0 {
 		return fmt.Errorf("%w: stream %q: %s", errStreamChanged, b.cfg.Stream.Name, strings.Join(drift, ", "))
 	}
@@ -46,7 +46,7 @@ func (b *natsBroker) checkStreamDrift(stream jetstream.Stream) error {
 // put its settings in place. Two replicas configured with different stream
 // settings would undo each other's changes for ever; the log names both
 // values so that an operator can align them.
-func (b *natsBroker) reportDrift(err error) {
+func (b *Broker) reportDrift(err error) {
 	if !errors.Is(err, errStreamChanged) {
 		return
 	}

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func replaceStream(t *testing.T, js jetstream.JetStream, cfg Config, subjects ..
 	if err := js.DeleteStream(ctx, cfg.Stream.Name); err != nil {
 		t.Fatal(err)
 	}
-	other := streamConfig(cfg.brokerConfig())
+	other := streamConfig(cfg)
 	other.Subjects = subjects
 	if _, err := js.CreateStream(ctx, other); err != nil {
 		t.Fatal(err)
@@ -29,9 +29,9 @@ func replaceStream(t *testing.T, js jetstream.JetStream, cfg Config, subjects ..
 }
 
 // readyBroker connects a broker to ns, runs one check and requires it ready.
-func readyBroker(t *testing.T, url string, cfg Config, log *zap.Logger) *natsBroker {
+func readyBroker(t *testing.T, url string, cfg Config, log *zap.Logger) *Broker {
 	t.Helper()
-	b, err := connectBroker(url, cfg.brokerConfig(), log, nil)
+	b, err := Connect(url, cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,16 +60,16 @@ func TestCheckComparesStreamSubjects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns, js := startTestNATS(t)
-			cfg := DefaultConfig()
+			cfg := defaultConfig()
 			cfg.Stream.Manage = tt.manage
 			cfg.Quarantine.Enabled = false // this test is about the event stream
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if !tt.manage {
-				if _, err := js.CreateStream(ctx, streamConfig(cfg.brokerConfig())); err != nil {
+				if _, err := js.CreateStream(ctx, streamConfig(cfg)); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg.brokerConfig())); err != nil {
+				if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -106,12 +106,12 @@ func TestCheckComparesStreamSubjects(t *testing.T) {
 // listens on: the broker asks for a check at once.
 func TestNoStreamResponseWakesTheCheck(t *testing.T) {
 	ns, js := startTestNATS(t)
-	cfg := DefaultConfig()
+	cfg := defaultConfig()
 	b := readyBroker(t, ns.ClientURL(), cfg, zap.NewNop())
 	replaceStream(t, js, cfg, "other.>")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := b.Publish(ctx, "zautic.message.sent", nil, []byte("{}"))
+	_, _, err := b.Publish(ctx, "zautic.message.sent", nil, []byte("{}"))
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("publish: got %v, want %v", err, jetstream.ErrNoStreamResponse)
 	}

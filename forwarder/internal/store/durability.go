@@ -1,6 +1,7 @@
-package forwarder
+package store
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +14,10 @@ import (
 // a 2xx survives a machine crash or a power loss, not only a process crash.
 const syncAlways = "always"
 
+// errSyncInterval is returned for a nats.embedded.sync_interval that is
+// neither "always" nor a positive duration.
+var errSyncInterval = errors.New("invalid sync interval")
+
 // syncPolicy is how often the embedded nats-server flushes JetStream writes
 // to disk: before every PubAck (Always), or every Interval in the
 // background, which loses up to Interval of acknowledged writes on power
@@ -23,19 +28,21 @@ type syncPolicy struct {
 }
 
 // parseSyncInterval reads nats.embedded.sync_interval: "always" or a
-// positive Go duration. ErrInvalidConfig is returned otherwise.
+// positive Go duration. errSyncInterval is returned otherwise.
 func parseSyncInterval(value string) (syncPolicy, error) {
 	if strings.EqualFold(strings.TrimSpace(value), syncAlways) {
 		return syncPolicy{Always: true}, nil
 	}
 	d, err := time.ParseDuration(value)
 	if err != nil || d <= 0 {
-		return syncPolicy{}, fmt.Errorf("%w: nats.embedded.sync_interval %q: want %q or a positive duration", ErrInvalidConfig, value, syncAlways)
+		return syncPolicy{}, fmt.Errorf("%w: nats.embedded.sync_interval %q: want %q or a positive duration", errSyncInterval, value, syncAlways)
 	}
 	return syncPolicy{Interval: d}, nil
 }
 
-func validSyncInterval(value string) bool {
+// ValidSyncInterval reports whether value is a valid
+// nats.embedded.sync_interval.
+func ValidSyncInterval(value string) bool {
 	_, err := parseSyncInterval(value)
 	return err == nil
 }
@@ -48,10 +55,10 @@ func (p syncPolicy) String() string {
 	return p.Interval.String()
 }
 
-// embeddedSync is the sync policy the embedded server runs with, as it
+// EmbeddedSync is the sync policy the embedded server runs with, as it
 // reports it, so that the start-up log shows what is in effect rather than
 // what was asked for.
-func embeddedSync(ns *server.Server) string {
+func EmbeddedSync(ns *server.Server) string {
 	jsc := ns.JetStreamConfig()
 	if jsc == nil {
 		return "unknown (JetStream off)"

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -21,13 +21,13 @@ func TestEmbeddedServerSyncPolicy(t *testing.T) {
 		wantInterval time.Duration
 		wantLogged   string
 	}{
-		{name: "default", syncInterval: DefaultConfig().NATS.Embedded.SyncInterval, wantAlways: true, wantLogged: "always"},
+		{name: "default", syncInterval: defaultConfig().NATS.Embedded.SyncInterval, wantAlways: true, wantLogged: "always"},
 		{name: "interval", syncInterval: "2m", wantAlways: false, wantInterval: 2 * time.Minute, wantLogged: "2m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), SyncInterval: tt.syncInterval}
-			ns, err := startEmbeddedNATS(context.Background(), cfg, zaptest.NewLogger(t))
+			ns, err := StartEmbedded(context.Background(), cfg, zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatalf("start embedded nats-server: %v", err)
 			}
@@ -45,7 +45,7 @@ func TestEmbeddedServerSyncPolicy(t *testing.T) {
 			if !tt.wantAlways && jsc.SyncInterval != tt.wantInterval {
 				t.Errorf("got SyncInterval %v, want %v", jsc.SyncInterval, tt.wantInterval)
 			}
-			if got := embeddedSync(ns); got != tt.wantLogged {
+			if got := EmbeddedSync(ns); got != tt.wantLogged {
 				t.Errorf("got logged sync_interval %q, want %q", got, tt.wantLogged)
 			}
 		})
@@ -62,10 +62,10 @@ func TestParseSyncInterval(t *testing.T) {
 		{value: "Always", want: syncPolicy{Always: true}},
 		{value: "2m", want: syncPolicy{Interval: 2 * time.Minute}},
 		{value: "10s", want: syncPolicy{Interval: 10 * time.Second}},
-		{value: "0s", wantErr: ErrInvalidConfig},
-		{value: "-1s", wantErr: ErrInvalidConfig},
-		{value: "never", wantErr: ErrInvalidConfig},
-		{value: "", wantErr: ErrInvalidConfig},
+		{value: "0s", wantErr: errSyncInterval},
+		{value: "-1s", wantErr: errSyncInterval},
+		{value: "never", wantErr: errSyncInterval},
+		{value: "", wantErr: errSyncInterval},
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// startEmbeddedNATS starts an in-process nats-server with JetStream, storing
+// StartEmbedded starts an in-process nats-server with JetStream, storing
 // in cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
 // Port 0 picks a free port. cfg.SyncInterval decides whether a PubAck waits
 // for the fsync. It waits up to embeddedStartTimeout for the server to
 // accept connections, less if ctx ends first.
-func startEmbeddedNATS(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
+func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // an identical one is left alone, silently.
 func TestQuarantineSizeLimitFollowsTheConfiguration(t *testing.T) {
 	_, js := startTestNATS(t)
-	cfg := DefaultConfig().brokerConfig()
+	cfg := defaultConfig()
 	want := quarantineStreamConfig(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -40,30 +40,5 @@ func TestQuarantineSizeLimitFollowsTheConfiguration(t *testing.T) {
 	}
 	if got := logs.FilterLevelExact(zap.WarnLevel).Len(); got != 1 {
 		t.Errorf("warnings: got %d, want 1 (the change, once)", got)
-	}
-}
-
-// TestDisabledQuarantineIsNotPartOfReadiness: with quarantine.enabled false
-// and stream.manage false, the stream and the bucket are all it takes to be
-// ready, and a forged request is a plain 400.
-func TestDisabledQuarantineIsNotPartOfReadiness(t *testing.T) {
-	h := newQuarantineHarness(t, func(c *Config) {
-		c.Quarantine.Enabled = false
-	})
-	if _, err := h.js.Stream(context.Background(), h.cfg.Quarantine.Stream); err == nil {
-		t.Errorf("quarantine stream %s exists, want none while disabled", h.cfg.Quarantine.Stream)
-	}
-	status, answer := h.post(secretB, time.Now(), "dlv_disabled", testEvent("evt_disabled", "message.delivered"))
-	if status != 400 || answer["quarantined"] != nil {
-		t.Errorf("answer: got %d %v, want 400 without quarantined", status, answer)
-	}
-
-	unmanaged := h.cfg
-	unmanaged.Stream.Manage = false
-	b := runBroker(t, h.cfg.NATS.URL, unmanaged, zap.NewNop(), nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.CheckNow(ctx); err != nil {
-		t.Errorf("unmanaged, quarantine disabled: got %v, want ready", err)
 	}
 }

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -18,11 +18,11 @@ type consumerHost interface {
 	DeleteConsumer(ctx context.Context, consumer string) error
 }
 
-// withReadConsumer runs read with a short-lived consumer of cfg's messages
+// WithReadConsumer runs read with a short-lived consumer of cfg's messages
 // that acknowledges nothing, so reading changes no state a consumer of the
 // stream sees, and deletes it afterwards. The inspector's scans, the
 // quarantine's listing and the mark repair read the streams this way.
-func withReadConsumer(ctx context.Context, s consumerHost, cfg jetstream.ConsumerConfig, read func(jetstream.Consumer) error) error {
+func WithReadConsumer(ctx context.Context, s consumerHost, cfg jetstream.ConsumerConfig, read func(jetstream.Consumer) error) error {
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.MemoryStorage = true
 	cfg.Replicas = 1

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func TestCheckKeepsTheConnectReason(t *testing.T) {
 	_ = ln.Close() // nothing listens there now
 
 	core, logs := observer.New(zap.WarnLevel)
-	b, err := connectBroker(url, DefaultConfig().brokerConfig(), zap.New(core), nil)
+	b, err := Connect(url, defaultConfig(), zap.New(core), nil)
 	if err != nil {
 		t.Fatalf("ConnectBroker: got %v, want it to return and keep retrying", err)
 	}
@@ -41,7 +41,7 @@ func TestCheckKeepsTheConnectReason(t *testing.T) {
 	for range 3 {
 		b.check(context.Background())
 	}
-	if err := b.Ready(); !errors.Is(err, errNotReady) || !strings.Contains(err.Error(), "connect:") {
+	if err := b.Ready(); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "connect:") {
 		t.Errorf("reason after checks: got %v, want the connection attempt's error", err)
 	}
 	// A reconnect attempt may fail, and be logged, meanwhile; the checks

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"go.uber.org/zap"
 )
 
@@ -27,12 +28,12 @@ const (
 // several replicas repairing at once do no harm.
 
 // requestRepair asks Run to repair the marks once the broker is ready.
-func (b *natsBroker) requestRepair() { b.repairPending.Store(true) }
+func (b *Broker) requestRepair() { b.repairPending.Store(true) }
 
 // startRepair starts a repair in the background when one is wanted, the
 // broker is ready and none runs yet; a request arriving during a repair
 // starts another one at a later check. Readiness never waits for it.
-func (b *natsBroker) startRepair(ctx context.Context, wg *sync.WaitGroup) {
+func (b *Broker) startRepair(ctx context.Context, wg *sync.WaitGroup) {
 	if b.cfg.Dedup.RepairWindow <= 0 || b.Ready() != nil || b.repairing.Load() || !b.repairPending.Swap(false) {
 		return
 	}
@@ -50,7 +51,7 @@ type repairResult struct {
 }
 
 // repairMarks runs one repair and logs what it scanned and repaired.
-func (b *natsBroker) repairMarks(ctx context.Context) {
+func (b *Broker) repairMarks(ctx context.Context) {
 	start := time.Now()
 	since := start.Add(-b.cfg.Dedup.RepairWindow)
 	r, err := b.repairSince(ctx, since)
@@ -72,7 +73,7 @@ func (b *natsBroker) repairMarks(ctx context.Context) {
 
 // repairSince creates the missing mark of every message stored since
 // since, reading at most dedup.repair_max messages.
-func (b *natsBroker) repairSince(ctx context.Context, since time.Time) (repairResult, error) {
+func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult, error) {
 	var r repairResult
 	kv, err := b.bucket()
 	if err != nil {
@@ -88,7 +89,7 @@ func (b *natsBroker) repairSince(ctx context.Context, since time.Time) (repairRe
 		OptStartTime:  &since,
 		HeadersOnly:   true,
 	}
-	err = withReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+	err = WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
 		// What is there now; messages stored during the repair have marks.
 		limit := min(cons.CachedInfo().NumPending, uint64(b.cfg.Dedup.RepairMax))
 		for uint64(r.scanned) < limit {
@@ -106,7 +107,7 @@ func (b *natsBroker) repairSince(ctx context.Context, since time.Time) (repairRe
 }
 
 // stream looks the stream up, bounded by nats.publish_timeout.
-func (b *natsBroker) stream(ctx context.Context) (jetstream.Stream, error) {
+func (b *Broker) stream(ctx context.Context) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
 	s, err := b.js.Stream(ctx, b.cfg.Stream.Name)
@@ -118,7 +119,7 @@ func (b *natsBroker) stream(ctx context.Context) (jetstream.Stream, error) {
 
 // repairBatch fetches up to size messages and creates their missing marks;
 // it returns how many messages it read.
-func (b *natsBroker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, size int, r *repairResult) (int, error) {
+func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, size int, r *repairResult) (int, error) {
 	batch, err := cons.FetchNoWait(size)
 	if err != nil {
 		return 0, fmt.Errorf("fetch: %w", err)
@@ -147,7 +148,7 @@ func (b *natsBroker) repairBatch(ctx context.Context, cons jetstream.Consumer, k
 // repairMark creates the mark of msg when it lacks one, keyed as the
 // request path keys it, and returns the Nats-Msg-Id it repaired ("" when
 // the mark was there or the message carries no id).
-func (b *natsBroker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jetstream.Msg) (string, error) {
+func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jetstream.Msg) (string, error) {
 	id := msg.Headers().Get(jetstream.MsgIDHeader)
 	if id == "" {
 		return "", nil
@@ -158,7 +159,7 @@ func (b *natsBroker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg 
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	key := kvKeyOfMessageID(id)
+	key := adminapi.KVKeyOfMessageID(id)
 	// Most marks exist: one lookup settles them, where Create would take two
 	// round trips to fail.
 	switch _, err := kv.Get(ctx, key); {

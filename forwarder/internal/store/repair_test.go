@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
@@ -33,7 +34,7 @@ func TestRepairSince(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := natstest.Start(t, "", 0)
-			cfg := DefaultConfig()
+			cfg := defaultConfig()
 			cfg.Dedup.RepairMax = tt.repairMax
 			core, logs := observer.New(zapcore.InfoLevel)
 			b := runBroker(t, ns.ClientURL(), cfg, zap.New(core), nil)
@@ -59,7 +60,7 @@ func TestRepairSince(t *testing.T) {
 					got.scanned, got.repaired, got.ids, tt.wantScanned, len(tt.wantRepaired), tt.wantRepaired)
 			}
 			for _, id := range tt.wantRepaired {
-				if _, err := kv.Get(ctx, KVKey(id)); err != nil {
+				if _, err := kv.Get(ctx, adminapi.KVKey(id)); err != nil {
 					t.Errorf("mark of %q: got %v, want it created", id, err)
 				}
 			}
@@ -73,18 +74,18 @@ func TestRepairSince(t *testing.T) {
 
 // publishAsCrashed stores an event with Nats-Msg-Id id (none when empty),
 // and its mark only when marked.
-func publishAsCrashed(ctx context.Context, t *testing.T, b *natsBroker, id string, marked bool) {
+func publishAsCrashed(ctx context.Context, t *testing.T, b *Broker, id string, marked bool) {
 	t.Helper()
 	header := map[string][]string{}
 	if id != "" {
 		header[jetstream.MsgIDHeader] = []string{id}
 	}
-	ack, err := b.Publish(ctx, "zautic.message.sent", header, []byte(`{}`))
+	seq, _, err := b.Publish(ctx, "zautic.message.sent", header, []byte(`{}`))
 	if err != nil {
 		t.Fatalf("publish %q: %v", id, err)
 	}
 	if marked {
-		if err := b.Mark(ctx, KVKey(id), ack.Seq); err != nil {
+		if err := b.Mark(ctx, adminapi.KVKey(id), seq); err != nil {
 			t.Fatalf("mark %q: %v", id, err)
 		}
 	}
@@ -98,7 +99,7 @@ func TestRepairAfterReconnect(t *testing.T) {
 	ns := natstest.Start(t, dir, 0)
 	port := ns.Addr().(*net.TCPAddr).Port
 	core, logs := observer.New(zapcore.InfoLevel)
-	b := runBroker(t, ns.ClientURL(), DefaultConfig(), zap.New(core), nil)
+	b := runBroker(t, ns.ClientURL(), defaultConfig(), zap.New(core), nil)
 	waitRepairs(t, logs, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 )
 
-func placement(cfg brokerConfig) *jetstream.Placement {
+func placement(cfg Config) *jetstream.Placement {
 	p := cfg.Stream.Placement
 	if p.Cluster == "" && len(p.Tags) == 0 {
 		return nil
@@ -20,7 +20,7 @@ func placement(cfg brokerConfig) *jetstream.Placement {
 
 // streamConfig is the stream the forwarder publishes to: every subject under
 // the prefix, on disk.
-func streamConfig(cfg brokerConfig) jetstream.StreamConfig {
+func streamConfig(cfg Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        cfg.Stream.Name,
 		Description: "Zautic webhook events, forwarded by zautic-forwarder",
@@ -33,7 +33,7 @@ func streamConfig(cfg brokerConfig) jetstream.StreamConfig {
 	}
 }
 
-func bucketConfig(cfg brokerConfig) jetstream.KeyValueConfig {
+func bucketConfig(cfg Config) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      cfg.Dedup.Bucket,
 		Description: "Zautic deliveries already forwarded",
@@ -130,4 +130,11 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 	}
 	log.Warn("KV bucket settings changed to match the configuration", zap.String("bucket", want.Bucket), zap.Strings("changes", changes))
 	return kv, nil
+}
+
+// Resources returns the event stream, the dedup bucket and the quarantine
+// stream as cfg asks for them: what stream.manage creates, and what an
+// operator creates without it.
+func Resources(cfg Config) (jetstream.StreamConfig, jetstream.KeyValueConfig, jetstream.StreamConfig) {
+	return streamConfig(cfg), bucketConfig(cfg), quarantineStreamConfig(cfg)
 }

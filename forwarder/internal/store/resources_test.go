@@ -1,4 +1,4 @@
-package forwarder
+package store
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func startTestNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
 // and none logs a change.
 func TestEnsureResourcesConverge(t *testing.T) {
 	_, js := startTestNATS(t)
-	cfg := DefaultConfig()
+	cfg := defaultConfig()
 	core, logs := observer.New(zap.InfoLevel)
 	log := zap.New(core)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -47,10 +47,10 @@ func TestEnsureResourcesConverge(t *testing.T) {
 	errs := make(chan error, 16)
 	for range 8 {
 		wg.Go(func() {
-			if err := ensureStream(ctx, js, streamConfig(cfg.brokerConfig()), log); err != nil {
+			if err := ensureStream(ctx, js, streamConfig(cfg), log); err != nil {
 				errs <- err
 			}
-			if _, err := ensureBucket(ctx, js, bucketConfig(cfg.brokerConfig()), log); err != nil {
+			if _, err := ensureBucket(ctx, js, bucketConfig(cfg), log); err != nil {
 				errs <- err
 			}
 		})
@@ -78,17 +78,17 @@ func TestEnsureResourcesConverge(t *testing.T) {
 // not own are kept.
 func TestEnsureStreamLogsChanges(t *testing.T) {
 	_, js := startTestNATS(t)
-	cfg := DefaultConfig()
+	cfg := defaultConfig()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	operator := streamConfig(cfg.brokerConfig())
+	operator := streamConfig(cfg)
 	operator.MaxAge = time.Hour
 	operator.MaxMsgs = 12345
 	if _, err := js.CreateStream(ctx, operator); err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.InfoLevel)
-	if err := ensureStream(ctx, js, streamConfig(cfg.brokerConfig()), zap.New(core)); err != nil {
+	if err := ensureStream(ctx, js, streamConfig(cfg), zap.New(core)); err != nil {
 		t.Fatal(err)
 	}
 	warned := logs.FilterMessage("stream settings changed to match the configuration").All()
@@ -112,9 +112,9 @@ func TestEnsureStreamLogsChanges(t *testing.T) {
 // checks existence only, never changes a stream, and reports what is missing.
 func TestUnmanagedResourcesUntouched(t *testing.T) {
 	ns, js := startTestNATS(t)
-	cfg := DefaultConfig()
+	cfg := defaultConfig()
 	cfg.Stream.Manage = false
-	b, err := connectBroker(ns.ClientURL(), cfg.brokerConfig(), zap.NewNop(), nil)
+	b, err := Connect(ns.ClientURL(), cfg, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC"`) {
 		t.Fatalf("ready with nothing created: got %v, want the missing stream named", err)
 	}
-	operator := streamConfig(cfg.brokerConfig())
+	operator := streamConfig(cfg)
 	operator.MaxAge = time.Hour
 	if _, err := js.CreateStream(ctx, operator); err != nil {
 		t.Fatal(err)
@@ -135,14 +135,14 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: KV bucket "zautic-dedup"`) {
 		t.Fatalf("ready without bucket: got %v, want the missing bucket named", err)
 	}
-	if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg.brokerConfig())); err != nil {
+	if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
 	b.check(ctx)
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC_QUARANTINE"`) {
 		t.Fatalf("ready without the quarantine stream: got %v, want it named", err)
 	}
-	if _, err := js.CreateStream(ctx, quarantineStreamConfig(cfg.brokerConfig())); err != nil {
+	if _, err := js.CreateStream(ctx, quarantineStreamConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
 	b.check(ctx)

@@ -1,12 +1,27 @@
-package forwarder
+package telemetry
 
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
+
+// LogConfig configures zap.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+	// FlushInterval buffers log writes for at most this long; 0 writes each
+	// line at once.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// DefaultLogConfig returns the log section's defaults.
+func DefaultLogConfig() LogConfig {
+	return LogConfig{Level: "info", Format: "json", FlushInterval: 100 * time.Millisecond}
+}
 
 // NewLogger builds the process logger: JSON with RFC 3339 times by default,
 // or a console encoder for humans, writing to w. With log.flush_interval set,

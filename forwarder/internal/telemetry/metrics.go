@@ -1,28 +1,29 @@
-package forwarder
+package telemetry
 
 import (
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // Outcomes of a webhook request, the values of the outcome label.
 const (
-	outcomePublished   = "published"
-	outcomeDuplicate   = "duplicate"
-	outcomeIgnored     = "ignored"
-	outcomeRejected    = "rejected"
-	outcomeUnavailable = "unavailable"
-	outcomeOverloaded  = "overloaded"
+	OutcomePublished   = "published"
+	OutcomeDuplicate   = "duplicate"
+	OutcomeIgnored     = "ignored"
+	OutcomeRejected    = "rejected"
+	OutcomeUnavailable = "unavailable"
+	OutcomeOverloaded  = "overloaded"
 )
 
-// metricSet holds the forwarder's Prometheus collectors. A nil *metricSet is
+// Metrics holds the forwarder's Prometheus collectors. A nil *Metrics is
 // valid and records nothing, which keeps tests that do not look at metrics
 // free of registries.
-type metricSet struct {
+type Metrics struct {
 	requests        *prometheus.CounterVec
 	published       *prometheus.CounterVec
 	requestLatency  prometheus.Histogram
@@ -40,11 +41,11 @@ type metricSet struct {
 	quarantine      quarantineMetrics
 }
 
-// newMetricSet creates the collectors and registers them, with the Go and
+// NewMetrics creates the collectors and registers them, with the Go and
 // process collectors, on reg.
-func newMetricSet(reg prometheus.Registerer) *metricSet {
+func NewMetrics(reg prometheus.Registerer, labelled [][2]string) *Metrics {
 	const ns = "zautic_forwarder"
-	m := &metricSet{
+	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "webhook_requests_total",
 			Help: "Webhook requests by outcome; reason is set for rejected requests.",
@@ -98,7 +99,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 	for _, t := range zautic.DocumentedTypes() {
 		m.documentedTypes[t] = true
 	}
-	m.initSeries()
+	m.initSeries(labelled)
 	m.quarantine = newQuarantineMetrics(reg)
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
@@ -108,11 +109,11 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 
 // initSeries creates every series at zero, so that dashboards and alerts
 // see a flat line instead of no data until the first event of each kind.
-func (m *metricSet) initSeries() {
-	for _, outcome := range []string{outcomePublished, outcomeDuplicate, outcomeIgnored, outcomeUnavailable, outcomeOverloaded} {
+func (m *Metrics) initSeries(labelled [][2]string) {
+	for _, outcome := range []string{OutcomePublished, OutcomeDuplicate, OutcomeIgnored, OutcomeUnavailable, OutcomeOverloaded} {
 		m.requests.WithLabelValues(outcome, "")
 	}
-	for _, pair := range labelledOutcomes() {
+	for _, pair := range labelled {
 		m.requests.WithLabelValues(pair[0], pair[1])
 	}
 	for _, t := range append(slices.Clone(zautic.DocumentedTypes()), "other") {
@@ -124,7 +125,7 @@ func (m *metricSet) initSeries() {
 	m.secretReloads.WithLabelValues("error")
 }
 
-func (m *metricSet) request(outcome, reason string, seconds float64) {
+func (m *Metrics) Request(outcome, reason string, seconds float64) {
 	if m == nil {
 		return
 	}
@@ -132,7 +133,7 @@ func (m *metricSet) request(outcome, reason string, seconds float64) {
 	m.requestLatency.Observe(seconds)
 }
 
-func (m *metricSet) eventPublished(eventType string, seconds float64) {
+func (m *Metrics) EventPublished(eventType string, seconds float64) {
 	if m == nil {
 		return
 	}
@@ -143,55 +144,55 @@ func (m *metricSet) eventPublished(eventType string, seconds float64) {
 	m.publishLatency.Observe(seconds)
 }
 
-func (m *metricSet) addInFlight(delta float64) {
+func (m *Metrics) AddInFlight(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
 	}
 }
 
-func (m *metricSet) setBodyMemory(bytes int64) {
+func (m *Metrics) SetBodyMemory(bytes int64) {
 	if m != nil {
 		m.bodyMemory.Set(float64(bytes))
 	}
 }
 
-func (m *metricSet) addConnections(delta float64) {
+func (m *Metrics) AddConnections(delta float64) {
 	if m != nil {
 		m.connections.Add(delta)
 	}
 }
 
-func (m *metricSet) setReady(ready bool) {
+func (m *Metrics) SetReady(ready bool) {
 	if m != nil {
 		m.ready.Set(boolFloat(ready))
 	}
 }
 
-func (m *metricSet) setConnected(connected bool) {
+func (m *Metrics) SetConnected(connected bool) {
 	if m != nil {
 		m.natsConnected.Set(boolFloat(connected))
 	}
 }
 
-func (m *metricSet) reconnected() {
+func (m *Metrics) Reconnected() {
 	if m != nil {
 		m.natsReconnects.Inc()
 	}
 }
 
-func (m *metricSet) dedupError(op string) {
+func (m *Metrics) DedupError(op string) {
 	if m != nil {
 		m.dedupErrors.WithLabelValues(op).Inc()
 	}
 }
 
-func (m *metricSet) markFailed() {
+func (m *Metrics) MarkFailed() {
 	if m != nil {
 		m.markFailures.Inc()
 	}
 }
 
-func (m *metricSet) secretReload(ok bool) {
+func (m *Metrics) SecretReload(ok bool) {
 	if m == nil {
 		return
 	}
@@ -207,4 +208,14 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// RequestTraced is Request with the trace id as the exemplar of the
+// duration observation.
+func (m *Metrics) RequestTraced(outcome, reason string, seconds float64, sc trace.SpanContext) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(outcome, reason).Inc()
+	m.requestLatency.(prometheus.ExemplarObserver).ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": sc.TraceID().String()})
 }

@@ -1,20 +1,39 @@
-package forwarder
+package telemetry
 
 import "github.com/prometheus/client_golang/prometheus"
+
+// Reasons a request is quarantined for: the values of the reason label of
+// zautic_forwarder_quarantined_total and the last token of the subject.
+const (
+	ReasonSignatureMismatch = "signature_mismatch"
+	ReasonTimestampOld      = "timestamp_out_of_tolerance"
+)
+
+// QuarantineReasons are the reasons a rejected request is kept for.
+func QuarantineReasons() []string {
+	return []string{ReasonSignatureMismatch, ReasonTimestampOld}
+}
+
+// Causes of a quarantine drop: the values of the cause label of
+// zautic_forwarder_quarantine_dropped_total.
+const (
+	DropRate  = "rate"
+	DropStore = "store"
+)
 
 // Replay outcomes beyond the request outcomes, and what started a replay:
 // the values of the outcome and trigger labels of
 // zautic_forwarder_quarantine_replayed_total.
 const (
-	outcomeWouldPublish = "would_publish"
+	OutcomeWouldPublish = "would_publish"
 
-	triggerReload = "reload"
-	triggerAdmin  = "admin"
+	TriggerReload = "reload"
+	TriggerAdmin  = "admin"
 )
 
-// replayOutcomes are the outcomes of replaying one entry.
-func replayOutcomes() []string {
-	return []string{outcomePublished, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeUnavailable, outcomeWouldPublish}
+// ReplayOutcomes are the outcomes of replaying one entry.
+func ReplayOutcomes() []string {
+	return []string{OutcomePublished, OutcomeDuplicate, OutcomeIgnored, OutcomeRejected, OutcomeUnavailable, OutcomeWouldPublish}
 }
 
 // quarantineMetrics counts what the quarantine keeps, drops and replays,
@@ -52,13 +71,13 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 		}),
 	}
 	// Every series at zero from the start, like the others.
-	for _, reason := range quarantineReasons() {
+	for _, reason := range QuarantineReasons() {
 		q.quarantined.WithLabelValues(reason)
 	}
-	q.dropped.WithLabelValues(dropRate)
-	q.dropped.WithLabelValues(dropStore)
-	for _, outcome := range replayOutcomes() {
-		for _, trigger := range []string{triggerReload, triggerAdmin} {
+	q.dropped.WithLabelValues(DropRate)
+	q.dropped.WithLabelValues(DropStore)
+	for _, outcome := range ReplayOutcomes() {
+		for _, trigger := range []string{TriggerReload, TriggerAdmin} {
 			q.replayed.WithLabelValues(outcome, trigger)
 		}
 	}
@@ -66,42 +85,42 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 	return q
 }
 
-func (m *metricSet) quarantined(reason string) {
+func (m *Metrics) Quarantined(reason string) {
 	if m != nil {
 		m.quarantine.quarantined.WithLabelValues(reason).Inc()
 	}
 }
 
-func (m *metricSet) quarantineDropped(cause string) {
+func (m *Metrics) QuarantineDropped(cause string) {
 	if m != nil {
 		m.quarantine.dropped.WithLabelValues(cause).Inc()
 	}
 }
 
-func (m *metricSet) replayed(outcome, trigger string) {
+func (m *Metrics) Replayed(outcome, trigger string) {
 	if m != nil {
 		m.quarantine.replayed.WithLabelValues(outcome, trigger).Inc()
 	}
 }
 
-func (m *metricSet) signatureVerified(keyID string) {
+func (m *Metrics) SignatureVerified(keyID string) {
 	if m != nil {
 		m.quarantine.signaturesVerified.WithLabelValues(keyID).Inc()
 	}
 }
 
-// knownKeyIDs creates the key_id series of the configured secrets at zero,
+// KnownKeyIDs creates the key_id series of the configured secrets at zero,
 // so that a secret nobody signs with shows as a flat line.
-func (m *metricSet) knownKeyIDs(keyIDs []string) {
+func (m *Metrics) KnownKeyIDs(ids []string) {
 	if m == nil {
 		return
 	}
-	for _, id := range keyIDs {
+	for _, id := range ids {
 		m.quarantine.signaturesVerified.WithLabelValues(id)
 	}
 }
 
-func (m *metricSet) setQuarantineEntries(n uint64) {
+func (m *Metrics) SetQuarantineEntries(n uint64) {
 	if m != nil {
 		m.quarantine.entries.Set(float64(n))
 	}

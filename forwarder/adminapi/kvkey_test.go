@@ -1,6 +1,8 @@
-package forwarder
+package adminapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,4 +76,25 @@ func TestKVKeyNoCollision(t *testing.T) {
 		}
 		seen[got] = k
 	}
+}
+
+// plainKVKeyRule is the documented rule for a key kept as it is.
+var plainKVKeyRule = regexp.MustCompile(`^[A-Za-z0-9_=-]{1,128}$`)
+
+func FuzzKVKey(f *testing.F) {
+	for _, seed := range []string{"dlv_1", "", "a.b", "dlv 1", "délivery", strings.Repeat("k", 128), strings.Repeat("k", 129), "sha256." + strings.Repeat("0", 64)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		got := KVKey(key)
+		assertValidKVKey(t, got)
+		want := key
+		if !plainKVKeyRule.MatchString(key) {
+			sum := sha256.Sum256([]byte(key))
+			want = "sha256." + hex.EncodeToString(sum[:])
+		}
+		if got != want {
+			t.Fatalf("KVKey(%q): got %q, want %q", key, got, want)
+		}
+	})
 }

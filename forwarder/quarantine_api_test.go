@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+	"go.uber.org/zap/zaptest"
 )
 
 func TestQuarantineAPI(t *testing.T) {
@@ -38,7 +42,7 @@ func TestQuarantineAPI(t *testing.T) {
 			t.Errorf("entry field %s: missing in %v", field, first)
 		}
 	}
-	if first["delivery_id"] != "dlv_api_0" || first["event_type"] != "message.delivered" || first["reason"] != reasonSignatureMismatch {
+	if first["delivery_id"] != "dlv_api_0" || first["event_type"] != "message.delivered" || first["reason"] != telemetry.ReasonSignatureMismatch {
 		t.Errorf("first entry: got %v, want dlv_api_0, message.delivered, signature_mismatch", first)
 	}
 	if got, want := first["size"], float64(len(testEvent("evt_api_0", "message.delivered"))); got != want {
@@ -80,8 +84,11 @@ func TestQuarantineAPI(t *testing.T) {
 }
 
 func TestQuarantineAPIDisabled(t *testing.T) {
-	admin := newAdminHandler(AdminConfig{}, notReady{}, prometheus.NewRegistry(), quarantineRoutes(nil, time.Minute))
-	h := &quarantineHarness{t: t, admin: admin}
+	handler, err := admin.NewHandler(admin.Parts{Status: notReady{}, WriteTimeout: time.Minute, Gatherer: prometheus.NewRegistry()}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &quarantineHarness{t: t, admin: handler}
 	status, raw := h.adminDo(http.MethodGet, "/quarantine", "", "")
 	if status != http.StatusNotFound || !strings.Contains(string(raw), "quarantine.enabled") {
 		t.Errorf("answer: got %d %s, want 404 naming quarantine.enabled", status, raw)
@@ -90,4 +97,5 @@ func TestQuarantineAPIDisabled(t *testing.T) {
 
 type notReady struct{}
 
-func (notReady) Ready() error { return errNotReady }
+func (notReady) Ready() error                      { return store.ErrNotReady }
+func (notReady) Connection() store.ConnectionState { return store.ConnectionState{Status: "closed"} }

@@ -18,6 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
@@ -38,11 +42,11 @@ func adminGet(t testing.TB, base, path string) (int, string, string) {
 }
 
 // newAdminServer serves newAdminHandler for b with a fresh registry.
-func newAdminServer(t testing.TB, cfg AdminConfig, b readinessChecker) (*httptest.Server, *prometheus.Registry) {
+func newAdminServer(t testing.TB, cfg admin.Config, b telemetry.Readiness) (*httptest.Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	newMetricSet(reg)
-	srv := httptest.NewServer(newAdminHandler(cfg, b, reg))
+	telemetry.NewMetrics(reg, ingest.LabelledOutcomes())
+	srv := httptest.NewServer(newAdminHandler(cfg.Pprof, b, reg))
 	t.Cleanup(srv.Close)
 	return srv, reg
 }
@@ -50,7 +54,7 @@ func newAdminServer(t testing.TB, cfg AdminConfig, b readinessChecker) (*httptes
 // TestAdminEndpoints checks every admin route against a ready broker, with
 // pprof off (the default) and on.
 func TestAdminEndpoints(t *testing.T) {
-	ns, _ := startSecuredNATS(t, nil)
+	ns := natstest.Start(t, "", 0)
 	cfg := DefaultConfig()
 	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
 	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, b.Ready)
@@ -77,7 +81,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, _ := newAdminServer(t, AdminConfig{Pprof: tt.pprof}, b)
+			srv, _ := newAdminServer(t, admin.Config{Pprof: tt.pprof}, b)
 			req, err := http.NewRequest(tt.method, srv.URL+tt.path, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -132,10 +136,10 @@ func wantReadyz(t testing.TB, base string, status int, reason string) {
 // same port and store: /readyz answers 503 with a JSON reason while it is
 // gone and 200 again once the broker is back, without any restart.
 func TestReadyzFollowsTheConnection(t *testing.T) {
-	ns, _ := startSecuredNATS(t, nil)
+	ns := natstest.Start(t, "", 0)
 	port, storeDir := ns.Addr().(*net.TCPAddr).Port, ns.JetStreamConfig().StoreDir
 	b := runBroker(t, ns.ClientURL(), DefaultConfig(), zaptest.NewLogger(t), nil)
-	srv, _ := newAdminServer(t, AdminConfig{}, b)
+	srv, _ := newAdminServer(t, admin.Config{}, b)
 	wantReadyz(t, srv.URL, http.StatusOK, "")
 
 	ns.Shutdown()
@@ -145,7 +149,7 @@ func TestReadyzFollowsTheConnection(t *testing.T) {
 		t.Errorf("healthz while NATS is down: got %d, want 200 (the process still serves)", status)
 	}
 
-	startSecuredNATS(t, func(o *server.Options) { o.Port, o.StoreDir = port, storeDir })
+	natstest.Start(t, storeDir, port)
 	wantReadyz(t, srv.URL, http.StatusOK, "")
 }
 
@@ -169,7 +173,7 @@ func TestReadyzFollowsTheResources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Each case waits for a periodic check; they overlap.
 			t.Parallel()
-			ns, _ := startSecuredNATS(t, nil)
+			ns := natstest.Start(t, "", 0)
 			js := testJetStream(t, ns.ClientURL())
 			cfg := DefaultConfig()
 			cfg.Stream.Manage = tt.manage
@@ -177,7 +181,7 @@ func TestReadyzFollowsTheResources(t *testing.T) {
 			defer cancel()
 			createResources(t, ctx, js, cfg)
 			b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
-			srv, _ := newAdminServer(t, AdminConfig{}, b)
+			srv, _ := newAdminServer(t, admin.Config{}, b)
 			wantReadyz(t, srv.URL, http.StatusOK, "")
 
 			if err := tt.remove(ctx, js, cfg); err != nil {
@@ -203,13 +207,14 @@ func deleteBucket(ctx context.Context, js jetstream.JetStream, cfg Config) error
 
 func createResources(t testing.TB, ctx context.Context, js jetstream.JetStream, cfg Config) {
 	t.Helper()
-	if _, err := js.CreateOrUpdateStream(ctx, streamConfig(cfg.brokerConfig())); err != nil {
+	stream, bucket, quarantine := store.Resources(cfg.storeConfig())
+	if _, err := js.CreateOrUpdateStream(ctx, stream); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(cfg.brokerConfig())); err != nil {
+	if _, err := js.CreateOrUpdateKeyValue(ctx, bucket); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, quarantineStreamConfig(cfg.brokerConfig())); err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, quarantine); err != nil {
 		t.Fatalf("create quarantine stream: %v", err)
 	}
 }
@@ -243,11 +248,11 @@ func testJetStream(t testing.TB, url string) jetstream.JetStream {
 // check loop is stopped: every answer is 200 and the server sees no
 // JetStream API request, so probes cost nothing on the NATS side.
 func TestReadyzIsAnsweredFromState(t *testing.T) {
-	ns, _ := startSecuredNATS(t, nil)
+	ns := natstest.Start(t, "", 0)
 	cfg := DefaultConfig()
 	cfg.NATS.URL = ns.ClientURL()
 	b := checkedOnceBroker(t, cfg, zaptest.NewLogger(t), nil)
-	srv, _ := newAdminServer(t, AdminConfig{}, b)
+	srv, _ := newAdminServer(t, admin.Config{}, b)
 
 	before := jetStreamAPIRequests(t, ns)
 	const probes = 50

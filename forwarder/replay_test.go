@@ -21,7 +21,16 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/internal/promtest"
+	"github.com/zautic/zautic-forwarder/internal/testfile"
 
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -36,11 +45,12 @@ const (
 type quarantineHarness struct {
 	t           testing.TB
 	cfg         Config
-	secrets     *secretSet
+	secrets     *secrets.Set
 	secretsFile string
-	broker      *natsBroker
-	handler     *webhookHandler
-	replayer    *replayer
+	broker      *store.Broker
+	handler     *ingest.Handler
+	reader      *quarantine.Reader
+	replayer    *quarantine.Replayer
 	web         *echo.Echo
 	admin       http.Handler
 	js          jetstream.JetStream
@@ -52,7 +62,7 @@ func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarn
 	ns := natstest.Start(t, "", 0)
 	h := &quarantineHarness{t: t, cfg: DefaultConfig(), registry: prometheus.NewRegistry()}
 	h.cfg.NATS.URL = ns.ClientURL()
-	h.secretsFile = writeTestFile(t, t.TempDir(), "secrets", []byte(secretA+"\n"))
+	h.secretsFile = testfile.Write(t, t.TempDir(), "secrets", []byte(secretA+"\n"))
 	h.cfg.Webhook.SecretsFile = h.secretsFile
 	if configure != nil {
 		configure(&h.cfg)
@@ -62,18 +72,27 @@ func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarn
 	if tt, ok := t.(*testing.T); ok {
 		log = zaptest.NewLogger(tt)
 	}
-	m := newMetricSet(h.registry)
+	m := telemetry.NewMetrics(h.registry, ingest.LabelledOutcomes())
 	var err error
-	if h.secrets, err = newSecrets(h.cfg.Webhook); err != nil {
+	if h.secrets, err = secrets.New(h.cfg.Webhook); err != nil {
 		t.Fatal(err)
 	}
 	h.broker = runBroker(t, ns.ClientURL(), h.cfg, log, m)
 	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, h.broker.Ready)
-	h.handler = newWebhookHandler(h.cfg.handlerConfig(), h.secrets, h.broker, log, m)
-	h.handler.keep = newQuarantiner(h.cfg, h.broker, log, m)
-	h.replayer = newReplayer(h.handler, h.broker)
-	h.web = newWebhookServer(h.cfg.HTTP, h.handler, m)
-	h.admin = newAdminHandler(h.cfg.Admin, h.broker, h.registry, quarantineRoutes(h.replayer, h.cfg.HTTP.WriteTimeout))
+	h.handler = ingest.NewHandler(h.cfg.ingestConfig(), h.secrets, h.broker, log, m, nil)
+	if h.cfg.Quarantine.Enabled {
+		h.handler.KeepRejected(quarantine.NewKeeper(h.cfg.Quarantine, h.cfg.NATS.PublishTimeout, h.broker, log, m))
+		h.reader = quarantine.NewReader(h.broker.JetStream(), h.cfg.Quarantine)
+		h.replayer = quarantine.NewReplayer(h.handler, h.reader, h.cfg.NATS.PublishTimeout, log, m)
+	}
+	h.web = ingest.NewServer(h.cfg.HTTP, h.handler, m)
+	h.admin, err = admin.NewHandler(admin.Parts{
+		Config: h.cfg.Admin, Status: h.broker, Replayer: h.replayer, WriteTimeout: h.cfg.HTTP.WriteTimeout, Gatherer: h.registry,
+		Inspector: admin.NewInspector(h.broker.JetStream(), admin.InspectConfig{Stream: h.cfg.Stream.Name, Bucket: h.cfg.Dedup.Bucket}, h.broker.Ready),
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -143,8 +162,8 @@ func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
 		quarantined bool
 		reason      string
 	}{
-		{"unknown secret", secretB, now, http.StatusBadRequest, true, reasonSignatureMismatch},
-		{"old timestamp", secretA, now.Add(-time.Hour), http.StatusBadRequest, true, reasonTimestampOld},
+		{"unknown secret", secretB, now, http.StatusBadRequest, true, telemetry.ReasonSignatureMismatch},
+		{"old timestamp", secretA, now.Add(-time.Hour), http.StatusBadRequest, true, telemetry.ReasonTimestampOld},
 		{"valid", secretA, now, http.StatusOK, false, ""},
 	}
 	for i, tt := range tests {
@@ -158,7 +177,7 @@ func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
 			}
 		})
 	}
-	entries, err := h.broker.QuarantineEntries(context.Background(), quarantineFilter{Limit: 10, Bodies: true})
+	entries, err := h.reader.Entries(context.Background(), quarantine.Filter{Limit: 10, Bodies: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +191,8 @@ func TestRejectedDeliveriesAreQuarantined(t *testing.T) {
 		if got, want := e.Header.Get(zautic.RequestDeliveryIDHeader), "dlv_q_"+strconv.Itoa(i); got != want {
 			t.Errorf("entry %d delivery id: got %q, want %q", i, got, want)
 		}
-		if e.Header.Get(zautic.RequestSignatureHeader) == "" || receivedAt(e).IsZero() {
-			t.Errorf("entry %d headers: got %v, want the signature and %s", i, e.Header, quarantineReceivedAtHeader)
+		if e.Header.Get(zautic.RequestSignatureHeader) == "" || quarantine.ReceivedAt(e).IsZero() {
+			t.Errorf("entry %d headers: got %v, want the signature and %s", i, e.Header, store.ReceivedAtHeader)
 		}
 		if got, want := string(e.Body), string(testEvent("evt_q_"+strconv.Itoa(i), "message.delivered")); got != want {
 			t.Errorf("entry %d body: got %q, want %q", i, got, want)
@@ -221,7 +240,7 @@ func TestQuarantineRateLimit(t *testing.T) {
 	if kept != 3 {
 		t.Errorf("kept: got %d, want 3 (the burst)", kept)
 	}
-	if got := metricValue(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "rate"}); got != 7 {
+	if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "rate"}); got != 7 {
 		t.Errorf("dropped for rate: got %v, want 7", got)
 	}
 }
@@ -229,7 +248,7 @@ func TestQuarantineRateLimit(t *testing.T) {
 // storeEntry quarantines a request directly, with headers the test chose.
 func (h *quarantineHarness) storeEntry(header http.Header, body []byte) uint64 {
 	h.t.Helper()
-	seq, err := h.broker.Quarantine(context.Background(), reasonSignatureMismatch, header, body)
+	seq, err := h.broker.Quarantine(context.Background(), telemetry.ReasonSignatureMismatch, header, body)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -242,7 +261,7 @@ func entryHeader(secret string, signedAt, receivedAt time.Time, deliveryID strin
 	h := http.Header{}
 	h.Set(zautic.RequestSignatureHeader, zautic.Sign([]byte(secret), signedAt.Unix(), body))
 	h.Set(zautic.RequestDeliveryIDHeader, deliveryID)
-	h.Set(quarantineReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
+	h.Set(store.ReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
 	return h
 }
 
@@ -254,7 +273,7 @@ func TestReplayInputs(t *testing.T) {
 		name        string
 		header      func() http.Header
 		body        []byte
-		req         ReplayRequest
+		req         adminapi.ReplayRequest
 		wantOutcome string
 		wantReason  string
 		wantStays   bool
@@ -263,45 +282,45 @@ func TestReplayInputs(t *testing.T) {
 			hd := entryHeader(secretA, arrived, arrived, "dlv_in_1", body)
 			hd.Del(zautic.RequestSignatureHeader)
 			return hd
-		}, body, ReplayRequest{}, outcomeRejected, "signature_missing", true},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomeRejected, "signature_missing", true},
 		{"received-at missing", func() http.Header {
 			hd := entryHeader(secretA, arrived, arrived, "dlv_in_2", body)
-			hd.Del(quarantineReceivedAtHeader)
+			hd.Del(store.ReceivedAtHeader)
 			return hd
-		}, body, ReplayRequest{}, outcomeRejected, "received_at_malformed", true},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomeRejected, "received_at_malformed", true},
 		{"received-at malformed", func() http.Header {
 			hd := entryHeader(secretA, arrived, arrived, "dlv_in_3", body)
-			hd.Set(quarantineReceivedAtHeader, "yesterday")
+			hd.Set(store.ReceivedAtHeader, "yesterday")
 			return hd
-		}, body, ReplayRequest{}, outcomeRejected, "received_at_malformed", true},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomeRejected, "received_at_malformed", true},
 		{"body altered", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_4", body)
-		}, testEvent("evt_in_altered", "message.delivered"), ReplayRequest{}, outcomeRejected, reasonSignatureMismatch, true},
+		}, testEvent("evt_in_altered", "message.delivered"), adminapi.ReplayRequest{}, telemetry.OutcomeRejected, telemetry.ReasonSignatureMismatch, true},
 		{"secret still unknown", func() http.Header {
 			return entryHeader(secretB, arrived, arrived, "dlv_in_5", body)
-		}, body, ReplayRequest{}, outcomeRejected, reasonSignatureMismatch, true},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomeRejected, telemetry.ReasonSignatureMismatch, true},
 		{"stale when it arrived", func() http.Header {
 			return entryHeader(secretA, arrived.Add(-time.Hour), arrived, "dlv_in_6", body)
-		}, body, ReplayRequest{}, outcomeRejected, reasonTimestampOld, true},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomeRejected, telemetry.ReasonTimestampOld, true},
 		{"stale, dry run ignoring tolerance", func() http.Header {
 			return entryHeader(secretA, arrived.Add(-time.Hour), arrived, "dlv_in_7", body)
-		}, body, ReplayRequest{IgnoreTolerance: true, DryRun: true}, outcomeWouldPublish, "", true},
+		}, body, adminapi.ReplayRequest{IgnoreTolerance: true, DryRun: true}, telemetry.OutcomeWouldPublish, "", true},
 		{"type not allowed", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_8", testEvent("evt_in_8", "device.connected"))
-		}, testEvent("evt_in_8", "device.connected"), ReplayRequest{}, outcomeIgnored, "", false},
+		}, testEvent("evt_in_8", "device.connected"), adminapi.ReplayRequest{}, telemetry.OutcomeIgnored, "", false},
 		{"fresh when it arrived, hours ago", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_9", body)
-		}, body, ReplayRequest{}, outcomePublished, "", false},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomePublished, "", false},
 		{"same delivery again", func() http.Header {
 			return entryHeader(secretA, arrived, arrived, "dlv_in_9", body)
-		}, body, ReplayRequest{}, outcomeDuplicate, "", false},
+		}, body, adminapi.ReplayRequest{}, telemetry.OutcomeDuplicate, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			seq := h.storeEntry(tt.header(), tt.body)
 			req := tt.req
 			req.Seqs = []uint64{seq}
-			answer, err := h.replayer.Replay(context.Background(), req, triggerAdmin)
+			answer, err := h.replayer.Replay(context.Background(), req, telemetry.TriggerAdmin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +328,7 @@ func TestReplayInputs(t *testing.T) {
 			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
 				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
 			}
-			_, err = h.broker.QuarantinedEntry(context.Background(), seq)
+			_, err = h.reader.Entry(context.Background(), seq)
 			if stays := err == nil; stays != tt.wantStays {
 				t.Errorf("entry stays: got %v, want %v", stays, tt.wantStays)
 			}
@@ -322,12 +341,12 @@ func TestReplayInputs(t *testing.T) {
 
 func TestReplayNotFound(t *testing.T) {
 	h := newQuarantineHarness(t, nil)
-	answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{42}}, triggerAdmin)
+	answer, err := h.replayer.Replay(context.Background(), adminapi.ReplayRequest{Seqs: []uint64{42}}, telemetry.TriggerAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := answer.Results[0].Outcome; got != outcomeNotFound {
-		t.Errorf("outcome: got %s, want %s", got, outcomeNotFound)
+	if got := answer.Results[0].Outcome; got != adminapi.OutcomeNotFound {
+		t.Errorf("outcome: got %s, want %s", got, adminapi.OutcomeNotFound)
 	}
 }
 
@@ -339,7 +358,7 @@ func TestReplayAfterSecretChange(t *testing.T) {
 		}
 	}
 	h.setSecrets(secretA, secretB)
-	auto := newAutoReplayer(h.replayer, h.broker.Ready, zaptest.NewLogger(t))
+	auto := quarantine.NewAutoReplayer(h.replayer, h.broker.Ready, zaptest.NewLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -359,32 +378,11 @@ func TestReplayAfterSecretChange(t *testing.T) {
 		}
 		return nil
 	})
-	if got := metricValue(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": outcomePublished, "trigger": triggerReload}); got != 5 {
+	if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": telemetry.OutcomePublished, "trigger": telemetry.TriggerReload}); got != 5 {
 		t.Errorf("replayed published: got %v, want 5", got)
 	}
-	if got := metricValue(t, h.registry, "zautic_forwarder_signatures_verified_total", map[string]string{"key_id": KeyID([]byte(secretB))}); got != 5 {
+	if got := promtest.Value(t, h.registry, "zautic_forwarder_signatures_verified_total", map[string]string{"key_id": secrets.KeyID([]byte(secretB))}); got != 5 {
 		t.Errorf("verified with B: got %v, want 5", got)
-	}
-}
-
-func TestSameSecretSet(t *testing.T) {
-	a, b, c := []byte("a"), []byte("b"), []byte("c")
-	tests := []struct {
-		name     string
-		before   [][]byte
-		after    [][]byte
-		wantSame bool
-	}{
-		{"equal", [][]byte{a, b}, [][]byte{a, b}, true},
-		{"reordered", [][]byte{a, b}, [][]byte{b, a}, true},
-		{"repeated", [][]byte{a, b}, [][]byte{a, b, a}, true},
-		{"added", [][]byte{a}, [][]byte{a, b}, false},
-		{"replaced", [][]byte{a, b}, [][]byte{a, c}, false},
-	}
-	for _, tt := range tests {
-		if got := sameSecretSet(tt.before, tt.after); got != tt.wantSame {
-			t.Errorf("%s: got %v, want %v", tt.name, got, tt.wantSame)
-		}
 	}
 }
 
@@ -407,31 +405,56 @@ func FuzzReplayEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, signature, receivedAtValue string, ignoreTolerance, dryRun bool) {
 		header := http.Header{}
 		header.Set(zautic.RequestSignatureHeader, signature)
-		header.Set(quarantineReceivedAtHeader, receivedAtValue)
-		seq, err := h.broker.Quarantine(context.Background(), reasonSignatureMismatch, header, body)
+		header.Set(store.ReceivedAtHeader, receivedAtValue)
+		seq, err := h.broker.Quarantine(context.Background(), telemetry.ReasonSignatureMismatch, header, body)
 		if err != nil {
 			t.Skip("not storable:", err)
 		}
-		answer, err := h.replayer.Replay(context.Background(), ReplayRequest{Seqs: []uint64{seq}, IgnoreTolerance: ignoreTolerance, DryRun: dryRun}, triggerAdmin)
+		answer, err := h.replayer.Replay(context.Background(), adminapi.ReplayRequest{Seqs: []uint64{seq}, IgnoreTolerance: ignoreTolerance, DryRun: dryRun}, telemetry.TriggerAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res := answer.Results[0]
-		if !slices.Contains(replayOutcomes(), res.Outcome) {
-			t.Fatalf("outcome: got %q, want one of %v", res.Outcome, replayOutcomes())
+		if !slices.Contains(telemetry.ReplayOutcomes(), res.Outcome) {
+			t.Fatalf("outcome: got %q, want one of %v", res.Outcome, telemetry.ReplayOutcomes())
 		}
 		arrived, parseErr := time.Parse(time.RFC3339Nano, receivedAtValue)
 		if parseErr != nil && res.Reason != "received_at_malformed" {
-			t.Fatalf("malformed %s %q: got %s/%s, want rejected received_at_malformed", quarantineReceivedAtHeader, receivedAtValue, res.Outcome, res.Reason)
+			t.Fatalf("malformed %s %q: got %s/%s, want rejected received_at_malformed", store.ReceivedAtHeader, receivedAtValue, res.Outcome, res.Reason)
 		}
 		tolerance := h.cfg.Webhook.Tolerance
 		if ignoreTolerance {
 			tolerance = 0
 		}
-		if res.Outcome == outcomePublished || res.Outcome == outcomeWouldPublish {
+		if res.Outcome == telemetry.OutcomePublished || res.Outcome == telemetry.OutcomeWouldPublish {
 			if _, err := zautic.VerifySignature(body, signature, h.secrets.Current(), tolerance, arrived); err != nil {
 				t.Fatalf("got %s for an entry that does not verify: %v", res.Outcome, err)
 			}
 		}
 	})
+}
+
+// TestDisabledQuarantineIsNotPartOfReadiness: with quarantine.enabled false
+// and stream.manage false, the stream and the bucket are all it takes to be
+// ready, and a forged request is a plain 400.
+func TestDisabledQuarantineIsNotPartOfReadiness(t *testing.T) {
+	h := newQuarantineHarness(t, func(c *Config) {
+		c.Quarantine.Enabled = false
+	})
+	if _, err := h.js.Stream(context.Background(), h.cfg.Quarantine.Stream); err == nil {
+		t.Errorf("quarantine stream %s exists, want none while disabled", h.cfg.Quarantine.Stream)
+	}
+	status, answer := h.post(secretB, time.Now(), "dlv_disabled", testEvent("evt_disabled", "message.delivered"))
+	if status != 400 || answer["quarantined"] != nil {
+		t.Errorf("answer: got %d %v, want 400 without quarantined", status, answer)
+	}
+
+	unmanaged := h.cfg
+	unmanaged.Stream.Manage = false
+	b := runBroker(t, h.cfg.NATS.URL, unmanaged, zap.NewNop(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.CheckNow(ctx); err != nil {
+		t.Errorf("unmanaged, quarantine disabled: got %v, want ready", err)
+	}
 }

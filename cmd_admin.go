@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+)
+
+// The admin commands (quarantine, deliveries) talk to a forwarder's admin
+// listener through an adminapi.Client configured by these flags.
+
+// adminTokenEnv is where the admin commands find admin.token by default.
+const adminTokenEnv = envPrefix + "_ADMIN_TOKEN"
+
+// adminClient is the flags of an admin command and the client they make.
+type adminClient struct {
+	api  adminapi.Client
+	json bool
+}
+
+func (a *adminClient) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.api.BaseURL, "admin-url", adminapi.DefaultURL, "the forwarder's admin listener")
+	cmd.Flags().StringVar(&a.api.Token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
+	cmd.Flags().DurationVar(&a.api.Timeout, "timeout", 2*time.Minute, "timeout of the request")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print the answer as JSON")
+}
+
+// client is the API client with the token from the environment when the
+// flag leaves it empty.
+func (a *adminClient) client() *adminapi.Client {
+	c := a.api
+	c.Token = cmp.Or(c.Token, os.Getenv(adminTokenEnv))
+	return &c
+}
+
+// show GETs path from the admin API and prints the answer with table, or
+// as the API's JSON with --json.
+func show[T any](ctx context.Context, a *adminClient, w io.Writer, path string, table func(io.Writer, T) error) error {
+	var answer T
+	raw, err := a.client().Do(ctx, http.MethodGet, path, nil, &answer)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return printIndented(w, raw)
+	}
+	return table(w, answer)
+}
+
+func printIndented(w io.Writer, raw []byte) error {
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return fmt.Errorf("admin API answer is not JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err := out.WriteTo(w)
+	return err
+}

@@ -1,0 +1,55 @@
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+)
+
+// Config configures the probe, metrics, pprof and inspector listener.
+type Config struct {
+	Addr  string `yaml:"addr"`
+	Pprof bool   `yaml:"pprof"`
+	// Token, and the content of TokenFile, are the Bearer tokens the admin
+	// paths that return or change data accept; both empty leaves them open.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// DefaultConfig returns the admin section's defaults.
+func DefaultConfig() Config {
+	return Config{Addr: ":9090"}
+}
+
+// Parts are what the admin listener serves.
+type Parts struct {
+	Config Config
+	View   View
+	// Status is the webhook path's: /readyz and the overview report it.
+	Status    Status
+	Inspector *Inspector
+	// Replayer serves the quarantine API; nil when the quarantine is off.
+	Replayer *quarantine.Replayer
+	// WriteTimeout is http.write_timeout: a replay stops starting entries
+	// after three quarters of it, so that its answer is still written.
+	WriteTimeout time.Duration
+	Gatherer     prometheus.Gatherer
+}
+
+// NewHandler returns the admin listener's handler: the probes, /metrics,
+// pprof when enabled, the quarantine API and the delivery inspector,
+// behind admin.token when one is set. An unreadable or empty
+// admin.token_file is an error.
+func NewHandler(p Parts, log *zap.Logger) (http.Handler, error) {
+	token, err := newAdminToken(p.Config, log)
+	if err != nil {
+		return nil, err
+	}
+	routes := telemetry.NewProbes(p.Config.Pprof, p.Status, p.Gatherer, quarantineRoutes(p.Replayer, p.WriteTimeout))
+	return newAdminConsole(p.View, routes, p.Status, p.Inspector, p.Gatherer, token), nil
+}

@@ -1,0 +1,49 @@
+package ingest
+
+import (
+	"context"
+	"time"
+)
+
+// Redelivery is a request kept earlier, run again through the request path
+// (the quarantine's replay).
+type Redelivery struct {
+	DeliveryID string
+	ReceivedAt time.Time // the tolerance is measured at this time
+	Signature  string    // the request's X-Zautic-Signature
+	Body       []byte
+	// IgnoreTolerance skips the timestamp check.
+	IgnoreTolerance bool
+	// DryRun looks up and changes nothing: a new event ends would_publish.
+	DryRun bool
+}
+
+// Redelivered is what became of a Redelivery: the outcome label (with the
+// reason label and the error of a failed one) and what the event became.
+type Redelivered struct {
+	Outcome string
+	Reason  string
+	Err     error
+	EventID string
+	Subject string
+	Seq     uint64 // the stream sequence; 0 unless published
+	KeyID   string // the key id of the secret that matched
+}
+
+// Redeliver runs r through the rest of the request path: verify, parse,
+// subject, allow, dedup, publish, mark. It records no request metric and
+// writes no delivery log line: the caller reports its own.
+func (h *Handler) Redeliver(ctx context.Context, r Redelivery) Redelivered {
+	d := &delivery{requestID: "replay", deliveryID: r.DeliveryID, receivedAt: r.ReceivedAt, dryRun: r.DryRun}
+	tolerance := h.cfg.Tolerance
+	if r.IgnoreTolerance {
+		tolerance = 0
+	}
+	err := h.deliver(ctx, d, r.Body, r.Signature, tolerance)
+	out := Redelivered{Outcome: d.outcome, Err: err, EventID: d.event.ID, Subject: d.subject, Seq: d.ack.Seq, KeyID: d.keyID}
+	if err != nil {
+		rej := classify(err)
+		out.Outcome, out.Reason = rej.outcome, rej.reason
+	}
+	return out
+}

@@ -1,0 +1,114 @@
+package store
+
+import "time"
+
+// NATSConfig says where NATS is, or how to embed it, and how to authenticate.
+type NATSConfig struct {
+	URL            string         `yaml:"url"`
+	Name           string         `yaml:"name"`
+	PublishTimeout time.Duration  `yaml:"publish_timeout"`
+	ConnectTimeout time.Duration  `yaml:"connect_timeout"`
+	CredsFile      string         `yaml:"creds_file"`
+	NKeyFile       string         `yaml:"nkey_file"`
+	Token          string         `yaml:"token"`
+	User           string         `yaml:"user"`
+	Password       string         `yaml:"password"`
+	TLS            TLSConfig      `yaml:"tls"`
+	Embedded       EmbeddedConfig `yaml:"embedded"`
+}
+
+// TLSConfig holds file paths for TLS to NATS; cert and key enable mutual TLS.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// EmbeddedConfig configures the in-process nats-server used when nats.url is
+// empty.
+type EmbeddedConfig struct {
+	Listen   string `yaml:"listen"`
+	StoreDir string `yaml:"store_dir"`
+	// SyncInterval is "always" (fsync before every PubAck) or a duration
+	// between background fsyncs; see syncPolicy.
+	SyncInterval string `yaml:"sync_interval"`
+}
+
+// StreamConfig describes the JetStream stream events are published to.
+type StreamConfig struct {
+	Name            string          `yaml:"name"`
+	SubjectPrefix   string          `yaml:"subject_prefix"`
+	Manage          bool            `yaml:"manage"`
+	MaxAge          time.Duration   `yaml:"max_age"`
+	DuplicateWindow time.Duration   `yaml:"duplicate_window"`
+	Replicas        int             `yaml:"replicas"`
+	Placement       PlacementConfig `yaml:"placement"`
+}
+
+// PlacementConfig pins the stream and bucket to a cluster and server tags.
+type PlacementConfig struct {
+	Cluster string   `yaml:"cluster"`
+	Tags    []string `yaml:"tags"`
+}
+
+// DedupConfig describes the KV bucket that remembers forwarded deliveries.
+type DedupConfig struct {
+	Bucket   string        `yaml:"bucket"`
+	TTL      time.Duration `yaml:"ttl"`
+	Key      string        `yaml:"key"`
+	Replicas int           `yaml:"replicas"`
+	// RepairWindow is how far back the stream is scanned for events whose
+	// mark is missing, at start and after every reconnect; 0 turns it off.
+	RepairWindow time.Duration `yaml:"repair_window"`
+	// RepairMax bounds the messages one repair scans.
+	RepairMax int `yaml:"repair_max"`
+}
+
+// DefaultNATSConfig returns the nats section's defaults: the embedded
+// server, which fsyncs before every PubAck.
+func DefaultNATSConfig() NATSConfig {
+	return NATSConfig{
+		PublishTimeout: 5 * time.Second,
+		ConnectTimeout: 2 * time.Second,
+		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
+	}
+}
+
+// DefaultStreamConfig returns the stream section's defaults.
+func DefaultStreamConfig() StreamConfig {
+	return StreamConfig{
+		Name:            "ZAUTIC",
+		SubjectPrefix:   "zautic",
+		Manage:          true,
+		MaxAge:          168 * time.Hour,
+		DuplicateWindow: 2 * time.Minute,
+		Replicas:        1,
+	}
+}
+
+// DefaultDedupConfig returns the dedup section's defaults but the key,
+// whose values the request path defines.
+func DefaultDedupConfig() DedupConfig {
+	return DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Replicas: 1, RepairWindow: 15 * time.Minute, RepairMax: 100_000}
+}
+
+// QuarantineStream is what the store needs of the quarantine section: the
+// stream it keeps in place beside the event stream, and writes to.
+type QuarantineStream struct {
+	Enabled       bool
+	Stream        string
+	SubjectPrefix string
+	MaxAge        time.Duration
+	MaxBytes      int64
+}
+
+// Config is what the store reads.
+type Config struct {
+	NATS       NATSConfig
+	Stream     StreamConfig
+	Dedup      DedupConfig
+	Quarantine QuarantineStream
+	// MaxBodyBytes is http.max_body_bytes, which the server's max_payload
+	// is compared with at connect.
+	MaxBodyBytes int64
+}
