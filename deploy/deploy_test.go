@@ -85,20 +85,31 @@ func decodeManifest(t *testing.T, path string) manifest {
 	if regexp.MustCompile(`(?m)^---`).Match(raw) {
 		t.Fatalf("%s: holds several documents; keep one object per file", path)
 	}
+	m, err := decodeObject(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	m.path = path
+	return m
+}
+
+// decodeObject decodes one document strictly into the type manifestTypes
+// gives its apiVersion and kind.
+func decodeObject(raw []byte) (manifest, error) {
 	var tm metav1.TypeMeta
 	if err := yaml.Unmarshal(raw, &tm); err != nil {
-		t.Fatalf("%s: %v", path, err)
+		return manifest{}, err
 	}
 	key := tm.APIVersion + "/" + tm.Kind
 	newObj, ok := manifestTypes[key]
 	if !ok {
-		t.Fatalf("%s: unknown apiVersion/kind %q", path, key)
+		return manifest{}, fmt.Errorf("unknown apiVersion/kind %q", key)
 	}
 	obj := newObj()
 	if err := decodeStrict(raw, obj); err != nil {
-		t.Fatalf("%s: strict decoding as %s: %v", path, key, err)
+		return manifest{}, fmt.Errorf("strict decoding as %s: %w", key, err)
 	}
-	return manifest{path: path, kind: tm.Kind, obj: obj}
+	return manifest{kind: tm.Kind, obj: obj}, nil
 }
 
 // decodeStrict decodes a YAML document into obj with unknown and duplicate
@@ -169,7 +180,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		kinds = append(kinds, m.kind)
 	}
 	sort.Strings(kinds)
-	want := []string{"Deployment", "Kustomization", "Kustomization", "PodMonitor", "Secret", "Service"}
+	want := []string{"Deployment", "Kustomization", "Kustomization", "Kustomization", "PodMonitor", "Secret", "Service"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("manifest kinds: got %v, want %v", kinds, want)
 	}

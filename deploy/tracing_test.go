@@ -20,7 +20,7 @@ var commentedEnv = regexp.MustCompile(`(?m)^(\s*)# (- name: .*|  value: .*)$`)
 // OpenTelemetry variables commented out, that they are a valid env list once
 // uncommented, and that tracing stays off as shipped.
 func TestDeploymentShowsTracingEnvironment(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(kubeDir, "deployment.yaml"))
+	raw, err := os.ReadFile(filepath.Join(kubeDir, "base", "deployment.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
