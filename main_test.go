@@ -154,6 +154,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
+	emptySecrets := writeFile(t, "secrets", "\n")
 	tests := []struct {
 		name    string
 		file    string
@@ -206,7 +207,13 @@ func TestCheckConfig(t *testing.T) {
 			args:    []string{"--http-addr", "nonsense"},
 			wantErr: "http.addr must be host:port",
 		},
-		{name: "no secret", wantErr: "no webhook secret"},
+		{name: "no secret", wantErr: "no webhook secret: set " + zautic.SecretEnv},
+		{name: "empty secrets file", env: map[string]string{"FORWARDER_WEBHOOK_SECRETS_FILE": emptySecrets},
+			wantErr: "no webhook secret: webhook.secrets_file " + emptySecrets + " is empty"},
+		{name: "missing secrets file", env: map[string]string{"FORWARDER_WEBHOOK_SECRETS_FILE": "/nonexistent/secrets"},
+			wantErr: "read webhook.secrets_file: open /nonexistent/secrets: no such file or directory"},
+		{name: "prefixed secret variable emptied", env: map[string]string{"FORWARDER_WEBHOOK_SECRET": "", zautic.SecretEnv: "env-secret-value"},
+			wantErr: "FORWARDER_WEBHOOK_SECRET is set but empty, which hides " + zautic.SecretEnv},
 		{name: "missing file", args: []string{"--config", "/nonexistent/zautic.yaml"}, wantErr: "read config file"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "unknown flag: --bogus"},
 	}
@@ -222,8 +229,8 @@ func TestCheckConfig(t *testing.T) {
 			}
 			out, _, err := runCommand(t, "", args...)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("got error %v, want one line containing %q", err, tt.wantErr)
 				}
 				return
 			}
