@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,11 @@ func connectBroker(url string, cfg brokerConfig, log *zap.Logger, m *metricSet, 
 		return nil, err
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
+	var urlErr *neturl.Error
+	if errors.As(err, &urlErr) {
+		// Its message quotes the URL, password included.
+		return nil, fmt.Errorf("connect to nats: nats.url %s is not a valid URL list", redactURLs(url))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}

@@ -315,6 +315,12 @@ func (c Config) Redacted() Config {
 	return r
 }
 
+// RedactURLs returns a comma-separated URL list (nats.url, an OTLP endpoint)
+// with the user information of each URL (user:password, or a token)
+// replaced. It does not parse the URLs: one that does not parse, such as a
+// password with a bare %, is redacted as well.
+func RedactURLs(list string) string { return redactURLs(list) }
+
 // redactURLs hides the user information (user:password, or a token) of each
 // URL in a comma-separated NATS URL list, so that nats.url can be logged.
 func redactURLs(list string) string {

@@ -608,3 +608,15 @@ func TestConnErrorLogOncePerCause(t *testing.T) {
 		t.Errorf("logged causes: got %q, want %q", got, want)
 	}
 }
+
+// TestConnectBrokerBadURLHidesPassword: a URL that does not parse (a bare %
+// in the password) is named without its user information.
+func TestConnectBrokerBadURLHidesPassword(t *testing.T) {
+	_, err := connectBroker("nats://u:Pw50%off@127.0.0.1:4222", DefaultConfig().brokerConfig(), zaptest.NewLogger(t), nil)
+	if err == nil {
+		t.Fatal("connectBroker succeeded with a URL that does not parse")
+	}
+	if strings.Contains(err.Error(), "Pw50") || !strings.Contains(err.Error(), "nats://[redacted]@127.0.0.1:4222") {
+		t.Errorf("got error %q, want the URL named without its user information", err)
+	}
+}
