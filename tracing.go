@@ -148,6 +148,19 @@ func redactUserInfo(text string) string {
 	return strings.Join(fields, " ")
 }
 
+// checkTracing makes the checks startTracing makes before it exports
+// anything: the OTLP protocol and the resource attributes.
+func checkTracing(cfg forwarder.TracingConfig, getenv func(string) string) error {
+	if !tracingEnabled(cfg, getenv) {
+		return nil
+	}
+	if _, err := tracesProtocol(getenv); err != nil {
+		return err
+	}
+	_, err := tracingResource(context.Background())
+	return err
+}
+
 // startShutdownBudget notes when ctx ends (the signal) and returns a
 // function giving a context that expires timeout after that moment, or after
 // the call when ctx has not ended (a listener failed): whatever runs after
