@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,7 +52,13 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token := cmp.Or(a.token, os.Getenv(adminTokenEnv)); token != "" {
+	// Trimmed as the forwarder trims admin.token: a token copied with its
+	// newline would otherwise be no valid header value.
+	token, from := strings.TrimSpace(a.token), "--token"
+	if token == "" {
+		token, from = strings.TrimSpace(os.Getenv(adminTokenEnv)), "$"+adminTokenEnv
+	}
+	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -72,7 +77,14 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(raw))
 		}
-		return raw, fmt.Errorf("admin API: %s %s: %d %s", method, path, resp.StatusCode, e.Error)
+		if resp.StatusCode == http.StatusUnauthorized {
+			// The API's reason speaks HTTP; this one speaks command line.
+			e.Error = "the forwarder requires its admin.token: pass --token or set $" + adminTokenEnv
+			if token != "" {
+				e.Error = "the token of " + from + " is not the forwarder's admin.token"
+			}
+		}
+		return raw, fmt.Errorf("admin API: %s %s: %d %s", method, path, resp.StatusCode, plain(e.Error))
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return raw, fmt.Errorf("admin API: answer is not the expected JSON: %w", err)
