@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
 )
@@ -67,6 +68,60 @@ func TestAdminCommandsToken(t *testing.T) {
 				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 					t.Errorf("%s: got error %v, want one saying %q", strings.Join(command, " "), err, tt.wantErr)
 				}
+			}
+		})
+	}
+}
+
+// hostile holds what an attacker may put in an unsigned header: C0 and C1
+// controls (ESC and CSI start terminal sequences), a right-to-left override
+// and a tab that shifts the table's columns.
+const hostile = "dlv\x1b[2J\u009b31m\u202egpj.exe\tx"
+
+// TestQuarantineCommandsEscapeUnsigned: the list and the replay print
+// unsigned values escaped, as deliveries get does.
+func TestQuarantineCommandsEscapeUnsigned(t *testing.T) {
+	t.Setenv(adminTokenEnv, "s3cret")
+	url := fakeAdmin(t,
+		forwarder.ListAnswer{Entries: []forwarder.ListedEntry{{Seq: 7, Reason: "signature_mismatch", ReceivedAt: time.Now(), DeliveryID: hostile, EventType: hostile}}},
+		forwarder.ReplayAnswer{Results: []forwarder.ReplayResult{{Seq: 7, Outcome: "rejected", Reason: "signature_mismatch", DeliveryID: hostile, EventID: hostile, Error: hostile}}})
+	for _, command := range [][]string{{"quarantine", "list"}, {"quarantine", "replay", "--seq", "7"}} {
+		t.Run(strings.Join(command, " "), func(t *testing.T) {
+			out, _, _ := runCommand(t, "", append(command, "--admin-url", url)...)
+			if !strings.Contains(out, `dlv\x1b[2J\u009b31m\u202egpj.exe\tx`) {
+				t.Errorf("output lacks the escaped value:\n%s", out)
+			}
+			for _, raw := range []string{"\x1b", "\u009b", "\u202e", "exe\tx"} {
+				if strings.Contains(out, raw) {
+					t.Errorf("output holds %q raw:\n%q", raw, out)
+				}
+			}
+		})
+	}
+}
+
+// TestQuarantineReplaySuggestsIgnoreTolerance: entries rejected for their
+// timestamp come with the flag that replays them.
+func TestQuarantineReplaySuggestsIgnoreTolerance(t *testing.T) {
+	t.Setenv(adminTokenEnv, "s3cret")
+	tests := []struct {
+		name   string
+		reason string
+		want   bool
+	}{
+		{"timestamp out of tolerance", "timestamp_out_of_tolerance", true},
+		{"signature mismatch", "signature_mismatch", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := fakeAdmin(t, forwarder.ListAnswer{},
+				forwarder.ReplayAnswer{Results: []forwarder.ReplayResult{{Seq: 3, Outcome: "rejected", Reason: tt.reason}}})
+			out, _, err := runCommand(t, "", "quarantine", "replay", "--seq", "3", "--admin-url", url)
+			if err == nil {
+				t.Error("a rejected entry: got no error, want the exit code to say so")
+			}
+			if got := strings.Contains(out, "1 rejected for their timestamp") && strings.Contains(out, "--ignore-tolerance"); got != tt.want {
+				t.Errorf("mentions --ignore-tolerance: got %v, want %v:\n%s", got, tt.want, out)
 			}
 		})
 	}
