@@ -528,6 +528,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "bad http.addr", env: map[string]string{"FORWARDER_HTTP_ADDR": "localhost"}, key: "http.addr"},
 		{name: "relative http.path", env: map[string]string{"FORWARDER_HTTP_PATH": "webhooks"}, key: "http.path"},
 		{name: "bad admin.addr", env: map[string]string{"FORWARDER_ADMIN_ADDR": "9090"}, key: "admin.addr"},
+		{name: "admin.token of white space only", env: map[string]string{"FORWARDER_ADMIN_TOKEN": " \n"}, key: "admin.token"},
 		{name: "zero publish timeout", env: map[string]string{"FORWARDER_NATS_PUBLISH_TIMEOUT": "0s"}, key: "nats.publish_timeout"},
 		{name: "bad embedded listen", env: map[string]string{"FORWARDER_NATS_EMBEDDED_LISTEN": "nowhere"}, key: "nats.embedded.listen"},
 		{name: "unknown sync interval", env: map[string]string{"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL": "never"}, key: "nats.embedded.sync_interval"},
