@@ -254,8 +254,13 @@ func (r *replayer) logResult(d *delivery, res ReplayResult, trigger string) {
 	if res.StreamSeq != 0 {
 		fields = append(fields, zap.Uint64("seq", res.StreamSeq))
 	}
+	// reason is the documented code (signature_mismatch, …), as in the
+	// metrics and the answer; error says what failed in words.
+	if res.Reason != "" {
+		fields = append(fields, zap.String("reason", res.Reason))
+	}
 	if res.Error != "" {
-		fields = append(fields, zap.String("reason", res.Error))
+		fields = append(fields, zap.String("error", res.Error))
 	}
 	r.log.Info("replay", fields...)
 }

@@ -25,6 +25,9 @@ type autoReplayer struct {
 	ready func() error
 	kick  chan struct{}
 	log   *zap.Logger
+	// completed is set once a run has completed: the runs before it are
+	// the one at start. Only Run's goroutine uses it.
+	completed bool
 }
 
 func newAutoReplayer(r *replayer, ready func() error, log *zap.Logger) *autoReplayer {
@@ -88,7 +91,13 @@ func (a *autoReplayer) runOnce(ctx context.Context) bool {
 		after = last
 	}
 	if len(counts) > 0 {
-		a.log.Info("automatic replay of the quarantine after a secret change", zap.Any("outcomes", counts))
+		cause := "start"
+		if a.completed {
+			cause = "secret change"
+		}
+		a.log.Info("automatic replay of the quarantine", zap.String("cause", cause), zap.Any("outcomes", counts))
 	}
-	return counts[outcomeUnavailable] == 0
+	done := counts[outcomeUnavailable] == 0
+	a.completed = a.completed || done
+	return done
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 
@@ -328,6 +330,41 @@ func TestReplayNotFound(t *testing.T) {
 	}
 	if got := answer.Results[0].Outcome; got != outcomeNotFound {
 		t.Errorf("outcome: got %s, want %s", got, outcomeNotFound)
+	}
+}
+
+// TestReplayLogLines: a replay's log line carries the reason code in
+// "reason" and the words in "error"; the automatic replay says whether it
+// ran at start or after a secret change.
+func TestReplayLogLines(t *testing.T) {
+	h := newQuarantineHarness(t, nil)
+	core, logs := observer.New(zapcore.InfoLevel)
+	h.replayer.log = zap.New(core)
+	if status, _ := h.post(secretB, time.Now(), "dlv_log_1", testEvent("evt_log_1", "message.delivered")); status != http.StatusBadRequest {
+		t.Fatalf("status: got %d, want 400", status)
+	}
+	auto := newAutoReplayer(h.replayer, h.broker.Ready, zap.New(core))
+	auto.runOnce(context.Background()) // at start, secret B still unknown
+	h.setSecrets(secretA, secretB)
+	auto.runOnce(context.Background())
+
+	replays := logs.FilterMessage("replay").All()
+	if len(replays) != 2 {
+		t.Fatalf(`got %d "replay" lines, want 2`, len(replays))
+	}
+	rejected := replays[0].ContextMap()
+	if rejected["outcome"] != outcomeRejected || rejected["reason"] != reasonSignatureMismatch || rejected["error"] == nil {
+		t.Errorf(`first replay: got %v, want outcome rejected, reason %q and the words in "error"`, rejected, reasonSignatureMismatch)
+	}
+	if published := replays[1].ContextMap(); published["outcome"] != outcomePublished || published["reason"] != nil {
+		t.Errorf("second replay: got %v, want outcome published without a reason", published)
+	}
+	var causes []any
+	for _, e := range logs.FilterMessage("automatic replay of the quarantine").All() {
+		causes = append(causes, e.ContextMap()["cause"])
+	}
+	if want := []any{"start", "secret change"}; !slices.Equal(causes, want) {
+		t.Errorf("automatic replays: got causes %v, want %v", causes, want)
 	}
 }
 
