@@ -741,3 +741,21 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(raw)
 }
+
+// TestLogDurationsCarryUnits: serve's log writes a duration with its unit
+// ("window":"15m0s"), in both formats, never as a bare number of seconds.
+func TestLogDurationsCarryUnits(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		t.Run(format, func(t *testing.T) {
+			var out bytes.Buffer
+			log, err := forwarder.NewLogger(forwarder.LogConfig{Level: "info", Format: format}, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Info("mark repair done", zap.Duration("window", 15*time.Minute), zap.Duration("took", 1500*time.Microsecond))
+			if !strings.Contains(out.String(), "15m0s") || !strings.Contains(out.String(), "1.5ms") || strings.Contains(out.String(), "900") {
+				t.Errorf("got %q, want durations as 15m0s and 1.5ms", out.String())
+			}
+		})
+	}
+}
