@@ -5,10 +5,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,6 +30,18 @@ type adminClient struct {
 	json bool
 }
 
+// tokenSource names where the token of the commands comes from, for their
+// answer to a 401.
+func (a *adminClient) tokenSource() string {
+	if strings.TrimSpace(a.api.Token) != "" {
+		return "--token"
+	}
+	if strings.TrimSpace(os.Getenv(adminTokenEnv)) != "" {
+		return "$" + adminTokenEnv
+	}
+	return ""
+}
+
 func (a *adminClient) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.api.BaseURL, "admin-url", adminapi.DefaultURL, "the forwarder's admin listener")
 	cmd.Flags().StringVar(&a.api.Token, "token", "", "admin.token, when the forwarder requires one (default $"+adminTokenEnv+")")
@@ -39,8 +53,26 @@ func (a *adminClient) flags(cmd *cobra.Command) {
 // flag leaves it empty.
 func (a *adminClient) client() *adminapi.Client {
 	c := a.api
-	c.Token = cmp.Or(c.Token, os.Getenv(adminTokenEnv))
+	c.Token = cmp.Or(strings.TrimSpace(c.Token), os.Getenv(adminTokenEnv))
 	return &c
+}
+
+// explain turns an error of the admin API into one for the command line:
+// a 401 says how to give the token, and the API's reason is escaped.
+func (a *adminClient) explain(err error) error {
+	var status *adminapi.StatusError
+	if !errors.As(err, &status) {
+		return err
+	}
+	reason := plain(status.Reason)
+	if status.Status == http.StatusUnauthorized {
+		// The API's reason speaks HTTP; this one speaks command line.
+		reason = "the forwarder requires its admin.token: pass --token or set $" + adminTokenEnv
+		if from := a.tokenSource(); from != "" {
+			reason = "the token of " + from + " is not the forwarder's admin.token"
+		}
+	}
+	return fmt.Errorf("admin API: %s %s: %d %s", status.Method, status.Path, status.Status, reason)
 }
 
 // show GETs path from the admin API and prints the answer with table, or
@@ -49,7 +81,7 @@ func show[T any](ctx context.Context, a *adminClient, w io.Writer, path string, 
 	var answer T
 	raw, err := a.client().Do(ctx, http.MethodGet, path, nil, &answer)
 	if err != nil {
-		return err
+		return a.explain(err)
 	}
 	if a.json {
 		return printIndented(w, raw)

@@ -84,7 +84,7 @@ was not settled.`,
 			}
 			answer, raw, err := client.client().Replay(cmd.Context(), req)
 			if err != nil {
-				return err
+				return client.explain(err)
 			}
 			if client.json {
 				err = printIndented(stdout, raw)
@@ -111,7 +111,8 @@ func printEntries(w io.Writer, answer adminapi.ListAnswer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tREASON\tRECEIVED AT\tDELIVERY ID*\tEVENT TYPE*\tSIZE")
 	for _, e := range answer.Entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\n", e.Seq, e.Reason, e.ReceivedAt.Format(time.RFC3339), e.DeliveryID, e.EventType, e.Size)
+		// Unsigned bytes, escaped: nothing may move the terminal's cursor.
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\n", e.Seq, plain(e.Reason), e.ReceivedAt.Format(time.RFC3339), plain(e.DeliveryID), plain(e.EventType), e.Size)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -123,12 +124,18 @@ func printEntries(w io.Writer, answer adminapi.ListAnswer) error {
 func printResults(w io.Writer, answer adminapi.ReplayAnswer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tOUTCOME\tDELIVERY ID\tEVENT ID\tSUBJECT\tREASON")
+	tooOld := 0
 	for _, r := range answer.Results {
 		why := r.Reason
 		if r.Error != "" {
 			why = strings.TrimSpace(why + " " + r.Error)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Outcome, r.DeliveryID, r.EventID, r.Subject, why)
+		if r.Reason == reasonTimestampOutOfTolerance {
+			tooOld++
+		}
+		// The ids come from the unsigned request when the entry was not
+		// verified: escaped, as every value printed.
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, plain(r.Outcome), plain(r.DeliveryID), plain(r.EventID), plain(r.Subject), plain(why))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -140,9 +147,20 @@ func printResults(w io.Writer, answer adminapi.ReplayAnswer) error {
 	if answer.More {
 		note += "; more entries remain, run again"
 	}
-	_, err := fmt.Fprintf(w, "%d entries%s\n", len(answer.Results), note)
-	return err
+	if _, err := fmt.Fprintf(w, "%d entries%s\n", len(answer.Results), note); err != nil {
+		return err
+	}
+	if tooOld > 0 {
+		_, err := fmt.Fprintf(w, "%d rejected for their timestamp (%s): if a clock was wrong, not the request, "+
+			"replay them again with --ignore-tolerance\n", tooOld, reasonTimestampOutOfTolerance)
+		return err
+	}
+	return nil
 }
+
+// reasonTimestampOutOfTolerance is the reason code of a delivery whose
+// signed timestamp was outside webhook.tolerance.
+const reasonTimestampOutOfTolerance = "timestamp_out_of_tolerance"
 
 // unsettled returns errNotReplayed, with the count, when an entry was
 // rejected, unavailable or not found.

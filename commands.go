@@ -90,6 +90,9 @@ func newServeCommand(hangup <-chan os.Signal, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := preflight(cfg, os.Getenv); err != nil {
+				return err
+			}
 			log, err := forwarder.NewLogger(cfg.Log, stderr)
 			if err != nil {
 				return err
@@ -140,14 +143,15 @@ func serve(ctx context.Context, cfg forwarder.Config, log *zap.Logger, hangup <-
 func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check-config",
-		Short: "Load and validate the configuration, print it with secrets redacted",
+		Short: "Load and check the configuration as serve does before it connects; print it with secrets redacted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := loadConfig(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			keyIDs, err := forwarder.SecretKeyIDs(cfg.Webhook)
+			// What serve checks before it connects, and nothing less.
+			keyIDs, err := preflight(cfg, os.Getenv)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -83,28 +85,49 @@ func flattenInto(out map[string]any, prefix string, tree map[string]any) {
 }
 
 // loadConfigFile reads the YAML file at path into v (when path is not empty),
-// decodes the result over the defaults and validates it.
+// decodes the result over the defaults and validates it. Every error names
+// what to fix: the key or variable, the value, the line of the file.
 func loadConfigFile(v *viper.Viper, path string) (forwarder.Config, error) {
+	if err := checkEnvNames(os.Environ()); err != nil {
+		return forwarder.Config{}, err
+	}
+	if err := checkSecretEnv(); err != nil {
+		return forwarder.Config{}, err
+	}
 	if path != "" {
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return forwarder.Config{}, fmt.Errorf("read config file %s: %w", path, err)
+		if err := readConfigFile(v, path); err != nil {
+			return forwarder.Config{}, err
 		}
 	}
 	cfg := forwarder.DefaultConfig()
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "yaml"
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(refuseUnitlessDuration, dc.DecodeHook)
-		// A misspelt key in the file is an error, not a silently ignored line.
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(checkDuration, dc.DecodeHook)
+		// readConfigFile names a misspelt key with its line; this is the
+		// backstop.
 		dc.ErrorUnused = true
 	})
 	if err != nil {
-		// mapstructure's message spans lines; a log line should not.
-		return forwarder.Config{}, fmt.Errorf("%w: %s", forwarder.ErrInvalidConfig, strings.Join(strings.Fields(err.Error()), " "))
+		return forwarder.Config{}, fmt.Errorf("%w: %s", forwarder.ErrInvalidConfig, decodeProblems(err))
 	}
 	normalize(&cfg)
 	return cfg, cfg.Validate()
+}
+
+// readConfigFile checks the file's YAML and its keys, then reads it into v.
+func readConfigFile(v *viper.Viper, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file %s: %w", path, err)
+	}
+	if problems := fileProblems(raw); len(problems) > 0 {
+		return fmt.Errorf("%w: config file %s, %s", forwarder.ErrInvalidConfig, path, strings.Join(problems, "; "))
+	}
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
+		return fmt.Errorf("read config file %s: %w", path, err)
+	}
+	return nil
 }
 
 // normalize drops empty entries from list keys: an empty environment value

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -19,22 +20,21 @@ import (
 
 // Tests in this file use t.Setenv, so none of them is parallel.
 
-// clearForwarderEnv blanks every FORWARDER_ variable and the Zautic secret
+// clearForwarderEnv unsets every FORWARDER_ variable and the Zautic secret
 // variable of the process for the test, so that the environment the tests
-// run in cannot leak into them (viper reads empty values as unset).
+// run in cannot leak into them (an empty variable counts as a value, and an
+// unknown one stops the load).
 func clearForwarderEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, envPrefix+"_") || name == zautic.SecretEnv {
-			t.Setenv(name, "")
+			t.Setenv(name, "") // restores the value after the test
+			if err := os.Unsetenv(name); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-}
-
-// envName is the environment variable of a key.
-func envName(key string) string {
-	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 // writeFile writes content to name in a new temp dir and returns the path.
@@ -163,8 +163,8 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"missing file", filepath.Join(t.TempDir(), "nope.yaml"), "nope.yaml"},
 		{"not YAML", writeFile(t, "bad.yaml", "http: [unclosed\n"), "bad.yaml"},
 		{"bad value in file", writeFile(t, "value.yaml", "http:\n  read_timeout: soon\n"), "http.read_timeout"},
-		{"misspelt key in file", writeFile(t, "typo.yaml", "stream:\n  nmae: OTHER\n"), "'stream' has invalid keys: nmae"},
-		{"unknown section in file", writeFile(t, "section.yaml", "natss:\n  url: nats://x\n"), "invalid keys: natss"},
+		{"misspelt key in file", writeFile(t, "typo.yaml", "stream:\n  nmae: OTHER\n"), "line 2: unknown key stream.nmae: did you mean stream.name?"},
+		{"unknown section in file", writeFile(t, "section.yaml", "natss:\n  url: nats://x\n"), "line 1: unknown key natss: did you mean nats?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,6 +173,134 @@ func TestLoadConfigFileErrors(t *testing.T) {
 				t.Errorf("got error %v, want one mentioning %q", err, tt.reason)
 			}
 		})
+	}
+}
+
+// loadInvalidConfig loads file (YAML, none when empty) with env as the only
+// FORWARDER_ variables and returns the error, which must wrap
+// ErrInvalidConfig.
+func loadInvalidConfig(t *testing.T, env map[string]string, file string) error {
+	t.Helper()
+	clearForwarderEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	path := ""
+	if file != "" {
+		path = writeFile(t, "forwarder.yaml", file)
+	}
+	_, err := loadConfigFile(newViper(), path)
+	if !errors.Is(err, forwarder.ErrInvalidConfig) {
+		t.Fatalf("got error %v, want %v", err, forwarder.ErrInvalidConfig)
+	}
+	return err
+}
+
+// TestConfigErrorsSayWhatToFix: each error names the key or variable, the
+// value and the line where they apply, and what would be right; none names
+// a Go type.
+func TestConfigErrorsSayWhatToFix(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{name: "top-level key typo", file: "webhok:\n  secret: x\n",
+			want: []string{"line 1: unknown key webhok: did you mean webhook?"}},
+		{name: "key typo in a section", file: "http:\n  addr: :8081\n  adress: :8082\n",
+			want: []string{"line 3: unknown key http.adress: did you mean http.addr?"}},
+		{name: "unknown key far from any", file: "colour: blue\n",
+			want: []string{"line 1: unknown key colour (known here: admin, dedup, events, http, log, nats, quarantine, stream, tracing, webhook)"}},
+		{name: "several unknown keys", file: "webhok:\n  secret: x\nstream:\n  nmae: X\n",
+			want: []string{"line 1: unknown key webhok", "line 4: unknown key stream.nmae: did you mean stream.name?"}},
+		{name: "duration in words in the file", file: "webhook:\n  tolerance: \"5 minutes\"\n",
+			want: []string{`webhook.tolerance: "5 minutes" is not a duration: use a number with a unit such as 300ms, 5s, 5m, 1h`}},
+		{name: "duration in words in the environment", env: map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "5 minutes"},
+			want: []string{`webhook.tolerance: "5 minutes" is not a duration: use a number with a unit such as 300ms, 5s, 5m, 1h`}},
+		{name: "key indented one space too few on line 3", file: "webhook:\n  secret: x\n tolerance: 5m\n",
+			want: []string{"line 3: did not find expected key (check the indentation"}},
+		{name: "list item under a mapping on line 3", file: "webhook:\n  secret: x\n  - y\n",
+			want: []string{"line 3: "}},
+		{name: "tab on line 4", file: "webhook:\n  secret: x\nhttp:\n\taddr: :8081\n",
+			want: []string{"line 4: ", "a tab: YAML indents with spaces"}},
+		{name: "key given twice", file: "webhook:\n  secret: x\n  secret: y\n",
+			want: []string{`line 3: mapping key "secret" already defined at line 2`}},
+		{name: "a list for the file", file: "- http\n- nats\n",
+			want: []string{"line 1: the file holds sections of keys"}},
+		{name: "section given a value", file: "webhook: s3cret\n",
+			want: []string{"webhook is a section: write its keys under it"}},
+		{name: "a list for a single value", file: "nats:\n  url: [nats://a, nats://b]\n",
+			want: []string{"nats.url: want a single value, got a list"}},
+		{name: "word for a number", env: map[string]string{"FORWARDER_HTTP_MAX_BODY_BYTES": "lots"},
+			want: []string{`http.max_body_bytes: "lots" is not a whole number`}},
+		{name: "word for a bool", env: map[string]string{"FORWARDER_ADMIN_PPROF": "maybe"},
+			want: []string{`admin.pprof: "maybe" is not true or false`}},
+		{name: "misspelt variable", env: map[string]string{"FORWARDER_HTTP_ADRESS": ":8081"},
+			want: []string{"unknown environment variable FORWARDER_HTTP_ADRESS: did you mean FORWARDER_HTTP_ADDR?"}},
+		{name: "misspelt variable, empty", env: map[string]string{"FORWARDER_ADMIN_ADRR": ""},
+			want: []string{"unknown environment variable FORWARDER_ADMIN_ADRR: did you mean FORWARDER_ADMIN_ADDR?"}},
+		{name: "variable of no key", env: map[string]string{"FORWARDER_COLOUR": "blue"},
+			want: []string{"unknown environment variable FORWARDER_COLOUR", "http.addr is FORWARDER_HTTP_ADDR"}},
+		{name: "prefixed secret variable empty, Zautic's set", env: map[string]string{"FORWARDER_WEBHOOK_SECRET": "", zautic.SecretEnv: "s3cret"},
+			want: []string{"FORWARDER_WEBHOOK_SECRET is set but empty, which hides " + zautic.SecretEnv}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := loadInvalidConfig(t, tt.env, tt.file)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got error %q, want it to say %q", err, w)
+				}
+			}
+			for _, goName := range []string{"forwarder.Config", "int64", "time:", "interface", "has invalid keys"} {
+				if strings.Contains(err.Error(), goName) {
+					t.Errorf("got error %q, which speaks Go (%q)", err, goName)
+				}
+			}
+		})
+	}
+}
+
+// TestEnvironmentNotOurs: variables that start with FORWARDER_ without
+// being ours do not stop the start: Kubernetes' service links for a Service
+// named forwarder.
+func TestEnvironmentNotOurs(t *testing.T) {
+	clearForwarderEnv(t)
+	for _, name := range []string{"FORWARDER_SERVICE_HOST", "FORWARDER_SERVICE_PORT", "FORWARDER_SERVICE_PORT_HTTP",
+		"FORWARDER_PORT", "FORWARDER_PORT_8080_TCP", "FORWARDER_PORT_8080_TCP_ADDR", "FORWARDER_PORT_8080_TCP_PROTO"} {
+		t.Setenv(name, "10.0.0.1")
+	}
+	loadTestConfig(t, "")
+}
+
+// TestEveryDocumentedVariableIsKnown: every FORWARDER_ variable that the
+// documentation, the manifests and the scripts use is one the load accepts.
+func TestEveryDocumentedVariableIsKnown(t *testing.T) {
+	name := regexp.MustCompile(envPrefix + `_[A-Z0-9_]*[A-Z0-9]`)
+	documented := map[string]string{}
+	for _, root := range []string{"README.md", "config.example.yaml", "Dockerfile", "docs", "deploy", "examples", "scripts"} {
+		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, ".go") {
+				return err
+			}
+			raw, err := os.ReadFile(path)
+			for _, n := range name.FindAllString(string(raw), -1) {
+				documented[n] = path
+			}
+			return err
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	if len(documented) == 0 {
+		t.Fatal("found no FORWARDER_ variable in the documentation")
+	}
+	for n, path := range documented {
+		if err := checkEnvNames([]string{n + "=x"}); err != nil {
+			t.Errorf("%s, used in %s, is refused: %v", n, path, err)
+		}
 	}
 }
 
@@ -400,6 +528,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{name: "bad http.addr", env: map[string]string{"FORWARDER_HTTP_ADDR": "localhost"}, key: "http.addr"},
 		{name: "relative http.path", env: map[string]string{"FORWARDER_HTTP_PATH": "webhooks"}, key: "http.path"},
 		{name: "bad admin.addr", env: map[string]string{"FORWARDER_ADMIN_ADDR": "9090"}, key: "admin.addr"},
+		{name: "admin.token of white space only", env: map[string]string{"FORWARDER_ADMIN_TOKEN": " \n"}, key: "admin.token"},
 		{name: "zero publish timeout", env: map[string]string{"FORWARDER_NATS_PUBLISH_TIMEOUT": "0s"}, key: "nats.publish_timeout"},
 		{name: "bad embedded listen", env: map[string]string{"FORWARDER_NATS_EMBEDDED_LISTEN": "nowhere"}, key: "nats.embedded.listen"},
 		{name: "unknown sync interval", env: map[string]string{"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL": "never"}, key: "nats.embedded.sync_interval"},
@@ -423,18 +552,7 @@ func TestLoadConfigValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearForwarderEnv(t)
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			path := ""
-			if tt.file != "" {
-				path = writeFile(t, "forwarder.yaml", tt.file)
-			}
-			_, err := loadConfigFile(newViper(), path)
-			if !errors.Is(err, forwarder.ErrInvalidConfig) {
-				t.Fatalf("got error %v, want %v", err, forwarder.ErrInvalidConfig)
-			}
+			err := loadInvalidConfig(t, tt.env, tt.file)
 			if !strings.Contains(err.Error(), tt.key) {
 				t.Errorf("got error %q, want it to name %s", err, tt.key)
 			}

@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// refuseUnitlessDuration makes a number without a unit an error for a
-// duration key: YAML reads "tolerance: 300" as an integer, which would
-// otherwise decode as 300ns. The environment already refuses "300"
-// (time.ParseDuration wants a unit) but says less; both get this message.
-// Zero needs no unit.
-func refuseUnitlessDuration(from, to reflect.Type, data any) (any, error) {
+// checkDuration is the decode hook of duration keys. A number without a unit
+// is an error: YAML reads "tolerance: 300" as an integer, which would
+// otherwise decode as 300ns (the environment's "300" fails too, with less to
+// say). Zero needs no unit. A string that is no duration ("5 minutes") is
+// an error that lists the units, which time.ParseDuration's "unknown unit"
+// does not.
+func checkDuration(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[time.Duration]() {
 		return data, nil
 	}
@@ -26,9 +27,14 @@ func refuseUnitlessDuration(from, to reflect.Type, data any) (any, error) {
 		}
 		return nil, unitlessDuration(data)
 	case reflect.String:
-		if n, err := strconv.ParseFloat(strings.TrimSpace(data.(string)), 64); err == nil && n != 0 {
+		s := strings.TrimSpace(data.(string))
+		if n, err := strconv.ParseFloat(s, 64); err == nil && n != 0 {
 			return nil, unitlessDuration(data)
 		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return nil, fmt.Errorf("%q is not a duration: use a number with a unit such as 300ms, 5s, 5m, 1h", data)
+		}
+		return s, nil
 	}
 	return data, nil
 }

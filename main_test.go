@@ -3,9 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,14 +20,17 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -154,6 +164,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
+	emptySecrets := writeFile(t, "secrets", "\n")
 	tests := []struct {
 		name    string
 		file    string
@@ -206,7 +217,13 @@ func TestCheckConfig(t *testing.T) {
 			args:    []string{"--http-addr", "nonsense"},
 			wantErr: "http.addr must be host:port",
 		},
-		{name: "no secret", wantErr: "no webhook secret"},
+		{name: "no secret", wantErr: "no webhook secret: set " + zautic.SecretEnv},
+		{name: "empty secrets file", env: map[string]string{"FORWARDER_WEBHOOK_SECRETS_FILE": emptySecrets},
+			wantErr: "no webhook secret: webhook.secrets_file " + emptySecrets + " is empty"},
+		{name: "missing secrets file", env: map[string]string{"FORWARDER_WEBHOOK_SECRETS_FILE": "/nonexistent/secrets"},
+			wantErr: "read webhook.secrets_file: open /nonexistent/secrets: no such file or directory"},
+		{name: "prefixed secret variable emptied", env: map[string]string{"FORWARDER_WEBHOOK_SECRET": "", zautic.SecretEnv: "env-secret-value"},
+			wantErr: "FORWARDER_WEBHOOK_SECRET is set but empty, which hides " + zautic.SecretEnv},
 		{name: "missing file", args: []string{"--config", "/nonexistent/zautic.yaml"}, wantErr: "read config file"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "unknown flag: --bogus"},
 	}
@@ -222,8 +239,8 @@ func TestCheckConfig(t *testing.T) {
 			}
 			out, _, err := runCommand(t, "", args...)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("got error %v, want one line containing %q", err, tt.wantErr)
 				}
 				return
 			}
@@ -547,6 +564,10 @@ func TestSendBadFlags(t *testing.T) {
 		{"concurrency zero", []string{"--concurrency", "0"}, "--concurrency must be at least 1"},
 		{"count negative", []string{"--count", "-3"}, "count must not be negative"},
 		{"rate negative", []string{"--rate", "-1"}, "rate must not be negative"},
+		{"rate NaN", []string{"--rate", "NaN"}, "rate must not be negative, and be a finite number"},
+		{"rate infinite", []string{"--rate", "+Inf"}, "rate must not be negative, and be a finite number"},
+		{"rate too low to schedule", []string{"--rate", "1e-300"}, "rate must be 0 (unlimited) or at least 0.001"},
+		{"duplicates NaN", []string{"--duplicates", "NaN"}, "duplicates must be a fraction in [0, 1)"},
 		{"rate not a number", []string{"--rate", "fast"}, `invalid argument "fast" for "--rate"`},
 		{"duration not a duration", []string{"--duration", "10"}, `invalid argument "10" for "--duration"`},
 		{"relative url", []string{"--url", "localhost:8080"}, "must be an absolute http or https URL"},
@@ -594,5 +615,153 @@ func TestSendDurationAndRate(t *testing.T) {
 	}
 	if got := f.subjects(t); got["zautic.device.connected"] != uint64(s.Sent) {
 		t.Errorf("stream holds %v, want %d zautic.device.connected", got, s.Sent)
+	}
+}
+
+// credentialFiles writes a valid creds file, user NKey seed and CA bundle.
+func credentialFiles(t *testing.T) (creds, seed, ca string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("test setup: %v", err)
+		}
+	}
+	account, err := nkeys.CreateAccount()
+	must(err)
+	user, err := nkeys.CreateUser()
+	must(err)
+	userPub, err := user.PublicKey()
+	must(err)
+	userJWT, err := jwt.NewUserClaims(userPub).Encode(account)
+	must(err)
+	userSeed, err := user.Seed()
+	must(err)
+	credsFile, err := jwt.FormatUserConfig(userJWT, userSeed)
+	must(err)
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(err)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return writeFile(t, "user.creds", string(credsFile)), writeFile(t, "user.nk", string(userSeed)), writeFile(t, "ca.pem", string(caPEM))
+}
+
+// placeholderCreds is the creds file of deploy/kubernetes/secret.yaml.
+const placeholderCreds = `-----BEGIN NATS USER JWT-----
+REPLACE-WITH-THE-USER-JWT
+------END NATS USER JWT------
+
+-----BEGIN USER NKEY SEED-----
+REPLACE-WITH-THE-USER-SEED
+------END USER NKEY SEED------
+`
+
+// TestCheckConfigRefusesWhatServeRefuses runs check-config and serve on
+// each configuration that serve refuses before it connects: both fail,
+// naming the problem, and neither shows a password.
+func TestCheckConfigRefusesWhatServeRefuses(t *testing.T) {
+	creds, _, _ := credentialFiles(t)
+	missing := filepath.Join(t.TempDir(), "absent")
+	const password = "Pw50%off"
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"admin.token_file missing", map[string]string{"FORWARDER_ADMIN_TOKEN_FILE": missing}, []string{"admin.token_file " + missing, "no such file"}},
+		{"admin.token_file empty", map[string]string{"FORWARDER_ADMIN_TOKEN_FILE": writeFile(t, "token", "\n")}, []string{"admin.token_file", "is empty"}},
+		{"nats.tls.ca_file missing", map[string]string{"FORWARDER_NATS_TLS_CA_FILE": missing}, []string{"nats.tls.ca_file " + missing}},
+		{"nats.tls.ca_file not PEM", map[string]string{"FORWARDER_NATS_TLS_CA_FILE": creds}, []string{"nats.tls.ca_file " + creds}},
+		{"nats.tls.cert_file missing", map[string]string{"FORWARDER_NATS_TLS_CERT_FILE": missing, "FORWARDER_NATS_TLS_KEY_FILE": missing}, []string{"nats.tls.cert_file " + missing}},
+		{"nats.creds_file missing", map[string]string{"FORWARDER_NATS_CREDS_FILE": missing}, []string{"nats.creds_file " + missing, "no such file"}},
+		{"nats.creds_file placeholder", map[string]string{"FORWARDER_NATS_CREDS_FILE": writeFile(t, "nats.creds", placeholderCreds)}, []string{"nats.creds_file", "no valid user JWT"}},
+		{"nats.creds_file without a seed", map[string]string{"FORWARDER_NATS_CREDS_FILE": writeFile(t, "nats.creds", strings.Split(mustRead(t, creds), "************************* IMPORTANT")[0])}, []string{"nats.creds_file", "NKey seed"}},
+		{"nats.nkey_file missing", map[string]string{"FORWARDER_NATS_NKEY_FILE": missing}, []string{"nats.nkey_file " + missing}},
+		{"nats.nkey_file placeholder", map[string]string{"FORWARDER_NATS_NKEY_FILE": writeFile(t, "user.nk", "REPLACE-WITH-THE-USER-SEED\n")}, []string{"nats.nkey_file", "not a user NKey seed"}},
+		{"OTLP over http/json", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}},
+		{"bad escape in a NATS password", map[string]string{"FORWARDER_NATS_URL": "nats://u:" + password + "@127.0.0.1:4222"},
+			[]string{"nats.url nats://[redacted]@127.0.0.1:4222 is not a valid URL: its user or password", "%25"}},
+		{"bad escape in a NATS host", map[string]string{"FORWARDER_NATS_URL": "nats://127.0.0.1:4222,nats://u:p@h%zz:4222"},
+			[]string{"nats.url nats://[redacted]@h%zz:4222 is not a valid URL: invalid URL escape"}},
+		{"several problems at once", map[string]string{"FORWARDER_NATS_CREDS_FILE": missing, "FORWARDER_NATS_NKEY_FILE": missing},
+			[]string{"nats.creds_file " + missing, "nats.nkey_file " + missing}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearForwarderEnv(t)
+			t.Setenv(zautic.SecretEnv, testSecret)
+			t.Setenv("FORWARDER_HTTP_ADDR", "127.0.0.1:0")
+			t.Setenv("FORWARDER_ADMIN_ADDR", "127.0.0.1:0")
+			t.Setenv("FORWARDER_NATS_URL", strings.Replace(closedURL(t), "http://", "nats://", 1))
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			for _, command := range []string{"check-config", "serve"} {
+				var out, errOut bytes.Buffer
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := run(ctx, []string{command}, nil, strings.NewReader(""), &out, &errOut)
+				cancel()
+				if err == nil {
+					t.Errorf("%s: got no error, want one", command)
+					continue
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%s: got error %q, want it to say %q", command, err, w)
+					}
+				}
+				if printed := err.Error() + out.String() + errOut.String(); strings.Contains(printed, password) {
+					t.Errorf("%s printed the password:\n%s", command, printed)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckConfigAcceptsCredentialFiles: valid files pass the same checks.
+func TestCheckConfigAcceptsCredentialFiles(t *testing.T) {
+	creds, seed, ca := credentialFiles(t)
+	clearForwarderEnv(t)
+	t.Setenv(zautic.SecretEnv, testSecret)
+	t.Setenv("FORWARDER_NATS_URL", "nats://user:p%25ss@127.0.0.1:4222, tls://127.0.0.1:4223")
+	t.Setenv("FORWARDER_NATS_CREDS_FILE", creds)
+	t.Setenv("FORWARDER_NATS_NKEY_FILE", seed)
+	t.Setenv("FORWARDER_NATS_TLS_CA_FILE", ca)
+	t.Setenv("FORWARDER_ADMIN_TOKEN_FILE", writeFile(t, "token", "admin-token\n"))
+	if out, _, err := runCommand(t, "", "check-config"); err != nil {
+		t.Fatalf("got error %v, want none\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// TestLogDurationsCarryUnits: serve's log writes a duration with its unit
+// ("window":"15m0s"), in both formats, never as a bare number of seconds.
+func TestLogDurationsCarryUnits(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		t.Run(format, func(t *testing.T) {
+			var out bytes.Buffer
+			cfg := forwarder.DefaultConfig().Log
+			cfg.Level, cfg.Format = "info", format
+			log, err := forwarder.NewLogger(cfg, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Info("mark repair done", zap.Duration("window", 15*time.Minute), zap.Duration("took", 1500*time.Microsecond))
+			if !strings.Contains(out.String(), "15m0s") || !strings.Contains(out.String(), "1.5ms") || strings.Contains(out.String(), "900") {
+				t.Errorf("got %q, want durations as 15m0s and 1.5ms", out.String())
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -82,7 +81,8 @@ func startTracing(ctx context.Context, cfg forwarder.TracingConfig, log *zap.Log
 	// The SDK reports export failures here; the default handler would print
 	// them to stderr outside the JSON log.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		log.Warn("tracing: export failed; spans are dropped, requests are not affected", zap.Error(err))
+		// An exporter's error may quote the endpoint, user information included.
+		log.Warn("tracing: export failed; spans are dropped, requests are not affected", zap.String("error", redactUserInfo(err.Error())))
 	}))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	log.Info("tracing on", zap.String("protocol", protocol), zap.String("endpoint", tracesEndpoint()),
@@ -121,18 +121,44 @@ func serviceName(res *resource.Resource) string {
 	return v.AsString()
 }
 
-// tracesEndpoint is the configured endpoint for the log line, without user
-// information; empty means the exporter's default (localhost).
+// tracesEndpoint is the configured endpoint for the log line, its user
+// information redacted whether it parses as a URL or not; empty means the
+// exporter's default (localhost).
 func tracesEndpoint() string {
 	e := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	if e == "" {
 		e = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
-	if u, err := url.Parse(e); err == nil && u.User != nil {
-		u.User = nil
-		return u.String()
+	return forwarder.RedactURLs(e)
+}
+
+// redactUserInfo redacts the user information of every URL in a text, such
+// as an error message that quotes one.
+func redactUserInfo(text string) string {
+	fields := strings.Fields(text)
+	changed := false
+	for i, f := range fields {
+		if scheme := strings.Index(f, "://"); scheme >= 0 && strings.LastIndex(f, "@") > scheme {
+			fields[i], changed = forwarder.RedactURLs(f), true
+		}
 	}
-	return e
+	if !changed {
+		return text
+	}
+	return strings.Join(fields, " ")
+}
+
+// checkTracing makes the checks startTracing makes before it exports
+// anything: the OTLP protocol and the resource attributes.
+func checkTracing(cfg forwarder.TracingConfig, getenv func(string) string) error {
+	if !tracingEnabled(cfg, getenv) {
+		return nil
+	}
+	if _, err := tracesProtocol(getenv); err != nil {
+		return err
+	}
+	_, err := tracingResource(context.Background())
+	return err
 }
 
 // startShutdownBudget notes when ctx ends (the signal) and returns a

@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/zautic/zautic-forwarder/forwarder"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
@@ -80,4 +84,44 @@ func TestShutdownBudget(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTracingNeverLogsUserInfo: neither the "tracing on" line nor an
+// export error shows the endpoint's user information, even when the
+// endpoint does not parse as a URL.
+func TestTracingNeverLogsUserInfo(t *testing.T) {
+	const password = "Sup3rS3cret%zz"
+	for _, endpoint := range []string{"http://otel:" + password + "@127.0.0.1:4318", "http://otel:Sup3rS3cret@127.0.0.1:4318"} {
+		t.Run(endpoint, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+			core, logs := observer.New(zapcore.InfoLevel)
+			_, stop, err := startTracing(context.Background(), forwarder.TracingConfig{}, zap.New(core))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop(context.Background())
+			on := logs.FilterMessage("tracing on").All()
+			if len(on) != 1 {
+				t.Fatalf(`got %d "tracing on" lines, want 1`, len(on))
+			}
+			if got, want := on[0].ContextMap()["endpoint"], "http://[redacted]@127.0.0.1:4318"; got != want {
+				t.Errorf("endpoint: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestRedactUserInfo(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`failed to send to http://otel:Sup3r%zz@collector:4318/v1/traces: 401`, `failed to send to http://[redacted]@collector:4318/v1/traces: 401`},
+		{`Post "https://u:Pw50%off@collector:4318/v1/traces": dial tcp: connection refused`, `Post "https://[redacted]@collector:4318/v1/traces": dial tcp: connection refused`},
+		{"no URL at all, a@b", "no URL at all, a@b"},
+		{"http://collector:4318 refused", "http://collector:4318 refused"},
+	}
+	for _, tt := range tests {
+		if got := redactUserInfo(tt.in); got != tt.want {
+			t.Errorf("redactUserInfo(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }

@@ -92,6 +92,7 @@ func (c Config) Validate() error {
 		{"http.write_timeout", c.HTTP.WriteTimeout <= 0, "must be positive"},
 		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
 		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
+		{"admin.token", c.Admin.Token != "" && strings.TrimSpace(c.Admin.Token) == "", "must not be only white space (unset, it leaves the data paths open)"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
 		{"webhook.tolerance", c.Webhook.Tolerance > 0 && c.Webhook.Tolerance < time.Second, "must be at least 1s (0 disables the check)"},
 		{"nats.publish_timeout", c.NATS.PublishTimeout < minPublishTimeout, "must be at least 100ms"},
@@ -184,3 +185,9 @@ func (c Config) Redacted() Config {
 	}
 	return r
 }
+
+// RedactURLs returns a comma-separated URL list (nats.url, an OTLP endpoint)
+// with the user information of each URL (user:password, or a token)
+// replaced. It does not parse the URLs: one that does not parse, such as a
+// password with a bare %, is redacted as well.
+func RedactURLs(list string) string { return store.RedactURLs(list) }

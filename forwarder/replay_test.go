@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +20,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
@@ -347,6 +350,61 @@ func TestReplayNotFound(t *testing.T) {
 	}
 	if got := answer.Results[0].Outcome; got != adminapi.OutcomeNotFound {
 		t.Errorf("outcome: got %s, want %s", got, adminapi.OutcomeNotFound)
+	}
+}
+
+// TestReplayLogLines: a replay's log line carries the reason code in
+// "reason" and the words in "error"; the automatic replay says whether it
+// ran at start or after a secret change.
+func TestReplayLogLines(t *testing.T) {
+	h := newQuarantineHarness(t, nil)
+	core, logs := observer.New(zapcore.InfoLevel)
+	replayer := quarantine.NewReplayer(h.handler, h.reader, h.cfg.NATS.PublishTimeout, zap.New(core), nil)
+	if status, _ := h.post(secretB, time.Now(), "dlv_log_1", testEvent("evt_log_1", "message.delivered")); status != http.StatusBadRequest {
+		t.Fatalf("status: got %d, want 400", status)
+	}
+	auto := quarantine.NewAutoReplayer(replayer, h.broker.Ready, zap.New(core))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		auto.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitForLines := func(msg string, n int) {
+		t.Helper()
+		natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+			if got := logs.FilterMessage(msg).Len(); got < n {
+				return fmt.Errorf("%d %q lines, want %d", got, msg, n)
+			}
+			return nil
+		})
+	}
+	waitForLines("automatic replay of the quarantine", 1) // at start, secret B still unknown
+	h.setSecrets(secretA, secretB)
+	auto.Trigger()
+	waitForLines("automatic replay of the quarantine", 2)
+
+	replays := logs.FilterMessage("replay").All()
+	if len(replays) != 2 {
+		t.Fatalf(`got %d "replay" lines, want 2`, len(replays))
+	}
+	rejected := replays[0].ContextMap()
+	if rejected["outcome"] != telemetry.OutcomeRejected || rejected["reason"] != telemetry.ReasonSignatureMismatch || rejected["error"] == nil {
+		t.Errorf(`first replay: got %v, want outcome rejected, reason %q and the words in "error"`, rejected, telemetry.ReasonSignatureMismatch)
+	}
+	if published := replays[1].ContextMap(); published["outcome"] != telemetry.OutcomePublished || published["reason"] != nil {
+		t.Errorf("second replay: got %v, want outcome published without a reason", published)
+	}
+	var causes []any
+	for _, e := range logs.FilterMessage("automatic replay of the quarantine").All() {
+		causes = append(causes, e.ContextMap()["cause"])
+	}
+	if want := []any{"start", "secret change"}; !slices.Equal(causes, want) {
+		t.Errorf("automatic replays: got causes %v, want %v", causes, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package simulator
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"time"
 )
@@ -67,6 +68,11 @@ type RetryPolicy struct {
 	MaxBackoff time.Duration
 }
 
+// MinRate is the lowest Rate but 0: one request every 1,000 seconds. Below
+// it the schedule's intervals leave time.Duration's range, and a run would
+// send everything at once.
+const MinRate = 0.001
+
 // Defaults of the options that have one.
 const (
 	DefaultTimeout    = 10 * time.Second
@@ -85,9 +91,11 @@ func (o *Options) validate() error {
 		{len(o.Secret) == 0, "secret must not be empty"},
 		{o.Count < 0, "count must not be negative"},
 		{o.Concurrency < 0, "concurrency must be at least 1"},
-		{o.Rate < 0, "rate must not be negative"},
+		// Written so that NaN, for which every comparison is false, fails.
+		{!(o.Rate >= 0) || math.IsInf(o.Rate, 1), "rate must not be negative, and be a finite number"},
+		{o.Rate > 0 && o.Rate < MinRate, fmt.Sprintf("rate must be 0 (unlimited) or at least %g requests a second", MinRate)},
 		{o.Duration < 0, "duration must not be negative"},
-		{o.Duplicates < 0 || o.Duplicates >= 1, "duplicates must be a fraction in [0, 1)"},
+		{!(o.Duplicates >= 0 && o.Duplicates < 1), "duplicates must be a fraction in [0, 1)"},
 		{o.Timeout < 0, "timeout must not be negative"},
 		{o.Retry.MaxRetries < 0, "retries must not be negative"},
 		{o.Retry.Backoff < 0 || o.Retry.MaxBackoff < 0, "retry backoff must not be negative"},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -353,8 +354,12 @@ func TestNewRunnerRejectsBadOptions(t *testing.T) {
 		{"negative count", func(o *Options) { o.Count = -1 }, ErrInvalidOption, "count"},
 		{"negative concurrency", func(o *Options) { o.Concurrency = -2 }, ErrInvalidOption, "concurrency"},
 		{"negative rate", func(o *Options) { o.Rate = -1 }, ErrInvalidOption, "rate"},
+		{"NaN rate", func(o *Options) { o.Rate = math.NaN() }, ErrInvalidOption, "rate"},
+		{"infinite rate", func(o *Options) { o.Rate = math.Inf(1) }, ErrInvalidOption, "rate"},
+		{"rate too low to schedule", func(o *Options) { o.Rate = 1e-300 }, ErrInvalidOption, "rate must be 0 (unlimited) or at least 0.001"},
 		{"duplicates of 1", func(o *Options) { o.Duplicates = 1 }, ErrInvalidOption, "duplicates"},
 		{"negative duplicates", func(o *Options) { o.Duplicates = -0.1 }, ErrInvalidOption, "duplicates"},
+		{"NaN duplicates", func(o *Options) { o.Duplicates = math.NaN() }, ErrInvalidOption, "duplicates"},
 		{"negative retries", func(o *Options) { o.Retry.MaxRetries = -1 }, ErrInvalidOption, "retries"},
 		{"unknown type", func(o *Options) { o.Types = []string{"message.bounced"} }, ErrUnknownType, "message.bounced"},
 	}

@@ -44,8 +44,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	// Trimmed as the forwarder trims admin.token: a token copied with its
+	// newline would otherwise be no valid header value.
+	if token := strings.TrimSpace(c.Token); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	hc := c.HTTPClient
 	if hc == nil {
@@ -65,7 +67,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, out a
 		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(raw))
 		}
-		return raw, fmt.Errorf("admin API: %s %s: %d %s", method, path, resp.StatusCode, e.Error)
+		return raw, &StatusError{Method: method, Path: path, Status: resp.StatusCode, Reason: e.Error}
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return raw, fmt.Errorf("admin API: answer is not the expected JSON: %w", err)
@@ -82,4 +84,17 @@ func (c *Client) Replay(ctx context.Context, req ReplayRequest) (ReplayAnswer, [
 	var answer ReplayAnswer
 	raw, err := c.Do(ctx, http.MethodPost, "/quarantine/replay", body, &answer)
 	return answer, raw, err
+}
+
+// StatusError is returned by Do when the admin listener answers other than
+// 200; Reason is the API's JSON reason (or the answer's text), as sent:
+// print it escaped, it may echo unsigned values.
+type StatusError struct {
+	Method, Path string
+	Status       int
+	Reason       string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("admin API: %s %s: %d %s", e.Method, e.Path, e.Status, e.Reason)
 }

@@ -46,8 +46,11 @@ type adminToken struct {
 // open.
 func newAdminToken(cfg Config, log *zap.Logger) (*adminToken, error) {
 	t := &adminToken{file: cfg.TokenFile, log: log}
-	if cfg.Token != "" {
-		sum := sha256.Sum256([]byte(cfg.Token))
+	// Trimmed like the file and the presented token: FORWARDER_ADMIN_TOKEN
+	// set with a trailing newline must not lock everyone out. Validate
+	// refuses a token of white space only.
+	if token := strings.TrimSpace(cfg.Token); token != "" {
+		sum := sha256.Sum256([]byte(token))
 		t.fixed = &sum
 	}
 	if t.file != "" {

@@ -44,6 +44,10 @@ func TestAdminTokenCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	padded, err := newAdminToken(Config{Token: " s3cret\n"}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	basic := bearer("")
 	basic.SetBasicAuth("admin", "s3cret")
 	tests := []struct {
@@ -61,6 +65,8 @@ func TestAdminTokenCheck(t *testing.T) {
 		{"admin.token with a file too", both, bearer("fixed"), nil},
 		{"admin.token_file with a token too", both, bearer("from-file"), nil},
 		{"neither of both", both, bearer("other"), errAdminTokenWrong},
+		{"admin.token with white space around it", padded, bearer("s3cret"), nil},
+		{"admin.token with white space, presented as set", padded, bearer(" s3cret"), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -198,8 +198,13 @@ func (r *Replayer) logResult(keyID string, res adminapi.ReplayResult, trigger st
 	if res.StreamSeq != 0 {
 		fields = append(fields, zap.Uint64("seq", res.StreamSeq))
 	}
+	// reason is the documented code (signature_mismatch, …), as in the
+	// metrics and the answer; error says what failed in words.
+	if res.Reason != "" {
+		fields = append(fields, zap.String("reason", res.Reason))
+	}
 	if res.Error != "" {
-		fields = append(fields, zap.String("reason", res.Error))
+		fields = append(fields, zap.String("error", res.Error))
 	}
 	r.log.Info("replay", fields...)
 }

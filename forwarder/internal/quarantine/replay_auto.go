@@ -27,6 +27,9 @@ type AutoReplayer struct {
 	ready func() error
 	kick  chan struct{}
 	log   *zap.Logger
+	// completed is set once a run has completed: the runs before it are
+	// the one at start. Only Run's goroutine uses it.
+	completed bool
 }
 
 // NewAutoReplayer returns the automatic replay of r, which waits for ready
@@ -92,7 +95,13 @@ func (a *AutoReplayer) runOnce(ctx context.Context) bool {
 		after = last
 	}
 	if len(counts) > 0 {
-		a.log.Info("automatic replay of the quarantine after a secret change", zap.Any("outcomes", counts))
+		cause := "start"
+		if a.completed {
+			cause = "secret change"
+		}
+		a.log.Info("automatic replay of the quarantine", zap.String("cause", cause), zap.Any("outcomes", counts))
 	}
-	return counts[telemetry.OutcomeUnavailable] == 0
+	done := counts[telemetry.OutcomeUnavailable] == 0
+	a.completed = a.completed || done
+	return done
 }

@@ -21,9 +21,10 @@ type WebhookConfig struct {
 	Tolerance   time.Duration `yaml:"tolerance"`
 }
 
-// ErrNoSecret is returned when no webhook secret is configured anywhere.
-var ErrNoSecret = errors.New("no webhook secret: set " + zautic.SecretEnv +
-	" (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)")
+// ErrNoSecret is returned when no webhook secret is configured anywhere;
+// the error that wraps it says where one may be set, or which secret files
+// are empty.
+var ErrNoSecret = errors.New("no webhook secret")
 
 // errSecretFileEmpty is returned by Reload when a secret file that held
 // secrets holds none any more; its previous secrets stay in use.
@@ -97,10 +98,27 @@ func (s *Set) Reload() error {
 		all = append(all, s.files[i].last...)
 	}
 	if len(all) == 0 {
-		return errors.Join(append(errs, ErrNoSecret)...)
+		return s.noSecret(errs)
 	}
 	s.current.Store(&all)
 	return errors.Join(errs...)
+}
+
+// noSecret is Reload's error when no secret is left: the files that could
+// not be read, else the files that are empty, else where to set one.
+func (s *Set) noSecret(readErrs []error) error {
+	if len(readErrs) > 0 {
+		return errors.Join(readErrs...)
+	}
+	var empty []string
+	for _, f := range s.files {
+		empty = append(empty, f.key+" "+f.path+" is empty")
+	}
+	if len(empty) > 0 {
+		return fmt.Errorf("%w: %s: write the secret there", ErrNoSecret, strings.Join(empty, ", "))
+	}
+	return fmt.Errorf("%w: set %s (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)",
+		ErrNoSecret, zautic.SecretEnv)
 }
 
 func (f *secretFile) reload() error {

@@ -76,15 +76,29 @@ func TestNewSecretsErrors(t *testing.T) {
 	}{
 		{"nothing configured", WebhookConfig{}, ErrNoSecret, zautic.SecretEnv},
 		{"only empty values", WebhookConfig{Secret: "", Secrets: []string{""}}, ErrNoSecret, zautic.SecretEnv},
-		{"only empty files", WebhookConfig{SecretFile: empty, SecretsFile: empty}, ErrNoSecret, zautic.SecretEnv},
+		{"only empty files", WebhookConfig{SecretFile: empty, SecretsFile: empty}, ErrNoSecret,
+			"webhook.secret_file " + empty + " is empty, webhook.secrets_file " + empty + " is empty"},
+		{"empty secrets_file", WebhookConfig{SecretsFile: empty}, ErrNoSecret, "webhook.secrets_file " + empty + " is empty"},
 		{"missing secret_file", WebhookConfig{Secret: "one", SecretFile: missing}, os.ErrNotExist, "webhook.secret_file"},
 		{"missing secrets_file", WebhookConfig{Secret: "one", SecretsFile: missing}, os.ErrNotExist, "webhook.secrets_file"},
+		{"missing secrets_file, nothing else", WebhookConfig{SecretsFile: missing}, os.ErrNotExist, "webhook.secrets_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(tt.cfg)
 			checkError(t, err, tt.wantErr, tt.reason)
 		})
+	}
+}
+
+// TestMissingSecretFileIsOneError: a secret file that cannot be read, with
+// no other secret, is one error naming the file, not that error and "no
+// webhook secret" besides.
+func TestMissingSecretFileIsOneError(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	_, err := New(WebhookConfig{SecretsFile: missing})
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), missing) || errors.Is(err, ErrNoSecret) {
+		t.Errorf("got %q, want one error naming %s", err, missing)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,11 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 		return nil, err
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
+	var urlErr *neturl.Error
+	if errors.As(err, &urlErr) {
+		// Its message quotes the URL, password included.
+		return nil, fmt.Errorf("connect to nats: nats.url %s is not a valid URL list", RedactURLs(url))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}

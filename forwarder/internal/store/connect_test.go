@@ -588,3 +588,15 @@ func TestConnErrorLogOncePerCause(t *testing.T) {
 		t.Errorf("logged causes: got %q, want %q", got, want)
 	}
 }
+
+// TestConnectBadURLHidesPassword: a URL that does not parse (a bare %
+// in the password) is named without its user information.
+func TestConnectBadURLHidesPassword(t *testing.T) {
+	_, err := Connect("nats://u:Pw50%off@127.0.0.1:4222", defaultConfig(), zaptest.NewLogger(t), nil)
+	if err == nil {
+		t.Fatal("Connect succeeded with a URL that does not parse")
+	}
+	if strings.Contains(err.Error(), "Pw50") || !strings.Contains(err.Error(), "nats://[redacted]@127.0.0.1:4222") {
+		t.Errorf("got error %q, want the URL named without its user information", err)
+	}
+}

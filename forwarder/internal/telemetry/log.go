@@ -36,6 +36,9 @@ func NewLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	encCfg.TimeKey = "time"
+	// "window":"15m0s", not "window":900: a reader should not have to know
+	// which unit a number is in.
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	var enc zapcore.Encoder
 	if cfg.Format == "console" {
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder

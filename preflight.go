@@ -1,0 +1,161 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/zautic/zautic-forwarder/forwarder"
+)
+
+// preflight makes every check that serve makes before it connects, so that
+// check-config refuses what serve would refuse, and serve refuses it before
+// anything starts: the webhook secrets and their files, admin.token_file,
+// the NATS credential and TLS files, the NATS URLs, the tracing variables.
+// Every problem is reported, each on its line, and none shows a secret. It
+// returns the key ids of the webhook secrets.
+//
+// A credential file that is unusable at start (the manifests' placeholder,
+// say) is a configuration error here, for nats.creds_file as for
+// nats.nkey_file: the operator sees it at once instead of a pod that never
+// becomes ready. A creds file that becomes unusable while the forwarder runs
+// only makes it not ready until the file is fixed.
+func preflight(cfg forwarder.Config, getenv func(string) string) ([]string, error) {
+	keyIDs, err := forwarder.SecretKeyIDs(cfg.Webhook)
+	problems := []error{err}
+	files := []struct {
+		key, path string
+		check     func(path string) error
+	}{
+		{"nats.creds_file", cfg.NATS.CredsFile, checkCredsFile},
+		{"nats.nkey_file", cfg.NATS.NKeyFile, checkNKeyFile},
+		{"nats.tls.ca_file", cfg.NATS.TLS.CAFile, func(path string) error { return applyNATSOption(nats.RootCAs(path)) }},
+	}
+	if cfg.Admin.Addr != "" {
+		// The admin listener reads it only when it starts.
+		files = append(files, struct {
+			key, path string
+			check     func(path string) error
+		}{"admin.token_file", cfg.Admin.TokenFile, checkTokenFile})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := f.check(f.path); err != nil {
+			problems = append(problems, fmt.Errorf("%s %s: %w", f.key, f.path, err))
+		}
+	}
+	if cfg.NATS.TLS.CertFile != "" {
+		if err := applyNATSOption(nats.ClientCert(cfg.NATS.TLS.CertFile, cfg.NATS.TLS.KeyFile)); err != nil {
+			problems = append(problems, fmt.Errorf("nats.tls.cert_file %s, nats.tls.key_file %s: %w", cfg.NATS.TLS.CertFile, cfg.NATS.TLS.KeyFile, err))
+		}
+	}
+	if !cfg.Embedded() {
+		problems = append(problems, checkNATSURLs(cfg.NATS.URL))
+	}
+	problems = append(problems, checkTracing(cfg.Tracing, getenv))
+	return keyIDs, errors.Join(problems...)
+}
+
+// applyNATSOption applies opt as nats.Connect would, which for the TLS
+// options reads and parses their files.
+func applyNATSOption(opt nats.Option) error {
+	o := nats.GetDefaultOptions()
+	return opt(&o)
+}
+
+// checkCredsFile reads a creds file as nats.go does at each connection
+// attempt: a user JWT and the NKey seed of that user.
+func checkCredsFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	token, err := nkeys.ParseDecoratedJWT(raw)
+	if err != nil {
+		return fmt.Errorf("no user JWT (write the file with nsc generate creds): %w", err)
+	}
+	claims, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return fmt.Errorf("no valid user JWT (write the file with nsc generate creds): %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(raw)
+	if err != nil {
+		return fmt.Errorf("no valid NKey seed (write the file with nsc generate creds): %w", err)
+	}
+	defer kp.Wipe()
+	if pub, err := kp.PublicKey(); err != nil || pub != claims.Subject {
+		return errors.New("the NKey seed is not that of the JWT's user: both must come from one nsc generate creds")
+	}
+	return nil
+}
+
+// checkNKeyFile reads an NKey seed file as the forwarder's start does.
+func checkNKeyFile(path string) error {
+	if _, err := nats.NkeyOptionFromSeed(path); err != nil {
+		return fmt.Errorf("not a user NKey seed (nsc generate nkey --user): %w", err)
+	}
+	return nil
+}
+
+// checkTokenFile reads admin.token_file as the admin listener does.
+func checkTokenFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(strings.TrimPrefix(string(raw), "\ufeff")) == "" {
+		return errors.New("the file is empty: write the token in it, or unset admin.token_file")
+	}
+	return nil
+}
+
+// checkNATSURLs parses each URL of nats.url as nats.go does. A URL's user
+// information is never shown, even when the URL does not parse (a password
+// with a bare %): the error then says which part is wrong.
+func checkNATSURLs(list string) error {
+	var problems []error
+	ws := map[bool]bool{}
+	for s := range strings.SplitSeq(list, ",") {
+		raw := strings.TrimSpace(s)
+		if raw == "" {
+			continue
+		}
+		if !strings.Contains(raw, "://") {
+			raw = "nats://" + raw
+		}
+		shown := forwarder.RedactURLs(raw)
+		u, err := url.Parse(raw)
+		if err != nil {
+			problems = append(problems, urlProblem(shown))
+			continue
+		}
+		ws[u.Scheme == "ws" || u.Scheme == "wss"] = true
+	}
+	if len(ws) > 1 {
+		problems = append(problems, errors.New("nats.url mixes websocket (ws://, wss://) and other URLs, which nats.go refuses"))
+	}
+	return errors.Join(problems...)
+}
+
+// redactedUserInfo is how forwarder.RedactURLs replaces user information.
+const redactedUserInfo = "[redacted]@"
+
+// urlProblem says what is wrong with a URL that does not parse, from its
+// redacted form: when that parses without its placeholder (which is no URL
+// syntax), the user information is at fault.
+func urlProblem(shown string) error {
+	var urlErr *url.Error
+	if _, err := url.Parse(strings.Replace(shown, redactedUserInfo, "", 1)); errors.As(err, &urlErr) {
+		return fmt.Errorf("nats.url %s is not a valid URL: %w", shown, urlErr.Err)
+	}
+	return fmt.Errorf("nats.url %s is not a valid URL: its user or password is not URL syntax: "+
+		"percent-encode %% as %%25, @ as %%40, : as %%3A and / as %%2F, or use nats.user and nats.password", shown)
+}
