@@ -759,6 +759,7 @@ func TestLogDurationsCarryUnits(t *testing.T) {
 				t.Fatal(err)
 			}
 			log.Info("mark repair done", zap.Duration("window", 15*time.Minute), zap.Duration("took", 1500*time.Microsecond))
+			_ = log.Sync() // log.flush_interval buffers the writes
 			if !strings.Contains(out.String(), "15m0s") || !strings.Contains(out.String(), "1.5ms") || strings.Contains(out.String(), "900") {
 				t.Errorf("got %q, want durations as 15m0s and 1.5ms", out.String())
 			}

@@ -134,7 +134,7 @@ func checkNATSURLs(list string) error {
 		shown := forwarder.RedactURLs(raw)
 		u, err := url.Parse(raw)
 		if err != nil {
-			problems = append(problems, urlProblem(shown))
+			problems = append(problems, urlProblem("nats.url", shown))
 			continue
 		}
 		ws[u.Scheme == "ws" || u.Scheme == "wss"] = true
@@ -151,11 +151,11 @@ const redactedUserInfo = "[redacted]@"
 // urlProblem says what is wrong with a URL that does not parse, from its
 // redacted form: when that parses without its placeholder (which is no URL
 // syntax), the user information is at fault.
-func urlProblem(shown string) error {
+func urlProblem(key, shown string) error {
 	var urlErr *url.Error
 	if _, err := url.Parse(strings.Replace(shown, redactedUserInfo, "", 1)); errors.As(err, &urlErr) {
-		return fmt.Errorf("nats.url %s is not a valid URL: %w", shown, urlErr.Err)
+		return fmt.Errorf("%s %s is not a valid URL: %w", key, shown, urlErr.Err)
 	}
-	return fmt.Errorf("nats.url %s is not a valid URL: its user or password is not URL syntax: "+
-		"percent-encode %% as %%25, @ as %%40, : as %%3A and / as %%2F, or use nats.user and nats.password", shown)
+	return fmt.Errorf("%s %s is not a valid URL: its user or password is not URL syntax: "+
+		"percent-encode %% as %%25, @ as %%40, : as %%3A and / as %%2F", key, shown)
 }

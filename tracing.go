@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -68,6 +69,9 @@ func startTracing(ctx context.Context, cfg forwarder.TracingConfig, log *zap.Log
 	}
 	protocol, err := tracesProtocol(os.Getenv)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkEndpoints(os.Getenv); err != nil {
 		return nil, nil, err
 	}
 	exporter, err := newTraceExporter(ctx, protocol)
@@ -157,8 +161,25 @@ func checkTracing(cfg forwarder.TracingConfig, getenv func(string) string) error
 	if _, err := tracesProtocol(getenv); err != nil {
 		return err
 	}
+	if err := checkEndpoints(getenv); err != nil {
+		return err
+	}
 	_, err := tracingResource(context.Background())
 	return err
+}
+
+// checkEndpoints refuses an OTLP endpoint that does not parse as a URL: the
+// exporter would otherwise log it, user information included, on every
+// export. The error never shows the user information.
+func checkEndpoints(getenv func(string) string) error {
+	for _, key := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		if raw := getenv(key); raw != "" {
+			if _, err := url.Parse(raw); err != nil {
+				return urlProblem(key, forwarder.RedactURLs(raw))
+			}
+		}
+	}
+	return nil
 }
 
 // startShutdownBudget notes when ctx ends (the signal) and returns a
