@@ -1,6 +1,8 @@
 package test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -411,5 +413,101 @@ func TestDeliveryLookupQuarantined(t *testing.T) {
 	}
 	if got := adminJSON(t, p, deliveryPath("dlv_quar_1")+"/body", ""); got.Status != http.StatusNotFound {
 		t.Errorf("body of a quarantined delivery: got %d %v, want 404", got.Status, got.Body)
+	}
+}
+
+// asJSON is s as it comes back from a JSON answer: invalid UTF-8 turned
+// into U+FFFD, byte by byte.
+func asJSON(t testing.TB, s string) string {
+	t.Helper()
+	raw, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back string
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	return back
+}
+
+// TestDeliveryLookupMappedIDs looks up published events whose dedup key
+// the forwarder maps before it becomes a Nats-Msg-Id (white space at either
+// end, a control character, invalid UTF-8, a "sha256." prefix): each is
+// found as published with its body, through its dedup mark and, once the
+// mark is gone, through the stream's headers; the event id shown is the
+// body's, white space included.
+func TestDeliveryLookupMappedIDs(t *testing.T) {
+	type event struct {
+		jsonID     string // the id as written in the body
+		eventID    string // the id the body carries
+		deliveryID string
+		lookups    []string
+	}
+	tests := []struct {
+		key    string
+		events []event
+	}{
+		{forwarder.DedupKeyEvent, []event{
+			{" evt_lead", " evt_lead", "dlv_map_lead", []string{" evt_lead", "dlv_map_lead"}},
+			{"evt_trail ", "evt_trail ", "dlv_map_trail", []string{"evt_trail "}},
+			{`evt_\u0001ctl`, "evt_\u0001ctl", "dlv_map_ctl", []string{"evt_\u0001ctl"}},
+			{"sha256.evt_prefixed", "sha256.evt_prefixed", "dlv_map_prefixed", []string{"sha256.evt_prefixed"}},
+		}},
+		{forwarder.DedupKeyDelivery, []event{
+			{"evt_map_utf8", "evt_map_utf8", "dlv_\xff\xfe_utf8", []string{"dlv_\xff\xfe_utf8"}},
+			{"evt_map_prefixed", "evt_map_prefixed", "sha256.dlv_prefixed", []string{"sha256.dlv_prefixed"}},
+			{" evt_map_lead", " evt_map_lead", "dlv_map_lead", []string{"dlv_map_lead"}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run("dedup.key "+tt.key, func(t *testing.T) {
+			ns := natstest.Start(t, "", 0)
+			env := forwarderEnv(ns.ClientURL())
+			env["FORWARDER_DEDUP_KEY"] = tt.key
+			p := startForwarder(t, env)
+			p.WaitReady(t)
+			seqs := map[string]float64{}
+			for _, ev := range tt.events {
+				seqs[ev.eventID] = publish(t, p, ev.jsonID, ev.deliveryID, "message.sent")
+			}
+			check := func(t *testing.T, how string) {
+				t.Helper()
+				for _, ev := range tt.events {
+					for _, id := range ev.lookups {
+						got := adminJSON(t, p, deliveryPath(id), "")
+						if got.Status != http.StatusOK || got.Body["status"] != "published" || got.Body["seq"] != seqs[ev.eventID] ||
+							got.Body["event_id"] != ev.eventID || got.Body["delivery_id"] != asJSON(t, ev.deliveryID) {
+							t.Errorf("%s: lookup %q: got %d %v, want published at seq %v with event_id %q", how, id, got.Status, got.Body, seqs[ev.eventID], ev.eventID)
+						}
+						resp, err := http.Get(p.AdminURL + deliveryPath(id) + "/body")
+						if err != nil {
+							t.Fatal(err)
+						}
+						if body := readAll(t, resp); resp.StatusCode != http.StatusOK || body != string(sampleEvent(ev.jsonID, "message.sent")) {
+							t.Errorf("%s: body of %q: got %d %q, want 200 and the published body", how, id, resp.StatusCode, trimmed(body))
+						}
+					}
+				}
+			}
+			check(t, "through the mark")
+			_, js := connect(t, ns.ClientURL())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			kv, err := js.KeyValue(ctx, "zautic-dedup")
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, err := kv.Keys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if err := kv.Purge(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check(t, "without the mark")
+		})
 	}
 }
