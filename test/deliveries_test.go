@@ -284,6 +284,82 @@ func TestAdminToken(t *testing.T) {
 	}
 }
 
+// adminGet sends GET path to the admin listener under host (empty: the
+// listener's own address) with token (none when empty), and returns the
+// status and the body.
+func adminGet(t testing.TB, p *forwarderProcess, path, host, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, p.AdminURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, readAll(t, resp)
+}
+
+// TestAdminLoopbackOnlyWithoutToken: without admin.token the data and
+// action paths answer a loopback client only under Host localhost,
+// 127.0.0.1 or [::1]; another Host, as a page whose name was rebound to
+// 127.0.0.1 sends, gets 403 naming admin.token. The open paths answer any
+// Host. With a token, the token decides, whatever the Host.
+func TestAdminLoopbackOnlyWithoutToken(t *testing.T) {
+	const token = "rebind-token-81c4"
+	tests := []struct {
+		name   string
+		token  string
+		path   string
+		host   string // empty: the listener's own 127.0.0.1:port
+		bearer string
+		want   int
+	}{
+		{"own address", "", "/deliveries", "", "", 200},
+		{"localhost", "", "/quarantine", "localhost:9090", "", 200},
+		{"[::1]", "", deliveryPath("dlv_rebind_1"), "[::1]", "", 200},
+		{"rebound name", "", "/deliveries", "evil.example", "", 403},
+		{"rebound name, a lookup", "", deliveryPath("dlv_rebind_1"), "evil.example:9090", "", 403},
+		{"rebound name, the body", "", deliveryPath("dlv_rebind_1") + "/body", "evil.example", "", 403},
+		{"rebound name, the quarantine", "", "/quarantine", "evil.example", "", 403},
+		{"rebound name, pprof", "", "/debug/pprof/", "evil.example", "", 403},
+		{"rebound name, the page", "", "/", "evil.example", "", 200},
+		{"rebound name, overview", "", "/overview", "evil.example", "", 200},
+		{"rebound name, metrics", "", "/metrics", "evil.example", "", 200},
+		{"token, any Host", token, "/deliveries", "forwarder.example", token, 200},
+		{"token missing, localhost", token, "/deliveries", "localhost", "", 401},
+	}
+	procs := map[string]*forwarderProcess{}
+	for _, tok := range []string{"", token} {
+		env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
+		env["FORWARDER_ADMIN_PPROF"] = "true"
+		if tok != "" {
+			env["FORWARDER_ADMIN_TOKEN"] = tok
+		}
+		p := startForwarder(t, env)
+		p.WaitReady(t)
+		publish(t, p, "evt_rebind_1", "dlv_rebind_1", "message.sent")
+		procs[tok] = p
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := adminGet(t, procs[tt.token], tt.path, tt.host, tt.bearer)
+			if status != tt.want {
+				t.Fatalf("GET %s with Host %q: got %d %s, want %d", tt.path, tt.host, status, trimmed(body), tt.want)
+			}
+			if tt.want == http.StatusForbidden && !strings.Contains(body, `"error":"forbidden: admin.token is not set`) {
+				t.Errorf("GET %s: got %s, want a JSON reason naming admin.token", tt.path, trimmed(body))
+			}
+		})
+	}
+}
+
 func checkAdminAccess(t *testing.T, p *forwarderProcess, token string) {
 	t.Helper()
 	tests := []struct {
@@ -310,20 +386,9 @@ func checkAdminAccess(t *testing.T, p *forwarderProcess, token string) {
 		{"/static/app.css", "", 200},
 	}
 	for _, tt := range tests {
-		req, err := http.NewRequest(http.MethodGet, p.AdminURL+tt.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tt.token != "" {
-			req.Header.Set("Authorization", "Bearer "+tt.token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := readAll(t, resp)
-		if resp.StatusCode != tt.wantStatus {
-			t.Errorf("GET %s with token %q: got %d %s, want %d", tt.path, tt.token, resp.StatusCode, trimmed(body), tt.wantStatus)
+		status, body := adminGet(t, p, tt.path, "", tt.token)
+		if status != tt.wantStatus {
+			t.Errorf("GET %s with token %q: got %d %s, want %d", tt.path, tt.token, status, trimmed(body), tt.wantStatus)
 		}
 		if tt.wantStatus == http.StatusUnauthorized && !strings.Contains(body, `"error":"admin token`) {
 			t.Errorf("GET %s: got %s, want a JSON reason", tt.path, trimmed(body))

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,10 +68,11 @@ type console struct {
 
 // newAdminConsole puts the delivery inspector in front of admin, the
 // handler of newAdminHandler: GET / (the page) and /static/, GET /overview,
-// GET /deliveries, /deliveries/{id} and /deliveries/{id}/body. When token
-// requires one, every path that returns or changes data, its own and
-// admin's (/deliveries…, /quarantine…, /debug/pprof/), asks for it; the
-// probes, /metrics, /overview and the page stay open.
+// GET /deliveries, /deliveries/{id} and /deliveries/{id}/body. Every path
+// that returns or changes data, its own and admin's (/deliveries…,
+// /quarantine…, /debug/pprof/), is guarded (guardAdmin): by the token when
+// one is set, else open to loopback only; the probes, /metrics, /overview
+// and the page stay open.
 func newAdminConsole(view View, admin http.Handler, status Status, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
 	c := &console{view: view, status: status, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
 	mux := http.NewServeMux()
@@ -83,27 +83,7 @@ func newAdminConsole(view View, admin http.Handler, status Status, insp inspecto
 	mux.Handle("GET /deliveries/{id}", byID(c.serveLookup))
 	mux.Handle("GET /deliveries/{id}/body", byID(c.serveBody))
 	mux.Handle("/", admin)
-	return requireAdminToken(token, mux)
-}
-
-// openAdminPaths hold no data: they stay open when a token is set.
-// Everything else requires it, so that a route added later is protected
-// unless it is listed here.
-var openAdminPaths = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true, "/overview": true}
-
-func requireAdminToken(token *adminToken, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if openAdminPaths[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/static/") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if err := token.check(r); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="zautic-forwarder admin"`)
-			telemetry.WriteJSON(w, http.StatusUnauthorized, adminapi.ErrorAnswer{Error: err.Error()})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return guardAdmin(token, mux)
 }
 
 // inspectStatus maps the inspector's errors to statuses; the first match
