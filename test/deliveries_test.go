@@ -475,9 +475,32 @@ func TestDeliveryLookupQuarantined(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(got.Body["received_at"])); err != nil {
 			t.Errorf("lookup %s: received_at %v: %v", id, got.Body["received_at"], err)
 		}
+		checkUnsigned(t, "lookup "+id, got.Body)
+		for i, e := range entries {
+			checkUnsigned(t, fmt.Sprintf("lookup %s: entry %d", id, i), e)
+		}
 	}
 	if got := adminJSON(t, p, deliveryPath("dlv_quar_1")+"/body", ""); got.Status != http.StatusNotFound {
 		t.Errorf("body of a quarantined delivery: got %d %v, want 404", got.Status, got.Body)
+	}
+	// Published later, signed right: the answer's own fields are verified,
+	// its quarantine entries' are not, and each entry says so.
+	publish(t, p, "evt_quar_2", "dlv_quar_2", "message.failed")
+	got := adminJSON(t, p, deliveryPath("dlv_quar_2"), "")
+	earlier, _ := got.Body["quarantine"].([]any)
+	if got.Body["status"] != "published" || len(earlier) != 1 || got.Body["unsigned"] != nil {
+		t.Fatalf("lookup dlv_quar_2: got %d %v, want published, one quarantine entry, no unsigned mark of its own", got.Status, got.Body)
+	}
+	checkUnsigned(t, "lookup dlv_quar_2: quarantine entry", earlier[0])
+}
+
+// checkUnsigned fails unless a quarantine record names its unverified
+// fields, as GET /quarantine does.
+func checkUnsigned(t *testing.T, what string, record any) {
+	t.Helper()
+	fields, _ := record.(map[string]any)
+	if got, want := fmt.Sprint(fields["unsigned"]), "[delivery_id event_id event_type]"; got != want {
+		t.Errorf("%s: unsigned: got %s, want %s", what, got, want)
 	}
 }
 

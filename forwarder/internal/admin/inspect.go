@@ -42,16 +42,24 @@ const (
 )
 
 // quarantineRecord is one quarantined request whose delivery or event id
-// matched a lookup. Its fields come from an unverified request.
+// matched a lookup. Reason, ReceivedAt, QuarantineSeq and Size are the
+// forwarder's own; the fields Unsigned names come from the request's
+// unsigned headers or its unverified body.
 type quarantineRecord struct {
-	Reason        string `json:"reason"`
-	ReceivedAt    string `json:"received_at"`
-	QuarantineSeq uint64 `json:"quarantine_seq"`
-	DeliveryID    string `json:"delivery_id,omitempty"`
-	EventID       string `json:"event_id,omitempty"`
-	EventType     string `json:"event_type,omitempty"`
-	Size          int    `json:"size"`
+	Reason        string   `json:"reason"`
+	ReceivedAt    string   `json:"received_at"`
+	QuarantineSeq uint64   `json:"quarantine_seq"`
+	DeliveryID    string   `json:"delivery_id,omitempty"`
+	EventID       string   `json:"event_id,omitempty"`
+	EventType     string   `json:"event_type,omitempty"`
+	Size          int      `json:"size"`
+	Unsigned      []string `json:"unsigned"`
 }
+
+// quarantineUnsigned names the fields of a quarantineRecord that nothing
+// has verified, as GET /quarantine names its own: an answer that mixes
+// them with published fields must say which is which.
+var quarantineUnsigned = []string{"delivery_id", "event_id", "event_type"}
 
 // expiredMark is a dedup mark whose stream message is gone (stream.max_age,
 // a limit or a purge removed it).
@@ -278,6 +286,7 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
 		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          len(m.Data()),
+		Unsigned:      quarantineUnsigned,
 	}
 	var event struct {
 		ID   string `json:"id"`
