@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
@@ -240,36 +241,55 @@ type overview struct {
 	DedupKey  string                `json:"dedup_key"`
 	StartedAt time.Time             `json:"started_at"`
 	Outcomes  map[string]int64      `json:"outcomes"`
+	// Replayed counts the quarantined entries this process published on
+	// replay: they are no webhook request, so Outcomes never shows them.
+	Replayed int64 `json:"replayed"`
 }
 
 func (c *console) serveOverview(w http.ResponseWriter, _ *http.Request) {
 	o := overview{
 		Ready: true, NATS: c.status.Connection(), Stream: c.view.Stream, DedupKey: c.view.DedupKey,
-		StartedAt: c.started.UTC(), Outcomes: outcomeCounts(c.gatherer),
+		StartedAt: c.started.UTC(),
 	}
+	o.Outcomes, o.Replayed = outcomeCounts(c.gatherer)
 	if err := c.status.Ready(); err != nil {
 		o.Ready, o.NotReady = false, err.Error()
 	}
 	telemetry.WriteJSON(w, http.StatusOK, o)
 }
 
-// outcomeCounts sums zautic_forwarder_webhook_requests_total by outcome.
-func outcomeCounts(g prometheus.Gatherer) map[string]int64 {
+// outcomeCounts sums zautic_forwarder_webhook_requests_total by outcome,
+// and zautic_forwarder_quarantine_replayed_total of outcome published.
+func outcomeCounts(g prometheus.Gatherer) (map[string]int64, int64) {
 	counts := map[string]int64{}
+	var replayed int64
 	families, _ := g.Gather() // a partial gather still counts what it has
 	for _, f := range families {
-		if f.GetName() != "zautic_forwarder_webhook_requests_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" {
-					counts[l.GetValue()] += int64(m.GetCounter().GetValue())
+		switch f.GetName() {
+		case "zautic_forwarder_webhook_requests_total":
+			for _, m := range f.GetMetric() {
+				if outcome, ok := labelValue(m, "outcome"); ok {
+					counts[outcome] += int64(m.GetCounter().GetValue())
+				}
+			}
+		case "zautic_forwarder_quarantine_replayed_total":
+			for _, m := range f.GetMetric() {
+				if outcome, _ := labelValue(m, "outcome"); outcome == telemetry.OutcomePublished {
+					replayed += int64(m.GetCounter().GetValue())
 				}
 			}
 		}
 	}
-	return counts
+	return counts, replayed
+}
+
+func labelValue(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 // pageData is what the page's template needs; the data itself comes from
