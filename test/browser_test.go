@@ -267,6 +267,12 @@ func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jet
 		chromedp.SetValue(chromedp.CSS("#search-input"), "dlv_quar_page"),
 		chromedp.Click(chromedp.CSS("#search-form button")),
 		waitFor(`document.querySelector('#search-result [data-field=status]')?.textContent === 'quarantined'`))
+	if got := evaluate[string](t, b, `[...document.querySelectorAll('#search-result dt.unsigned')].map(dt => dt.textContent).join()`); got != "delivery_id (unsigned),event_id (unsigned),event_type (unsigned)" {
+		t.Errorf("lookup of a quarantined delivery: unsigned fields marked %q, want delivery_id, event_id and event_type", got)
+	}
+	if got := evaluate[string](t, b, `document.querySelector('#search-result [data-field=received_at]').textContent`); !utcTime.MatchString(got) {
+		t.Errorf("lookup received_at: got %q, want a time in UTC", got)
+	}
 	reasons := evaluate[[]string](t, b, `[...document.querySelectorAll('#quarantine tbody td.reason')].map(td => td.textContent)`)
 	if fmt.Sprint(reasons) != fmt.Sprint([]string{"signature_mismatch", "timestamp_out_of_tolerance", "signature_mismatch"}) {
 		t.Errorf("quarantine reasons: got %q, want signature_mismatch, timestamp_out_of_tolerance, signature_mismatch", reasons)

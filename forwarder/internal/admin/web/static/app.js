@@ -207,10 +207,19 @@
       if (answer[key] === undefined || answer[key] === '') continue;
       const value = key === 'status'
         ? el('span', { class: 'pill ' + (answer.status === 'published' ? 'ok' : answer.status === 'expired' ? 'warn' : 'bad') }, answer.status)
-        : String(answer[key]);
-      dl.append(el('dt', {}, key), el('dd', { 'data-field': key }, value));
+        : TIME_FIELDS.includes(key) ? when(answer[key]) : String(answer[key]);
+      dl.append(fieldName(answer, key), el('dd', { 'data-field': key }, value));
     }
     return dl;
+  }
+
+  const TIME_FIELDS = ['published_at', 'received_at', 'marked_at'];
+
+  // fieldName marks the fields the answer names as unsigned: they come from
+  // an unverified request, and the page must not show them as facts.
+  function fieldName(answer, key) {
+    if (!(answer.unsigned || []).includes(key)) return el('dt', {}, key);
+    return el('dt', { class: 'unsigned', title: 'from an unsigned header or the unverified body' }, key + ' (unsigned)');
   }
 
   async function search(id) {
