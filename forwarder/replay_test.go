@@ -137,6 +137,9 @@ func (h *quarantineHarness) post(secret string, ts time.Time, deliveryID string,
 func (h *quarantineHarness) adminDo(method, target, contentType, body string) (int, []byte) {
 	h.t.Helper()
 	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	// As an operator through kubectl port-forward: without admin.token the
+	// admin paths answer loopback clients under a loopback Host only.
+	req.RemoteAddr, req.Host = "127.0.0.1:50000", "localhost:9090"
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

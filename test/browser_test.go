@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,14 +218,42 @@ func selectType(eventType string) chromedp.Action[chromedp.Void] {
 		`(() => { const f = document.querySelector('#type-filter'); f.value = %q; f.dispatchEvent(new Event('change')); })()`, eventType))
 }
 
-// checkQuarantineReplay quarantines a delivery signed with a secret the
+// replaySpy records the body of every replay request the page sends in
+// window.replays, and hides from the page's quarantine listing the entries
+// above window.holdSeq, as a listing loaded before they arrived would.
+const replaySpy = `(() => {
+  const realFetch = window.fetch.bind(window);
+  window.replays = [];
+  window.holdSeq = Infinity;
+  window.fetch = async (path, opts) => {
+    const url = String(path);
+    if (url.startsWith('/quarantine/replay')) window.replays.push(JSON.parse(opts.body));
+    const resp = await realFetch(path, opts);
+    if (!url.startsWith('/quarantine?') || !resp.ok) return resp;
+    const answer = await resp.json();
+    answer.entries = answer.entries.filter((q) => q.seq <= window.holdSeq);
+    return new Response(JSON.stringify(answer), { status: resp.status, headers: resp.headers });
+  };
+  window.confirmed = [];
+  window.confirm = (m) => { window.confirmed.push(m); return window.confirmAnswer; };
+})()`
+
+// utcTime is how the page shows a time.
+var utcTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$`)
+
+// checkQuarantineReplay quarantines two deliveries signed with a secret the
 // forwarder learns only later and one signed too long ago, checks that the
-// page shows both with their reasons, then replays them with their buttons:
-// the stale one after a confirmation, with ignore_tolerance. Each reaches
-// the stream exactly once. The screenshot is taken with both on the page.
+// page shows them with their reasons and times in UTC, takes the screenshot
+// once the counters are in, then replays: one with its button, then the
+// rest with "Replay all listed", which replays exactly the entries listed
+// (not one that arrived since), and the stale one only after a confirmation
+// of its own naming how many it is, in a request of its own with
+// ignore_tolerance. Each reaches the stream exactly once; the replayed
+// count says so.
 func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jetstream.JetStream, secretsFile string) {
 	t.Helper()
 	const laterSecret = "later-secret-9d2e"
+	b.do(t, "watch the replay requests", chromedp.Evaluate[chromedp.Void](replaySpy))
 	quarantineDelivery(t, p, "evt_quar_page", "dlv_quar_page", laterSecret)
 	stale := sampleEvent("evt_stale_page", "message.read")
 	old := time.Now().Add(-time.Hour).Unix()
@@ -232,15 +261,32 @@ func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jet
 		headers: map[string]string{"X-Zautic-Event": "message.read"}}); got.Status != http.StatusBadRequest {
 		t.Fatalf("stale delivery: got %d %v, want 400", got.Status, got.Body)
 	}
-	b.do(t, "see both quarantined",
-		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 2`),
+	quarantineDelivery(t, p, "evt_quar_page2", "dlv_quar_page2", laterSecret)
+	b.do(t, "see the three quarantined",
+		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 3`),
 		chromedp.SetValue(chromedp.CSS("#search-input"), "dlv_quar_page"),
 		chromedp.Click(chromedp.CSS("#search-form button")),
 		waitFor(`document.querySelector('#search-result [data-field=status]')?.textContent === 'quarantined'`))
-	reasons := evaluate[[]string](t, b, `[...document.querySelectorAll('#quarantine tbody td.reason')].map(td => td.textContent)`)
-	if fmt.Sprint(reasons) != fmt.Sprint([]string{"signature_mismatch", "timestamp_out_of_tolerance"}) {
-		t.Errorf("quarantine reasons: got %q, want signature_mismatch and timestamp_out_of_tolerance", reasons)
+	if got := evaluate[string](t, b, `[...document.querySelectorAll('#search-result dt.unsigned')].map(dt => dt.textContent).join()`); got != "delivery_id (unsigned),event_id (unsigned),event_type (unsigned)" {
+		t.Errorf("lookup of a quarantined delivery: unsigned fields marked %q, want delivery_id, event_id and event_type", got)
 	}
+	if got := evaluate[string](t, b, `document.querySelector('#search-result [data-field=received_at]').textContent`); !utcTime.MatchString(got) {
+		t.Errorf("lookup received_at: got %q, want a time in UTC", got)
+	}
+	reasons := evaluate[[]string](t, b, `[...document.querySelectorAll('#quarantine tbody td.reason')].map(td => td.textContent)`)
+	if fmt.Sprint(reasons) != fmt.Sprint([]string{"signature_mismatch", "timestamp_out_of_tolerance", "signature_mismatch"}) {
+		t.Errorf("quarantine reasons: got %q, want signature_mismatch, timestamp_out_of_tolerance, signature_mismatch", reasons)
+	}
+	for _, column := range []string{"#quarantine tbody td.when", "#deliveries tbody td.when"} {
+		if got := evaluate[string](t, b, `document.querySelector('`+column+`').textContent`); !utcTime.MatchString(got) {
+			t.Errorf("%s: got %q, want a time such as 2026-12-04 19:20:05 UTC", column, got)
+		}
+	}
+	// The screenshot waits for the counters: the overview refreshes on its
+	// own period, after the tables.
+	b.do(t, "see the rejections counted",
+		waitFor(`document.querySelector('[data-outcome=rejected] dd')?.textContent === '3'`),
+		waitFor(`document.querySelector('[data-outcome=replayed] dd')?.textContent === '0'`))
 	if path := os.Getenv(screenshotEnv); path != "" {
 		writeScreenshot(t, b, path)
 	}
@@ -258,25 +304,51 @@ func checkQuarantineReplay(t *testing.T, b *browser, p *forwarderProcess, js jet
 		}
 		return fmt.Errorf("no reload of the secrets file logged")
 	})
-	b.do(t, "replay the mis-signed delivery",
-		chromedp.Click(chromedp.CSS(`#quarantine tr[data-reason=signature_mismatch] button.replay`)),
-		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 1`))
-	b.do(t, "replay the stale delivery, confirming",
-		chromedp.Evaluate[chromedp.Void](`window.confirm = (m) => { window.confirmed = m; return true; }`),
-		chromedp.Click(chromedp.CSS(`#quarantine tr[data-reason=timestamp_out_of_tolerance] button.replay`)),
-		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 0`),
-		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 25`))
-	if got := evaluate[string](t, b, `window.confirmed || ''`); !strings.Contains(got, "timestamp outside the tolerance") {
-		t.Errorf("confirmation: got %q, want a question about the tolerance", got)
-	}
+	b.do(t, "replay the first mis-signed delivery with its button",
+		chromedp.Click(chromedp.CSS(`#quarantine tr[data-seq="1"] button.replay`)),
+		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 2`))
+
+	// An entry that arrives after the page listed the quarantine.
+	b.do(t, "hold the listing", chromedp.Evaluate[chromedp.Void](`window.holdSeq = 3`))
+	quarantineDelivery(t, p, "evt_late_page", "dlv_late_page", "never-configured-secret")
+	b.do(t, "replay all listed, declining to ignore the tolerance",
+		chromedp.Evaluate[chromedp.Void](`window.confirmAnswer = false; window.replays = []; window.confirmed = [];
+			document.querySelector('#quarantine-info').textContent = ''; document.querySelector('#replay-all').click()`),
+		waitFor(`document.querySelector('#quarantine-info').textContent !== ''`),
+		waitFor(`[...document.querySelectorAll('#quarantine tbody tr[data-seq]')].map(tr => tr.dataset.seq).join() === '2'`))
+	checkReplays(t, b, `[{"seqs":[3]}]`)
+	b.do(t, "replay all listed, ignoring the tolerance",
+		chromedp.Evaluate[chromedp.Void](`window.confirmAnswer = true; window.replays = []; window.confirmed = [];
+			document.querySelector('#replay-all').click()`),
+		waitFor(`document.querySelectorAll('#quarantine tbody tr[data-seq]').length === 0`))
+	checkReplays(t, b, `[{"seqs":[2],"ignore_tolerance":true}]`)
+	b.do(t, "release the listing: the late entry is still kept",
+		chromedp.Evaluate[chromedp.Void](`window.holdSeq = Infinity`),
+		waitFor(`[...document.querySelectorAll('#quarantine tbody tr[data-seq]')].map(tr => tr.dataset.seq).join() === '4'`),
+		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 26`),
+		waitFor(`document.querySelector('[data-outcome=replayed] dd')?.textContent === '3'`))
 	counts := map[string]int{}
 	for _, m := range streamMessages(t, js, "ZAUTIC") {
 		counts[m.Headers().Get(zautic.MessageDeliveryIDHeader)]++
 	}
-	for _, id := range []string{"dlv_quar_page", "dlv_stale_page"} {
-		if counts[id] != 1 {
-			t.Errorf("stream messages of %s: got %d, want 1", id, counts[id])
+	for id, want := range map[string]int{"dlv_quar_page": 1, "dlv_stale_page": 1, "dlv_quar_page2": 1, "dlv_late_page": 0} {
+		if counts[id] != want {
+			t.Errorf("stream messages of %s: got %d, want %d", id, counts[id], want)
 		}
+	}
+}
+
+// checkReplays compares the replay requests the page sent since the spy
+// was last reset with want, and checks that the tolerance was asked about
+// once, naming one entry.
+func checkReplays(t *testing.T, b *browser, want string) {
+	t.Helper()
+	if got := evaluate[string](t, b, `JSON.stringify(window.replays)`); got != want {
+		t.Errorf("replay requests: got %s, want %s", got, want)
+	}
+	confirmed := evaluate[[]string](t, b, `window.confirmed`)
+	if len(confirmed) != 1 || !strings.Contains(confirmed[0], "1 entry") || !strings.Contains(confirmed[0], "timestamp outside the tolerance") {
+		t.Errorf("confirmations: got %q, want one about the tolerance of 1 entry", confirmed)
 	}
 }
 
@@ -308,7 +380,16 @@ func TestInspectorPageAsksForToken(t *testing.T) {
 	publish(t, p, "evt_page_tok", "dlv_page_tok", "message.sent")
 
 	b.do(t, "load the page", chromedp.Navigate(p.AdminURL+"/"),
-		waitFor(`!document.querySelector('#token-panel').hidden && document.querySelector('#content').hidden`))
+		waitFor(`!document.querySelector('#token-panel').hidden`),
+		waitFor(`document.querySelector('#deliveries tbody').textContent === 'enter the admin token to see deliveries'`),
+		waitFor(`document.querySelector('#quarantine tbody').textContent === 'enter the admin token to see the quarantine'`))
+	// While the token is missing the actions are off, and the counters,
+	// which need no token, are shown.
+	disabled := evaluate[[]bool](t, b, `['replay-all', 'search-submit', 'older', 'newest'].map(id => document.getElementById(id).disabled)`)
+	if fmt.Sprint(disabled) != "[true true true true]" {
+		t.Errorf("replay all, find, older, newest disabled: got %v, want all true", disabled)
+	}
+	b.do(t, "see the counters", waitFor(`document.querySelector('[data-outcome=published] dd')?.textContent === '1'`))
 	b.do(t, "give a wrong token",
 		chromedp.SetValue(chromedp.CSS("#token-input"), "wrong"),
 		chromedp.Click(chromedp.CSS("#token-form button")),
@@ -317,6 +398,9 @@ func TestInspectorPageAsksForToken(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#token-input"), token),
 		chromedp.Click(chromedp.CSS("#token-form button")),
 		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 1`))
+	if got := evaluate[bool](t, b, `document.getElementById('search-submit').disabled`); got {
+		t.Errorf("find disabled after the token was given, want it enabled")
+	}
 	if got := evaluate[string](t, b, `sessionStorage.getItem('zautic-forwarder-admin-token')`); got != token {
 		t.Errorf("sessionStorage token: got %q, want the token", got)
 	}

@@ -1,6 +1,8 @@
 package test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -282,6 +284,82 @@ func TestAdminToken(t *testing.T) {
 	}
 }
 
+// adminGet sends GET path to the admin listener under host (empty: the
+// listener's own address) with token (none when empty), and returns the
+// status and the body.
+func adminGet(t testing.TB, p *forwarderProcess, path, host, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, p.AdminURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, readAll(t, resp)
+}
+
+// TestAdminLoopbackOnlyWithoutToken: without admin.token the data and
+// action paths answer a loopback client only under Host localhost,
+// 127.0.0.1 or [::1]; another Host, as a page whose name was rebound to
+// 127.0.0.1 sends, gets 403 naming admin.token. The open paths answer any
+// Host. With a token, the token decides, whatever the Host.
+func TestAdminLoopbackOnlyWithoutToken(t *testing.T) {
+	const token = "rebind-token-81c4"
+	tests := []struct {
+		name   string
+		token  string
+		path   string
+		host   string // empty: the listener's own 127.0.0.1:port
+		bearer string
+		want   int
+	}{
+		{"own address", "", "/deliveries", "", "", 200},
+		{"localhost", "", "/quarantine", "localhost:9090", "", 200},
+		{"[::1]", "", deliveryPath("dlv_rebind_1"), "[::1]", "", 200},
+		{"rebound name", "", "/deliveries", "evil.example", "", 403},
+		{"rebound name, a lookup", "", deliveryPath("dlv_rebind_1"), "evil.example:9090", "", 403},
+		{"rebound name, the body", "", deliveryPath("dlv_rebind_1") + "/body", "evil.example", "", 403},
+		{"rebound name, the quarantine", "", "/quarantine", "evil.example", "", 403},
+		{"rebound name, pprof", "", "/debug/pprof/", "evil.example", "", 403},
+		{"rebound name, the page", "", "/", "evil.example", "", 200},
+		{"rebound name, overview", "", "/overview", "evil.example", "", 200},
+		{"rebound name, metrics", "", "/metrics", "evil.example", "", 200},
+		{"token, any Host", token, "/deliveries", "forwarder.example", token, 200},
+		{"token missing, localhost", token, "/deliveries", "localhost", "", 401},
+	}
+	procs := map[string]*forwarderProcess{}
+	for _, tok := range []string{"", token} {
+		env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
+		env["FORWARDER_ADMIN_PPROF"] = "true"
+		if tok != "" {
+			env["FORWARDER_ADMIN_TOKEN"] = tok
+		}
+		p := startForwarder(t, env)
+		p.WaitReady(t)
+		publish(t, p, "evt_rebind_1", "dlv_rebind_1", "message.sent")
+		procs[tok] = p
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := adminGet(t, procs[tt.token], tt.path, tt.host, tt.bearer)
+			if status != tt.want {
+				t.Fatalf("GET %s with Host %q: got %d %s, want %d", tt.path, tt.host, status, trimmed(body), tt.want)
+			}
+			if tt.want == http.StatusForbidden && !strings.Contains(body, `"error":"forbidden: admin.token is not set`) {
+				t.Errorf("GET %s: got %s, want a JSON reason naming admin.token", tt.path, trimmed(body))
+			}
+		})
+	}
+}
+
 func checkAdminAccess(t *testing.T, p *forwarderProcess, token string) {
 	t.Helper()
 	tests := []struct {
@@ -308,20 +386,9 @@ func checkAdminAccess(t *testing.T, p *forwarderProcess, token string) {
 		{"/static/app.css", "", 200},
 	}
 	for _, tt := range tests {
-		req, err := http.NewRequest(http.MethodGet, p.AdminURL+tt.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tt.token != "" {
-			req.Header.Set("Authorization", "Bearer "+tt.token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := readAll(t, resp)
-		if resp.StatusCode != tt.wantStatus {
-			t.Errorf("GET %s with token %q: got %d %s, want %d", tt.path, tt.token, resp.StatusCode, trimmed(body), tt.wantStatus)
+		status, body := adminGet(t, p, tt.path, "", tt.token)
+		if status != tt.wantStatus {
+			t.Errorf("GET %s with token %q: got %d %s, want %d", tt.path, tt.token, status, trimmed(body), tt.wantStatus)
 		}
 		if tt.wantStatus == http.StatusUnauthorized && !strings.Contains(body, `"error":"admin token`) {
 			t.Errorf("GET %s: got %s, want a JSON reason", tt.path, trimmed(body))
@@ -408,8 +475,127 @@ func TestDeliveryLookupQuarantined(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(got.Body["received_at"])); err != nil {
 			t.Errorf("lookup %s: received_at %v: %v", id, got.Body["received_at"], err)
 		}
+		checkUnsigned(t, "lookup "+id, got.Body)
+		for i, e := range entries {
+			checkUnsigned(t, fmt.Sprintf("lookup %s: entry %d", id, i), e)
+		}
 	}
 	if got := adminJSON(t, p, deliveryPath("dlv_quar_1")+"/body", ""); got.Status != http.StatusNotFound {
 		t.Errorf("body of a quarantined delivery: got %d %v, want 404", got.Status, got.Body)
+	}
+	// Published later, signed right: the answer's own fields are verified,
+	// its quarantine entries' are not, and each entry says so.
+	publish(t, p, "evt_quar_2", "dlv_quar_2", "message.failed")
+	got := adminJSON(t, p, deliveryPath("dlv_quar_2"), "")
+	earlier, _ := got.Body["quarantine"].([]any)
+	if got.Body["status"] != "published" || len(earlier) != 1 || got.Body["unsigned"] != nil {
+		t.Fatalf("lookup dlv_quar_2: got %d %v, want published, one quarantine entry, no unsigned mark of its own", got.Status, got.Body)
+	}
+	checkUnsigned(t, "lookup dlv_quar_2: quarantine entry", earlier[0])
+}
+
+// checkUnsigned fails unless a quarantine record names its unverified
+// fields, as GET /quarantine does.
+func checkUnsigned(t *testing.T, what string, record any) {
+	t.Helper()
+	fields, _ := record.(map[string]any)
+	if got, want := fmt.Sprint(fields["unsigned"]), "[delivery_id event_id event_type]"; got != want {
+		t.Errorf("%s: unsigned: got %s, want %s", what, got, want)
+	}
+}
+
+// asJSON is s as it comes back from a JSON answer: invalid UTF-8 turned
+// into U+FFFD, byte by byte.
+func asJSON(t testing.TB, s string) string {
+	t.Helper()
+	raw, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back string
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	return back
+}
+
+// TestDeliveryLookupMappedIDs looks up published events whose dedup key
+// the forwarder maps before it becomes a Nats-Msg-Id (white space at either
+// end, a control character, invalid UTF-8, a "sha256." prefix): each is
+// found as published with its body, through its dedup mark and, once the
+// mark is gone, through the stream's headers; the event id shown is the
+// body's, white space included.
+func TestDeliveryLookupMappedIDs(t *testing.T) {
+	type event struct {
+		jsonID     string // the id as written in the body
+		eventID    string // the id the body carries
+		deliveryID string
+		lookups    []string
+	}
+	tests := []struct {
+		key    string
+		events []event
+	}{
+		{forwarder.DedupKeyEvent, []event{
+			{" evt_lead", " evt_lead", "dlv_map_lead", []string{" evt_lead", "dlv_map_lead"}},
+			{"evt_trail ", "evt_trail ", "dlv_map_trail", []string{"evt_trail "}},
+			{`evt_\u0001ctl`, "evt_\u0001ctl", "dlv_map_ctl", []string{"evt_\u0001ctl"}},
+			{"sha256.evt_prefixed", "sha256.evt_prefixed", "dlv_map_prefixed", []string{"sha256.evt_prefixed"}},
+		}},
+		{forwarder.DedupKeyDelivery, []event{
+			{"evt_map_utf8", "evt_map_utf8", "dlv_\xff\xfe_utf8", []string{"dlv_\xff\xfe_utf8"}},
+			{"evt_map_prefixed", "evt_map_prefixed", "sha256.dlv_prefixed", []string{"sha256.dlv_prefixed"}},
+			{" evt_map_lead", " evt_map_lead", "dlv_map_lead", []string{"dlv_map_lead"}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run("dedup.key "+tt.key, func(t *testing.T) {
+			ns := natstest.Start(t, "", 0)
+			env := forwarderEnv(ns.ClientURL())
+			env["FORWARDER_DEDUP_KEY"] = tt.key
+			p := startForwarder(t, env)
+			p.WaitReady(t)
+			seqs := map[string]float64{}
+			for _, ev := range tt.events {
+				seqs[ev.eventID] = publish(t, p, ev.jsonID, ev.deliveryID, "message.sent")
+			}
+			check := func(t *testing.T, how string) {
+				t.Helper()
+				for _, ev := range tt.events {
+					for _, id := range ev.lookups {
+						got := adminJSON(t, p, deliveryPath(id), "")
+						if got.Status != http.StatusOK || got.Body["status"] != "published" || got.Body["seq"] != seqs[ev.eventID] ||
+							got.Body["event_id"] != ev.eventID || got.Body["delivery_id"] != asJSON(t, ev.deliveryID) {
+							t.Errorf("%s: lookup %q: got %d %v, want published at seq %v with event_id %q", how, id, got.Status, got.Body, seqs[ev.eventID], ev.eventID)
+						}
+						resp, err := http.Get(p.AdminURL + deliveryPath(id) + "/body")
+						if err != nil {
+							t.Fatal(err)
+						}
+						if body := readAll(t, resp); resp.StatusCode != http.StatusOK || body != string(sampleEvent(ev.jsonID, "message.sent")) {
+							t.Errorf("%s: body of %q: got %d %q, want 200 and the published body", how, id, resp.StatusCode, trimmed(body))
+						}
+					}
+				}
+			}
+			check(t, "through the mark")
+			_, js := connect(t, ns.ClientURL())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			kv, err := js.KeyValue(ctx, "zautic-dedup")
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, err := kv.Keys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if err := kv.Purge(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check(t, "without the mark")
+		})
 	}
 }

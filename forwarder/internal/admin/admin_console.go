@@ -9,10 +9,10 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
@@ -69,10 +69,11 @@ type console struct {
 
 // newAdminConsole puts the delivery inspector in front of admin, the
 // handler of newAdminHandler: GET / (the page) and /static/, GET /overview,
-// GET /deliveries, /deliveries/{id} and /deliveries/{id}/body. When token
-// requires one, every path that returns or changes data, its own and
-// admin's (/deliveries…, /quarantine…, /debug/pprof/), asks for it; the
-// probes, /metrics, /overview and the page stay open.
+// GET /deliveries, /deliveries/{id} and /deliveries/{id}/body. Every path
+// that returns or changes data, its own and admin's (/deliveries…,
+// /quarantine…, /debug/pprof/), is guarded (guardAdmin): by the token when
+// one is set, else open to loopback only; the probes, /metrics, /overview
+// and the page stay open.
 func newAdminConsole(view View, admin http.Handler, status Status, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
 	c := &console{view: view, status: status, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
 	mux := http.NewServeMux()
@@ -83,27 +84,7 @@ func newAdminConsole(view View, admin http.Handler, status Status, insp inspecto
 	mux.Handle("GET /deliveries/{id}", byID(c.serveLookup))
 	mux.Handle("GET /deliveries/{id}/body", byID(c.serveBody))
 	mux.Handle("/", admin)
-	return requireAdminToken(token, mux)
-}
-
-// openAdminPaths hold no data: they stay open when a token is set.
-// Everything else requires it, so that a route added later is protected
-// unless it is listed here.
-var openAdminPaths = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true, "/overview": true}
-
-func requireAdminToken(token *adminToken, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if openAdminPaths[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/static/") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if err := token.check(r); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="zautic-forwarder admin"`)
-			telemetry.WriteJSON(w, http.StatusUnauthorized, adminapi.ErrorAnswer{Error: err.Error()})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return guardAdmin(token, mux)
 }
 
 // inspectStatus maps the inspector's errors to statuses; the first match
@@ -260,36 +241,55 @@ type overview struct {
 	DedupKey  string                `json:"dedup_key"`
 	StartedAt time.Time             `json:"started_at"`
 	Outcomes  map[string]int64      `json:"outcomes"`
+	// Replayed counts the quarantined entries this process published on
+	// replay: they are no webhook request, so Outcomes never shows them.
+	Replayed int64 `json:"replayed"`
 }
 
 func (c *console) serveOverview(w http.ResponseWriter, _ *http.Request) {
 	o := overview{
 		Ready: true, NATS: c.status.Connection(), Stream: c.view.Stream, DedupKey: c.view.DedupKey,
-		StartedAt: c.started.UTC(), Outcomes: outcomeCounts(c.gatherer),
+		StartedAt: c.started.UTC(),
 	}
+	o.Outcomes, o.Replayed = outcomeCounts(c.gatherer)
 	if err := c.status.Ready(); err != nil {
 		o.Ready, o.NotReady = false, err.Error()
 	}
 	telemetry.WriteJSON(w, http.StatusOK, o)
 }
 
-// outcomeCounts sums zautic_forwarder_webhook_requests_total by outcome.
-func outcomeCounts(g prometheus.Gatherer) map[string]int64 {
+// outcomeCounts sums zautic_forwarder_webhook_requests_total by outcome,
+// and zautic_forwarder_quarantine_replayed_total of outcome published.
+func outcomeCounts(g prometheus.Gatherer) (map[string]int64, int64) {
 	counts := map[string]int64{}
+	var replayed int64
 	families, _ := g.Gather() // a partial gather still counts what it has
 	for _, f := range families {
-		if f.GetName() != "zautic_forwarder_webhook_requests_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" {
-					counts[l.GetValue()] += int64(m.GetCounter().GetValue())
+		switch f.GetName() {
+		case "zautic_forwarder_webhook_requests_total":
+			for _, m := range f.GetMetric() {
+				if outcome, ok := labelValue(m, "outcome"); ok {
+					counts[outcome] += int64(m.GetCounter().GetValue())
+				}
+			}
+		case "zautic_forwarder_quarantine_replayed_total":
+			for _, m := range f.GetMetric() {
+				if outcome, _ := labelValue(m, "outcome"); outcome == telemetry.OutcomePublished {
+					replayed += int64(m.GetCounter().GetValue())
 				}
 			}
 		}
 	}
-	return counts
+	return counts, replayed
+}
+
+func labelValue(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 // pageData is what the page's template needs; the data itself comes from

@@ -42,16 +42,24 @@ const (
 )
 
 // quarantineRecord is one quarantined request whose delivery or event id
-// matched a lookup. Its fields come from an unverified request.
+// matched a lookup. Reason, ReceivedAt, QuarantineSeq and Size are the
+// forwarder's own; the fields Unsigned names come from the request's
+// unsigned headers or its unverified body.
 type quarantineRecord struct {
-	Reason        string `json:"reason"`
-	ReceivedAt    string `json:"received_at"`
-	QuarantineSeq uint64 `json:"quarantine_seq"`
-	DeliveryID    string `json:"delivery_id,omitempty"`
-	EventID       string `json:"event_id,omitempty"`
-	EventType     string `json:"event_type,omitempty"`
-	Size          int    `json:"size"`
+	Reason        string   `json:"reason"`
+	ReceivedAt    string   `json:"received_at"`
+	QuarantineSeq uint64   `json:"quarantine_seq"`
+	DeliveryID    string   `json:"delivery_id,omitempty"`
+	EventID       string   `json:"event_id,omitempty"`
+	EventType     string   `json:"event_type,omitempty"`
+	Size          int      `json:"size"`
+	Unsigned      []string `json:"unsigned"`
 }
+
+// quarantineUnsigned names the fields of a quarantineRecord that nothing
+// has verified, as GET /quarantine names its own: an answer that mixes
+// them with published fields must say which is which.
+var quarantineUnsigned = []string{"delivery_id", "event_id", "event_type"}
 
 // expiredMark is a dedup mark whose stream message is gone (stream.max_age,
 // a limit or a purge removed it).
@@ -126,6 +134,7 @@ func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLook
 	found.Expired = expired
 	if msg != nil {
 		rec := b.recordOf(msg.Subject, msg.Header, msg.Sequence, msg.Time, len(msg.Data))
+		rec.EventID = bodyEventID(msg.Data, rec.EventID)
 		found.Published = &rec
 	}
 	if found.Quarantined, err = b.scanQuarantine(ctx, id); err != nil {
@@ -177,8 +186,10 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 			return nil, mark, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
-		case msg.Header.Get(zautic.MessageIDHeader) != mark.Key:
+		case msg.Header.Get(zautic.MessageIDHeader) != adminapi.MessageID(mark.Key):
 			// The stream was recreated: the sequence now holds another event.
+			// The publisher sends a key a header cannot carry exactly in its
+			// mapped form, so compare with what it sent, not the key itself.
 			return nil, mark, nil
 		}
 		return msg, nil, nil
@@ -225,10 +236,13 @@ func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id s
 		return 0, nil
 	}
 	start := scanStart(state.FirstSeq, state.LastSeq, lookupScanLimit)
+	msgID := adminapi.MessageID(id)
 	var newest uint64
 	err := scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
 		h := m.Headers()
-		if h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id {
+		// The Nats-Msg-Id finds a key whose mark is gone, or whose id the
+		// other headers carry trimmed (" evt_1" arrives as "evt_1").
+		if h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id || h.Get(zautic.MessageIDHeader) == msgID {
 			newest = sequenceOf(m)
 		}
 	})
@@ -272,6 +286,7 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
 		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          len(m.Data()),
+		Unsigned:      quarantineUnsigned,
 	}
 	var event struct {
 		ID   string `json:"id"`
@@ -339,6 +354,19 @@ func (b *Inspector) ListDeliveries(ctx context.Context, q deliveryQuery) (admina
 		page.NextBeforeSeq = 0
 	}
 	return page, nil
+}
+
+// bodyEventID is the id of a published body, the truth the Zautic-Event-Id
+// header carries only where a header can: nats.go trims white space at
+// either end of a header value. fromHeader is kept when the body has none.
+func bodyEventID(body []byte, fromHeader string) string {
+	var event struct {
+		ID *string `json:"id"`
+	}
+	if json.Unmarshal(body, &event) != nil || event.ID == nil {
+		return fromHeader
+	}
+	return *event.ID
 }
 
 func (b *Inspector) recordOfMsg(m jetstream.Msg) adminapi.DeliveryRecord {

@@ -40,10 +40,16 @@
     return encodeURIComponent(id).replace(/\./g, '%2E');
   }
 
+  // when shows a time in UTC with the zone named, the same in every
+  // browser and in the logs: "2026-12-04 19:20:05 UTC".
   function when(iso) {
     if (!iso) return '';
     const d = new Date(iso);
-    return isNaN(d) ? iso : d.toLocaleString(undefined, { hour12: false });
+    return isNaN(d) ? iso : utc(d);
+  }
+
+  function utc(d) {
+    return d.toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
   }
 
   class NeedToken extends Error {}
@@ -78,9 +84,23 @@
 
   function askToken(message) {
     $('token-panel').hidden = false;
-    $('content').hidden = true;
     $('token-error').textContent = message || '';
+    showTokenNeeded(true);
     $('token-input').focus();
+  }
+
+  // ACTIONS are the controls that need the token; TOKEN_NEEDED is what the
+  // tables say while it is missing, so that they do not look empty.
+  const ACTIONS = ['replay-all', 'newest', 'newer', 'older', 'type-filter', 'search-submit', 'search-input'];
+  const TOKEN_NEEDED = 'enter the admin token to see ';
+
+  function showTokenNeeded(needed) {
+    state.tokenNeeded = needed;
+    for (const id of ACTIONS) $(id).disabled = needed;
+    if (!needed) return;
+    $('deliveries').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty token-needed' }, TOKEN_NEEDED + 'deliveries')));
+    $('quarantine').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty token-needed' }, TOKEN_NEEDED + 'the quarantine')));
+    $('page-info').textContent = '';
   }
 
   $('token-form').addEventListener('submit', (ev) => {
@@ -90,7 +110,7 @@
     sessionStorage.setItem(TOKEN_KEY, value);
     $('token-input').value = '';
     $('token-panel').hidden = true;
-    $('content').hidden = false;
+    showTokenNeeded(false);
     refresh();
   });
 
@@ -111,6 +131,15 @@
     for (const name of names) {
       dl.append(el('div', { 'data-outcome': name }, el('dt', {}, name), el('dd', {}, (o.outcomes || {})[name] || 0)));
     }
+    dl.append(replayedCount(o));
+  }
+
+  // replayedCount shows the quarantined entries published on replay: no
+  // webhook request counts them, so without it a rotation's recovered
+  // deliveries would show only as rejected.
+  function replayedCount(o) {
+    return el('div', { 'data-outcome': 'replayed', title: 'quarantined deliveries published on replay since start' },
+      el('dt', {}, 'replayed'), el('dd', {}, o.replayed || 0));
   }
 
   // ---- recent deliveries
@@ -178,10 +207,19 @@
       if (answer[key] === undefined || answer[key] === '') continue;
       const value = key === 'status'
         ? el('span', { class: 'pill ' + (answer.status === 'published' ? 'ok' : answer.status === 'expired' ? 'warn' : 'bad') }, answer.status)
-        : String(answer[key]);
-      dl.append(el('dt', {}, key), el('dd', { 'data-field': key }, value));
+        : TIME_FIELDS.includes(key) ? when(answer[key]) : String(answer[key]);
+      dl.append(fieldName(answer, key), el('dd', { 'data-field': key }, value));
     }
     return dl;
+  }
+
+  const TIME_FIELDS = ['published_at', 'received_at', 'marked_at'];
+
+  // fieldName marks the fields the answer names as unsigned: they come from
+  // an unverified request, and the page must not show them as facts.
+  function fieldName(answer, key) {
+    if (!(answer.unsigned || []).includes(key)) return el('dt', {}, key);
+    return el('dt', { class: 'unsigned', title: 'from an unsigned header or the unverified body' }, key + ' (unsigned)');
   }
 
   async function search(id) {
@@ -254,30 +292,50 @@
       el('td', {}, el('button', { type: 'button', class: 'replay', onclick: (ev) => replay([q], ev.target).catch(report) }, 'Replay'))));
     if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'the quarantine is empty')));
     tbody.replaceChildren(...rows);
-    $('replay-all').disabled = entries.length === 0;
+    $('replay-all').disabled = entries.length === 0 || !!state.tokenNeeded;
     state.quarantine = entries;
   }
 
-  // replay sends the entries back through verification; entries held for
-  // their timestamp need the operator's word to skip the tolerance check.
+  // replay sends the entries back through verification, by sequence: only
+  // the ones given, which are the ones on the page. Entries held for their
+  // timestamp are replayed ignoring the tolerance only after a confirmation
+  // of their own that says how many they are, and in a request of their
+  // own, so that the tolerance is ignored for nothing else.
   async function replay(entries, button) {
-    const request = entries === 'all' ? { all: true } : { seqs: entries.map((q) => q.seq) };
-    const stale = (entries === 'all' ? state.quarantine || [] : entries).filter((q) => q.reason === TOLERANCE);
+    const stale = entries.filter((q) => q.reason === TOLERANCE);
+    const fresh = entries.filter((q) => q.reason !== TOLERANCE);
+    const requests = [];
+    if (fresh.length > 0) requests.push({ seqs: fresh.map((q) => q.seq) });
+    let skipped = 0;
     if (stale.length > 0) {
-      const ok = window.confirm(stale.length + ' entr' + (stale.length === 1 ? 'y was' : 'ies were') +
-        ' quarantined for a timestamp outside the tolerance. Replay ignoring the tolerance?');
-      if (!ok && entries !== 'all') return;
-      if (ok) request.ignore_tolerance = true;
+      if (confirmIgnoreTolerance(stale)) requests.push({ seqs: stale.map((q) => q.seq), ignore_tolerance: true });
+      else skipped = stale.length;
+    }
+    if (requests.length === 0) {
+      $('quarantine-info').textContent = 'nothing replayed';
+      return;
     }
     if (button) button.disabled = true;
-    const resp = await api('/quarantine/replay', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(request),
-    });
-    const answer = await json(resp);
-    $('quarantine-info').textContent = resp.ok ? 'replayed: ' + summarize(answer) : 'replay failed: ' + (answer.error || resp.statusText);
+    const said = [];
+    for (const request of requests) {
+      const resp = await api('/quarantine/replay', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(request),
+      });
+      const answer = await json(resp);
+      said.push(resp.ok ? summarize(answer) : 'failed: ' + (answer.error || resp.statusText));
+    }
+    $('quarantine-info').textContent = 'replayed: ' + said.join(', ') +
+      (skipped ? ' (' + skipped + ' kept for their timestamp not replayed)' : '');
     await Promise.all([loadQuarantine(), loadDeliveries(), loadOverview()]);
+  }
+
+  function confirmIgnoreTolerance(stale) {
+    const n = stale.length;
+    return window.confirm(n + ' entr' + (n === 1 ? 'y was' : 'ies were') +
+      ' quarantined for a timestamp outside the tolerance. Replay ' + (n === 1 ? 'it' : 'these ' + n) +
+      ' ignoring the tolerance? An old signed request may be a captured copy.');
   }
 
   function summarize(answer) {
@@ -287,7 +345,9 @@
     return JSON.stringify(answer);
   }
 
-  $('replay-all').addEventListener('click', (ev) => replay('all', ev.target).catch(report));
+  // Replay all listed: the entries shown, never {"all":true}, which would
+  // include entries the page does not show or that arrived since it loaded.
+  $('replay-all').addEventListener('click', (ev) => replay(state.quarantine || [], ev.target).catch(report));
 
   // ---- refresh
 
@@ -305,7 +365,7 @@
       await loadOverview();
       if (tokenRequired && !token()) { askToken(''); return; }
       await Promise.all([loadDeliveries(), loadQuarantine()]);
-      $('updated').textContent = 'updated ' + new Date().toLocaleTimeString(undefined, { hour12: false });
+      $('updated').textContent = 'updated ' + utc(new Date()).slice(11);
     } catch (err) {
       report(err);
     } finally {
@@ -313,6 +373,7 @@
     }
   }
 
+  if (tokenRequired && !token()) showTokenNeeded(true);
   refresh();
   setInterval(refresh, refreshMs);
 }());
