@@ -22,7 +22,7 @@ delivery: "get" looks one up by delivery id or event id (published, quarantined
 or expired), "list" shows the most recent published events, newest first.`,
 		Example: `  zautic-forwarder deliveries get dlv_7f3a9c1e
   zautic-forwarder deliveries list --type message.failed --limit 20
-  zautic-forwarder deliveries get evt_2b81 --json --admin-url http://adminapi.zautic:9090`,
+  zautic-forwarder deliveries get evt_2b81 --json --admin-url http://localhost:9090 --token "$FORWARDER_ADMIN_TOKEN"`,
 	}
 	cmd.AddCommand(newDeliveriesGetCommand(stdout), newDeliveriesListCommand(stdout))
 	return cmd
