@@ -519,3 +519,63 @@ func TestDisabledQuarantineIsNotPartOfReadiness(t *testing.T) {
 		t.Errorf("unmanaged, quarantine disabled: got %v, want ready", err)
 	}
 }
+
+// TestNotKeptIsAnswered503: a rejection the quarantine would keep but
+// cannot (over the rate, the stream full, the share for large entries used
+// up) is answered 503 with "quarantined":false, so that Zautic retries it,
+// and counted by cause; the entries already kept stay.
+func TestNotKeptIsAnswered503(t *testing.T) {
+	small := func(i int) []byte { return testEvent("evt_nk_"+strconv.Itoa(i), "message.delivered") }
+	large := func(i int) []byte { return append(small(i), bytes.Repeat([]byte(" "), 100<<10)...) }
+	tests := []struct {
+		name      string
+		configure func(*Config)
+		bodies    []func(int) []byte // sent in order; each index is one request
+		wantKept  []bool
+		cause     string
+	}{
+		{"over the rate", func(c *Config) { c.Quarantine.Rate, c.Quarantine.Burst = 0.001, 2 },
+			[]func(int) []byte{small, small, small}, []bool{true, true, false}, "rate"},
+		{"quarantine full", func(c *Config) { c.Quarantine.MaxBytes = 2 << 10 },
+			[]func(int) []byte{small, small, small, small, small, small, small, small}, nil, "full"},
+		{"large entries past their share", func(c *Config) { c.Quarantine.MaxBytes = 1 << 20 },
+			[]func(int) []byte{large, large, large, large, large, large, large, large, large, small},
+			[]bool{true, true, true, true, true, true, true, false, false, true}, "large_share"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newQuarantineHarness(t, tt.configure)
+			var kept []bool
+			for i, body := range tt.bodies {
+				code, answer := h.post(secretB, time.Now(), "dlv_nk_"+strconv.Itoa(i), body(i))
+				switch {
+				case code == http.StatusBadRequest && answer["quarantined"] == true:
+					kept = append(kept, true)
+				case code == http.StatusServiceUnavailable && answer["quarantined"] == false &&
+					strings.Contains(fmt.Sprint(answer["error"]), "not quarantined"):
+					kept = append(kept, false)
+				default:
+					t.Fatalf("request %d: got %d %v, want 400 quarantined:true or 503 quarantined:false", i, code, answer)
+				}
+			}
+			if tt.wantKept != nil && !slices.Equal(kept, tt.wantKept) {
+				t.Errorf("kept: got %v, want %v", kept, tt.wantKept)
+			}
+			if !slices.Contains(kept, true) || !slices.Contains(kept, false) {
+				t.Errorf("kept: got %v, want some kept, then some refused", kept)
+			}
+			refused := 0
+			for _, k := range kept {
+				if !k {
+					refused++
+				}
+			}
+			if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": tt.cause}); got != float64(refused) {
+				t.Errorf("dropped for %s: got %v, want %d", tt.cause, got, refused)
+			}
+			if got := h.streamCount(h.cfg.Quarantine.Stream); got != uint64(len(kept)-refused) {
+				t.Errorf("quarantine: got %d entries, want the %d kept (none discarded)", got, len(kept)-refused)
+			}
+		})
+	}
+}

@@ -143,6 +143,7 @@ func (s *Service) connect(ctx context.Context, metrics *telemetry.Metrics) (err 
 		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
 		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir),
 			zap.String("sync_interval", store.EmbeddedSync(s.ns)))
+		store.WarnEmbeddedStorage(s.ns, s.cfg.storeConfig(), s.log)
 	}
 	s.store, err = store.Connect(url, s.cfg.storeConfig(), s.log, metrics, extra...)
 	return err

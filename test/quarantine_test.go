@@ -342,8 +342,10 @@ func TestForgedFloodIsBounded(t *testing.T) {
 	}
 	t.Logf("%d forged and %d valid requests in %s", forged, valid, elapsed.Round(time.Millisecond))
 
-	if flood.statuses[http.StatusBadRequest] != forged || flood.errors != 0 {
-		t.Errorf("forged answers: got %v and %d transport errors, want %d 400s", flood.statuses, flood.errors, forged)
+	// Kept: 400; over the rate or the size, not kept: 503, so that a
+	// genuine delivery among them would be retried.
+	if flood.statuses[http.StatusBadRequest]+flood.statuses[http.StatusServiceUnavailable] != forged || flood.errors != 0 {
+		t.Errorf("forged answers: got %v and %d transport errors, want %d 400s and 503s", flood.statuses, flood.errors, forged)
 	}
 	if validResult.statuses[http.StatusOK] != valid || validResult.errors != 0 {
 		t.Errorf("valid answers: got %v and %d transport errors, want %d 200s", validResult.statuses, validResult.errors, valid)
@@ -373,11 +375,15 @@ func assertQuarantineBounded(t *testing.T, js jetstream.JetStream, p *forwarderP
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropped, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="rate"}`)
-	if err != nil {
-		t.Fatal(err)
+	dropped := 0.0
+	for _, cause := range []string{"rate", "full", "large_share"} {
+		n, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="`+cause+`"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped += n
 	}
-	t.Logf("quarantine: %d entries, %d bytes; %v kept and %v dropped for rate", state.Msgs, state.Bytes, kept, dropped)
+	t.Logf("quarantine: %d entries, %d bytes; %v kept and %v dropped", state.Msgs, state.Bytes, kept, dropped)
 	if kept > allowed {
 		t.Errorf("kept: got %v, want at most %v (burst + rate x duration)", kept, allowed)
 	}
@@ -390,7 +396,8 @@ func assertQuarantineBounded(t *testing.T, js jetstream.JetStream, p *forwarderP
 }
 
 // TestMismatchWhileNATSDownIsQuick stops NATS: a forged delivery still gets
-// its 400 at once, not after nats.publish_timeout, and is counted as
+// its answer at once, not after nats.publish_timeout: 503 with Retry-After
+// and "quarantined":false, since it could not be kept, and is counted as
 // dropped.
 func TestMismatchWhileNATSDownIsQuick(t *testing.T) {
 	const publishTimeout = 30 * time.Second
@@ -407,12 +414,89 @@ func TestMismatchWhileNATSDownIsQuick(t *testing.T) {
 	client := &http.Client{Timeout: publishTimeout / 3}
 	got, err := do(t, client, newRequest(t, p.WebhookURL, signedAt("forged-secret", time.Now(), 1)))
 	if err != nil {
-		t.Fatalf("forged delivery with NATS down: %v, want a 400 before %s", err, publishTimeout/3)
+		t.Fatalf("forged delivery with NATS down: %v, want a 503 before %s", err, publishTimeout/3)
 	}
-	if got.Status != http.StatusBadRequest || got.Body["quarantined"] != nil {
-		t.Errorf("answer: got %d %v, want 400 without quarantined", got.Status, got.Body)
+	if got.Status != http.StatusServiceUnavailable || got.Body["quarantined"] != false {
+		t.Errorf("answer: got %d %v, want 503 with \"quarantined\":false", got.Status, got.Body)
 	}
-	if dropped, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="store"}`); err != nil || dropped != 1 {
-		t.Errorf("dropped for store: got %v (%v), want 1", dropped, err)
+	if dropped, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="unavailable"}`); err != nil || dropped != 1 {
+		t.Errorf("dropped for unavailable: got %v (%v), want 1", dropped, err)
 	}
+}
+
+// TestForgedFloodKeepsGenuineEntry is issue 20's eviction: one genuine
+// delivery signed with a secret not configured yet is kept; then forged
+// requests with 256 KiB bodies at 12/s (inside quarantine.rate and burst)
+// run into quarantine.max_bytes. The genuine entry stays (the stream
+// refuses new entries, it never discards old ones); the forged requests
+// past the limit are answered 503 with Retry-After and "quarantined":false;
+// and once the secret is added the genuine delivery is published.
+func TestForgedFloodKeepsGenuineEntry(t *testing.T) {
+	const (
+		secretA  = "whsec_flood_a_61c0de"
+		secretB  = "whsec_flood_b_2f9a41"
+		forged   = 40
+		maxBytes = 4 << 20
+	)
+	ns := natstest.Start(t, "", 0)
+	vol := secretvolume.New(t, map[string]string{"webhook-secrets": secretA + "\n"})
+	env := forwarderEnv(ns.ClientURL())
+	delete(env, zautic.SecretEnv)
+	env["FORWARDER_WEBHOOK_SECRETS_FILE"] = vol.Path("webhook-secrets")
+	env["FORWARDER_QUARANTINE_MAX_BYTES"] = strconv.Itoa(maxBytes)
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	_, js := connect(t, ns.ClientURL())
+
+	body := sampleEvent("evt_legit", "message.delivered")
+	legit := webhook{body: body, deliveryID: "dlv_legit", signature: zautic.Sign([]byte(secretB), time.Now().Unix(), body)}
+	assertQuarantined(t, send(t, p.WebhookURL, legit), "no v1 signature")
+
+	large := make([]byte, 256<<10)
+	for i := range large {
+		large[i] = 'x'
+	}
+	tick := time.NewTicker(time.Second / 12)
+	defer tick.Stop()
+	var kept, refused int
+	for i := range forged {
+		<-tick.C
+		w := webhook{body: large, deliveryID: fmt.Sprintf("dlv_forged_%d", i), signature: zautic.Sign([]byte("forged-secret"), time.Now().Unix(), large)}
+		got := send(t, p.WebhookURL, w)
+		switch {
+		case got.Status == http.StatusBadRequest && got.Body["quarantined"] == true:
+			if refused > 0 {
+				t.Fatalf("forged request %d kept after one was refused: the quarantine must stay full", i)
+			}
+			kept++
+		case got.Status == http.StatusServiceUnavailable && got.Body["quarantined"] == false && got.RetryAfter != "":
+			refused++
+		default:
+			t.Fatalf("forged request %d: got %d Retry-After %q %v, want 400 quarantined:true or 503 with Retry-After and quarantined:false",
+				i, got.Status, got.RetryAfter, got.Body)
+		}
+	}
+	t.Logf("forged: %d kept, %d refused", kept, refused)
+	if refused == 0 {
+		t.Fatalf("no forged request refused: %d of 256 KiB must not fit in %d bytes", forged, maxBytes)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, quarantineStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state := s.CachedInfo().State; state.FirstSeq != 1 || state.Bytes > maxBytes {
+		t.Fatalf("quarantine after the flood: first seq %d, %d bytes; want the genuine entry (seq 1) kept and at most %d bytes", state.FirstSeq, state.Bytes, maxBytes)
+	}
+
+	vol.Update(t, map[string]string{"webhook-secrets": secretA + "\n" + secretB + "\n"})
+	natstest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		counts := countByEventID(streamMessages(t, js, eventsStream))
+		if counts["evt_legit"] != 1 || len(counts) != 1 {
+			return fmt.Errorf("events published: got %v, want evt_legit once", counts)
+		}
+		return nil
+	})
 }

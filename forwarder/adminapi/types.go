@@ -6,10 +6,11 @@ import (
 )
 
 // ErrorAnswer is the body of every answer that is not a 200: the reason,
-// and for a rejected webhook request whether it was quarantined.
+// and for a webhook request the quarantine would keep whether it was kept
+// (true, answered 400) or could not be (false, answered 503: retry later).
 type ErrorAnswer struct {
 	Error       string `json:"error"`
-	Quarantined bool   `json:"quarantined,omitempty"`
+	Quarantined *bool  `json:"quarantined,omitempty"`
 }
 
 // Limits of GET /deliveries?limit=.

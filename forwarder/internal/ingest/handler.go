@@ -166,11 +166,7 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 	}
 	d.tracestate = req.Header.Get("Tracestate")
 	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Tolerance)
-	if reason := quarantineReason(err); reason != "" && h.keep != nil {
-		d.kept = h.keep.Keep(req.Context(), Rejected{Reason: reason, RequestID: d.requestID, DeliveryID: d.deliveryID,
-			ReceivedAt: d.receivedAt, Header: req.Header, Body: body})
-	}
-	return err
+	return h.keepRejected(req.Context(), d, err, req.Header, body)
 }
 
 // deliver runs a whole body through the rest of the path: verify (with the

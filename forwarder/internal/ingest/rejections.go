@@ -49,6 +49,15 @@ func unavailable(err error) error { return &storeError{err: err} }
 // its body did not fit in http.max_body_memory.
 const reasonBodyMemory = "body_memory"
 
+// reasonNotQuarantined is the reason label of a request the quarantine
+// would have kept but could not (rate, full, unavailable): answered 503.
+const reasonNotQuarantined = "not_quarantined"
+
+// notKeptRetryAfter is the Retry-After of a request that could not be kept:
+// long enough for the rate limit's bucket to refill, short beside
+// quarantine.max_age.
+const notKeptRetryAfter = "60"
+
 // rejection is what a request path error becomes: the status, the outcome
 // and reason labels of the metrics, and the Retry-After in seconds (a
 // retryable status only).
@@ -69,6 +78,7 @@ var rejections = []rejection{
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, telemetry.OutcomeRejected, "body_too_large", ""},
 	{errBodyTooSlow, http.StatusRequestTimeout, telemetry.OutcomeRejected, "body_too_slow", ""},
 	{errReadBody, http.StatusBadRequest, telemetry.OutcomeRejected, "read_body", ""},
+	{errNotKept, http.StatusServiceUnavailable, telemetry.OutcomeUnavailable, reasonNotQuarantined, notKeptRetryAfter},
 	{zautic.ErrNotSigned, http.StatusBadRequest, telemetry.OutcomeRejected, "signature_missing", ""},
 	{zautic.ErrInvalidHeader, http.StatusBadRequest, telemetry.OutcomeRejected, "signature_malformed", ""},
 	{zautic.ErrNoValidSignature, http.StatusBadRequest, telemetry.OutcomeRejected, telemetry.ReasonSignatureMismatch, ""},
@@ -103,11 +113,19 @@ func LabelledOutcomes() [][2]string {
 }
 
 // answerError writes err's status, its Retry-After, and {"error": err},
-// with "quarantined":true when the rejected request was kept.
+// with "quarantined":true when the rejected request was kept and
+// "quarantined":false when it would have been but could not.
 func answerError(c echo.Context, err error, kept bool) error {
 	r := classify(err)
 	if r.retryAfter != "" {
 		c.Response().Header().Set("Retry-After", r.retryAfter)
 	}
-	return c.JSON(r.status, adminapi.ErrorAnswer{Error: err.Error(), Quarantined: kept})
+	answer := adminapi.ErrorAnswer{Error: err.Error()}
+	switch {
+	case kept:
+		answer.Quarantined = &kept
+	case errors.Is(err, errNotKept):
+		answer.Quarantined = new(bool)
+	}
+	return c.JSON(r.status, answer)
 }

@@ -2,6 +2,7 @@ package quarantine
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -49,56 +50,90 @@ func SubjectsOverlap(a, b string) bool {
 // Writer is what keeping needs from NATS, in domain terms; *store.Broker
 // implements it.
 type Writer interface {
-	Ready() error
+	// QuarantineReady is nil when the quarantine stream can be written.
+	QuarantineReady() error
+	// QuarantineBytes is the stream's size as last seen.
+	QuarantineBytes() int64
 	Quarantine(ctx context.Context, reason string, header http.Header, body []byte) (uint64, error)
 }
 
+// LargeEntryBytes is the size from which an entry is large: Zautic's events
+// are a few KB, so a body this size is rare from Zautic and cheap to forge.
+const LargeEntryBytes = 64 << 10
+
+// SmallEntryShare is the fraction of quarantine.max_bytes that large entries
+// may never take: however many large forged bodies arrive, this much stays
+// for the small entries genuine deliveries are.
+const SmallEntryShare = 4 // one quarter
+
 // Keeper keeps rejected requests that may verify later; it is the
 // ingest.Keeper of the webhook handler. A token bucket bounds what a flood
-// of forged requests can write, and a store failure or timeout is only
-// counted: the request is answered 400 either way.
+// of forged requests can write; the stream refuses new entries when full
+// and never discards one it holds; large entries stop at three quarters of
+// quarantine.max_bytes. A request that is not kept is answered 503, so that
+// Zautic retries it.
 type Keeper struct {
-	store   Writer
-	limiter *rate.Limiter
-	timeout time.Duration
-	log     *zap.Logger
-	metrics *telemetry.Metrics
+	store    Writer
+	limiter  *rate.Limiter
+	maxLarge int64 // the bytes past which a large entry is refused
+	timeout  time.Duration
+	log      *zap.Logger
+	metrics  *telemetry.Metrics
 }
 
 // NewKeeper returns the keeper of cfg, writing through store, each write
 // bounded by timeout (nats.publish_timeout). metrics may be nil.
 func NewKeeper(cfg Config, timeout time.Duration, store Writer, log *zap.Logger, m *telemetry.Metrics) *Keeper {
 	return &Keeper{
-		store:   store,
-		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
-		timeout: timeout,
-		log:     log,
-		metrics: m,
+		store:    store,
+		limiter:  rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst),
+		maxLarge: cfg.MaxBytes - cfg.MaxBytes/SmallEntryShare,
+		timeout:  timeout,
+		log:      log,
+		metrics:  m,
 	}
 }
 
-// Keep stores the request and reports whether it did. It never waits for
-// NATS when the store is not ready, so a rejection stays quick in an
+// Reasons a rejected request is not kept, as its answer names them.
+var (
+	errOverRate   = errors.New("over quarantine.rate")
+	errLargeShare = errors.New("the share of quarantine.max_bytes for entries of 64 KiB and more is used up")
+)
+
+// Keep stores the request, or says why it did not. It never waits for NATS
+// when the quarantine is not usable, so a rejection stays quick in an
 // outage.
-func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) bool {
+func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) error {
 	if !q.limiter.Allow() {
 		q.metrics.QuarantineDropped(telemetry.DropRate)
-		return false
+		return errOverRate
 	}
-	if err := q.store.Ready(); err != nil {
-		q.metrics.QuarantineDropped(telemetry.DropStore)
-		return false
+	if err := q.store.QuarantineReady(); err != nil {
+		q.metrics.QuarantineDropped(telemetry.DropUnavailable)
+		return err
+	}
+	// Measured against the stream's size at the last check plus what this
+	// process kept since: replicas see each other's entries only at the
+	// next check, so the share is approximate by a few seconds of entries;
+	// the stream's own limit is exact.
+	if len(r.Body) >= LargeEntryBytes && q.store.QuarantineBytes()+int64(len(r.Body)) > q.maxLarge {
+		q.metrics.QuarantineDropped(telemetry.DropLargeShare)
+		return errLargeShare
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
 	if _, err := q.store.Quarantine(ctx, r.Reason, quarantineHeader(r.Header, r.ReceivedAt), r.Body); err != nil {
+		if errors.Is(err, store.ErrQuarantineFull) {
+			q.metrics.QuarantineDropped(telemetry.DropFull)
+			return store.ErrQuarantineFull
+		}
 		q.metrics.QuarantineDropped(telemetry.DropStore)
-		q.log.Warn("quarantine store failed; the rejected delivery is not kept",
+		q.log.Warn("quarantine store failed; the rejected delivery is not kept and is answered 503",
 			zap.String("request_id", r.RequestID), zap.String("delivery_id", r.DeliveryID), zap.Error(err))
-		return false
+		return errors.New("quarantine write failed")
 	}
 	q.metrics.Quarantined(r.Reason)
-	return true
+	return nil
 }
 
 // quarantineHeader keeps the request's X-Zautic-* headers as received (the

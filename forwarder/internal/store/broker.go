@@ -54,8 +54,12 @@ type Broker struct {
 	lastConnErr   atomic.Pointer[error] // the last failed connection attempt's
 	warnedPayload atomic.Int64          // the max_payload last warned about
 	connLog       *connErrorLog
+	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
 
 	expectStream jetstream.PublishOpt // made once: an option per publish is an allocation
+
+	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
+	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
 
 	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
 	repairing     atomic.Bool
@@ -73,6 +77,8 @@ type readiness struct {
 func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extra ...nats.Option) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
 	b.setNotReady(errors.New("not checked yet"))
+	notChecked := fmt.Errorf("%w: not checked yet", ErrQuarantineUnavailable)
+	b.quarantineErr.Store(&notChecked)
 	b.requestRepair()
 	b.expectStream = jetstream.WithExpectStream(cfg.Stream.Name)
 	opts, err := natsOptions(cfg.NATS, b, log)
@@ -109,25 +115,31 @@ func (b *Broker) setReady() {
 		b.log.Info("nats ready", zap.String("stream", b.cfg.Stream.Name), zap.String("bucket", b.cfg.Dedup.Bucket))
 	}
 	b.state.Store(&readiness{})
+	b.loggedCause.Store(nil)
 	b.metrics.SetReady(true)
 }
 
-// setNotReady records why the broker is not ready. It logs the step from
-// ready to not ready, and missing resources (at error level: they need an
-// operator). Connection causes are logged by connLog, once per cause per
-// period, since the client retries twice a second.
+// setNotReady records why the broker is not ready, and logs it at error
+// level once when it starts and once each time the cause changes: the
+// check repeats every second while not ready, and an operator needs the
+// cause (a JetStream API error, missing resources, a refused reservation)
+// in the log, not a line a second. Closing is expected and not logged.
 func (b *Broker) setNotReady(cause error) {
 	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
 	b.metrics.SetReady(false)
-	switch {
-	case errors.Is(cause, ErrMissingResources), errors.Is(cause, errStreamChanged):
-		if prev == nil || prev.err == nil || prev.err.Error() != err.Error() {
-			b.log.Error("nats not ready", zap.Error(cause))
-		}
-	case prev != nil && prev.err == nil && !b.closing.Load():
-		b.log.Warn("nats not ready", zap.Error(cause))
+	if prev == nil || b.closing.Load() || errors.Is(cause, errNotConnectedYet) {
+		return
 	}
+	// Compared with the cause last logged, not the previous state: a
+	// moment without a known cause between two failed attempts is not a
+	// change, nor is the case of the server's "Authorization Violation".
+	msg := cause.Error()
+	if last := b.loggedCause.Load(); last != nil && strings.EqualFold(*last, msg) {
+		return
+	}
+	b.loggedCause.Store(&msg)
+	b.log.Error("nats not ready", zap.Error(cause))
 }
 
 // CheckNow runs one readiness check and returns its result; Start uses it
@@ -202,6 +214,9 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 		}
 		b.reportDrift(err)
 	}
+	if !b.ensured.Load() {
+		b.warnStorage(ctx)
+	}
 	if err := ensureStream(ctx, b.js, streamConfig(b.cfg), b.log); err != nil {
 		return err
 	}
@@ -210,9 +225,7 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 		return err
 	}
 	b.kv.Store(&kv)
-	if err := b.ensureQuarantine(ctx); err != nil {
-		return err
-	}
+	b.checkQuarantine(ctx)
 	b.ensured.Store(true)
 	return nil
 }
@@ -236,13 +249,6 @@ func (b *Broker) checkResources(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
 	}
-	quarantine, err := b.missingQuarantine(ctx)
-	if err != nil {
-		return err
-	}
-	if quarantine != "" {
-		missing = append(missing, quarantine)
-	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s", ErrMissingResources, strings.Join(missing, ", "))
 	}
@@ -250,6 +256,7 @@ func (b *Broker) checkResources(ctx context.Context) error {
 		return err
 	}
 	b.kv.Store(&kv)
+	b.checkQuarantine(ctx)
 	return nil
 }
 

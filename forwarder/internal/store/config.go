@@ -43,6 +43,9 @@ type StreamConfig struct {
 	DuplicateWindow time.Duration   `yaml:"duplicate_window"`
 	Replicas        int             `yaml:"replicas"`
 	Placement       PlacementConfig `yaml:"placement"`
+	// MaxBytes bounds the stream's size; 0 is unlimited. At the limit new
+	// publishes fail (DiscardNew): no acknowledged event is dropped.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // PlacementConfig pins the stream and bucket to a cluster and server tags.
@@ -62,6 +65,9 @@ type DedupConfig struct {
 	RepairWindow time.Duration `yaml:"repair_window"`
 	// RepairMax bounds the messages one repair scans.
 	RepairMax int `yaml:"repair_max"`
+	// MaxBytes bounds the bucket's size; 0 is unlimited. At the limit new
+	// marks fail.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // DefaultNATSConfig returns the nats section's defaults: the embedded

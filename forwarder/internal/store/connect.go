@@ -96,12 +96,16 @@ func (b *Broker) connectionDown(nc *nats.Conn) error {
 		}
 	}
 	if err == nil {
-		return fmt.Errorf("not connected to %s", RedactURLs(strings.Join(nc.Opts.Servers, ",")))
+		return fmt.Errorf("%w to %s", errNotConnectedYet, RedactURLs(strings.Join(nc.Opts.Servers, ",")))
 	}
 	cause := connectCause(err)
 	b.connLog.report("nats connection failed; retrying", cause, err)
 	return fmt.Errorf("connect: %s: %w", cause, err)
 }
+
+// errNotConnectedYet is the readiness reason before a connection attempt
+// has failed or succeeded: no cause is known yet, so it is not logged.
+var errNotConnectedYet = errors.New("not connected")
 
 // connErrorLogEvery bounds the repetition of one connection error in the log:
 // the client retries twice a second, forever.

@@ -105,3 +105,15 @@ func (l natsLogger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
 func (l natsLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
 func (l natsLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }
+
+// WarnEmbeddedStorage logs a warning when the embedded server's storage
+// limit (its max_file_store: by default three quarters of the free space of
+// nats.embedded.store_dir's volume) is below what the forwarder's resources
+// reserve: they could not be created, or created once but never again.
+func WarnEmbeddedStorage(ns *server.Server, cfg Config, log *zap.Logger) {
+	need := Reservation(cfg)
+	if js := ns.JetStreamConfig(); js != nil && js.MaxStore > 0 && js.MaxStore < need {
+		log.Warn("the embedded nats-server's storage limit is below what the forwarder's streams reserve; give nats.embedded.store_dir a larger volume",
+			zap.Int64("max_store", js.MaxStore), zap.Int64("reserved", need))
+	}
+}

@@ -12,7 +12,8 @@ import (
 
 // TestQuarantineSizeLimitFollowsTheConfiguration: a quarantine stream made
 // with another size limit, or one that discards new entries, is brought to
-// quarantine.max_bytes with discard old, with a warning naming the change;
+// quarantine.max_bytes with discard new (an entry once kept is never pushed
+// out by newer ones), with a warning naming the change;
 // an identical one is left alone, silently.
 func TestQuarantineSizeLimitFollowsTheConfiguration(t *testing.T) {
 	_, js := startTestNATS(t)
@@ -21,7 +22,7 @@ func TestQuarantineSizeLimitFollowsTheConfiguration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	operator := want
-	operator.MaxBytes, operator.Discard = 1<<20, jetstream.DiscardNew
+	operator.MaxBytes, operator.Discard = 1<<20, jetstream.DiscardOld
 	if _, err := js.CreateStream(ctx, operator); err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +36,8 @@ func TestQuarantineSizeLimitFollowsTheConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.CachedInfo().Config; got.MaxBytes != cfg.Quarantine.MaxBytes || got.Discard != jetstream.DiscardOld {
-		t.Errorf("limits: got max_bytes %d discard %s, want %d and old", got.MaxBytes, got.Discard, cfg.Quarantine.MaxBytes)
+	if got := s.CachedInfo().Config; got.MaxBytes != cfg.Quarantine.MaxBytes || got.Discard != jetstream.DiscardNew {
+		t.Errorf("limits: got max_bytes %d discard %s, want %d and new", got.MaxBytes, got.Discard, cfg.Quarantine.MaxBytes)
 	}
 	if got := logs.FilterLevelExact(zap.WarnLevel).Len(); got != 1 {
 		t.Errorf("warnings: got %d, want 1 (the change, once)", got)

@@ -19,9 +19,9 @@ func placement(cfg Config) *jetstream.Placement {
 }
 
 // streamConfig is the stream the forwarder publishes to: every subject under
-// the prefix, on disk.
+// the prefix, on disk, bounded in size only when stream.max_bytes is set.
 func streamConfig(cfg Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+	s := jetstream.StreamConfig{
 		Name:        cfg.Stream.Name,
 		Description: "Zautic webhook events, forwarded by zautic-forwarder",
 		Subjects:    []string{cfg.Stream.SubjectPrefix + ".>"},
@@ -31,6 +31,12 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 		Replicas:    cfg.Stream.Replicas,
 		Placement:   placement(cfg),
 	}
+	if cfg.Stream.MaxBytes > 0 {
+		// At the limit, a new publish fails (the request is answered 503 and
+		// retried) rather than an event already acknowledged being dropped.
+		s.MaxBytes, s.Discard = cfg.Stream.MaxBytes, jetstream.DiscardNew
+	}
+	return s
 }
 
 func bucketConfig(cfg Config) jetstream.KeyValueConfig {
@@ -42,25 +48,36 @@ func bucketConfig(cfg Config) jetstream.KeyValueConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Dedup.Replicas,
 		Placement:   placement(cfg),
+		// 0: unlimited. A KV bucket discards nothing to make room: at the
+		// limit a new mark fails, which the stream's duplicate window and the
+		// mark repair cover.
+		MaxBytes: cfg.Dedup.MaxBytes,
 	}
 }
 
-// ensureStream creates the stream, or brings the settings the forwarder owns
-// into line. Several replicas may race to create it: "already in use" is the
-// normal outcome for all but one, and they then compare instead of
-// overwriting. Every change to an existing stream is logged with the old and
-// new values, so an operator's setting is never changed silently.
+// ensureStream looks the stream up, creates it only when it does not exist,
+// and brings the settings the forwarder owns into line. It never asks the
+// server to create a stream that exists: a create of an existing stream
+// counts its max_bytes against the storage limits again, and a server with
+// modest max_file_store refuses it (insufficient storage, 10047), so that a
+// restart or a second replica would never become ready. Several replicas
+// may race to create it: "already in use" is the normal outcome for all but
+// one, and they then compare instead of overwriting. Every change to an
+// existing stream is logged with the old and new values, so an operator's
+// setting is never changed silently.
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
-	_, err := js.CreateStream(ctx, want)
-	if err == nil {
-		// Also the answer when an identical stream exists: creation is idempotent.
-		log.Info("stream in place", zap.String("stream", want.Name), zap.Strings("subjects", want.Subjects))
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %q: %w", want.Name, err)
-	}
 	stream, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, want)
+		if err == nil {
+			log.Info("stream created", zap.String("stream", want.Name), zap.Strings("subjects", want.Subjects), zap.Int64("max_bytes", want.MaxBytes))
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %q: %w", want.Name, err)
+		}
+		stream, err = js.Stream(ctx, want.Name)
+	}
 	if err != nil {
 		return fmt.Errorf("look up stream %q: %w", want.Name, err)
 	}
@@ -71,6 +88,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	updated := have
 	updated.Subjects, updated.MaxAge, updated.Duplicates, updated.Replicas = want.Subjects, want.MaxAge, want.Duplicates, want.Replicas
+	if want.MaxBytes > 0 {
+		updated.MaxBytes, updated.Discard = want.MaxBytes, want.Discard
+	}
 	if _, err := js.UpdateStream(ctx, updated); err != nil {
 		return fmt.Errorf("update stream %q (%v): %w", want.Name, changes, err)
 	}
@@ -93,20 +113,31 @@ func streamChanges(have, want jetstream.StreamConfig) []string {
 	if have.Replicas != want.Replicas {
 		changes = append(changes, fmt.Sprintf("replicas %d -> %d", have.Replicas, want.Replicas))
 	}
+	// max_bytes is owned only when configured: 0 leaves an operator's own
+	// limit alone, as before the setting existed.
+	if want.MaxBytes > 0 && (have.MaxBytes != want.MaxBytes || have.Discard != want.Discard) {
+		changes = append(changes, fmt.Sprintf("max_bytes %d -> %d, discard %s -> %s", have.MaxBytes, want.MaxBytes, have.Discard, want.Discard))
+	}
 	return changes
 }
 
-// ensureBucket creates the dedup bucket, or updates its TTL and replicas
-// when they differ from the configuration, logging the change.
+// ensureBucket looks the dedup bucket up, creates it only when it does not
+// exist (for the reason ensureStream does), or updates its TTL, replicas
+// and configured max_bytes when they differ from the configuration, logging
+// the change.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, log *zap.Logger) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, want)
-	if err == nil {
-		return kv, nil
+	kv, err := js.KeyValue(ctx, want.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, want)
+		if err == nil {
+			log.Info("KV bucket created", zap.String("bucket", want.Bucket), zap.Int64("max_bytes", want.MaxBytes))
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("create KV bucket %q: %w", want.Bucket, err)
+		}
+		kv, err = js.KeyValue(ctx, want.Bucket)
 	}
-	if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return nil, fmt.Errorf("create KV bucket %q: %w", want.Bucket, err)
-	}
-	kv, err = js.KeyValue(ctx, want.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("look up KV bucket %q: %w", want.Bucket, err)
 	}
@@ -121,6 +152,9 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 	}
 	if info.Config.Replicas != want.Replicas {
 		changes = append(changes, fmt.Sprintf("replicas %d -> %d", info.Config.Replicas, want.Replicas))
+	}
+	if want.MaxBytes > 0 && info.Config.MaxBytes != want.MaxBytes {
+		changes = append(changes, fmt.Sprintf("max_bytes %d -> %d", info.Config.MaxBytes, want.MaxBytes))
 	}
 	if len(changes) == 0 {
 		return kv, nil
@@ -137,4 +171,53 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 // operator creates without it.
 func Resources(cfg Config) (jetstream.StreamConfig, jetstream.KeyValueConfig, jetstream.StreamConfig) {
 	return streamConfig(cfg), bucketConfig(cfg), quarantineStreamConfig(cfg)
+}
+
+// reservations are the JetStream file storage each resource reserves when
+// it is created: a file stream with max_bytes reserves max_bytes times its
+// replicas against the server's max_file_store and the account's limit,
+// whether or not it is ever filled; one without max_bytes (the event
+// stream and the bucket by default) reserves nothing and grows until a
+// limit stops it.
+func reservations(cfg Config) map[string]int64 {
+	r := map[string]int64{
+		cfg.Stream.Name:          cfg.Stream.MaxBytes * int64(cfg.Stream.Replicas),
+		"KV_" + cfg.Dedup.Bucket: cfg.Dedup.MaxBytes * int64(cfg.Dedup.Replicas),
+	}
+	if cfg.Quarantine.Enabled {
+		r[cfg.Quarantine.Stream] = cfg.Quarantine.MaxBytes * int64(cfg.Stream.Replicas)
+	}
+	return r
+}
+
+// Reservation is the JetStream file storage the forwarder's resources
+// reserve in all: what the server's max_file_store, the account's limit
+// and the embedded server's volume must leave room for, beside the events.
+func Reservation(cfg Config) int64 {
+	var total int64
+	for _, n := range reservations(cfg) {
+		total += n
+	}
+	return total
+}
+
+// warnStorage logs, before the first creation, an account storage limit
+// that leaves less room than the resources still to be created reserve:
+// their creation would fail with "insufficient storage resources".
+func (b *Broker) warnStorage(ctx context.Context) {
+	info, err := b.js.AccountInfo(ctx)
+	if err != nil || info.Limits.MaxStore <= 0 {
+		return // unknown or unlimited: the server's limit is checked where it is known (embedded)
+	}
+	var missing int64
+	for name, n := range reservations(b.cfg) {
+		if _, err := b.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing += n
+		}
+	}
+	if free := info.Limits.MaxStore - int64(info.ReservedStore); free < missing {
+		b.log.Warn("the account's JetStream storage limit leaves less room than the forwarder's streams reserve; their creation will fail",
+			zap.Int64("account_max_store", info.Limits.MaxStore), zap.Uint64("reserved_store", info.ReservedStore),
+			zap.Int64("to_reserve", missing))
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -138,9 +139,14 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	if _, err := js.CreateKeyValue(ctx, bucketConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
+	// The quarantine is optional: its absence never fails readiness, and
+	// is reported on its own.
 	b.check(ctx)
-	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), `missing: stream "ZAUTIC_QUARANTINE"`) {
-		t.Fatalf("ready without the quarantine stream: got %v, want it named", err)
+	if err := b.Ready(); err != nil {
+		t.Fatalf("ready without the quarantine stream: got %v, want ready", err)
+	}
+	if err := b.QuarantineReady(); !errors.Is(err, ErrQuarantineUnavailable) || !strings.Contains(err.Error(), `missing: stream "ZAUTIC_QUARANTINE"`) {
+		t.Fatalf("quarantine without its stream: got %v, want it named missing", err)
 	}
 	if _, err := js.CreateStream(ctx, quarantineStreamConfig(cfg)); err != nil {
 		t.Fatal(err)
@@ -148,6 +154,9 @@ func TestUnmanagedResourcesUntouched(t *testing.T) {
 	b.check(ctx)
 	if err := b.Ready(); err != nil {
 		t.Fatalf("ready with both: got %v, want nil", err)
+	}
+	if err := b.QuarantineReady(); err != nil {
+		t.Fatalf("quarantine with its stream: got %v, want nil", err)
 	}
 	s, err := js.Stream(ctx, cfg.Stream.Name)
 	if err != nil {

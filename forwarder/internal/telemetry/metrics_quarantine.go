@@ -17,9 +17,18 @@ func QuarantineReasons() []string {
 // Causes of a quarantine drop: the values of the cause label of
 // zautic_forwarder_quarantine_dropped_total.
 const (
-	DropRate  = "rate"
-	DropStore = "store"
+	DropRate        = "rate"        // over quarantine.rate and quarantine.burst
+	DropStore       = "store"       // the write failed or timed out
+	DropFull        = "full"        // the stream holds quarantine.max_bytes
+	DropLargeShare  = "large_share" // a large entry, and the share for large entries is used up
+	DropUnavailable = "unavailable" // the quarantine stream is missing or NATS is not ready
 )
+
+// DropCauses are the values of the cause label of
+// zautic_forwarder_quarantine_dropped_total.
+func DropCauses() []string {
+	return []string{DropRate, DropStore, DropFull, DropLargeShare, DropUnavailable}
+}
 
 // Replay outcomes beyond the request outcomes, and what started a replay:
 // the values of the outcome and trigger labels of
@@ -44,6 +53,7 @@ type quarantineMetrics struct {
 	replayed           *prometheus.CounterVec
 	signaturesVerified *prometheus.CounterVec
 	entries            prometheus.Gauge
+	available          prometheus.Gauge
 }
 
 func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
@@ -55,7 +65,7 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 		}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "quarantine_dropped_total",
-			Help: "Rejected deliveries that could have been kept but were not, by cause (rate, store).",
+			Help: "Rejected deliveries that could have been kept but were not (answered 503), by cause (rate, store, full, large_share, unavailable).",
 		}, []string{"cause"}),
 		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "quarantine_replayed_total",
@@ -69,19 +79,24 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 			Namespace: ns, Name: "quarantine_entries",
 			Help: "Entries in the quarantine stream at the last readiness check (every replica reports the shared stream).",
 		}),
+		available: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "quarantine_available",
+			Help: "1 when the quarantine stream was in place at the last readiness check, 0 when it is missing or could not be created (rejected deliveries are then answered 503).",
+		}),
 	}
 	// Every series at zero from the start, like the others.
 	for _, reason := range QuarantineReasons() {
 		q.quarantined.WithLabelValues(reason)
 	}
-	q.dropped.WithLabelValues(DropRate)
-	q.dropped.WithLabelValues(DropStore)
+	for _, cause := range DropCauses() {
+		q.dropped.WithLabelValues(cause)
+	}
 	for _, outcome := range ReplayOutcomes() {
 		for _, trigger := range []string{TriggerReload, TriggerAdmin} {
 			q.replayed.WithLabelValues(outcome, trigger)
 		}
 	}
-	reg.MustRegister(q.quarantined, q.dropped, q.replayed, q.signaturesVerified, q.entries)
+	reg.MustRegister(q.quarantined, q.dropped, q.replayed, q.signaturesVerified, q.entries, q.available)
 	return q
 }
 
@@ -123,5 +138,17 @@ func (m *Metrics) KnownKeyIDs(ids []string) {
 func (m *Metrics) SetQuarantineEntries(n uint64) {
 	if m != nil {
 		m.quarantine.entries.Set(float64(n))
+	}
+}
+
+// SetQuarantineAvailable records whether the quarantine stream can be
+// written.
+func (m *Metrics) SetQuarantineAvailable(ok bool) {
+	if m != nil {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		m.quarantine.available.Set(v)
 	}
 }
