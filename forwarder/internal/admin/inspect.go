@@ -177,7 +177,7 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 			return nil, mark, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
-		case msg.Header.Get(zautic.MessageIDHeader) != mark.Key:
+		case !carriesID(msg.Header, mark.Key):
 			// The stream was recreated: the sequence now holds another event.
 			return nil, mark, nil
 		}
@@ -192,6 +192,13 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 		return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, seq, err)
 	}
 	return msg, nil, nil
+}
+
+// carriesID reports whether a message is the one of id: its Nats-Msg-Id,
+// or under dedup.key "delivery" (whose Nats-Msg-Id is the signature's key)
+// its delivery or event id.
+func carriesID(h nats.Header, id string) bool {
+	return h.Get(zautic.MessageIDHeader) == id || h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id
 }
 
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not

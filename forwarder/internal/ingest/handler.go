@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -193,7 +192,7 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	}
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
-	header := messageHeader(d)
+	header := messageHeader(d, h.messageID(d))
 	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}
@@ -275,12 +274,13 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	}
 }
 
-// messageHeader is the header of the published message.
-func messageHeader(d *delivery) map[string][]string {
+// messageHeader is the header of the published message, with msgID as its
+// Nats-Msg-Id.
+func messageHeader(d *delivery, msgID string) map[string][]string {
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{adminapi.MessageID(d.key), d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
+	values := [...]string{msgID, d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
 	header := make(map[string][]string, len(values)+1) // +1: the expected stream, set by Publish
 	header[zautic.MessageIDHeader] = values[0:1:1]
 	header[zautic.MessageEventTypeHeader] = values[1:2:2]

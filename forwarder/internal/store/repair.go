@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 )
 
@@ -198,11 +200,14 @@ func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv je
 	return n, nil
 }
 
-// repairMark creates the mark of msg when it lacks one, keyed as the
-// request path keys it, and returns the Nats-Msg-Id it repaired ("" when
-// the mark was there or the message carries no id).
+// repairMark creates the marks of msg that it lacks, keyed as the request
+// path keys them, and returns the Nats-Msg-Id it repaired ("" when the marks
+// were there or the message carries no id). A message published under
+// dedup.key "delivery" carries its signature's key as Nats-Msg-Id, and has
+// the mark of its delivery id (its event id without one) too.
 func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jetstream.Msg) (string, error) {
-	id := msg.Headers().Get(jetstream.MsgIDHeader)
+	h := msg.Headers()
+	id := h.Get(jetstream.MsgIDHeader)
 	if id == "" {
 		return "", nil
 	}
@@ -210,24 +215,52 @@ func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jets
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
+	keys := [2]string{adminapi.KVKeyOfMessageID(id)}
+	if strings.HasPrefix(id, adminapi.SignatureKeyPrefix) {
+		keys[1] = h.Get(zautic.MessageDeliveryIDHeader)
+		if keys[1] == "" {
+			keys[1] = h.Get(zautic.MessageEventIDHeader)
+		}
+		if keys[1] != "" {
+			keys[1] = adminapi.KVKey(keys[1])
+		}
+	}
+	repaired := ""
+	for _, key := range keys {
+		if key == "" {
+			continue
+		}
+		created, err := b.repairKey(ctx, kv, key, markValue(meta.Sequence.Stream, meta.Timestamp))
+		if err != nil {
+			return repaired, err
+		}
+		if created {
+			repaired = id
+		}
+	}
+	return repaired, nil
+}
+
+// repairKey creates the mark key with value unless it exists, and reports
+// whether it did.
+func (b *Broker) repairKey(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	key := adminapi.KVKeyOfMessageID(id)
 	// Most marks exist: one lookup settles them, where Create would take two
 	// round trips to fail.
 	switch _, err := kv.Get(ctx, key); {
 	case err == nil:
-		return "", nil
+		return false, nil
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
-		return "", fmt.Errorf("look up mark %q: %w", key, err)
+		return false, fmt.Errorf("look up mark %q: %w", key, err)
 	}
-	_, err = kv.Create(ctx, key, markValue(meta.Sequence.Stream, meta.Timestamp))
+	_, err := kv.Create(ctx, key, value)
 	switch {
 	case err == nil:
-		return id, nil
+		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
-		return "", nil
+		return false, nil
 	default:
-		return "", fmt.Errorf("create mark %q: %w", key, err)
+		return false, fmt.Errorf("create mark %q: %w", key, err)
 	}
 }
