@@ -2,8 +2,11 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,5 +91,72 @@ func TestConcurrentReplaysStoreOneSignatureOnce(t *testing.T) {
 		if n != 1 {
 			t.Errorf("event %s stored %d times, want once", id, n)
 		}
+	}
+}
+
+// TestReplayIgnoringToleranceRefusesBeyondDedupTTL captures a signed
+// request, lets its mark expire (dedup.ttl 2s), and sends it again: kept as
+// timestamp_out_of_tolerance. The listing and the lookup show the t it
+// claims as signed_at; a replay ignoring the tolerance refuses it
+// (beyond_dedup_ttl), since nothing would catch the second copy: one message.
+func TestReplayIgnoringToleranceRefusesBeyondDedupTTL(t *testing.T) {
+	const ttl = 2 * time.Second
+	ns := natstest.Start(t, "", 0)
+	env := forwarderEnv(ns.ClientURL())
+	env["FORWARDER_DEDUP_TTL"] = ttl.String()
+	env["FORWARDER_WEBHOOK_TOLERANCE"] = "1s"
+	// Past the window too, as after any real dedup.ttl: only the refusal
+	// stands between the capture and a second message.
+	env["FORWARDER_STREAM_DUPLICATE_WINDOW"] = "1s"
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	_, js := connect(t, ns.ClientURL())
+
+	ev := newEvents("ttl", 1)[0]
+	signed := time.Now().Unix()
+	captured := webhook{body: ev.Body, deliveryID: ev.DeliveryID, signature: zautic.Sign([]byte(testSecret), signed, ev.Body)}
+	if got := send(t, p.WebhookURL, captured); got.Status != http.StatusOK || got.Body["status"] != "published" {
+		t.Fatalf("original: got %d %v, want 200 published", got.Status, got.Body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "zautic-dedup")
+	if err != nil {
+		t.Fatalf("dedup bucket: %v", err)
+	}
+	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if _, err := kv.Get(ctx, ev.ID); err == nil || time.Since(time.Unix(signed, 0)) <= ttl+time.Second {
+			return fmt.Errorf("the mark of %s has not expired yet (%v)", ev.ID, err)
+		}
+		return nil
+	})
+	assertQuarantined(t, send(t, p.WebhookURL, captured), "outside tolerance")
+
+	wantSignedAt := time.Unix(signed, 0).UTC()
+	var listed adminapi.ListAnswer
+	res := quarantineCLI(t, p, "list", "--json")
+	if err := json.Unmarshal([]byte(res.Stdout), &listed); err != nil || len(listed.Entries) != 1 {
+		t.Fatalf("list --json: got %+v (%v), want one entry:\n%s%s", listed, err, res.Stdout, res.Stderr)
+	}
+	if got := listed.Entries[0].SignedAt; got == nil || !got.Equal(wantSignedAt) || !slices.Contains(listed.Unsigned, "signed_at") {
+		t.Errorf("listed signed_at: got %v (unsigned %v), want %v, listed as unsigned", got, listed.Unsigned, wantSignedAt)
+	}
+	client := &adminapi.Client{BaseURL: p.AdminURL, Timeout: 30 * time.Second}
+	var lookup map[string]any
+	raw, err := client.Do(ctx, http.MethodGet, "/deliveries/"+ev.DeliveryID, nil, &lookup)
+	if want := `"signed_at":"` + wantSignedAt.Format(time.RFC3339) + `"`; err != nil || !strings.Contains(string(raw), want) {
+		t.Errorf("lookup: got %s (%v), want a quarantined entry with %s", raw, err, want)
+	}
+
+	res = quarantineCLI(t, p, "replay", "--json", "--all", "--ignore-tolerance")
+	results := replayResults(t, res)
+	if res.Code != 1 || len(results) != 1 || results[0].Outcome != "rejected" || results[0].Reason != "beyond_dedup_ttl" {
+		t.Fatalf("replay --ignore-tolerance: exit %d, results %+v; want exit 1 and one rejected beyond_dedup_ttl", res.Code, results)
+	}
+	if n, err := streamCount(js, eventsStream); err != nil || n != 1 {
+		t.Errorf("events stream: got %d (%v), want 1: the capture is not published again", n, err)
+	}
+	if n, err := streamCount(js, quarantineStream); err != nil || n != 1 {
+		t.Errorf("quarantine: got %d (%v), want the entry kept", n, err)
 	}
 }

@@ -44,8 +44,11 @@ const (
 // quarantineRecord is one quarantined request whose delivery or event id
 // matched a lookup. Its fields come from an unverified request.
 type quarantineRecord struct {
-	Reason        string `json:"reason"`
-	ReceivedAt    string `json:"received_at"`
+	Reason     string `json:"reason"`
+	ReceivedAt string `json:"received_at"`
+	// SignedAt is the t of the entry's X-Zautic-Signature header, RFC 3339
+	// in UTC: what the header claims, unverified like the rest.
+	SignedAt      string `json:"signed_at,omitempty"`
 	QuarantineSeq uint64 `json:"quarantine_seq"`
 	DeliveryID    string `json:"delivery_id,omitempty"`
 	EventID       string `json:"event_id,omitempty"`
@@ -279,6 +282,9 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
 		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          len(m.Data()),
+	}
+	if at := signedAt(h.Get(zautic.RequestSignatureHeader)); at != nil {
+		rec.SignedAt = at.Format(time.RFC3339)
 	}
 	var event struct {
 		ID   string `json:"id"`

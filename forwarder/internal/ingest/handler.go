@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -45,6 +46,9 @@ type Config struct {
 	HTTP HTTPConfig
 	// Tolerance is webhook.tolerance; 0 disables the timestamp check.
 	Tolerance time.Duration
+	// DedupTTL is dedup.ttl, how long a mark lives (0: for ever): a replay
+	// that ignores the tolerance refuses what was signed longer ago.
+	DedupTTL time.Duration
 	// Stream and SubjectPrefix are stream.name and stream.subject_prefix.
 	Stream        string
 	SubjectPrefix string
@@ -118,8 +122,11 @@ type delivery struct {
 	receivedAt time.Time
 	keyID      string // the key id of the secret that matched
 	dryRun     bool   // look up, change nothing (replay)
-	kept       bool   // stored in the quarantine
-	tracestate string // the request's, which tracing copies to the message
+	// signedAfter, when set, refuses a verified request signed before it
+	// (a replay that ignores the tolerance: errBeyondDedupTTL).
+	signedAfter time.Time
+	kept        bool   // stored in the quarantine
+	tracestate  string // the request's, which tracing copies to the message
 }
 
 // bodyBuffers recycles request bodies. Nothing holds a body past the
@@ -178,6 +185,9 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signature string, tolerance time.Duration) error {
 	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
+	}
+	if signedAt := time.Unix(d.signed.Timestamp, 0); !d.signedAfter.IsZero() && signedAt.Before(d.signedAfter) {
+		return fmt.Errorf("%w: signed at %s, more than dedup.ttl (%s) ago", errBeyondDedupTTL, signedAt.UTC().Format(time.RFC3339), h.cfg.DedupTTL)
 	}
 	var err error
 	if d.event, err = zautic.ParseEvent(body); err != nil {
