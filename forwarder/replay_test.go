@@ -345,6 +345,50 @@ func TestReplayInputs(t *testing.T) {
 	}
 }
 
+// TestReplayBeyondDedupTTL replays, ignoring the tolerance, entries whose
+// signed t is older than dedup.ttl: their mark may be gone, so the replay
+// refuses them (rejected, beyond_dedup_ttl) and they stay; with dedup.ttl 0
+// (marks for ever) the same entry is published.
+func TestReplayBeyondDedupTTL(t *testing.T) {
+	tests := []struct {
+		name        string
+		ttl         time.Duration
+		signedAgo   time.Duration
+		dryRun      bool
+		wantOutcome string
+		wantReason  string
+		wantStays   bool
+	}{
+		{"signed beyond dedup.ttl", time.Hour, 2 * time.Hour, false, telemetry.OutcomeRejected, ingest.ReasonBeyondDedupTTL, true},
+		{"signed beyond dedup.ttl, dry run", time.Hour, 2 * time.Hour, true, telemetry.OutcomeRejected, ingest.ReasonBeyondDedupTTL, true},
+		{"signed within dedup.ttl", 3 * time.Hour, 2 * time.Hour, false, telemetry.OutcomePublished, "", false},
+		{"dedup.ttl 0: marks for ever", 0, 2 * time.Hour, false, telemetry.OutcomePublished, "", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newQuarantineHarness(t, func(c *Config) { c.Dedup.TTL = tt.ttl })
+			body := testEvent(fmt.Sprintf("evt_ttl_%d", i), "message.delivered")
+			signed := time.Now().Add(-tt.signedAgo)
+			seq := h.storeEntry(entryHeader(secretA, signed, signed, "dlv_ttl", body), body)
+			answer, err := h.replayer.Replay(context.Background(), adminapi.ReplayRequest{Seqs: []uint64{seq}, IgnoreTolerance: true, DryRun: tt.dryRun}, telemetry.TriggerAdmin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := answer.Results[0]
+			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
+				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
+			}
+			if tt.wantReason != "" && !strings.Contains(res.Error, "dedup.ttl") {
+				t.Errorf("error: got %q, want it to name dedup.ttl", res.Error)
+			}
+			_, err = h.reader.Entry(context.Background(), seq)
+			if stays := err == nil; stays != tt.wantStays {
+				t.Errorf("entry stays: got %v, want %v", stays, tt.wantStays)
+			}
+		})
+	}
+}
+
 func TestReplayNotFound(t *testing.T) {
 	h := newQuarantineHarness(t, nil)
 	answer, err := h.replayer.Replay(context.Background(), adminapi.ReplayRequest{Seqs: []uint64{42}}, telemetry.TriggerAdmin)

@@ -55,7 +55,7 @@ func SecretKeyIDs(cfg secrets.WebhookConfig) ([]string, error) { return secrets.
 // ingestConfig is what the webhook handler reads.
 func (c Config) ingestConfig() ingest.Config {
 	return ingest.Config{
-		HTTP: c.HTTP, Tolerance: c.Webhook.Tolerance, Stream: c.Stream.Name, SubjectPrefix: c.Stream.SubjectPrefix,
+		HTTP: c.HTTP, Tolerance: c.Webhook.Tolerance, DedupTTL: c.Dedup.TTL, Stream: c.Stream.Name, SubjectPrefix: c.Stream.SubjectPrefix,
 		DedupKey: c.Dedup.Key, Bucket: c.Dedup.Bucket, Allow: c.Events.Allow, PublishTimeout: c.NATS.PublishTimeout,
 	}
 }

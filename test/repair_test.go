@@ -136,3 +136,53 @@ func waitRepairLine(t *testing.T, p *forwarderProcess, ids []string) {
 		return fmt.Errorf("no mark repair line yet")
 	})
 }
+
+// TestMarkRepairCoversTheNewest loses the marks of the first and the last of
+// ten events, as a crash would, with dedup.repair_max 5: fewer than the
+// window holds. The marks a crash loses are the newest, so the repair must
+// read the newest repair_max messages of its window, not the oldest: the
+// last event's mark comes back and its retry is a duplicate, while the
+// first's, beyond repair_max, is left as the log says.
+func TestMarkRepairCoversTheNewest(t *testing.T) {
+	ns := natstest.Start(t, "", 0)
+	env := forwarderEnv(ns.ClientURL())
+	env["FORWARDER_STREAM_DUPLICATE_WINDOW"] = "1s"
+	env["FORWARDER_DEDUP_REPAIR_MAX"] = "5"
+	crashed := startForwarder(t, env)
+	crashed.WaitReady(t)
+	events := newEvents("rmax", 10)
+	for _, ev := range events {
+		if got := send(t, crashed.WebhookURL, webhook{body: ev.Body, deliveryID: ev.DeliveryID}); got.Status != http.StatusOK || got.Body["status"] != "published" {
+			t.Fatalf("send %s: got %d %v, want 200 published", ev.ID, got.Status, got.Body)
+		}
+	}
+	_, js := connect(t, ns.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "zautic-dedup")
+	if err != nil {
+		t.Fatalf("dedup bucket: %v", err)
+	}
+	first, last := events[0], events[len(events)-1]
+	for _, ev := range []zauticEvent{first, last} {
+		if err := kv.Delete(ctx, ev.ID); err != nil {
+			t.Fatalf("delete the mark of %s: %v", ev.ID, err)
+		}
+	}
+	crashed.Kill()
+	waitDuplicateWindowClosed(t, js)
+
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	waitRepairLine(t, p, []string{last.ID})
+	if !strings.Contains(p.Logs(), `"covered_from":"`) || !strings.Contains(p.Logs(), `"in_window":12`) {
+		t.Errorf("repair line: want covered_from and in_window 12 (ten events, two probes):\n%s", p.Logs())
+	}
+	got := send(t, p.WebhookURL, webhook{body: last.Body, deliveryID: last.DeliveryID})
+	if got.Status != http.StatusOK || got.Body["status"] != "duplicate" {
+		t.Fatalf("retry of the last event after the window: got %d %v, want 200 duplicate", got.Status, got.Body)
+	}
+	if n := countByEventID(streamMessages(t, js, "ZAUTIC"))[last.ID]; n != 1 {
+		t.Fatalf("event %s: got %d messages, want 1", last.ID, n)
+	}
+}

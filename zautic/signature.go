@@ -119,6 +119,14 @@ func Sign(secret []byte, t int64, body []byte) string {
 	return "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(ComputeSignature(secret, t, body))
 }
 
+// SignatureTimestamp returns the t of an X-Zautic-Signature header without
+// verifying it: what the header claims, signed only once a v1 verifies. It
+// returns ErrNotSigned or ErrInvalidHeader as VerifySignature does.
+func SignatureTimestamp(header string) (int64, error) {
+	sh, err := parseSignatureHeader(header)
+	return sh.Timestamp, err
+}
+
 // Verified describes a signature header that checked out.
 type Verified struct {
 	// Timestamp is the signed t, in unix seconds. VerifySignature sets it

@@ -25,6 +25,11 @@ func KVKey(key string) string {
 // mappedKeyPrefix starts the mapped form of a key.
 const mappedKeyPrefix = "sha256."
 
+// SignatureKeyPrefix starts the KV key of an accepted signature (dedup.key
+// "delivery"), which is also the Nats-Msg-Id of the message it published.
+// Its dot cannot occur in a kept key, so it never meets a dedup key.
+const SignatureKeyPrefix = "sig."
+
 // mappedKey is "sha256.<hex>" of key, the form of the keys that cannot be
 // carried as they are.
 func mappedKey(key string) string {
@@ -50,9 +55,10 @@ func isPlainKVByte(c byte) bool {
 // so " evt_1", "evt_1 " and "evt_1\r\n" would all reach the stream as
 // "evt_1" and dedup as one. A key a header cannot carry exactly is sent in
 // the mapped form of its KV key instead, so that two different keys never
-// meet. Keys that already look mapped are mapped too, for the same reason.
+// meet. Keys that already look mapped, or like a signature's key, are
+// mapped too, for the same reason.
 func MessageID(key string) string {
-	if headerSafe(key) && !strings.HasPrefix(key, mappedKeyPrefix) {
+	if headerSafe(key) && !strings.HasPrefix(key, mappedKeyPrefix) && !strings.HasPrefix(key, SignatureKeyPrefix) {
 		return key
 	}
 	return mappedKey(key)
@@ -73,11 +79,12 @@ func headerSafe(value string) bool {
 }
 
 // KVKeyOfMessageID is the KV key of the dedup key a message's Nats-Msg-Id
-// carries: a mapped id is the KV key itself (MessageID maps every key that
-// starts with the prefix, so no id carried as received does), any other is
-// mapped as the request path maps it.
+// carries: a mapped id or a signature's key is the KV key itself
+// (MessageID maps every key that starts with either prefix, so no id
+// carried as received does), any other is mapped as the request path maps
+// it.
 func KVKeyOfMessageID(id string) string {
-	if strings.HasPrefix(id, mappedKeyPrefix) {
+	if strings.HasPrefix(id, mappedKeyPrefix) || strings.HasPrefix(id, SignatureKeyPrefix) {
 		return id
 	}
 	return KVKey(id)

@@ -44,16 +44,21 @@ const (
 	MaxListLimit     = 1000
 )
 
-// ListedEntry is one entry of GET /quarantine. DeliveryID and EventType come
-// from the request's unsigned headers: nothing in an entry is verified until
-// it is replayed.
+// ListedEntry is one entry of GET /quarantine. DeliveryID, EventType and
+// SignedAt come from the request's unsigned headers: nothing in an entry is
+// verified until it is replayed.
 type ListedEntry struct {
 	Seq        uint64    `json:"seq"`
 	Reason     string    `json:"reason"`
 	ReceivedAt time.Time `json:"received_at"`
-	DeliveryID string    `json:"delivery_id"`
-	EventType  string    `json:"event_type"`
-	Size       int       `json:"size"`
+	// SignedAt is the t of the X-Zautic-Signature header, in UTC; nil when
+	// the header has none. It is the signed time only if a v1 verifies,
+	// which the replay checks: a replay ignoring the tolerance refuses an
+	// entry signed longer than dedup.ttl ago.
+	SignedAt   *time.Time `json:"signed_at,omitempty"`
+	DeliveryID string     `json:"delivery_id"`
+	EventType  string     `json:"event_type"`
+	Size       int        `json:"size"`
 }
 
 // ListAnswer is the answer of GET /quarantine.

@@ -62,15 +62,28 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 			writeAPIError(w, err)
 			return
 		}
-		answer := adminapi.ListAnswer{Entries: make([]adminapi.ListedEntry, 0, len(entries)), Unsigned: []string{"delivery_id", "event_type"}}
+		// The listing reads no body, so nothing in it is verified: the t of
+		// the signature header is as unsigned as the other headers here.
+		answer := adminapi.ListAnswer{Entries: make([]adminapi.ListedEntry, 0, len(entries)), Unsigned: []string{"delivery_id", "event_type", "signed_at"}}
 		for _, e := range entries {
 			answer.Entries = append(answer.Entries, adminapi.ListedEntry{
-				Seq: e.Seq, Reason: e.Reason, ReceivedAt: quarantine.ReceivedAt(e),
+				Seq: e.Seq, Reason: e.Reason, ReceivedAt: quarantine.ReceivedAt(e), SignedAt: signedAt(e.Header.Get(zautic.RequestSignatureHeader)),
 				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(zautic.RequestEventHeader), Size: e.Size,
 			})
 		}
 		telemetry.WriteJSON(w, http.StatusOK, answer)
 	}
+}
+
+// signedAt is the t an X-Zautic-Signature header claims, in UTC; nil when
+// the header is missing or malformed.
+func signedAt(signature string) *time.Time {
+	t, err := zautic.SignatureTimestamp(signature)
+	if err != nil {
+		return nil
+	}
+	at := time.Unix(t, 0).UTC()
+	return &at
 }
 
 // parseListQuery reads reason, since (a duration back from now, or an RFC

@@ -46,8 +46,11 @@ const (
 // forwarder's own; the fields Unsigned names come from the request's
 // unsigned headers or its unverified body.
 type quarantineRecord struct {
-	Reason        string   `json:"reason"`
-	ReceivedAt    string   `json:"received_at"`
+	Reason     string `json:"reason"`
+	ReceivedAt string `json:"received_at"`
+	// SignedAt is the t of the entry's X-Zautic-Signature header, RFC 3339
+	// in UTC: what the header claims, unverified like the rest.
+	SignedAt      string   `json:"signed_at,omitempty"`
 	QuarantineSeq uint64   `json:"quarantine_seq"`
 	DeliveryID    string   `json:"delivery_id,omitempty"`
 	EventID       string   `json:"event_id,omitempty"`
@@ -59,7 +62,7 @@ type quarantineRecord struct {
 // quarantineUnsigned names the fields of a quarantineRecord that nothing
 // has verified, as GET /quarantine names its own: an answer that mixes
 // them with published fields must say which is which.
-var quarantineUnsigned = []string{"delivery_id", "event_id", "event_type"}
+var quarantineUnsigned = []string{"delivery_id", "event_id", "event_type", "signed_at"}
 
 // expiredMark is a dedup mark whose stream message is gone (stream.max_age,
 // a limit or a purge removed it).
@@ -186,7 +189,7 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 			return nil, mark, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
-		case msg.Header.Get(zautic.MessageIDHeader) != adminapi.MessageID(mark.Key):
+		case !carriesID(msg.Header, mark.Key):
 			// The stream was recreated: the sequence now holds another event.
 			// The publisher sends a key a header cannot carry exactly in its
 			// mapped form, so compare with what it sent, not the key itself.
@@ -203,6 +206,14 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 		return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, seq, err)
 	}
 	return msg, nil, nil
+}
+
+// carriesID reports whether a message is the one of id: its Nats-Msg-Id,
+// or under dedup.key "delivery" (whose Nats-Msg-Id is the signature's key)
+// its delivery or event id. The publisher sends a key a header cannot carry
+// exactly in its mapped form, so the Nats-Msg-Id is compared with that.
+func carriesID(h nats.Header, id string) bool {
+	return h.Get(zautic.MessageIDHeader) == adminapi.MessageID(id) || h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id
 }
 
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
@@ -287,6 +298,9 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          len(m.Data()),
 		Unsigned:      quarantineUnsigned,
+	}
+	if at := signedAt(h.Get(zautic.RequestSignatureHeader)); at != nil {
+		rec.SignedAt = at.Format(time.RFC3339)
 	}
 	var event struct {
 		ID   string `json:"id"`

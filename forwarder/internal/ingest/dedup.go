@@ -44,6 +44,22 @@ func (h *Handler) kvKeys(d *delivery, body []byte) kvKeys {
 	return k
 }
 
+// messageID is the Nats-Msg-Id of a delivery, which the stream's duplicate
+// window dedups on. Under dedup.key "delivery" it is the signature's key,
+// not the delivery id: the lookup and the marks cannot stop two copies of
+// one signed request under two delivery ids that arrive together (two
+// replicas, two replays, a replay racing the original), since each misses
+// the lookup before the other's mark; the window, keyed on the signature,
+// stores only the first. Copies of one delivery id with the same signature
+// meet there too; a delivery signed anew is caught by the delivery id's
+// mark once the first is marked.
+func (h *Handler) messageID(d *delivery) string {
+	if h.cfg.DedupKey == DedupKeyDelivery {
+		return d.kvKeys.keys[1]
+	}
+	return adminapi.MessageID(d.key)
+}
+
 // seen reports whether any of keys is in the dedup bucket.
 func (h *Handler) seen(ctx context.Context, keys *kvKeys) (bool, error) {
 	for _, key := range keys.list() {
@@ -65,5 +81,5 @@ func signatureKey(t int64, body []byte) string {
 	h.Write(strconv.AppendInt(prefix[:0], t, 10))
 	h.Write([]byte{'.'})
 	h.Write(body)
-	return "sig." + hex.EncodeToString(h.Sum(nil))
+	return adminapi.SignatureKeyPrefix + hex.EncodeToString(h.Sum(nil))
 }

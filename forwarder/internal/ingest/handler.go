@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -13,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -46,6 +46,9 @@ type Config struct {
 	HTTP HTTPConfig
 	// Tolerance is webhook.tolerance; 0 disables the timestamp check.
 	Tolerance time.Duration
+	// DedupTTL is dedup.ttl, how long a mark lives (0: for ever): a replay
+	// that ignores the tolerance refuses what was signed longer ago.
+	DedupTTL time.Duration
 	// Stream and SubjectPrefix are stream.name and stream.subject_prefix.
 	Stream        string
 	SubjectPrefix string
@@ -119,8 +122,11 @@ type delivery struct {
 	receivedAt time.Time
 	keyID      string // the key id of the secret that matched
 	dryRun     bool   // look up, change nothing (replay)
-	kept       bool   // stored in the quarantine
-	tracestate string // the request's, which tracing copies to the message
+	// signedAfter, when set, refuses a verified request signed before it
+	// (a replay that ignores the tolerance: errBeyondDedupTTL).
+	signedAfter time.Time
+	kept        bool   // stored in the quarantine
+	tracestate  string // the request's, which tracing copies to the message
 }
 
 // bodyBuffers recycles request bodies. Nothing holds a body past the
@@ -176,6 +182,9 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
 	}
+	if signedAt := time.Unix(d.signed.Timestamp, 0); !d.signedAfter.IsZero() && signedAt.Before(d.signedAfter) {
+		return fmt.Errorf("%w: signed at %s, more than dedup.ttl (%s) ago", errBeyondDedupTTL, signedAt.UTC().Format(time.RFC3339), h.cfg.DedupTTL)
+	}
 	var err error
 	if d.event, err = zautic.ParseEvent(body); err != nil {
 		return err
@@ -189,7 +198,7 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	}
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
-	header := messageHeader(d)
+	header := messageHeader(d, h.messageID(d))
 	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}
@@ -271,12 +280,13 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	}
 }
 
-// messageHeader is the header of the published message.
-func messageHeader(d *delivery) map[string][]string {
+// messageHeader is the header of the published message, with msgID as its
+// Nats-Msg-Id.
+func messageHeader(d *delivery, msgID string) map[string][]string {
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{adminapi.MessageID(d.key), d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
+	values := [...]string{msgID, d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
 	header := make(map[string][]string, len(values)+1) // +1: the expected stream, set by Publish
 	header[zautic.MessageIDHeader] = values[0:1:1]
 	header[zautic.MessageEventTypeHeader] = values[1:2:2]

@@ -2,8 +2,21 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 )
+
+// errBeyondDedupTTL is returned when a replay that ignores the tolerance
+// meets a request signed longer than dedup.ttl ago: the mark that would
+// catch a second copy of it may have expired, so publishing it could store
+// the event twice, and a drifted clock cannot be told from an old capture.
+var errBeyondDedupTTL = errors.New("beyond dedup.ttl: the dedup mark that would catch a second copy may be gone; refused even when ignoring the tolerance")
+
+// ReasonBeyondDedupTTL is the reason of a replay refused with
+// errBeyondDedupTTL.
+const ReasonBeyondDedupTTL = "beyond_dedup_ttl"
 
 // Redelivery is a request kept earlier, run again through the request path
 // (the quarantine's replay).
@@ -38,10 +51,21 @@ func (h *Handler) Redeliver(ctx context.Context, r Redelivery) Redelivered {
 	tolerance := h.cfg.Tolerance
 	if r.IgnoreTolerance {
 		tolerance = 0
+		// Validate keeps dedup.ttl at least webhook.tolerance, so within
+		// the tolerance the mark still catches a copy; beyond it, only
+		// within dedup.ttl does it.
+		if h.cfg.DedupTTL > 0 {
+			d.signedAfter = h.now().Add(-h.cfg.DedupTTL)
+		}
 	}
 	err := h.deliver(ctx, d, r.Body, r.Signature, tolerance)
 	out := Redelivered{Outcome: d.outcome, Err: err, EventID: d.event.ID, Subject: d.subject, Seq: d.ack.Seq, KeyID: d.keyID}
-	if err != nil {
+	switch {
+	case errors.Is(err, errBeyondDedupTTL):
+		// A replay's refusal only: no request can meet it, so the request
+		// path's table does not name it.
+		out.Outcome, out.Reason = telemetry.OutcomeRejected, ReasonBeyondDedupTTL
+	case err != nil:
 		rej := classify(err)
 		out.Outcome, out.Reason = rej.outcome, rej.reason
 	}

@@ -38,7 +38,7 @@ func defaultSettings() settings {
 
 func (c settings) handlerConfig() Config {
 	return Config{
-		HTTP: c.HTTP, Tolerance: c.Webhook.Tolerance, Stream: c.Stream.Name, SubjectPrefix: c.Stream.SubjectPrefix,
+		HTTP: c.HTTP, Tolerance: c.Webhook.Tolerance, DedupTTL: c.Dedup.TTL, Stream: c.Stream.Name, SubjectPrefix: c.Stream.SubjectPrefix,
 		DedupKey: c.Dedup.Key, Bucket: c.Dedup.Bucket, Allow: c.Events.Allow, PublishTimeout: c.NATS.PublishTimeout,
 	}
 }

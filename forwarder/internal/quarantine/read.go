@@ -70,13 +70,18 @@ func (b *Reader) Entry(ctx context.Context, seq uint64) (Entry, error) {
 	case err != nil:
 		return Entry{}, fmt.Errorf("%w: get quarantined seq %d: %w", store.ErrNotReady, seq, err)
 	}
+	return entryOf(raw), nil
+}
+
+// entryOf is the entry a message get returned, body included.
+func entryOf(raw *jetstream.RawStreamMsg) Entry {
 	return Entry{
 		Seq:    raw.Sequence,
 		Reason: raw.Header.Get(store.QuarantineReasonHeader),
 		Header: http.Header(raw.Header),
 		Body:   raw.Data,
 		Size:   len(raw.Data),
-	}, nil
+	}
 }
 
 // Delete removes the entry seq; an entry already gone (another
@@ -109,6 +114,9 @@ func (b *Reader) Entries(ctx context.Context, f Filter) ([]Entry, error) {
 	if s.CachedInfo().State.Msgs == 0 || f.Limit <= 0 {
 		return nil, nil
 	}
+	if f.Bodies {
+		return b.entriesByGet(ctx, s, f)
+	}
 	var entries []Entry
 	err = store.WithReadConsumer(ctx, s, listConsumerConfig(b.subjectPrefix, f), func(cons jetstream.Consumer) error {
 		var err error
@@ -117,6 +125,36 @@ func (b *Reader) Entries(ctx context.Context, f Filter) ([]Entry, error) {
 	})
 	if err != nil {
 		return entries, fmt.Errorf("%w: list quarantine: %w", store.ErrNotReady, err)
+	}
+	return entries, nil
+}
+
+// entriesByGet reads entries with bodies (the replay's pages) one message
+// get at a time, each the next on f's subjects: no consumer, so a user
+// without permission to create one ($JS.API.CONSUMER.>) can still replay,
+// and the automatic replay does not retry for ever while entries age out.
+// A page is at most fetchBatch entries, each replayed with a publish of its
+// own, so a round trip per entry adds little.
+func (b *Reader) entriesByGet(ctx context.Context, s jetstream.Stream, f Filter) ([]Entry, error) {
+	subject := b.subjectPrefix + ".>"
+	if f.Reason != "" {
+		subject = b.subjectPrefix + "." + f.Reason
+	}
+	seq := max(f.AfterSeq+1, s.CachedInfo().State.FirstSeq)
+	var entries []Entry
+	for len(entries) < f.Limit {
+		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return entries, nil
+		case err != nil:
+			return entries, fmt.Errorf("%w: read quarantine from seq %d: %w", store.ErrNotReady, seq, err)
+		}
+		e := entryOf(raw)
+		if f.Since.IsZero() || !ReceivedAt(e).Before(f.Since) {
+			entries = append(entries, e)
+		}
+		seq = raw.Sequence + 1
 	}
 	return entries, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 )
 
@@ -48,6 +50,11 @@ func (b *Broker) startRepair(ctx context.Context, wg *sync.WaitGroup) {
 type repairResult struct {
 	scanned, repaired int
 	ids               []string // the first repairLoggedIDs repaired Nats-Msg-Ids
+	// inWindow is how many messages the window held when the repair began;
+	// coveredFrom the time of the oldest message it read: the repair
+	// covered the window from then on, and nothing before.
+	inWindow    uint64
+	coveredFrom time.Time
 }
 
 // repairMarks runs one repair and logs what it scanned and repaired.
@@ -55,12 +62,23 @@ func (b *Broker) repairMarks(ctx context.Context) {
 	start := time.Now()
 	since := start.Add(-b.cfg.Dedup.RepairWindow)
 	r, err := b.repairSince(ctx, since)
+	// Durations as text with their unit ("15m0s"), not bare seconds.
 	fields := []zap.Field{
-		zap.Duration("window", b.cfg.Dedup.RepairWindow),
+		zap.Stringer("window", b.cfg.Dedup.RepairWindow),
+		zap.Uint64("in_window", r.inWindow),
 		zap.Int("scanned", r.scanned),
 		zap.Int("repaired", r.repaired),
 		zap.Strings("repaired_ids", r.ids),
-		zap.Duration("took", time.Since(start)),
+		zap.Stringer("took", time.Since(start)),
+	}
+	if !r.coveredFrom.IsZero() {
+		fields = append(fields, zap.Time("covered_from", r.coveredFrom.UTC()))
+	}
+	if r.inWindow > uint64(r.scanned) && err == nil {
+		// Not an error: the newest marks, the ones a crash loses, are
+		// covered; the operator learns that dedup.repair_max is below the
+		// traffic of dedup.repair_window.
+		fields = append(fields, zap.String("note", "the window held more than dedup.repair_max messages: the oldest were not read"))
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -72,7 +90,10 @@ func (b *Broker) repairMarks(ctx context.Context) {
 }
 
 // repairSince creates the missing mark of every message stored since
-// since, reading at most dedup.repair_max messages.
+// since, reading at most dedup.repair_max messages: the newest ones, since a
+// crash loses the marks of the last events it published. When the window
+// holds more, the reading starts at the stream's last sequence less
+// repair_max, and reads forward from there.
 func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult, error) {
 	var r repairResult
 	kv, err := b.bucket()
@@ -83,6 +104,7 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 	if err != nil {
 		return r, err
 	}
+	repairMax := uint64(b.cfg.Dedup.RepairMax)
 	cfg := jetstream.ConsumerConfig{
 		Description:   "zautic-forwarder mark repair",
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
@@ -91,19 +113,47 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 	}
 	err = WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
 		// What is there now; messages stored during the repair have marks.
-		limit := min(cons.CachedInfo().NumPending, uint64(b.cfg.Dedup.RepairMax))
-		for uint64(r.scanned) < limit {
-			n, err := b.repairBatch(ctx, cons, kv, int(min(repairBatch, limit-uint64(r.scanned))), &r)
-			if err != nil || n == 0 { // n == 0: the stream lost messages to max_age meanwhile
-				return err
-			}
+		r.inWindow = cons.CachedInfo().NumPending
+		if r.inWindow > repairMax {
+			return nil // read below, from the newest repair_max on
 		}
-		return nil
+		return b.repairRead(ctx, cons, kv, r.inWindow, &r)
 	})
+	if err == nil && r.inWindow > repairMax {
+		// The window's n messages end at the stream's last sequence, so they
+		// start at or before last-n+1, and the messages from last-max+1 on
+		// all lie in the window: a start by sequence covers exactly the
+		// newest repair_max, read forward by the same code.
+		// Looked up after the count, so that last >= inWindow > repairMax.
+		infoCtx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
+		info, err := stream.Info(infoCtx)
+		cancel()
+		if err != nil {
+			return r, fmt.Errorf("repair on stream %q: stream info: %w", b.cfg.Stream.Name, err)
+		}
+		last := info.State.LastSeq
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, last-repairMax+1
+		err = WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+			return b.repairRead(ctx, cons, kv, min(cons.CachedInfo().NumPending, repairMax), &r)
+		})
+	}
 	if err != nil {
 		return r, fmt.Errorf("repair on stream %q: %w", b.cfg.Stream.Name, err)
 	}
 	return r, nil
+}
+
+// repairRead reads up to limit messages of cons and creates their missing
+// marks.
+func (b *Broker) repairRead(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, limit uint64, r *repairResult) error {
+	for read := uint64(0); read < limit; {
+		n, err := b.repairBatch(ctx, cons, kv, int(min(repairBatch, limit-read)), r)
+		if err != nil || n == 0 { // n == 0: the stream lost messages to max_age meanwhile
+			return err
+		}
+		read += uint64(n)
+	}
+	return nil
 }
 
 // stream looks the stream up, bounded by nats.publish_timeout.
@@ -128,6 +178,11 @@ func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv je
 	for msg := range batch.Messages() {
 		n++
 		r.scanned++
+		if r.coveredFrom.IsZero() {
+			if meta, err := msg.Metadata(); err == nil {
+				r.coveredFrom = meta.Timestamp
+			}
+		}
 		repaired, err := b.repairMark(ctx, kv, msg)
 		if err != nil {
 			return n, err
@@ -145,11 +200,14 @@ func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv je
 	return n, nil
 }
 
-// repairMark creates the mark of msg when it lacks one, keyed as the
-// request path keys it, and returns the Nats-Msg-Id it repaired ("" when
-// the mark was there or the message carries no id).
+// repairMark creates the marks of msg that it lacks, keyed as the request
+// path keys them, and returns the Nats-Msg-Id it repaired ("" when the marks
+// were there or the message carries no id). A message published under
+// dedup.key "delivery" carries its signature's key as Nats-Msg-Id, and has
+// the mark of its delivery id (its event id without one) too.
 func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jetstream.Msg) (string, error) {
-	id := msg.Headers().Get(jetstream.MsgIDHeader)
+	h := msg.Headers()
+	id := h.Get(jetstream.MsgIDHeader)
 	if id == "" {
 		return "", nil
 	}
@@ -157,24 +215,52 @@ func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jets
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
+	keys := [2]string{adminapi.KVKeyOfMessageID(id)}
+	if strings.HasPrefix(id, adminapi.SignatureKeyPrefix) {
+		keys[1] = h.Get(zautic.MessageDeliveryIDHeader)
+		if keys[1] == "" {
+			keys[1] = h.Get(zautic.MessageEventIDHeader)
+		}
+		if keys[1] != "" {
+			keys[1] = adminapi.KVKey(keys[1])
+		}
+	}
+	repaired := ""
+	for _, key := range keys {
+		if key == "" {
+			continue
+		}
+		created, err := b.repairKey(ctx, kv, key, markValue(meta.Sequence.Stream, meta.Timestamp))
+		if err != nil {
+			return repaired, err
+		}
+		if created {
+			repaired = id
+		}
+	}
+	return repaired, nil
+}
+
+// repairKey creates the mark key with value unless it exists, and reports
+// whether it did.
+func (b *Broker) repairKey(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	key := adminapi.KVKeyOfMessageID(id)
 	// Most marks exist: one lookup settles them, where Create would take two
 	// round trips to fail.
 	switch _, err := kv.Get(ctx, key); {
 	case err == nil:
-		return "", nil
+		return false, nil
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
-		return "", fmt.Errorf("look up mark %q: %w", key, err)
+		return false, fmt.Errorf("look up mark %q: %w", key, err)
 	}
-	_, err = kv.Create(ctx, key, markValue(meta.Sequence.Stream, meta.Timestamp))
+	_, err := kv.Create(ctx, key, value)
 	switch {
 	case err == nil:
-		return id, nil
+		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
-		return "", nil
+		return false, nil
 	default:
-		return "", fmt.Errorf("create mark %q: %w", key, err)
+		return false, fmt.Errorf("create mark %q: %w", key, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 // TestRepairSince stores events as a forwarder that crashed before its
@@ -29,7 +30,8 @@ func TestRepairSince(t *testing.T) {
 		wantRepaired []string
 	}{
 		{name: "every message", repairMax: 100, wantScanned: 5, wantRepaired: []string{"dlv_lost_1", "dlv lost:2"}},
-		{name: "bounded by repair_max", repairMax: 2, wantScanned: 2, wantRepaired: []string{"dlv_lost_1"}},
+		// A crash loses the newest marks: the newest repair_max are read.
+		{name: "bounded by repair_max, the newest", repairMax: 2, wantScanned: 2, wantRepaired: []string{"dlv lost:2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +69,53 @@ func TestRepairSince(t *testing.T) {
 			again, err := b.repairSince(ctx, time.Now().Add(-time.Minute))
 			if err != nil || again.repaired != 0 {
 				t.Errorf("second repair: got %d repaired (err %v), want 0: marks that exist are left alone", again.repaired, err)
+			}
+		})
+	}
+}
+
+// TestRepairSinceSignatureKeyed stores, as a forwarder under dedup.key
+// "delivery" that crashed before its marks, messages whose Nats-Msg-Id is
+// the signature's key: the repair creates both marks the request path
+// writes, the signature's and the delivery id's (the event id's without
+// one).
+func TestRepairSinceSignatureKeyed(t *testing.T) {
+	tests := []struct {
+		name       string
+		deliveryID string
+		eventID    string
+		wantKeys   []string
+	}{
+		{name: "with a delivery id", deliveryID: "dlv_sig", eventID: "evt_sig_1", wantKeys: []string{"sig.01", "dlv_sig"}},
+		{name: "without a delivery id", eventID: "evt_sig_2", wantKeys: []string{"sig.02", "evt_sig_2"}},
+	}
+	ns := natstest.Start(t, "", 0)
+	core, logs := observer.New(zapcore.InfoLevel)
+	b := runBroker(t, ns.ClientURL(), defaultConfig(), zap.New(core), nil)
+	waitRepairs(t, logs, 1)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			header := map[string][]string{jetstream.MsgIDHeader: {tt.wantKeys[0]}, zautic.MessageEventIDHeader: {tt.eventID}}
+			if tt.deliveryID != "" {
+				header[zautic.MessageDeliveryIDHeader] = []string{tt.deliveryID}
+			}
+			if _, _, err := b.Publish(ctx, "zautic.message.sent", header, []byte(`{}`)); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			got, err := b.repairSince(ctx, time.Now().Add(-time.Minute))
+			if err != nil || got.repaired != 1 || !slices.Equal(got.ids, tt.wantKeys[:1]) {
+				t.Fatalf("repair: got %d repaired %q (err %v), want 1 %q", got.repaired, got.ids, err, tt.wantKeys[:1])
+			}
+			kv, err := b.bucket()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range tt.wantKeys {
+				if _, err := kv.Get(ctx, key); err != nil {
+					t.Errorf("mark %q: got %v, want it created", key, err)
+				}
 			}
 		})
 	}

@@ -199,7 +199,7 @@
   // ---- search
 
   const fieldOrder = ['status', 'delivery_id', 'event_id', 'type', 'event_type', 'subject', 'stream', 'seq', 'published_at',
-    'size', 'reason', 'received_at', 'quarantine_seq', 'dedup_key', 'marked_at', 'detail'];
+    'size', 'reason', 'received_at', 'signed_at', 'quarantine_seq', 'dedup_key', 'marked_at', 'detail'];
 
   function describe(answer) {
     const dl = el('dl');
@@ -284,7 +284,8 @@
     const entries = Array.isArray(answer) ? answer : (answer.entries || []);
     const rows = entries.map((q) => el('tr', { 'data-seq': q.seq, 'data-reason': q.reason },
       el('td', {}, q.seq),
-      el('td', { class: 'when' }, when(q.received_at)),
+      el('td', { class: 'when' }, when(q.received_at), q.signed_at
+        ? el('div', { class: 'muted', 'data-field': 'signed_at', title: 'the t of the unverified signature header' }, 'signed ' + when(q.signed_at)) : ''),
       el('td', { class: 'reason' }, q.reason),
       el('td', { class: 'id' }, idLink(q.delivery_id)),
       el('td', {}, q.event_type || ''),
