@@ -77,7 +77,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 		return nil, err
 	}
 	s.webLn = ingest.LimitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
-	ingest.LogMemoryBound(cfg.HTTP, log)
+	ingest.LogMemoryBound(cfg.MemoryBound(), log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
 		if err := s.startAdmin(reg, replayer); err != nil {
@@ -105,6 +105,9 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 	if s.adminLn, err = listen("admin.addr", s.cfg.Admin.Addr); err != nil {
 		return err
 	}
+	// Its own ceiling: a flood of connections to the admin port is held in
+	// the kernel's accept queue, and never takes the webhook port's slots.
+	s.adminLn = ingest.LimitConnections(s.adminLn, s.cfg.Admin.MaxConnections, nil)
 	s.serve(s.admin, s.adminLn, "admin")
 	return nil
 }
