@@ -19,14 +19,18 @@
 //     interface: it imports telemetry, secrets and adminapi, never store,
 //     quarantine, admin or a NATS package.
 //   - store: NATS for the webhook plane: its connection, stream, bucket,
-//     publish, marks, resources, drift, mark repair, embedded server. It
-//     imports telemetry and adminapi only.
+//     publish, marks, resources, drift, mark repair, embedded server; and
+//     the Reader, the second connection (<nats.name>-admin) that the admin
+//     plane and every background reader use, so that nothing they read can
+//     drop or slow the webhook path's. It imports telemetry and adminapi
+//     only.
 //   - quarantine: keeps a rejected request (the ingest.Keeper) and replays
 //     it through ingest's pipeline. It imports ingest, store and telemetry.
-//   - admin: the admin listener: token, probes, quarantine API, delivery
-//     inspector, the page and web/. It imports quarantine, store, ingest
-//     (the HTTP server's limits) and telemetry; nothing imports it but this
-//     package.
+//   - admin: the admin listener: token, quarantine API, delivery inspector
+//     (headers-only scans, fetches capped in bytes, at most
+//     admin.max_concurrent_scans at once), the page and web/; its own
+//     connection ceiling, admin.max_connections. It imports quarantine,
+//     store and telemetry; nothing imports it but this package.
 //   - secrets: the webhook secrets, their files and watcher.
 //   - telemetry: metrics and their label values, the probes, logging.
 //

@@ -61,6 +61,7 @@ type Broker struct {
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
 
+	reader        *Reader     // nil: background reads use nc
 	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
 	repairing     atomic.Bool
 }
@@ -388,7 +389,3 @@ func (b *Broker) Connection() ConnectionState {
 
 // Connected reports whether the connection is up now; it never waits.
 func (b *Broker) Connected() bool { return b.nc.IsConnected() }
-
-// JetStream is the connection's JetStream context, for readers that do not
-// have a connection of their own.
-func (b *Broker) JetStream() jetstream.JetStream { return b.js }
