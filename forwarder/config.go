@@ -68,6 +68,10 @@ const (
 // mistake: a round trip to JetStream takes a few milliseconds on a good day.
 const minPublishTimeout = 100 * time.Millisecond
 
+// maxPendingMarks bounds dedup.max_pending_marks: each mark in flight holds
+// its key and value in memory until its PubAck.
+const maxPendingMarks = 1_000_000
+
 // Validate checks every value and returns an error naming the first bad key.
 // Whether any secret is configured is checked when the secrets are loaded
 // (LoadSecrets), since files may hold them.
@@ -118,6 +122,7 @@ func (c Config) Validate() error {
 		{"dedup.repair_window", c.Dedup.RepairWindow < 0, "must not be negative (0 turns the repair off)"},
 		{"dedup.repair_max", c.Dedup.RepairMax <= 0, "must be positive"},
 		{"dedup.max_bytes", c.Dedup.MaxBytes < 0, "must not be negative (0 is unlimited)"},
+		{"dedup.max_pending_marks", c.Dedup.MaxPendingMarks < 1 || c.Dedup.MaxPendingMarks > maxPendingMarks, "must be 1 to 1000000"},
 		{"quarantine.stream", c.Quarantine.Enabled && (!validStreamName(c.Quarantine.Stream) || c.Quarantine.Stream == c.Stream.Name), "must be a stream name other than stream.name"},
 		{"quarantine.subject_prefix", c.Quarantine.Enabled && zautic.ValidateSubjectTokens(c.Quarantine.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
 		{"quarantine.subject_prefix", c.Quarantine.Enabled && quarantine.SubjectsOverlap(c.Quarantine.SubjectPrefix, c.Stream.SubjectPrefix), "must not overlap stream.subject_prefix: nothing unverified may appear under it"},

@@ -229,7 +229,9 @@ func (s *Service) Wait(ctx context.Context) error {
 	case err = <-s.serveErr:
 		s.log.Error("listener failed; shutting down", zap.Error(err))
 	}
+	deadline := time.Now().Add(s.cfg.HTTP.ShutdownTimeout)
 	s.shutdownHTTP()
+	s.waitMarks(deadline)
 	s.close()
 	s.log.Info("stopped")
 	return err
@@ -249,6 +251,19 @@ func (s *Service) shutdownHTTP() {
 			_ = s.admin.Close()
 		}
 	}
+}
+
+// waitMarks gives the marks still in flight until the shutdown deadline to
+// be stored, since draining the connection would drop their PubAcks. A mark
+// left over is only a missing mark: the repair at the next start recreates
+// it, and the duplicate window guards it meanwhile.
+func (s *Service) waitMarks(deadline time.Time) {
+	if left := s.store.WaitMarks(time.Until(deadline)); left > 0 {
+		s.log.Warn("marks left unconfirmed at the shutdown timeout; the mark repair at the next start recreates any that were lost",
+			zap.Int("marks_left", left))
+		return
+	}
+	s.log.Info("every mark confirmed", zap.Int("marks_left", 0))
 }
 
 // close stops the loops, releases NATS and the embedded server; safe on a

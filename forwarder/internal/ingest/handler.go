@@ -28,6 +28,10 @@ type Store interface {
 	// Publish stores the message and returns its stream sequence, and
 	// whether the stream already held its Nats-Msg-Id.
 	Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error)
+	// Mark sends the mark of key without waiting for it to be stored: the
+	// store handles its outcome, and asks for the mark repair when it
+	// fails. It waits only for room among the marks in flight; an error
+	// means the mark was not sent.
 	Mark(ctx context.Context, key string, seq uint64) error
 	// MaxPayload is the largest message the server takes, headers
 	// included; 0 while unknown.
@@ -220,7 +224,8 @@ func (h *Handler) verify(d *delivery, body []byte, signature string, tolerance t
 
 // forward runs the NATS steps in the order that loses nothing: a failed
 // attempt marks nothing, so the sender's retry publishes again, and the
-// stream's duplicate window absorbs a publish whose mark was lost.
+// stream's duplicate window absorbs a publish whose mark was lost until the
+// mark repair recreates it.
 func (h *Handler) forward(ctx context.Context, d *delivery, header map[string][]string, body []byte) error {
 	if err := h.store.Ready(); err != nil {
 		return unavailable(err)
@@ -264,8 +269,9 @@ func (h *Handler) publish(ctx context.Context, d *delivery, header map[string][]
 	return ack, err
 }
 
-// mark records the delivery; a failure is logged and counted but does not
-// fail the request, since the event is already stored.
+// mark sends the delivery's mark; the answer does not wait for it to be
+// stored, since the event already is. A mark that could not even be sent is
+// logged and counted here, and does not fail the request either.
 func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
 	defer cancel()

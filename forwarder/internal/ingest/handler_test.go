@@ -124,6 +124,11 @@ func (h *handlerHarness) serve(req *http.Request) answer {
 	h.t.Helper()
 	rec := httptest.NewRecorder()
 	h.echo.ServeHTTP(rec, req)
+	// The answer does not wait for the mark; the tests look at the bucket
+	// once it is there.
+	if left := h.broker.WaitMarks(10 * time.Second); left != 0 {
+		h.t.Fatalf("%d marks still in flight 10s after the answer", left)
+	}
 	return decodeAnswer(h.t, rec.Result())
 }
 

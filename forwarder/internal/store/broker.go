@@ -61,9 +61,12 @@ type Broker struct {
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
 
-	reader        *Reader     // nil: background reads use nc
-	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
-	repairing     atomic.Bool
+	reader     *Reader // nil: background reads use nc
+	repairMu   sync.Mutex
+	repairFrom time.Time // a mark repair is wanted from then on; zero: none
+	repairing  atomic.Bool
+
+	marks *markWriter
 }
 
 type readiness struct {
@@ -99,6 +102,10 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if b.marks, err = newMarkWriter(nc, b); err != nil {
+		nc.Close()
+		return nil, err
 	}
 	b.nc, b.js = nc, js
 	return b, nil
@@ -269,8 +276,12 @@ func (b *Broker) bucket() (jetstream.KeyValue, error) {
 	return *kv, nil
 }
 
-// Seen reports whether key is in the dedup bucket. Errors wrap errDedupRead.
+// Seen reports whether key is in the dedup bucket, or its mark is on its
+// way there from this process. Errors wrap errDedupRead.
 func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
+	if b.marks.inFlight(key) {
+		return true, nil
+	}
 	kv, err := b.bucket()
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", errDedupRead, err)
@@ -289,13 +300,21 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 
 // Publish sends body with header to subject on the stream and waits for the
 // PubAck. Errors wrap errPublish; a PubAck with Duplicate set is not an error.
+// A publish whose outcome is unknown asks for the mark repair from a little
+// before it began: the event may be stored without a mark, and a retry
+// after the duplicate window would then be stored again.
 func (b *Broker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error) {
+	start := time.Now()
 	msg := &nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
 	ack, err := b.js.PublishMsg(ctx, msg, b.expectStream)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+	switch {
+	case err == nil:
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
 		// No stream listens on the subject: it was removed or its subjects
 		// changed. Check now rather than at the next period.
 		b.Wake()
+	case outcomeUnknown(err):
+		b.requestRepairSince(start.Add(-repairLookBack))
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
@@ -303,17 +322,14 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	return ack.Sequence, ack.Duplicate, nil
 }
 
-// Mark records key as forwarded, with the stream sequence and the time.
-func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
-	kv, err := b.bucket()
-	if err != nil {
-		return err
-	}
-	if _, err := kv.Put(ctx, key, markValue(seq, time.Now())); err != nil {
-		b.metrics.DedupError("put")
-		return fmt.Errorf("mark %q: %w", key, err)
-	}
-	return nil
+// outcomeUnknown reports whether a failed publish may still have been
+// stored: anything but the stream's refusal and a message that was never
+// sent (no stream, no connection).
+func outcomeUnknown(err error) bool {
+	var apiErr *jetstream.APIError
+	return !errors.As(err, &apiErr) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) &&
+		!errors.Is(err, nats.ErrConnectionReconnecting) && !errors.Is(err, nats.ErrConnectionClosed) &&
+		!errors.Is(err, nats.ErrConnectionDraining)
 }
 
 // markValue is a mark's value: the stream sequence and the time.

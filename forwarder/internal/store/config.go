@@ -68,6 +68,9 @@ type DedupConfig struct {
 	// MaxBytes bounds the bucket's size; 0 is unlimited. At the limit new
 	// marks fail.
 	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxPendingMarks bounds the marks sent and not yet acknowledged;
+	// beyond it a request waits for room before it is answered.
+	MaxPendingMarks int `yaml:"max_pending_marks"`
 }
 
 // DefaultNATSConfig returns the nats section's defaults: the embedded
@@ -95,7 +98,8 @@ func DefaultStreamConfig() StreamConfig {
 // DefaultDedupConfig returns the dedup section's defaults but the key,
 // whose values the request path defines.
 func DefaultDedupConfig() DedupConfig {
-	return DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Replicas: 1, RepairWindow: 15 * time.Minute, RepairMax: 100_000}
+	return DedupConfig{Bucket: "zautic-dedup", TTL: 72 * time.Hour, Replicas: 1, RepairWindow: 15 * time.Minute, RepairMax: 100_000,
+		MaxPendingMarks: 4096}
 }
 
 // QuarantineStream is what the store needs of the quarantine section: the

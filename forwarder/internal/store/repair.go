@@ -30,25 +30,62 @@ const (
 // The mark of a delivery is written after its PubAck, so a process that
 // dies between the two leaves an event in the stream without its mark, and
 // only the stream's duplicate window then stops a retry. The repair closes
-// that gap for a process that comes back: at start and after every
-// reconnect it reads the headers of the stream's last dedup.repair_window
-// and creates each missing mark. KV Create leaves existing marks alone, so
+// that gap: at start and after every reconnect it reads the headers of the
+// stream's last dedup.repair_window and creates each missing mark. A mark
+// that failed, and a publish whose outcome is unknown (a timeout, a lost
+// connection: the event may be stored, unmarked), ask for it too, from a
+// little before their time, and it runs as soon as NATS answers again,
+// with no reconnect needed. KV Create leaves existing marks alone, so
 // several replicas repairing at once do no harm.
 
-// requestRepair asks Run to repair the marks once the broker is ready.
-func (b *Broker) requestRepair() { b.repairPending.Store(true) }
+// requestRepair asks Run to repair the marks of the last
+// dedup.repair_window once the broker is ready.
+func (b *Broker) requestRepair() { b.requestRepairSince(time.Now().Add(-b.cfg.Dedup.RepairWindow)) }
+
+// requestRepairSince asks Run to repair the marks of the messages stored
+// since since, as soon as the broker is ready; requests add up to the
+// earliest time asked for. Run is woken, since nothing else may be due to
+// wake it: a node that answers again after a freeze is no reconnect.
+func (b *Broker) requestRepairSince(since time.Time) {
+	b.noteRepairSince(since)
+	b.Wake()
+}
+
+// noteRepairSince records the request without waking Run: a repair that
+// failed is retried at the next periodic check, not in a loop.
+func (b *Broker) noteRepairSince(since time.Time) {
+	b.repairMu.Lock()
+	defer b.repairMu.Unlock()
+	if b.repairFrom.IsZero() || since.Before(b.repairFrom) {
+		b.repairFrom = since
+	}
+}
+
+// takeRepairRequest returns the time a repair is wanted from and clears
+// the request; zero when none is wanted.
+func (b *Broker) takeRepairRequest() time.Time {
+	b.repairMu.Lock()
+	defer b.repairMu.Unlock()
+	since := b.repairFrom
+	b.repairFrom = time.Time{}
+	return since
+}
 
 // startRepair starts a repair in the background when one is wanted, the
 // broker is ready and none runs yet; a request arriving during a repair
 // starts another one at a later check. Readiness never waits for it.
 func (b *Broker) startRepair(ctx context.Context, wg *sync.WaitGroup) {
-	if b.cfg.Dedup.RepairWindow <= 0 || b.Ready() != nil || b.repairing.Load() || !b.repairPending.Swap(false) {
+	if b.cfg.Dedup.RepairWindow <= 0 || b.Ready() != nil || b.repairing.Load() {
+		return
+	}
+	since := b.takeRepairRequest()
+	if since.IsZero() {
 		return
 	}
 	b.repairing.Store(true)
 	wg.Go(func() {
 		defer b.repairing.Store(false)
-		b.repairMarks(ctx)
+		b.repairMarks(ctx, since)
 	})
 }
 
@@ -63,14 +100,14 @@ type repairResult struct {
 	coveredFrom time.Time
 }
 
-// repairMarks runs one repair and logs what it scanned and repaired.
-func (b *Broker) repairMarks(ctx context.Context) {
+// repairMarks runs one repair from since and logs what it scanned and
+// repaired.
+func (b *Broker) repairMarks(ctx context.Context, since time.Time) {
 	start := time.Now()
-	since := start.Add(-b.cfg.Dedup.RepairWindow)
 	r, err := b.repairSince(ctx, since)
 	// Durations as text with their unit ("15m0s"), not bare seconds.
 	fields := []zap.Field{
-		zap.Stringer("window", b.cfg.Dedup.RepairWindow),
+		zap.Duration("window", start.Sub(since).Round(time.Millisecond)),
 		zap.Uint64("in_window", r.inWindow),
 		zap.Int("scanned", r.scanned),
 		zap.Int("repaired", r.repaired),
@@ -88,7 +125,8 @@ func (b *Broker) repairMarks(ctx context.Context) {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			b.log.Warn("mark repair stopped; the next reconnect or restart repeats it", append(fields, zap.Error(err))...)
+			b.log.Warn("mark repair stopped; the next check repeats it", append(fields, zap.Error(err))...)
+			b.noteRepairSince(since)
 		}
 		return
 	}

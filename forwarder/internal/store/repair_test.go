@@ -137,6 +137,10 @@ func publishAsCrashed(ctx context.Context, t *testing.T, b *Broker, id string, m
 		if err := b.Mark(ctx, adminapi.KVKey(id), seq); err != nil {
 			t.Fatalf("mark %q: %v", id, err)
 		}
+		// Stored before the caller looks, as a mark awaited would be.
+		if left := b.WaitMarks(10 * time.Second); left != 0 {
+			t.Fatalf("mark %q: %d marks still in flight after 10s", id, left)
+		}
 	}
 }
 

@@ -1,0 +1,212 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// The mark of a delivery promises nothing to the sender: the event is
+// stored when its PubAck comes, and a retry inside stream.duplicate_window
+// is caught by its Nats-Msg-Id. So Mark sends it without waiting for its
+// PubAck, as KV Create would send it (the same subject, and
+// Nats-Expected-Last-Subject-Sequence: 0, so that an existing mark is never
+// overwritten), and the answer goes out one round trip sooner. Until its
+// PubAck comes, the key is remembered here, so that a retry to this process
+// is a duplicate without asking NATS; a mark that fails asks for the mark
+// repair over its time, which recreates it once NATS answers again.
+
+// markHeader is the header of every mark: shared, since nothing writes to
+// it once built (PublishMsgAsync without options only reads it).
+var markHeader = nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}}
+
+// repairLookBack is how far before a failure the repair it asks for starts
+// reading: the clocks of the forwarder and the nats-server that stamped the
+// message may differ, and the event was published before its mark was sent.
+const repairLookBack = time.Minute
+
+// markWriter sends the marks of the webhook path and tracks those in
+// flight.
+type markWriter struct {
+	// js is a JetStream context of its own on the broker's connection: its
+	// asynchronous publisher carries marks only, so its callbacks see marks
+	// only.
+	js     jetstream.JetStream
+	slots  chan struct{} // one per mark in flight: dedup.max_pending_marks
+	prefix string        // "$KV.<bucket>.", the subject of a key without it
+
+	mu      sync.Mutex
+	pending map[string]int // KV keys whose mark is in flight, with how many
+}
+
+func newMarkWriter(nc *nats.Conn, b *Broker) (*markWriter, error) {
+	w := &markWriter{
+		slots:   make(chan struct{}, b.cfg.Dedup.MaxPendingMarks),
+		prefix:  "$KV." + b.cfg.Dedup.Bucket + ".",
+		pending: map[string]int{},
+	}
+	js, err := jetstream.New(nc,
+		// Never reached: the slots stop Mark first, and nats.go would fail a
+		// publish beyond it rather than wait.
+		jetstream.WithPublishAsyncMaxPending(b.cfg.Dedup.MaxPendingMarks+1),
+		// Every mark ends: acknowledged, refused, cut by a disconnect, or
+		// timed out as a synchronous write would have been.
+		jetstream.WithPublishAsyncTimeout(b.cfg.NATS.PublishTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			w.release(w.key(m))
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			b.markRefused(m, err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream for marks: %w", err)
+	}
+	w.js = js
+	return w, nil
+}
+
+func (w *markWriter) key(m *nats.Msg) string { return strings.TrimPrefix(m.Subject, w.prefix) }
+
+// hold takes a slot for key, waiting for room until ctx ends.
+func (w *markWriter) hold(ctx context.Context, key string) error {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("no room among %d marks in flight (dedup.max_pending_marks): %w", cap(w.slots), ctx.Err())
+	}
+	w.mu.Lock()
+	w.pending[key]++
+	w.mu.Unlock()
+	return nil
+}
+
+// release ends the flight of a mark of key.
+func (w *markWriter) release(key string) {
+	w.mu.Lock()
+	if w.pending[key] <= 1 {
+		delete(w.pending, key)
+	} else {
+		w.pending[key]--
+	}
+	w.mu.Unlock()
+	<-w.slots
+}
+
+// inFlight reports whether a mark of key has been sent and not yet ended.
+func (w *markWriter) inFlight(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pending[key] > 0
+}
+
+// Mark records key as forwarded, with the stream sequence and the time. It
+// returns once the mark is sent, waiting only for room among
+// dedup.max_pending_marks; its outcome is handled when it comes. An error
+// means the mark was not sent; the repair is asked for either way.
+func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
+	now := time.Now()
+	if _, err := b.bucket(); err != nil {
+		b.requestRepairSince(now.Add(-repairLookBack))
+		return fmt.Errorf("mark %q: %w", key, err)
+	}
+	if err := b.marks.hold(ctx, key); err != nil {
+		b.requestRepairSince(now.Add(-repairLookBack))
+		return fmt.Errorf("mark %q: %w", key, err)
+	}
+	msg := &nats.Msg{Subject: b.marks.prefix + key, Header: markHeader, Data: markValue(seq, now)}
+	if _, err := b.marks.js.PublishMsgAsync(msg); err != nil {
+		b.marks.release(key)
+		b.metrics.DedupError("put")
+		b.requestRepairSince(now.Add(-repairLookBack))
+		return fmt.Errorf("mark %q: %w", key, err)
+	}
+	return nil
+}
+
+// markRefused handles a mark that got no PubAck. "Wrong last sequence"
+// means the key exists, or holds a delete marker that KV Create writes
+// over: that is left to Create, off the callback's goroutine, the slot
+// still held. Any other failure is logged, counted, and repaired.
+func (b *Broker) markRefused(m *nats.Msg, err error) {
+	key := b.marks.key(m)
+	if !isWrongLastSequence(err) {
+		b.markFailed(m, key, err)
+		b.marks.release(key)
+		return
+	}
+	go func() {
+		defer b.marks.release(key)
+		kv, kvErr := b.bucket()
+		if kvErr != nil {
+			b.markFailed(m, key, kvErr)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.NATS.PublishTimeout)
+		defer cancel()
+		if _, err := kv.Create(ctx, key, m.Data); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			b.markFailed(m, key, err)
+		}
+	}()
+}
+
+// markFailed logs and counts a mark that was sent and not stored, and asks
+// for the repair from a little before its time.
+func (b *Broker) markFailed(m *nats.Msg, key string, err error) {
+	b.metrics.DedupError("put")
+	b.metrics.MarkFailed()
+	at := markTime(m.Data)
+	if at.IsZero() {
+		at = time.Now().Add(-b.cfg.NATS.PublishTimeout)
+	}
+	b.requestRepairSince(at.Add(-repairLookBack))
+	b.log.Warn("mark delivery failed; the stream's duplicate window guards it until the mark repair recreates it",
+		zap.String("key", key), zap.Error(err))
+}
+
+// markTime reads the time of a mark's value; zero when it has none.
+func markTime(value []byte) time.Time {
+	_, text, ok := bytes.Cut(value, []byte{' '})
+	if !ok {
+		return time.Time{}
+	}
+	at, err := time.Parse(time.RFC3339Nano, string(text))
+	if err != nil {
+		return time.Time{}
+	}
+	return at
+}
+
+// isWrongLastSequence reports whether err is JetStream's refusal of an
+// expected last subject sequence; replicated streams answer 10164.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// MarksInFlight is the number of marks sent whose outcome has not come.
+func (b *Broker) MarksInFlight() int { return len(b.marks.slots) }
+
+// WaitMarks waits, up to timeout, for every mark in flight to end, and
+// returns how many had not. Shutdown calls it before the connection is
+// drained, which would drop their PubAcks.
+func (b *Broker) WaitMarks(timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := b.MarksInFlight()
+		if left == 0 || !time.Now().Before(deadline) {
+			return left
+		}
+		// A poll: the slots are a channel that nothing else may drain.
+		time.Sleep(min(10*time.Millisecond, time.Until(deadline)))
+	}
+}
