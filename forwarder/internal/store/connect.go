@@ -81,6 +81,7 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			b.setNotReady(b.connectionDown(nc))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			b.notePermissionDenied(err)
 			// Shares the log with connectionDown: a rejected reconnection
 			// reaches both, and is logged once.
 			b.connLog.report("nats error", asyncCause(err), err)
