@@ -135,6 +135,9 @@ type permissionDenial struct {
 func (b *Broker) notePermissionDenied(err error) {
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		b.denied.Store(&permissionDenial{err: err, at: time.Now()})
+		// A denied delivery only times out: check now, so that readiness
+		// names the permission rather than waiting for the next period.
+		b.Wake()
 	}
 }
 

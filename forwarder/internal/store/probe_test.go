@@ -61,6 +61,7 @@ func TestReadinessProbeNamesDeniedPermissions(t *testing.T) {
 			cfg.NATS.PublishTimeout = 500 * time.Millisecond
 			b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
 			waitReason(t, b, ErrCannotStore.Error(), "permission denied", tt.want)
+			t.Logf("reason: %v", b.Ready())
 			if err := b.Ready(); !errors.Is(err, ErrNotReady) || !errors.Is(err, ErrCannotStore) {
 				t.Errorf("reason %v: want it to wrap ErrNotReady and ErrCannotStore", err)
 			}
@@ -97,6 +98,7 @@ func TestReadinessFollowsStorage(t *testing.T) {
 		t.Fatal("100 publishes of 32 KiB fit in 1 MiB of storage")
 	}
 	waitReason(t, b, ErrCannotStore.Error(), "insufficient resources")
+	t.Logf("reason: %v", b.Ready())
 
 	stream, err := js.Stream(ctx, cfg.Stream.Name)
 	if err != nil {
