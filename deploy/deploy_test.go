@@ -694,13 +694,14 @@ func TestPrometheusAlerts(t *testing.T) {
 }
 
 // TestSidecarMemorySizing checks the sidecar's GOMEMLIMIT and memory limit
-// against the README's sizing rule: GOMEMLIMIT at or above what the webhook
-// port's limits let the forwarder hold (forwarder's MemoryBound, with the
+// against the README's sizing rule: GOMEMLIMIT at or above what the
+// listeners' limits let the forwarder hold (forwarder's MemoryBound, with the
 // manifest's own values of its keys), and the memory limit at least a
 // quarter above GOMEMLIMIT, for what the Go runtime does not count.
 func TestSidecarMemorySizing(t *testing.T) {
 	c := sidecar(t, only[*appsv1.Deployment](t, kubeManifests(t)))
-	cfg := forwarder.DefaultConfig().HTTP
+	full := forwarder.DefaultConfig()
+	cfg := &full.HTTP
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
@@ -723,7 +724,7 @@ func TestSidecarMemorySizing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GOMEMLIMIT: %v", err)
 	}
-	bound, limit := cfg.MemoryBound(), c.Resources.Limits.Memory().Value()
+	bound, limit := full.MemoryBound(), c.Resources.Limits.Memory().Value()
 	if goMemLimit < bound {
 		t.Errorf("GOMEMLIMIT: got %d MiB, want at least the memory bound %d MiB", goMemLimit>>20, bound>>20)
 	}

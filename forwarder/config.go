@@ -96,6 +96,8 @@ func (c Config) Validate() error {
 		{"http.write_timeout", c.HTTP.WriteTimeout <= 0, "must be positive"},
 		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
 		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
+		{"admin.max_concurrent_scans", c.Admin.MaxConcurrentScans < 1, "must be at least 1"},
+		{"admin.max_connections", c.Admin.MaxConnections < 1, "must be at least 1"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
 		{"webhook.tolerance", c.Webhook.Tolerance > 0 && c.Webhook.Tolerance < time.Second, "must be at least 1s (0 disables the check)"},
 		{"nats.publish_timeout", c.NATS.PublishTimeout < minPublishTimeout, "must be at least 100ms"},
@@ -188,4 +190,17 @@ func (c Config) Redacted() Config {
 		r.NATS.Password = redacted
 	}
 	return r
+}
+
+// MemoryBound is the most memory the listeners' limits let the forwarder
+// hold: the webhook port's (ingest.HTTPConfig.MemoryBound) plus, when the
+// admin listener is on, admin.max_connections connections each holding up
+// to http.max_header_bytes of headers and their overhead. Set GOMEMLIMIT at
+// or above it, and the pod's memory limit a quarter above GOMEMLIMIT.
+func (c Config) MemoryBound() int64 {
+	bound := c.HTTP.MemoryBound()
+	if c.Admin.Addr != "" {
+		bound += c.HTTP.ConnectionsMemory(c.Admin.MaxConnections)
+	}
+	return bound
 }

@@ -79,16 +79,22 @@ func newQuarantineHarness(t testing.TB, configure func(*Config)) *quarantineHarn
 	}
 	h.broker = runBroker(t, ns.ClientURL(), h.cfg, log, m)
 	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, h.broker.Ready)
+	reader, err := store.ConnectReader(ns.ClientURL(), h.cfg.NATS, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	readerJS := reader.JetStream()
 	h.handler = ingest.NewHandler(h.cfg.ingestConfig(), h.secrets, h.broker, log, m, nil)
 	if h.cfg.Quarantine.Enabled {
 		h.handler.KeepRejected(quarantine.NewKeeper(h.cfg.Quarantine, h.cfg.NATS.PublishTimeout, h.broker, log, m))
-		h.reader = quarantine.NewReader(h.broker.JetStream(), h.cfg.Quarantine)
+		h.reader = quarantine.NewReader(readerJS, h.cfg.Quarantine)
 		h.replayer = quarantine.NewReplayer(h.handler, h.reader, h.cfg.NATS.PublishTimeout, log, m)
 	}
 	h.web = ingest.NewServer(h.cfg.HTTP, h.handler, m)
 	h.admin, err = admin.NewHandler(admin.Parts{
 		Config: h.cfg.Admin, Status: h.broker, Replayer: h.replayer, WriteTimeout: h.cfg.HTTP.WriteTimeout, Gatherer: h.registry,
-		Inspector: admin.NewInspector(h.broker.JetStream(), admin.InspectConfig{Stream: h.cfg.Stream.Name, Bucket: h.cfg.Dedup.Bucket}, h.broker.Ready),
+		Inspector: admin.NewInspector(readerJS, admin.InspectConfig{Stream: h.cfg.Stream.Name, Bucket: h.cfg.Dedup.Bucket}, h.broker.Ready),
 	}, log)
 	if err != nil {
 		t.Fatal(err)

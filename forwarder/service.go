@@ -34,6 +34,7 @@ type Service struct {
 	secrets *secrets.Set
 	watcher *secrets.Watcher
 	store   *store.Broker
+	reader  *store.Reader // the admin plane's and background readers' connection
 	ns      *server.Server
 
 	web, admin     *http.Server
@@ -77,7 +78,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 		return nil, err
 	}
 	s.webLn = ingest.LimitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
-	ingest.LogMemoryBound(cfg.HTTP, log)
+	ingest.LogMemoryBound(cfg.MemoryBound(), log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
 		if err := s.startAdmin(reg, replayer); err != nil {
@@ -89,10 +90,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 
 // startAdmin starts the admin listener.
 func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Replayer) error {
-	inspector := admin.NewInspector(s.store.JetStream(), admin.InspectConfig{
+	inspector := admin.NewInspector(s.reader.JetStream(), admin.InspectConfig{
 		Stream: s.cfg.Stream.Name, SubjectPrefix: s.cfg.Stream.SubjectPrefix, Bucket: s.cfg.Dedup.Bucket,
 		QuarantineStream: s.cfg.Quarantine.Stream,
-	}, s.store.Ready)
+	}, s.reader.Ready)
 	handler, err := admin.NewHandler(admin.Parts{
 		Config: s.cfg.Admin, Status: s.store, Inspector: inspector, Replayer: replayer,
 		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled},
@@ -105,6 +106,9 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 	if s.adminLn, err = listen("admin.addr", s.cfg.Admin.Addr); err != nil {
 		return err
 	}
+	// Its own ceiling: a flood of connections to the admin port is held in
+	// the kernel's accept queue, and never takes the webhook port's slots.
+	s.adminLn = ingest.LimitConnections(s.adminLn, s.cfg.Admin.MaxConnections, nil)
 	s.serve(s.admin, s.adminLn, "admin")
 	return nil
 }
@@ -118,7 +122,7 @@ func (s *Service) setUpQuarantine(h *ingest.Handler, m *telemetry.Metrics) *quar
 	var r *quarantine.Replayer
 	if s.cfg.Quarantine.Enabled {
 		h.KeepRejected(quarantine.NewKeeper(s.cfg.Quarantine, s.cfg.NATS.PublishTimeout, s.store, s.log, m))
-		reader := quarantine.NewReader(s.store.JetStream(), s.cfg.Quarantine)
+		reader := quarantine.NewReader(s.reader.JetStream(), s.cfg.Quarantine)
 		r = quarantine.NewReplayer(h, reader, s.cfg.NATS.PublishTimeout, s.log, m)
 		if s.cfg.Quarantine.AutoReplay {
 			s.autoReplay = quarantine.NewAutoReplayer(r, s.store.Ready, s.log)
@@ -144,8 +148,17 @@ func (s *Service) connect(ctx context.Context, metrics *telemetry.Metrics) (err 
 		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir),
 			zap.String("sync_interval", store.EmbeddedSync(s.ns)))
 	}
-	s.store, err = store.Connect(url, s.cfg.storeConfig(), s.log, metrics, extra...)
-	return err
+	if s.store, err = store.Connect(url, s.cfg.storeConfig(), s.log, metrics, extra...); err != nil {
+		return err
+	}
+	// The admin plane and the background readers get a connection of their
+	// own: nothing they read can make the server drop or slow the webhook
+	// path's.
+	if s.reader, err = store.ConnectReader(url, s.cfg.NATS, s.log, extra...); err != nil {
+		return err
+	}
+	s.store.ReadThrough(s.reader)
+	return nil
 }
 
 // runLoops starts the store's readiness loop and the secret watcher; close
@@ -249,6 +262,9 @@ func (s *Service) close() {
 		}
 	}
 	s.wg.Wait()
+	if s.reader != nil {
+		s.reader.Close()
+	}
 	if s.store != nil {
 		s.store.Close(s.cfg.NATS.PublishTimeout)
 	}

@@ -149,10 +149,16 @@ type flood struct {
 	statuses map[int]int
 }
 
-// startFlood opens the connections; each writes sent, then waits for its
-// answer while, once released, writing rest. Every read and write is
-// bounded by floodBound.
+// startFlood opens floodConns connections; each writes sent, then waits
+// for its answer while, once released, writing rest. Every read and write
+// is bounded by floodBound.
 func startFlood(t *testing.T, addr string, sent, rest []byte) *flood {
+	t.Helper()
+	return startFloodOf(t, floodConns, addr, sent, rest)
+}
+
+// startFloodOf is startFlood with conns connections.
+func startFloodOf(t *testing.T, floodConns int, addr string, sent, rest []byte) *flood {
 	t.Helper()
 	released := make(chan struct{})
 	f := &flood{release: sync.OnceFunc(func() { close(released) }), statuses: map[int]int{}}

@@ -19,11 +19,17 @@ type Config struct {
 	// paths that return or change data accept; both empty leaves them open.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// MaxConcurrentScans bounds the reads of the stream and the quarantine
+	// (lookups, listings) running at once; more are answered 429.
+	MaxConcurrentScans int `yaml:"max_concurrent_scans"`
+	// MaxConnections bounds the admin listener's open connections, as
+	// http.max_connections bounds the webhook port's.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // DefaultConfig returns the admin section's defaults.
 func DefaultConfig() Config {
-	return Config{Addr: ":9090"}
+	return Config{Addr: ":9090", MaxConcurrentScans: 2, MaxConnections: 64}
 }
 
 // Parts are what the admin listener serves.
@@ -50,6 +56,7 @@ func NewHandler(p Parts, log *zap.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes := telemetry.NewProbes(p.Config.Pprof, p.Status, p.Gatherer, quarantineRoutes(p.Replayer, p.WriteTimeout))
-	return newAdminConsole(p.View, routes, p.Status, p.Inspector, p.Gatherer, token), nil
+	scans := newScanSlots(p.Config.MaxConcurrentScans)
+	routes := telemetry.NewProbes(p.Config.Pprof, p.Status, p.Gatherer, quarantineRoutes(p.Replayer, p.WriteTimeout, scans))
+	return newAdminConsole(p.View, routes, p.Status, p.Inspector, p.Gatherer, token, scans), nil
 }

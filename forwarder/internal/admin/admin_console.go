@@ -73,15 +73,15 @@ type console struct {
 // requires one, every path that returns or changes data, its own and
 // admin's (/deliveries…, /quarantine…, /debug/pprof/), asks for it; the
 // probes, /metrics, /overview and the page stay open.
-func newAdminConsole(view View, admin http.Handler, status Status, insp inspector, gatherer prometheus.Gatherer, token *adminToken) http.Handler {
+func newAdminConsole(view View, admin http.Handler, status Status, insp inspector, gatherer prometheus.Gatherer, token *adminToken, scans scanSlots) http.Handler {
 	c := &console{view: view, status: status, insp: insp, gatherer: gatherer, token: token, page: pageTemplate, started: time.Now()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", c.servePage)
 	mux.Handle("GET /static/", withPageHeaders(http.StripPrefix("/static/", http.FileServerFS(staticFiles))))
 	mux.HandleFunc("GET /overview", c.serveOverview)
-	mux.HandleFunc("GET /deliveries", c.serveList)
-	mux.Handle("GET /deliveries/{id}", byID(c.serveLookup))
-	mux.Handle("GET /deliveries/{id}/body", byID(c.serveBody))
+	mux.Handle("GET /deliveries", scans.limit(http.HandlerFunc(c.serveList)))
+	mux.Handle("GET /deliveries/{id}", scans.limit(byID(c.serveLookup)))
+	mux.Handle("GET /deliveries/{id}/body", scans.limit(byID(c.serveBody)))
 	mux.Handle("/", admin)
 	return requireAdminToken(token, mux)
 }

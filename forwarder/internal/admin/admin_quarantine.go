@@ -35,7 +35,7 @@ type quarantineAPI interface {
 // (quarantine.enabled false) both answer 404 saying so. A replay stops
 // starting entries after three quarters of writeTimeout, so that its answer
 // (with "more":true) is still written.
-func quarantineRoutes(api *quarantine.Replayer, writeTimeout time.Duration) func(*http.ServeMux) {
+func quarantineRoutes(api *quarantine.Replayer, writeTimeout time.Duration, scans scanSlots) func(*http.ServeMux) {
 	return func(mux *http.ServeMux) {
 		if api == nil {
 			disabled := func(w http.ResponseWriter, _ *http.Request) {
@@ -45,7 +45,7 @@ func quarantineRoutes(api *quarantine.Replayer, writeTimeout time.Duration) func
 			mux.HandleFunc("POST /quarantine/replay", disabled)
 			return
 		}
-		mux.HandleFunc("GET /quarantine", listQuarantine(api))
+		mux.Handle("GET /quarantine", scans.limit(listQuarantine(api)))
 		mux.HandleFunc("POST /quarantine/replay", replayQuarantine(api, writeTimeout*3/4))
 	}
 }

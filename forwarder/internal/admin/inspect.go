@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -39,6 +38,12 @@ const (
 	// scanBatch is the number of messages of one fetch while scanning: with
 	// 1,000 a scan of 100,000 headers took about three times as long.
 	scanBatch = 10_000
+	// scanFetchBytes caps the bytes of one fetch as well (STYLE.md, nats.go
+	// specifics): headers only, a fetch holds about 2,000 messages' worth.
+	scanFetchBytes = 1 << 20
+	// scanFetchWait bounds a fetch that gets fewer messages than it asked
+	// for: the stream lost some to its limits during the scan.
+	scanFetchWait = 2 * time.Second
 )
 
 // quarantineRecord is one quarantined request whose delivery or event id
@@ -253,7 +258,7 @@ func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantine
 	}
 	var found []quarantineRecord
 	start := scanStart(state.FirstSeq, state.LastSeq, quarantineScanLimit)
-	err = scanRange(ctx, stream, scan{start: start, end: state.LastSeq}, func(m jetstream.Msg) {
+	err = scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
 		if rec := quarantineRecordOf(m); rec.DeliveryID == id || rec.EventID == id {
 			found = append(found, rec)
 		}
@@ -261,8 +266,8 @@ func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantine
 	return found, err
 }
 
-// quarantineRecordOf reads an entry's headers and, for the event id and
-// type, its unverified body; a body that is not an event leaves them empty.
+// quarantineRecordOf reads an entry's headers only: the event id and type
+// the keeper read from the unverified body are among them.
 func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 	h := m.Headers()
 	rec := quarantineRecord{
@@ -270,20 +275,23 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		ReceivedAt:    h.Get(store.ReceivedAtHeader),
 		QuarantineSeq: sequenceOf(m),
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
+		EventID:       h.Get(store.QuarantineEventIDHeader),
 		EventType:     h.Get(zautic.RequestEventHeader),
-		Size:          len(m.Data()),
+		Size:          bodySize(m),
 	}
-	var event struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(m.Data(), &event) == nil {
-		rec.EventID = event.ID
-		if event.Type != "" {
-			rec.EventType = event.Type
-		}
+	if t := h.Get(store.QuarantineEventTypeHeader); t != "" {
+		rec.EventType = t
 	}
 	return rec
+}
+
+// bodySize is the size of a message's body: a headers-only read carries it
+// in Nats-Msg-Size.
+func bodySize(m jetstream.Msg) int {
+	if s, err := strconv.Atoi(m.Headers().Get(nats.MsgSize)); err == nil {
+		return s
+	}
+	return len(m.Data())
 }
 
 // ListDeliveries returns the most recent published events, newest first,
@@ -346,11 +354,7 @@ func (b *Inspector) recordOfMsg(m jetstream.Msg) adminapi.DeliveryRecord {
 	if meta, err := m.Metadata(); err == nil {
 		published = meta.Timestamp
 	}
-	size := len(m.Data())
-	if s, err := strconv.Atoi(m.Headers().Get(nats.MsgSize)); err == nil {
-		size = s // a headers-only read carries the size of the body it left out
-	}
-	return b.recordOf(m.Subject(), m.Headers(), sequenceOf(m), published, size)
+	return b.recordOf(m.Subject(), m.Headers(), sequenceOf(m), published, bodySize(m))
 }
 
 func (b *Inspector) recordOf(subject string, h nats.Header, seq uint64, published time.Time, size int) adminapi.DeliveryRecord {
@@ -401,16 +405,21 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 }
 
 // scanBatches fetches until the message of sequence end, or the end of what
-// is there.
+// was there when the consumer was made; each fetch is capped in messages
+// and in bytes.
 func scanBatches(ctx context.Context, cons jetstream.Consumer, end uint64, fn func(jetstream.Msg)) error {
-	for {
-		batch, err := cons.FetchNoWait(scanBatch)
+	pending := cons.CachedInfo().NumPending
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(scanBatch, pending)), jetstream.FetchMaxBytes(scanFetchBytes), jetstream.FetchMaxWait(scanFetchWait))
 		if err != nil {
 			return fmt.Errorf("%w: fetch: %w", errInspect, err)
 		}
 		n, done := 0, false
 		for m := range batch.Messages() {
 			n++
+			if pending > 0 {
+				pending--
+			}
 			if sequenceOf(m) > end {
 				done = true
 				continue
@@ -430,6 +439,7 @@ func scanBatches(ctx context.Context, cons jetstream.Consumer, end uint64, fn fu
 			return fmt.Errorf("%w: scan stopped at the deadline: %w", errInspect, err)
 		}
 	}
+	return nil
 }
 
 // sequenceOf is a consumed message's stream sequence.

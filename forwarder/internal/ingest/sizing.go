@@ -26,24 +26,31 @@ const (
 // http.max_header_bytes of headers and connectionOverhead. Set GOMEMLIMIT
 // at or above it, and the pod's memory limit a quarter above GOMEMLIMIT.
 func (c HTTPConfig) MemoryBound() int64 {
-	return baselineMemory + c.MaxBodyMemory + int64(c.MaxConnections)*(int64(c.MaxHeaderBytes)+connectionOverhead)
+	return baselineMemory + c.MaxBodyMemory + c.ConnectionsMemory(c.MaxConnections)
 }
 
-// LogMemoryBound logs the bound at start, and warns when GOMEMLIMIT is set
-// below it: the garbage collector would then run without pause while the
-// webhook port is full, instead of only letting the process grow to it.
-func LogMemoryBound(cfg HTTPConfig, log *zap.Logger) {
-	bound := cfg.MemoryBound()
+// ConnectionsMemory is what n open connections served with c's limits may
+// hold: http.max_header_bytes of headers and connectionOverhead each. The
+// admin listener is served with the same limits.
+func (c HTTPConfig) ConnectionsMemory(n int) int64 {
+	return int64(n) * (int64(c.MaxHeaderBytes) + connectionOverhead)
+}
+
+// LogMemoryBound logs bound, the memory the listeners' limits let the
+// process hold, at start, and warns when GOMEMLIMIT is set below it: the
+// garbage collector would then run without pause while the ports are full,
+// instead of only letting the process grow to it.
+func LogMemoryBound(bound int64, log *zap.Logger) {
 	limit := debug.SetMemoryLimit(-1)
 	fields := []zap.Field{zap.Int64("memory_bound_bytes", bound)}
 	if limit == math.MaxInt64 {
-		log.Info("webhook port memory bound; GOMEMLIMIT is not set", fields...)
+		log.Info("memory bound of the listeners; GOMEMLIMIT is not set", fields...)
 		return
 	}
 	fields = append(fields, zap.Int64("gomemlimit_bytes", limit))
 	if limit < bound {
-		log.Warn("GOMEMLIMIT is below the webhook port's memory bound; raise it, or lower http.max_body_memory or http.max_connections", fields...)
+		log.Warn("GOMEMLIMIT is below the memory bound of the listeners; raise it, or lower http.max_body_memory, http.max_connections or admin.max_connections", fields...)
 		return
 	}
-	log.Info("webhook port memory bound", fields...)
+	log.Info("memory bound of the listeners", fields...)
 }

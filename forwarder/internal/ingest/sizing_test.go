@@ -50,7 +50,7 @@ func TestLogMemoryBound(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetMemoryLimit(tt.limit)
 			core, logs := observer.New(zapcore.InfoLevel)
-			LogMemoryBound(cfg, zap.New(core))
+			LogMemoryBound(cfg.MemoryBound(), zap.New(core))
 			entries := logs.All()
 			if len(entries) != 1 || entries[0].Level != tt.level {
 				t.Fatalf("got %v, want one entry at %v", entries, tt.level)

@@ -2,6 +2,7 @@ package quarantine
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -91,7 +92,9 @@ func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	if _, err := q.store.Quarantine(ctx, r.Reason, quarantineHeader(r.Header, r.ReceivedAt), r.Body); err != nil {
+	header := quarantineHeader(r.Header, r.ReceivedAt)
+	noteEvent(header, r.Body)
+	if _, err := q.store.Quarantine(ctx, r.Reason, header, r.Body); err != nil {
 		q.metrics.QuarantineDropped(telemetry.DropStore)
 		q.log.Warn("quarantine store failed; the rejected delivery is not kept",
 			zap.String("request_id", r.RequestID), zap.String("delivery_id", r.DeliveryID), zap.Error(err))
@@ -113,4 +116,26 @@ func quarantineHeader(in http.Header, receivedAt time.Time) http.Header {
 	}
 	out.Set(store.ReceivedAtHeader, receivedAt.UTC().Format(time.RFC3339Nano))
 	return out
+}
+
+// maxNotedField bounds the event id and type noted in an entry's headers:
+// they come from an unverified body.
+const maxNotedField = 256
+
+// noteEvent adds the body's event id and type, when it has them, to the
+// entry's headers: a lookup of the quarantine then reads headers only,
+// never the bodies, however large the quarantine.
+func noteEvent(h http.Header, body []byte) {
+	var event struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(body, &event) != nil {
+		return
+	}
+	for name, v := range map[string]string{store.QuarantineEventIDHeader: event.ID, store.QuarantineEventTypeHeader: event.Type} {
+		if v != "" && len(v) <= maxNotedField && !strings.ContainsAny(v, "\r\n") {
+			h.Set(name, v)
+		}
+	}
 }

@@ -142,17 +142,26 @@ func listConsumerConfig(prefix string, f Filter) jetstream.ConsumerConfig {
 	return cfg
 }
 
-// fetchBatch bounds one pull; bodies are at most http.max_body_bytes each.
-const fetchBatch = 100
+// Bounds of one pull: fetchBatch entries, and fetchBytes (bodies are at
+// most http.max_body_bytes each, headers a few hundred bytes), whichever
+// comes first; a fetch that gets fewer entries than it asked for (the
+// stream dropped some meanwhile) waits at most fetchWait.
+const (
+	fetchBatch = 100
+	fetchBytes = 4 << 20
+	fetchWait  = 2 * time.Second
+)
 
 func fetchEntries(cons jetstream.Consumer, f Filter) ([]Entry, error) {
 	var entries []Entry
-	for len(entries) < f.Limit {
-		batch, err := cons.FetchNoWait(min(fetchBatch, f.Limit-len(entries)))
+	pending := cons.CachedInfo().NumPending
+	for len(entries) < f.Limit && pending > 0 {
+		size := min(fetchBatch, f.Limit-len(entries), int(min(pending, fetchBatch)))
+		batch, err := cons.Fetch(size, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			return entries, fmt.Errorf("fetch: %w", err)
 		}
-		n, pending := 0, uint64(0)
+		n := 0
 		for m := range batch.Messages() {
 			n++
 			meta, err := m.Metadata()

@@ -57,6 +57,7 @@ type Broker struct {
 
 	expectStream jetstream.PublishOpt // made once: an option per publish is an allocation
 
+	reader        *Reader     // nil: background reads use nc
 	repairPending atomic.Bool // a mark repair is wanted (start, reconnect)
 	repairing     atomic.Bool
 }
@@ -381,7 +382,3 @@ func (b *Broker) Connection() ConnectionState {
 
 // Connected reports whether the connection is up now; it never waits.
 func (b *Broker) Connected() bool { return b.nc.IsConnected() }
-
-// JetStream is the connection's JetStream context, for readers that do not
-// have a connection of their own.
-func (b *Broker) JetStream() jetstream.JetStream { return b.js }

@@ -39,20 +39,9 @@ const MaxPingsOutstanding = 2
 // natsOptions are the connection options: never give up reconnecting (auth
 // errors included, so that fixed credentials bring the forwarder back without
 // a restart), no reconnect buffer (a publish while disconnected fails at once
-// and is answered 503 instead of waiting), a hung server left within
-// (MaxPingsOutstanding+1) × nats.ping_interval, and credentials from cfg.
+// and is answered 503 instead of waiting), and credentials from cfg.
 func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
-	opts := []nats.Option{
-		nats.Name(ConnectionName(cfg)),
-		nats.Timeout(cfg.ConnectTimeout),
-		nats.PingInterval(cfg.PingInterval),
-		nats.MaxPingsOutstanding(MaxPingsOutstanding),
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500 * time.Millisecond),
-		nats.ReconnectJitter(250*time.Millisecond, time.Second),
-		nats.ReconnectBufSize(-1),
-		nats.IgnoreAuthErrorAbort(),
+	opts := append(retryOptions(cfg, ConnectionName(cfg)),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			b.lastConnErr.Store(nil)
 			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
@@ -86,12 +75,30 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			// reaches both, and is logged once.
 			b.connLog.report("nats error", asyncCause(err), err)
 		}),
-	}
+	)
 	auth, err := authOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return append(opts, auth...), nil
+}
+
+// retryOptions are the options both connections share: the name, the
+// connect timeout, reconnecting for ever, no reconnect buffer, and a hung
+// server left within (MaxPingsOutstanding+1) × nats.ping_interval.
+func retryOptions(cfg NATSConfig, name string) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.Timeout(cfg.ConnectTimeout),
+		nats.PingInterval(cfg.PingInterval),
+		nats.MaxPingsOutstanding(MaxPingsOutstanding),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(-1),
+		nats.IgnoreAuthErrorAbort(),
+	}
 }
 
 // connectionDown is the readiness reason while disconnected, the same from

@@ -15,6 +15,11 @@ import (
 const (
 	QuarantineReasonHeader = "Zautic-Quarantine-Reason"
 	ReceivedAtHeader       = "Zautic-Received-At"
+	// QuarantineEventIDHeader and QuarantineEventTypeHeader carry the id
+	// and type read from the unverified body when it was kept, so that a
+	// lookup reads headers only.
+	QuarantineEventIDHeader   = "Zautic-Quarantine-Event-Id"
+	QuarantineEventTypeHeader = "Zautic-Quarantine-Event-Type"
 )
 
 // quarantineStreamConfig is the stream that keeps rejected deliveries: under

@@ -17,6 +17,12 @@ const (
 	repairBatch = 256
 	// repairLoggedIDs bounds the ids the repair's log line names.
 	repairLoggedIDs = 10
+	// repairFetchBytes caps the bytes of one fetch too: headers only, 256
+	// of them fit many times over.
+	repairFetchBytes = 1 << 20
+	// repairFetchWait bounds a fetch that gets fewer messages than it asked
+	// for (the stream lost some to max_age meanwhile).
+	repairFetchWait = 2 * time.Second
 )
 
 // The mark of a delivery is written after its PubAck, so a process that
@@ -75,11 +81,12 @@ func (b *Broker) repairMarks(ctx context.Context) {
 // since, reading at most dedup.repair_max messages.
 func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult, error) {
 	var r repairResult
-	kv, err := b.bucket()
+	js := b.readJS()
+	kv, err := b.readBucket(ctx, js)
 	if err != nil {
 		return r, err
 	}
-	stream, err := b.stream(ctx)
+	stream, err := b.stream(ctx, js)
 	if err != nil {
 		return r, err
 	}
@@ -106,11 +113,37 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 	return r, nil
 }
 
-// stream looks the stream up, bounded by nats.publish_timeout.
-func (b *Broker) stream(ctx context.Context) (jetstream.Stream, error) {
+// ReadThrough makes the background readers of the store (the mark repair)
+// use r's connection instead of the webhook path's. Call it before Run.
+func (b *Broker) ReadThrough(r *Reader) { b.reader = r }
+
+// readJS is the connection background reads go through.
+func (b *Broker) readJS() jetstream.JetStream {
+	if b.reader != nil {
+		return b.reader.JetStream()
+	}
+	return b.js
+}
+
+// readBucket is the dedup bucket on js, bounded by nats.publish_timeout.
+func (b *Broker) readBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	if js == b.js {
+		return b.bucket()
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	s, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	kv, err := js.KeyValue(ctx, b.cfg.Dedup.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
+	}
+	return kv, nil
+}
+
+// stream looks the stream up on js, bounded by nats.publish_timeout.
+func (b *Broker) stream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
+	defer cancel()
+	s, err := js.Stream(ctx, b.cfg.Stream.Name)
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
@@ -120,7 +153,7 @@ func (b *Broker) stream(ctx context.Context) (jetstream.Stream, error) {
 // repairBatch fetches up to size messages and creates their missing marks;
 // it returns how many messages it read.
 func (b *Broker) repairBatch(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, size int, r *repairResult) (int, error) {
-	batch, err := cons.FetchNoWait(size)
+	batch, err := cons.Fetch(size, jetstream.FetchMaxBytes(repairFetchBytes), jetstream.FetchMaxWait(repairFetchWait))
 	if err != nil {
 		return 0, fmt.Errorf("fetch: %w", err)
 	}
