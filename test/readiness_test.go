@@ -96,8 +96,8 @@ func fillStorage(ctx context.Context, js jetstream.JetStream, subject string, ma
 
 // TestHungNATSServerIsLeft freezes the nats-server process (SIGSTOP: its
 // sockets stay open, nothing answers) under two forwarders. The one that
-// pings every second leaves the server (the connection is stale after 2
-// unanswered pings) and says so; the one that pings every minute is still
+// pings every second leaves the server with both its connections (each is
+// stale after 2 unanswered pings) and says so; the one that pings every minute is still
 // connected, and its reason names the server not answering, not a stream
 // to create. Once the server continues, both are ready and forward again.
 func TestHungNATSServerIsLeft(t *testing.T) {
@@ -126,6 +126,15 @@ func TestHungNATSServerIsLeft(t *testing.T) {
 		return nil
 	})
 	waitNotReady(t, pinging, "nats not ready")
+	// The admin connection pings as the webhook path's does, and leaves
+	// too: a lookup says so instead of waiting on the frozen server.
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		status, body := getAdmin(t, pinging, "/deliveries/evt_hung_0")
+		if status != http.StatusServiceUnavailable || !strings.Contains(body, "the admin connection is") {
+			return fmt.Errorf("lookup: got %d %s, want 503 naming the admin connection", status, body)
+		}
+		return nil
+	})
 	waitNotReady(t, quiet, "not answering within 1s", `look up stream \"ZAUTIC\"`)
 	if _, body, err := readyz(quiet); err == nil && strings.Contains(body, "create stream") {
 		t.Errorf("readiness reason %s: the stream exists, want no attempt to create it", body)
