@@ -72,6 +72,10 @@ const minPublishTimeout = 100 * time.Millisecond
 // its key and value in memory until its PubAck.
 const maxPendingMarks = 1_000_000
 
+// minPingInterval is the shortest nats.ping_interval: below it, pings are
+// traffic of their own and a busy server's late pong looks like a hang.
+const minPingInterval = 100 * time.Millisecond
+
 // Validate checks every value and returns an error naming the first bad key.
 // Whether any secret is configured is checked when the secrets are loaded
 // (LoadSecrets), since files may hold them.
@@ -103,6 +107,7 @@ func (c Config) Validate() error {
 		{"webhook.tolerance", c.Webhook.Tolerance > 0 && c.Webhook.Tolerance < time.Second, "must be at least 1s (0 disables the check)"},
 		{"nats.publish_timeout", c.NATS.PublishTimeout < minPublishTimeout, "must be at least 100ms"},
 		{"nats.connect_timeout", c.NATS.ConnectTimeout <= 0, "must be positive"},
+		{"nats.ping_interval", c.NATS.PingInterval < minPingInterval, "must be at least 100ms"},
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
 		{"nats.embedded.sync_interval", c.NATS.URL == "" && !store.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},

@@ -114,7 +114,7 @@ func freezeDuringBurst(t *testing.T, nsp *natsProcess, replicas []*forwarderProc
 	// The freeze must outlast the window: what the frozen server takes in
 	// is stored after every earlier copy's window has closed.
 	time.Sleep(window + time.Second)
-	nsp.Thaw(t)
+	nsp.Continue(t)
 	<-burstDone
 	for _, p := range replicas {
 		p.WaitReady(t)

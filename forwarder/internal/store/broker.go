@@ -52,7 +52,8 @@ type Broker struct {
 	closing atomic.Bool // Close has begun: losing the connection is expected
 
 	lastConnErr   atomic.Pointer[error] // the last failed connection attempt's
-	warnedPayload atomic.Int64          // the max_payload last warned about
+	denied        atomic.Pointer[permissionDenial]
+	warnedPayload atomic.Int64 // the max_payload last warned about
 	connLog       *connErrorLog
 	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
 
@@ -190,16 +191,18 @@ func (b *Broker) Run(ctx context.Context) {
 	}
 }
 
+// check runs the readiness check: the connection, the resources, then the
+// probe of what a delivery needs (probe.go), each step bounded on its own.
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
 		b.setNotReady(b.connectionDown(b.nc))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
-	defer cancel()
-	if err := b.ensureResources(ctx); err != nil {
-		b.setNotReady(err)
-		return
+	for _, step := range []func(context.Context) error{b.ensureResources, b.probeDelivery} {
+		if err := b.bounded(ctx, step); err != nil {
+			b.setNotReady(err)
+			return
+		}
 	}
 	b.setReady()
 }
@@ -217,8 +220,10 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 	}
 	if b.ensured.Load() {
 		err := b.checkResources(ctx)
-		if err == nil {
-			return nil
+		if err == nil || isTimeout(err) {
+			// A lookup that timed out says nothing about the resources:
+			// creating them would only time out too, under a misleading name.
+			return err
 		}
 		b.reportDrift(err)
 	}
@@ -309,9 +314,10 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	ack, err := b.js.PublishMsg(ctx, msg, b.expectStream)
 	switch {
 	case err == nil:
-	case errors.Is(err, jetstream.ErrNoStreamResponse):
-		// No stream listens on the subject: it was removed or its subjects
-		// changed. Check now rather than at the next period.
+	case errors.Is(err, jetstream.ErrNoStreamResponse) || refusedToStore(err):
+		// No stream listens on the subject (it was removed or its subjects
+		// changed), or the storage is full: check now rather than at the
+		// next period, so that readiness fails with the cause at once.
 		b.Wake()
 	case outcomeUnknown(err):
 		b.requestRepairSince(start.Add(-repairLookBack))

@@ -8,6 +8,7 @@ type NATSConfig struct {
 	Name           string         `yaml:"name"`
 	PublishTimeout time.Duration  `yaml:"publish_timeout"`
 	ConnectTimeout time.Duration  `yaml:"connect_timeout"`
+	PingInterval   time.Duration  `yaml:"ping_interval"` // see MaxPingsOutstanding
 	CredsFile      string         `yaml:"creds_file"`
 	NKeyFile       string         `yaml:"nkey_file"`
 	Token          string         `yaml:"token"`
@@ -79,6 +80,7 @@ func DefaultNATSConfig() NATSConfig {
 	return NATSConfig{
 		PublishTimeout: 5 * time.Second,
 		ConnectTimeout: 2 * time.Second,
+		PingInterval:   5 * time.Second,
 		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
 	}
 }

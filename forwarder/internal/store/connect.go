@@ -27,6 +27,15 @@ func ConnectionName(cfg NATSConfig) string {
 	return "zautic-forwarder@" + host
 }
 
+// MaxPingsOutstanding is how many pings a server may leave unanswered
+// before the client calls the connection stale and reconnects, to another
+// server of the list if there is one. nats.go counts a ping outstanding from
+// when it is sent, so a server that stops answering is left between
+// MaxPingsOutstanding and MaxPingsOutstanding+1 ping intervals later: 10 to
+// 15 s with the default nats.ping_interval of 5s, where nats.go's defaults
+// (2 minutes, 2 pings) took up to 6 minutes.
+const MaxPingsOutstanding = 2
+
 // natsOptions are the connection options: never give up reconnecting (auth
 // errors included, so that fixed credentials bring the forwarder back without
 // a restart), no reconnect buffer (a publish while disconnected fails at once
@@ -61,6 +70,7 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 			b.setNotReady(b.connectionDown(nc))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			b.notePermissionDenied(err)
 			// Shares the log with connectionDown: a rejected reconnection
 			// reaches both, and is logged once.
 			b.connLog.report("nats error", asyncCause(err), err)
@@ -74,11 +84,14 @@ func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, err
 }
 
 // retryOptions are the options both connections share: the name, the
-// connect timeout, reconnecting for ever, and no reconnect buffer.
+// connect timeout, reconnecting for ever, no reconnect buffer, and a hung
+// server left within (MaxPingsOutstanding+1) × nats.ping_interval.
 func retryOptions(cfg NATSConfig, name string) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
 		nats.Timeout(cfg.ConnectTimeout),
+		nats.PingInterval(cfg.PingInterval),
+		nats.MaxPingsOutstanding(MaxPingsOutstanding),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),

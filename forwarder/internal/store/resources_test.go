@@ -22,7 +22,13 @@ import (
 func startTestNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
 	t.Helper()
 	ns := natstest.Start(t, "", 0)
-	nc, err := nats.Connect(ns.ClientURL())
+	return ns, jetStreamAt(t, ns.ClientURL())
+}
+
+// jetStreamAt connects a test client to url, closed at cleanup.
+func jetStreamAt(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +37,7 @@ func startTestNATS(t *testing.T) (*server.Server, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ns, js
+	return js
 }
 
 // TestEnsureResourcesConverge runs the create-or-compare logic from several
