@@ -64,7 +64,12 @@ func (a *adminClient) explain(err error) error {
 	if !errors.As(err, &status) {
 		return err
 	}
-	reason := plain(status.Reason)
+	// Escaped like every unsigned value, quotes aside: the reason is prose.
+	parts := strings.Split(status.Reason, `"`)
+	for i, part := range parts {
+		parts[i] = plain(part)
+	}
+	reason := strings.Join(parts, `"`)
 	if status.Status == http.StatusUnauthorized {
 		// The API's reason speaks HTTP; this one speaks command line.
 		reason = "the forwarder requires its admin.token: pass --token or set $" + adminTokenEnv

@@ -27,8 +27,11 @@ const (
 	bulkheadName = "bulkhead-forwarder"
 	// streamFill is how many events the stream holds before the lookups.
 	streamFill = 50_000
-	// quarantineEntry is the body size of each forged request kept.
+	// quarantineEntry and smallEntry are the body sizes of the forged
+	// requests that fill the quarantine: the large ones up to their share,
+	// the small ones (under 64 KiB) the rest.
 	quarantineEntry = 256<<10 - 512
+	smallEntry      = 60 << 10
 	// deliveryRate and deliveryWindow: signed deliveries sent during the
 	// lookups, one every 1/deliveryRate s for deliveryWindow.
 	deliveryRate   = 20
@@ -149,34 +152,15 @@ func loggedMemoryBound(t *testing.T, p *forwarderProcess) int64 {
 	return bound
 }
 
-// fillQuarantine sends forged requests of quarantineEntry bytes until the
-// quarantine holds quarantine.max_bytes: its oldest entries are then being
-// dropped for new ones.
+// fillQuarantine sends forged requests until the quarantine holds
+// quarantine.max_bytes: entries of quarantineEntry bytes first, until their
+// share (three quarters) is used, then entries of smallEntry bytes until the
+// stream is full. Each is answered 400 when kept, 503 when not.
 func fillQuarantine(t *testing.T, p *forwarderProcess, js jetstream.JetStream) {
 	t.Helper()
 	maxBytes := uint64(forwarder.DefaultConfig().Quarantine.MaxBytes)
-	entries := int(maxBytes/quarantineEntry) + 8
-	client := &http.Client{Timeout: 30 * time.Second}
-	forged := "t=" + strconv.FormatInt(time.Now().Unix(), 10) + ",v1=" + strings.Repeat("0", 64)
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				id := fmt.Sprintf("evt_forged_%d", i)
-				body := []byte(`{"id":"` + id + `","type":"message.delivered","data":{"pad":"` + strings.Repeat("p", quarantineEntry-80) + `"}}`)
-				got, err := do(t, client, newRequest(t, p.WebhookURL, webhook{body: body, deliveryID: "dlv_forged_" + strconv.Itoa(i), signature: forged}))
-				if err != nil || got.Status != http.StatusBadRequest || got.Body["quarantined"] != true {
-					t.Errorf("forged request %d: got %d %v (err %v), want 400 quarantined", i, got.Status, got.Body, err)
-				}
-			}
-		})
-	}
-	for i := range entries {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	sendForged(t, p, "large", quarantineEntry, int(maxBytes*3/4/quarantineEntry)+8)
+	sendForged(t, p, "small", smallEntry, int(maxBytes/4/smallEntry)+8)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, forwarder.DefaultConfig().Quarantine.Stream)
@@ -184,10 +168,41 @@ func fillQuarantine(t *testing.T, p *forwarderProcess, js jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	state := s.CachedInfo().State
-	if state.Bytes+quarantineEntry < maxBytes {
+	if state.Bytes+smallEntry < maxBytes {
 		t.Fatalf("quarantine holds %d bytes in %d entries, want it full (%d bytes)", state.Bytes, state.Msgs, maxBytes)
 	}
 	t.Logf("quarantine: %d entries, %.1f MiB", state.Msgs, float64(state.Bytes)/(1<<20))
+}
+
+// sendForged sends n forged requests of size bytes from 8 clients: each is
+// kept (400, "quarantined":true) or, once the quarantine has no room for
+// it, refused so that a genuine sender would retry (503,
+// "quarantined":false).
+func sendForged(t *testing.T, p *forwarderProcess, name string, size, n int) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	forged := "t=" + strconv.FormatInt(time.Now().Unix(), 10) + ",v1=" + strings.Repeat("0", 64)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				id := fmt.Sprintf("evt_forged_%s_%d", name, i)
+				body := []byte(`{"id":"` + id + `","type":"message.delivered","data":{"pad":"` + strings.Repeat("p", size-80) + `"}}`)
+				got, err := do(t, client, newRequest(t, p.WebhookURL, webhook{body: body, deliveryID: "dlv_forged_" + strconv.Itoa(i), signature: forged}))
+				kept := got.Status == http.StatusBadRequest && got.Body["quarantined"] == true
+				refused := got.Status == http.StatusServiceUnavailable && got.Body["quarantined"] == false
+				if err != nil || !kept && !refused {
+					t.Errorf("forged %s request %d: got %d %v (err %v), want 400 quarantined or 503 not quarantined", name, i, got.Status, got.Body, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 // fillStream publishes streamFill events straight to the stream, with the

@@ -418,7 +418,7 @@ func TestDeliveriesCommand(t *testing.T) {
 		{"list", []string{"list"}, 0, []string{"SEQ", "dlv_cli_2", "dlv_cli_1"}},
 		{"list by type", []string{"list", "--type", "contact.created", "--limit", "5"}, 0, []string{"dlv_cli_2"}},
 		{"list as JSON", []string{"list", "--json"}, 0, []string{`"next_before_seq": 0`}},
-		{"wrong token", []string{"list", "--token", "wrong"}, 1, []string{"admin token does not match"}},
+		{"wrong token", []string{"list", "--token", "wrong"}, 1, []string{"the token of --token is not the forwarder's admin.token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,7 +499,7 @@ func TestDeliveryLookupQuarantined(t *testing.T) {
 func checkUnsigned(t *testing.T, what string, record any) {
 	t.Helper()
 	fields, _ := record.(map[string]any)
-	if got, want := fmt.Sprint(fields["unsigned"]), "[delivery_id event_id event_type]"; got != want {
+	if got, want := fmt.Sprint(fields["unsigned"]), "[delivery_id event_id event_type signed_at]"; got != want {
 		t.Errorf("%s: unsigned: got %s, want %s", what, got, want)
 	}
 }

@@ -340,8 +340,9 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 // before NATS (had NATS answered at start, a missing stream would stop the
 // start: TestUnmanagedMissingResourcesRefusesToStart). Once NATS is up
 // without the stream and bucket: not ready, an error log naming both, 503s;
-// once an operator creates them (and the quarantine stream), ready and
-// forwarding.
+// once an operator creates them, ready and forwarding, the quarantine being
+// optional: until it exists a mis-signed request is answered 503 (not kept),
+// then 400 quarantined.
 func TestUnmanagedResourcesMissing(t *testing.T) {
 	addr := freeAddr(t)
 	env := forwarderEnv("nats://" + addr)
@@ -375,12 +376,27 @@ func TestUnmanagedResourcesMissing(t *testing.T) {
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "zautic-dedup"}); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
-	waitNotReady(t, p, `stream \"ZAUTIC_QUARANTINE\"`)
+	// The quarantine is optional: ready without it, and a rejection it cannot
+	// keep is answered 503 so that Zautic retries it.
+	p.WaitReady(t)
+	requirePublished(t, p, js, ev)
+	misSigned := func() response {
+		body := sampleEvent("evt_unmanaged_forged", "message.failed")
+		return send(t, p.WebhookURL, webhook{body: body, deliveryID: "dlv_unmanaged_forged",
+			signature: zautic.Sign([]byte("not-the-secret"), time.Now().Unix(), body)})
+	}
+	if got := misSigned(); got.Status != http.StatusServiceUnavailable || got.Body["quarantined"] != false || got.RetryAfter == "" {
+		t.Fatalf("mis-signed while the quarantine is missing: got %d %v (Retry-After %q), want 503 quarantined:false with Retry-After", got.Status, got.Body, got.RetryAfter)
+	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC_QUARANTINE", Subjects: []string{"zautic-quarantine.>"}}); err != nil {
 		t.Fatalf("create quarantine stream: %v", err)
 	}
-	p.WaitReady(t)
-	requirePublished(t, p, js, ev)
+	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		if got := misSigned(); got.Status != http.StatusBadRequest || got.Body["quarantined"] != true {
+			return fmt.Errorf("mis-signed once the quarantine exists: got %d %v, want 400 quarantined:true", got.Status, got.Body)
+		}
+		return nil
+	})
 }
 
 // TestNATSLostMidFlight silences the network between the forwarder and NATS

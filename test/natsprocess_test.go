@@ -62,7 +62,6 @@ func startNATSProcess(t testing.TB) *natsProcess {
 	port := freePorts(t, 1)[0]
 	p := &natsProcess{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), done: make(chan struct{})}
 	p.cmd = exec.Command(buildNATSServer(t), "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir())
-	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start nats-server: %v", err)
 	}
