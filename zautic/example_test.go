@@ -3,6 +3,8 @@ package zautic_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -93,4 +95,37 @@ func ExampleSubjectTokenForString() {
 	// zautic.message.delivered.dev-7
 	// zautic.message.delivered.~b4f14dfd503221f9e21bb48635c64bf6
 	// _ ~d2e2adf7177b7a8afddbc12d1634cf23
+}
+
+// The CloudEvents attributes of an event, as the headers of the NATS binding's
+// binary content mode; the message data stays the signed body.
+func ExampleNewCloudEvent() {
+	body := []byte(`{"id":"evt_1","type":"message.delivered","created":1767432000,"data":{"object":{"device_id":114}}}`)
+	ev, err := zautic.ParseEvent(body)
+	if err != nil {
+		panic(err)
+	}
+	tmpl, err := zautic.ParseSubjectTemplate("{prefix}.{type}.{data.object.device_id}")
+	if err != nil {
+		panic(err)
+	}
+	subject, added, err := tmpl.Render("zautic", ev.Type, body)
+	if err != nil {
+		panic(err)
+	}
+	headers := map[string][]string{} // a nats.Header
+	zautic.NewCloudEvent(ev, body, zautic.CloudEventsOptions{Source: "/zautic/default"}, added).SetHeaders(headers)
+	fmt.Println(subject)
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
+		fmt.Printf("%s: %s\n", name, headers[name][0])
+	}
+	// Output:
+	// zautic.message.delivered.114
+	// ce-datacontenttype: application/json
+	// ce-id: evt_1
+	// ce-source: /zautic/default
+	// ce-specversion: 1.0
+	// ce-subject: 114
+	// ce-time: 2026-01-03T09:20:00Z
+	// ce-type: com.zautic.message.delivered
 }
