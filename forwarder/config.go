@@ -33,6 +33,7 @@ type Config struct {
 	Quarantine quarantine.Config     `yaml:"quarantine"`
 	Log        telemetry.LogConfig   `yaml:"log"`
 	Tracing    TracingConfig         `yaml:"tracing"`
+	Publish    PublishConfig         `yaml:"publish"`
 }
 
 // TracingConfig turns OpenTelemetry tracing on. Everything else about it
@@ -49,7 +50,8 @@ func DefaultConfig() Config {
 	return Config{
 		HTTP:       ingest.DefaultHTTPConfig(),
 		Admin:      admin.DefaultConfig(),
-		Webhook:    secrets.WebhookConfig{Tolerance: 5 * time.Minute},
+		Webhook:    defaultWebhookConfig(),
+		Publish:    PublishConfig{CloudEventsTypePrefix: zautic.DefaultCloudEventsTypePrefix},
 		NATS:       store.DefaultNATSConfig(),
 		Stream:     store.DefaultStreamConfig(),
 		Dedup:      dedup,
@@ -135,7 +137,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: events.allow entry %q: %w", ErrInvalidConfig, t, err)
 		}
 	}
-	return nil
+	return c.validateRouting()
 }
 
 func validAddr(addr string) bool {

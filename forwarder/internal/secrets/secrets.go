@@ -19,6 +19,12 @@ type WebhookConfig struct {
 	SecretFile  string        `yaml:"secret_file"`
 	SecretsFile string        `yaml:"secrets_file"`
 	Tolerance   time.Duration `yaml:"tolerance"`
+
+	// Subject and CloudEventsSource are the default endpoint's subject
+	// template and CloudEvents source: the webhook plane reads them, the
+	// section is this one.
+	Subject           string `yaml:"subject"`
+	CloudEventsSource string `yaml:"cloudevents_source"`
 }
 
 // ErrNoSecret is returned when no webhook secret is configured anywhere;
