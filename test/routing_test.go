@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,11 +18,7 @@ import (
 // reads each back from the stream: always the template's four tokens, the
 // last one the documented token of the value, and never a wildcard.
 func TestSubjectTemplateFromSignedFields(t *testing.T) {
-	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
-	env["FORWARDER_WEBHOOK_SUBJECT"] = "{prefix}.{type}.{data.object.device_id}"
-	p := startForwarder(t, env)
-	p.WaitReady(t)
-	_, js := connect(t, env["FORWARDER_NATS_URL"])
+	p, js := startRouted(t, map[string]string{"FORWARDER_WEBHOOK_SUBJECT": "{prefix}.{type}.{data.object.device_id}"})
 
 	tests := []struct {
 		name   string
@@ -97,4 +94,16 @@ func streamMessageByEventID(t *testing.T, js jetstream.JetStream, id string) jet
 		t.Fatalf("the stream holds %d messages of %s, want 1", len(found), id)
 	}
 	return found[0]
+}
+
+// startRouted starts a ready forwarder on a nats-server of its own, with
+// extra added to its environment, and connects to that server.
+func startRouted(t *testing.T, extra map[string]string) (*forwarderProcess, jetstream.JetStream) {
+	t.Helper()
+	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
+	maps.Copy(env, extra)
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+	_, js := connect(t, env["FORWARDER_NATS_URL"])
+	return p, js
 }
