@@ -34,6 +34,7 @@ type Config struct {
 	Log        telemetry.LogConfig   `yaml:"log"`
 	Tracing    TracingConfig         `yaml:"tracing"`
 	Publish    PublishConfig         `yaml:"publish"`
+	Endpoints  []EndpointConfig      `yaml:"endpoints"`
 }
 
 // TracingConfig turns OpenTelemetry tracing on. Everything else about it
@@ -175,6 +176,7 @@ func (c Config) Redacted() Config {
 	if len(r.Webhook.Secrets) > 0 {
 		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
 	}
+	r.Endpoints = redactEndpoints(c.Endpoints)
 	r.NATS.URL = store.RedactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted

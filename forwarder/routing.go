@@ -37,6 +37,9 @@ func (c Config) validateRouting() error {
 	if _, err := zautic.ParseSubjectTemplate(c.Webhook.Subject); err != nil {
 		return fmt.Errorf("%w: webhook.subject: %w", ErrInvalidConfig, err)
 	}
+	if err := c.validateEndpoints(); err != nil {
+		return err
+	}
 	if !c.Publish.CloudEvents {
 		return nil
 	}
@@ -62,5 +65,9 @@ func (c Config) cloudEvents(source string) *zautic.CloudEventsOptions {
 func (c Config) defaultEndpoint() ingest.Endpoint {
 	// Validate has parsed it: an error here cannot happen after it.
 	tmpl, _ := zautic.ParseSubjectTemplate(c.Webhook.Subject)
-	return ingest.Endpoint{Subject: tmpl, CloudEvents: c.cloudEvents(c.Webhook.CloudEventsSource)}
+	named := map[string]bool{}
+	for _, ep := range c.Endpoints {
+		named[ep.Name] = true
+	}
+	return ingest.Endpoint{Subject: tmpl, CloudEvents: c.cloudEvents(c.Webhook.CloudEventsSource), Named: named}
 }

@@ -29,12 +29,11 @@ const adminShutdownTimeout = 2 * time.Second
 // store, the secret watcher, the webhook listener and the admin listener.
 // Whoever calls Start owns it and ends it with Wait.
 type Service struct {
-	cfg     Config
-	log     *zap.Logger
-	secrets *secrets.Set
-	watcher *secrets.Watcher
-	store   *store.Broker
-	ns      *server.Server
+	cfg       Config
+	log       *zap.Logger
+	endpoints []*endpoint // the default one first, when it is one
+	store     *store.Broker
+	ns        *server.Server
 
 	web, admin     *http.Server
 	webLn, adminLn net.Listener
@@ -58,7 +57,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 			s.close()
 		}
 	}()
-	if s.secrets, err = secrets.New(cfg.Webhook); err != nil {
+	if s.endpoints, err = loadEndpoints(cfg); err != nil {
 		return nil, err
 	}
 	metrics := telemetry.NewMetrics(reg, ingest.LabelledOutcomes())
@@ -68,11 +67,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	if err := s.refuseMissingResources(ctx); err != nil {
 		return nil, err
 	}
-	s.watcher = secrets.NewWatcher(s.secrets, log, metrics)
-	handler := ingest.NewHandler(cfg.ingestConfig(), s.secrets, s.store, log, metrics, applyOptions(opts).tracerProvider)
-	replayer := s.setUpQuarantine(handler, metrics)
+	s.startEndpoints(metrics, applyOptions(opts).tracerProvider)
+	replayer := s.setUpQuarantine(metrics)
 	s.runLoops()
-	s.web = ingest.NewHTTPServer(cfg.HTTP, ingest.NewServer(cfg.HTTP, handler, metrics), log)
+	s.web = ingest.NewHTTPServer(cfg.HTTP, ingest.NewRoutedServer(cfg.HTTP, s.routes(), metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
@@ -112,24 +110,30 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 // setUpQuarantine lets the handler keep rejected requests, returns the
 // replayer of the quarantine (nil when disabled), prepares the automatic
 // replay, and sets what a change of the secrets triggers.
-func (s *Service) setUpQuarantine(h *ingest.Handler, m *telemetry.Metrics) *quarantine.Replayer {
-	showKeyIDs := func() { m.KnownKeyIDs(secrets.KeyIDs(s.secrets.Current())) }
-	showKeyIDs()
+func (s *Service) setUpQuarantine(m *telemetry.Metrics) *quarantine.Replayer {
 	var r *quarantine.Replayer
 	if s.cfg.Quarantine.Enabled {
-		h.KeepRejected(quarantine.NewKeeper(s.cfg.Quarantine, s.cfg.NATS.PublishTimeout, s.store, s.log, m))
+		// One keeper: its rate bounds what all endpoints together keep.
+		keeper := quarantine.NewKeeper(s.cfg.Quarantine, s.cfg.NATS.PublishTimeout, s.store, s.log, m)
+		for _, ep := range s.endpoints {
+			ep.handler.KeepRejected(keeper)
+		}
 		reader := quarantine.NewReader(s.store.JetStream(), s.cfg.Quarantine)
-		r = quarantine.NewReplayer(h, reader, s.cfg.NATS.PublishTimeout, s.log, m)
+		r = quarantine.NewReplayer(s.handlers(), reader, s.cfg.NATS.PublishTimeout, s.log, m)
 		if s.cfg.Quarantine.AutoReplay {
 			s.autoReplay = quarantine.NewAutoReplayer(r, s.store.Ready, s.log)
 		}
 	}
-	s.watcher.OnChange(func() {
+	for _, ep := range s.endpoints {
+		showKeyIDs := func() { ep.metrics.KnownKeyIDs(secrets.KeyIDs(ep.secrets.Current())) }
 		showKeyIDs()
-		if s.autoReplay != nil {
-			s.autoReplay.Trigger()
-		}
-	})
+		ep.watcher.OnChange(func() {
+			showKeyIDs()
+			if s.autoReplay != nil {
+				s.autoReplay.Trigger()
+			}
+		})
+	}
 	return r
 }
 
@@ -154,7 +158,7 @@ func (s *Service) runLoops() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
 	s.wg.Go(func() { s.store.Run(ctx) })
-	s.wg.Go(func() { s.watcher.Run(ctx) })
+	s.runWatchers(ctx)
 	if s.autoReplay != nil {
 		s.wg.Go(func() { s.autoReplay.Run(ctx) })
 	}
@@ -202,7 +206,11 @@ func (s *Service) Ready() error { return s.store.Ready() }
 
 // ReloadSecrets re-reads the webhook secret files soon, as a file change
 // would; trigger names the cause in the log (main passes "SIGHUP").
-func (s *Service) ReloadSecrets(trigger string) { s.watcher.Request(trigger) }
+func (s *Service) ReloadSecrets(trigger string) {
+	for _, ep := range s.endpoints {
+		ep.watcher.Request(trigger)
+	}
+}
 
 // Wait blocks until ctx ends or a listener fails, then shuts down in order:
 // stop accepting and let in-flight requests finish (bounded by

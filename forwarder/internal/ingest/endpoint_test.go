@@ -44,7 +44,7 @@ func TestMessageSizeCountsEndpointHeaders(t *testing.T) {
 			}
 			header := messageHeader(&d)
 			bare := messageSize(header, body, "ZAUTIC")
-			h.addEndpointHeaders(header, &d, body)
+			h.applyEndpoint(header, &d, body)
 			size := messageSize(header, body, "ZAUTIC")
 			if size <= bare {
 				t.Fatalf("the endpoint's headers add nothing: %d bytes, %d without them", size, bare)

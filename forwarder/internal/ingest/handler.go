@@ -171,7 +171,7 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 	d.tracestate = req.Header.Get("Tracestate")
 	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Tolerance)
 	if reason := quarantineReason(err); reason != "" && h.keep != nil {
-		d.kept = h.keep.Keep(req.Context(), Rejected{Reason: reason, RequestID: d.requestID, DeliveryID: d.deliveryID,
+		d.kept = h.keep.Keep(req.Context(), Rejected{Reason: reason, RequestID: d.requestID, DeliveryID: d.deliveryID, Endpoint: h.cfg.Endpoint.Name,
 			ReceivedAt: d.receivedAt, Header: req.Header, Body: body})
 	}
 	return err
@@ -198,7 +198,7 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
 	header := messageHeader(d)
-	h.addEndpointHeaders(header, d, body)
+	h.applyEndpoint(header, d, body)
 	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}

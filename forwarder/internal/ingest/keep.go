@@ -23,6 +23,7 @@ type Rejected struct {
 	Reason     string // telemetry.ReasonSignatureMismatch or telemetry.ReasonTimestampOld
 	RequestID  string
 	DeliveryID string
+	Endpoint   string // the named endpoint that received it; "" for the default
 	ReceivedAt time.Time
 	Header     http.Header
 	Body       []byte

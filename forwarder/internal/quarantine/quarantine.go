@@ -9,6 +9,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
@@ -91,7 +92,13 @@ func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	if _, err := q.store.Quarantine(ctx, r.Reason, quarantineHeader(r.Header, r.ReceivedAt), r.Body); err != nil {
+	header := quarantineHeader(r.Header, r.ReceivedAt)
+	if r.Endpoint != "" {
+		// Replay verifies against this endpoint's secrets. Requests cannot
+		// set it: only X-Zautic-* headers are kept from them.
+		header.Set(zautic.MessageEndpointHeader, r.Endpoint)
+	}
+	if _, err := q.store.Quarantine(ctx, r.Reason, header, r.Body); err != nil {
 		q.metrics.QuarantineDropped(telemetry.DropStore)
 		q.log.Warn("quarantine store failed; the rejected delivery is not kept",
 			zap.String("request_id", r.RequestID), zap.String("delivery_id", r.DeliveryID), zap.Error(err))

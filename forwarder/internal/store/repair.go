@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 )
 
@@ -159,7 +160,7 @@ func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jets
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	key := adminapi.KVKeyOfMessageID(id)
+	key := adminapi.KVKeyOfEndpointMessageID(msg.Headers().Get(zautic.MessageEndpointHeader), id)
 	// Most marks exist: one lookup settles them, where Create would take two
 	// round trips to fail.
 	switch _, err := kv.Get(ctx, key); {
