@@ -33,7 +33,7 @@ func endpointsEnv(t *testing.T, withDefault bool) (env map[string]string, acmeFi
 	if !withDefault {
 		delete(env, zautic.SecretEnv)
 	}
-	acmeFile = filepath.Join(t.TempDir(), "acme-secrets")
+	acmeFile = filepath.Join(t.TempDir(), "acme.list")
 	if err := os.WriteFile(acmeFile, []byte(acmeSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -194,4 +194,33 @@ func TestEndpointRotationMishap(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEndpointsCheckConfig: check-config lists the key ids of each
+// endpoint's secrets and shows none of them, and refuses an endpoint
+// without a secret naming its keys.
+func TestEndpointsCheckConfig(t *testing.T) {
+	env, _ := endpointsEnv(t, true)
+	res := runBinary(t, env, "", "check-config")
+	wantLines := []string{
+		"# key ids of the webhook secrets (first 8 hex characters of SHA-256): " + forwarder.KeyID([]byte(testSecret)),
+		"# key ids of endpoint acme (first 8 hex characters of SHA-256): " + forwarder.KeyID([]byte(acmeSecret)),
+		"# key ids of endpoint beta (first 8 hex characters of SHA-256): " + forwarder.KeyID([]byte(betaSecret)),
+	}
+	for _, line := range wantLines {
+		if res.Code != 0 || !strings.Contains(res.Stdout, line+"\n") {
+			t.Errorf("check-config: exit %d, want 0 and the line %q:\n%s%s", res.Code, line, res.Stdout, res.Stderr)
+		}
+	}
+	for _, secret := range []string{testSecret, acmeSecret, betaSecret} {
+		if strings.Contains(res.Stdout+res.Stderr, secret) {
+			t.Errorf("check-config shows the secret %q", secret)
+		}
+	}
+
+	env["FORWARDER_ENDPOINTS"] = `[{name: acme}]`
+	res = runBinary(t, env, "", "check-config")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "endpoints[0].secrets or endpoints[0].secrets_file") {
+		t.Errorf("check-config of an endpoint without a secret: exit %d, want 1 naming endpoints[0].secrets:\n%s", res.Code, res.Stderr)
+	}
 }
