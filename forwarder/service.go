@@ -18,6 +18,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 )
 
@@ -89,7 +90,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Replayer) error {
 	inspector := admin.NewInspector(s.store.JetStream(), admin.InspectConfig{
 		Stream: s.cfg.Stream.Name, SubjectPrefix: s.cfg.Stream.SubjectPrefix, Bucket: s.cfg.Dedup.Bucket,
-		QuarantineStream: s.cfg.Quarantine.Stream,
+		QuarantineStream: s.cfg.Quarantine.Stream, Endpoints: EndpointLabels(s.cfg),
+		HeaderFilter: len(s.cfg.Endpoints) > 0 || s.cfg.Webhook.Subject != zautic.DefaultSubjectTemplate,
 	}, s.store.Ready)
 	handler, err := admin.NewHandler(admin.Parts{
 		Config: s.cfg.Admin, Status: s.store, Inspector: inspector, Replayer: replayer,

@@ -224,3 +224,60 @@ func TestEndpointsCheckConfig(t *testing.T) {
 		t.Errorf("check-config of an endpoint without a secret: exit %d, want 1 naming endpoints[0].secrets:\n%s", res.Code, res.Stderr)
 	}
 }
+
+// TestEndpointsInspector looks the same event id up per endpoint, and lists
+// the deliveries of one endpoint.
+func TestEndpointsInspector(t *testing.T) {
+	p, _, _ := startEndpoints(t)
+	body := sampleEvent("evt_insp_1", "message.delivered")
+	for _, s := range []struct{ url, secret string }{
+		{p.WebhookURL, testSecret}, {endpointURL(p, "acme"), acmeSecret}, {endpointURL(p, "beta"), betaSecret},
+	} {
+		if got := sendAs(t, s.url, s.secret, body); got.Status != http.StatusOK {
+			t.Fatalf("%s: got %d %v, want 200", s.url, got.Status, got.Body)
+		}
+	}
+	// Kept for acme: signed with beta's secret.
+	assertQuarantined(t, sendAs(t, endpointURL(p, "acme"), betaSecret, body), "no v1 signature")
+
+	lookups := []struct {
+		query                     string
+		wantEndpoint, wantSubject string
+		wantQuarantined           int
+	}{
+		{"", "default", "zautic.message.delivered", 1}, // the quarantine of every endpoint
+		{"?endpoint=default", "default", "zautic.message.delivered", 0},
+		{"?endpoint=acme", "acme", "zautic.acme.message.delivered", 1},
+		{"?endpoint=beta", "beta", "zautic.b.message.delivered.114", 0},
+	}
+	for _, l := range lookups {
+		got := adminJSON(t, p, "/deliveries/evt_insp_1"+l.query, "")
+		quarantined, _ := got.Body["quarantine"].([]any)
+		if got.Status != http.StatusOK || got.Body["status"] != "published" || got.Body["endpoint"] != l.wantEndpoint ||
+			got.Body["subject"] != l.wantSubject || len(quarantined) != l.wantQuarantined {
+			t.Errorf("lookup%s: got %d %v, want published by %s on %s with %d quarantined", l.query, got.Status, got.Body, l.wantEndpoint, l.wantSubject, l.wantQuarantined)
+		}
+		for _, q := range quarantined {
+			if e := q.(map[string]any)["endpoint"]; e != "acme" {
+				t.Errorf("lookup%s: a quarantined entry of endpoint %v", l.query, e)
+			}
+		}
+	}
+
+	list := adminJSON(t, p, "/deliveries?endpoint=beta", "")
+	deliveries, _ := list.Body["deliveries"].([]any)
+	if list.Status != http.StatusOK || len(deliveries) != 1 || deliveries[0].(map[string]any)["endpoint"] != "beta" {
+		t.Errorf("list of beta: got %d %v, want beta's one delivery", list.Status, list.Body)
+	}
+	typed := adminJSON(t, p, "/deliveries?type=message.delivered", "")
+	if deliveries, _ := typed.Body["deliveries"].([]any); typed.Status != http.StatusOK || len(deliveries) != 3 {
+		t.Errorf("list of message.delivered: got %d %v, want the three endpoints' deliveries", typed.Status, typed.Body)
+	}
+	if got := adminJSON(t, p, "/deliveries/evt_insp_1?endpoint=gamma", ""); got.Status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(got.Body["error"]), "acme") {
+		t.Errorf("unknown endpoint: got %d %v, want 400 naming the endpoints", got.Status, got.Body)
+	}
+	listed := adminJSON(t, p, "/quarantine", "")
+	if entries, _ := listed.Body["entries"].([]any); len(entries) != 1 || entries[0].(map[string]any)["endpoint"] != "acme" {
+		t.Errorf("quarantine listing: got %v, want acme's one entry", listed.Body)
+	}
+}

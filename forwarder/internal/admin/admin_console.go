@@ -37,9 +37,9 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // inspector is what the admin console asks of the broker; *Broker
 // implements it.
 type inspector interface {
-	LookupDelivery(ctx context.Context, id string) (deliveryLookup, error)
+	LookupDelivery(ctx context.Context, id, endpoint string) (deliveryLookup, error)
 	ListDeliveries(ctx context.Context, q deliveryQuery) (adminapi.DeliveryPage, error)
-	DeliveryBody(ctx context.Context, id string) ([]byte, string, error)
+	DeliveryBody(ctx context.Context, id, endpoint string) ([]byte, string, error)
 }
 
 // Status is the webhook path's state, which the page's overview shows;
@@ -114,6 +114,7 @@ var inspectStatus = []struct {
 }{
 	{errDeliveryNotFound, http.StatusNotFound},
 	{zautic.ErrInvalidType, http.StatusBadRequest},
+	{errUnknownEndpoint, http.StatusBadRequest},
 	{store.ErrNotReady, http.StatusServiceUnavailable},
 	{errInspect, http.StatusServiceUnavailable},
 }
@@ -167,7 +168,7 @@ const (
 )
 
 // byID checks the path's {id} and serves it under the inspector's deadline.
-func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) http.HandlerFunc {
+func byID(serve func(ctx context.Context, w http.ResponseWriter, id, endpoint string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if len(id) > maxDeliveryIDBytes {
@@ -176,12 +177,12 @@ func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) htt
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
 		defer cancel()
-		serve(ctx, w, id)
+		serve(ctx, w, id, r.URL.Query().Get("endpoint"))
 	}
 }
 
-func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id string) {
-	found, err := c.insp.LookupDelivery(ctx, id)
+func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id, endpoint string) {
+	found, err := c.insp.LookupDelivery(ctx, id, endpoint)
 	switch {
 	case errors.Is(err, errDeliveryNotFound):
 		telemetry.WriteJSON(w, http.StatusNotFound, adminapi.ErrorAnswer{Error: fmt.Sprintf("no delivery %q in the dedup bucket, the stream or the quarantine", id)})
@@ -198,8 +199,8 @@ func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id str
 	}
 }
 
-func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id string) {
-	body, contentType, err := c.insp.DeliveryBody(ctx, id)
+func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id, endpoint string) {
+	body, contentType, err := c.insp.DeliveryBody(ctx, id, endpoint)
 	if err != nil {
 		writeInspectError(w, err)
 		return
@@ -231,7 +232,7 @@ func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
 // parameter.
 func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
 	v := r.URL.Query()
-	q := deliveryQuery{Limit: adminapi.DefaultDeliveryPage, Type: v.Get("type")}
+	q := deliveryQuery{Limit: adminapi.DefaultDeliveryPage, Type: v.Get("type"), Endpoint: v.Get("endpoint")}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > adminapi.MaxDeliveryPage {

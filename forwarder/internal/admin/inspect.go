@@ -51,6 +51,7 @@ type quarantineRecord struct {
 	EventID       string `json:"event_id,omitempty"`
 	EventType     string `json:"event_type,omitempty"`
 	Size          int    `json:"size"`
+	Endpoint      string `json:"endpoint"`
 }
 
 // expiredMark is a dedup mark whose stream message is gone (stream.max_age,
@@ -75,6 +76,7 @@ type deliveryQuery struct {
 	Limit     int
 	Type      string // empty: every type
 	BeforeSeq uint64 // 0: from the newest
+	Endpoint  string // empty: every endpoint
 }
 
 // InspectConfig names what the inspector reads.
@@ -85,6 +87,12 @@ type InspectConfig struct {
 	// QuarantineStream is read by a lookup when it exists, the quarantine
 	// enabled or not: it may hold entries from when it was.
 	QuarantineStream string
+	// Endpoints are the endpoint labels a lookup or a listing may name, and
+	// HeaderFilter says that subjects are not <stream prefix>.<type> only
+	// (named endpoints, a subject template): a type is then filtered by its
+	// header.
+	Endpoints    []string
+	HeaderFilter bool
 }
 
 // Inspector answers the deliveries API from the stream, the dedup bucket
@@ -117,9 +125,12 @@ func (b *Inspector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 // Zautic-Delivery-Id and Zautic-Event-Id headers of the last lookupScanLimit
 // stream messages, and in the quarantine. If it is nowhere,
 // errDeliveryNotFound is returned; read failures wrap errInspect.
-func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLookup, error) {
+func (b *Inspector) LookupDelivery(ctx context.Context, id, endpoint string) (deliveryLookup, error) {
 	var found deliveryLookup
-	msg, expired, err := b.findPublished(ctx, id)
+	if err := b.checkEndpoint(endpoint); err != nil {
+		return found, err
+	}
+	msg, expired, err := b.findPublished(ctx, id, endpoint)
 	if err != nil {
 		return found, err
 	}
@@ -128,7 +139,7 @@ func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLook
 		rec := b.recordOf(msg.Subject, msg.Header, msg.Sequence, msg.Time, len(msg.Data))
 		found.Published = &rec
 	}
-	if found.Quarantined, err = b.scanQuarantine(ctx, id); err != nil {
+	if found.Quarantined, err = b.scanQuarantine(ctx, id, endpoint); err != nil {
 		return found, err
 	}
 	if found.Published == nil && found.Expired == nil && len(found.Quarantined) == 0 {
@@ -140,8 +151,11 @@ func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLook
 // DeliveryBody returns the published body of id and its content type.
 // Quarantined bodies are never returned: they are unverified. If id has no
 // message in the stream, errDeliveryNotFound is returned.
-func (b *Inspector) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
-	msg, _, err := b.findPublished(ctx, id)
+func (b *Inspector) DeliveryBody(ctx context.Context, id, endpoint string) ([]byte, string, error) {
+	if err := b.checkEndpoint(endpoint); err != nil {
+		return nil, "", err
+	}
+	msg, _, err := b.findPublished(ctx, id, endpoint)
 	if err != nil {
 		return nil, "", err
 	}
@@ -158,7 +172,7 @@ func (b *Inspector) DeliveryBody(ctx context.Context, id string) ([]byte, string
 // findPublished returns the stream message of id: through the dedup mark
 // when id is a dedup key, else through a scan of the stream's headers. A
 // mark whose message is gone is returned as an expiredMark.
-func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *expiredMark, error) {
+func (b *Inspector) findPublished(ctx context.Context, id, endpoint string) (*jetstream.RawStreamMsg, *expiredMark, error) {
 	if err := b.Ready(); err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +180,7 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream, err)
 	}
-	mark, err := b.readMark(ctx, id)
+	mark, err := b.readMark(ctx, id, endpoint)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -177,13 +191,13 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 			return nil, mark, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
-		case msg.Header.Get(zautic.MessageIDHeader) != mark.Key:
+		case msg.Header.Get(zautic.MessageIDHeader) != markedMessageID(id, endpoint):
 			// The stream was recreated: the sequence now holds another event.
 			return nil, mark, nil
 		}
 		return msg, nil, nil
 	}
-	seq, err := b.scanForID(ctx, stream, id)
+	seq, err := b.scanForID(ctx, stream, id, endpoint)
 	if err != nil || seq == 0 {
 		return nil, nil, err
 	}
@@ -197,12 +211,12 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
 // a dedup key. The key is mapped as the request path maps it, so that any
 // id a sender can send is safe here.
-func (b *Inspector) readMark(ctx context.Context, id string) (*expiredMark, error) {
+func (b *Inspector) readMark(ctx context.Context, id, endpoint string) (*expiredMark, error) {
 	kv, err := b.bucket(ctx)
 	if err != nil {
 		return nil, err
 	}
-	entry, err := kv.Get(ctx, adminapi.KVKey(id))
+	entry, err := kv.Get(ctx, endpointKVKey(id, endpoint))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, nil
@@ -219,7 +233,7 @@ func (b *Inspector) readMark(ctx context.Context, id string) (*expiredMark, erro
 
 // scanForID returns the sequence of the newest message among the last
 // lookupScanLimit whose delivery or event id header is id; 0 if none.
-func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
+func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id, endpoint string) (uint64, error) {
 	state := stream.CachedInfo().State
 	if state.Msgs == 0 {
 		return 0, nil
@@ -228,7 +242,7 @@ func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id s
 	var newest uint64
 	err := scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
 		h := m.Headers()
-		if h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id {
+		if (h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id) && ofEndpoint(h, endpoint) {
 			newest = sequenceOf(m)
 		}
 	})
@@ -238,7 +252,7 @@ func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id s
 // scanQuarantine returns the entries of the last quarantineScanLimit
 // quarantined requests whose delivery id header or body id is id. A missing
 // quarantine stream (the feature is off) is no error.
-func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantineRecord, error) {
+func (b *Inspector) scanQuarantine(ctx context.Context, id, endpoint string) ([]quarantineRecord, error) {
 	name := b.cfg.QuarantineStream
 	stream, err := b.js.Stream(ctx, name)
 	switch {
@@ -254,7 +268,7 @@ func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantine
 	var found []quarantineRecord
 	start := scanStart(state.FirstSeq, state.LastSeq, quarantineScanLimit)
 	err = scanRange(ctx, stream, scan{start: start, end: state.LastSeq}, func(m jetstream.Msg) {
-		if rec := quarantineRecordOf(m); rec.DeliveryID == id || rec.EventID == id {
+		if rec := quarantineRecordOf(m); (rec.DeliveryID == id || rec.EventID == id) && ofEndpoint(m.Headers(), endpoint) {
 			found = append(found, rec)
 		}
 	})
@@ -272,6 +286,7 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		DeliveryID:    h.Get(zautic.RequestDeliveryIDHeader),
 		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          len(m.Data()),
+		Endpoint:      endpointOf(h),
 	}
 	var event struct {
 		ID   string `json:"id"`
@@ -292,9 +307,17 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 // says where to go on. An invalid type wraps zautic.ErrInvalidType.
 func (b *Inspector) ListDeliveries(ctx context.Context, q deliveryQuery) (adminapi.DeliveryPage, error) {
 	page := adminapi.DeliveryPage{Deliveries: []adminapi.DeliveryRecord{}}
+	if err := b.checkEndpoint(q.Endpoint); err != nil {
+		return page, err
+	}
 	sc := scan{headersOnly: true}
 	window := uint64(q.Limit)
-	if q.Type != "" {
+	if q.Endpoint != "" || q.Type != "" && b.cfg.HeaderFilter {
+		if err := b.checkType(q.Type); err != nil {
+			return page, err
+		}
+		window = typeScanLimit
+	} else if q.Type != "" {
 		subject, err := zautic.SubjectFor(b.cfg.SubjectPrefix, q.Type)
 		if err != nil {
 			return page, err
@@ -320,6 +343,9 @@ func (b *Inspector) ListDeliveries(ctx context.Context, q deliveryQuery) (admina
 	// Read forward through the window, keeping the newest Limit.
 	var kept []adminapi.DeliveryRecord
 	err = scanRange(ctx, stream, sc, func(m jetstream.Msg) {
+		if !ofEndpoint(m.Headers(), q.Endpoint) || q.Type != "" && m.Headers().Get(zautic.MessageEventTypeHeader) != q.Type {
+			return
+		}
 		kept = append(kept, b.recordOfMsg(m))
 		if len(kept) > q.Limit {
 			kept = kept[1:]
@@ -363,6 +389,7 @@ func (b *Inspector) recordOf(subject string, h nats.Header, seq uint64, publishe
 		Seq:         seq,
 		PublishedAt: published.UTC(),
 		Size:        size,
+		Endpoint:    endpointOf(h),
 	}
 }
 
