@@ -14,9 +14,9 @@ import (
 )
 
 // The recipes of subjects.md's "Subjects from signed fields", verbatim. The
-// forwarder does not render templates yet, so the test publishes what it
-// will publish, with the zautic package's templates, and runs the recipes
-// against that.
+// test publishes what the forwarder publishes, with the zautic package's
+// templates that it renders with, and runs the recipes against that;
+// TestSubjectTemplateFromSignedFields checks the forwarder's own subjects.
 const (
 	deviceTemplate          = "{prefix}.{type}.{data.object.device_id}"
 	hostileDevice           = "a.>"
