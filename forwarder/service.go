@@ -95,7 +95,7 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 	}, s.store.Ready)
 	handler, err := admin.NewHandler(admin.Parts{
 		Config: s.cfg.Admin, Status: s.store, Inspector: inspector, Replayer: replayer,
-		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled},
+		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled, Endpoints: EndpointLabels(s.cfg)},
 		WriteTimeout: s.cfg.HTTP.WriteTimeout, Gatherer: reg,
 	}, s.log)
 	if err != nil {

@@ -54,6 +54,9 @@ type View struct {
 	Stream     string // stream.name
 	DedupKey   string // dedup.key
 	Quarantine bool   // the quarantine API is served
+	// Endpoints are the endpoint labels the page filters by; the filter is
+	// shown when there is more than one.
+	Endpoints []string
 }
 
 // console serves the delivery inspector: its API, the page and its files.
@@ -301,6 +304,7 @@ type pageData struct {
 	Quarantine     bool // the quarantine API is served
 	Types          []string
 	RefreshSeconds int
+	Endpoints      []string
 }
 
 func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
@@ -309,7 +313,7 @@ func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	_ = c.page.Execute(w, pageData{
 		Stream: c.view.Stream, TokenRequired: c.token.Required(), Quarantine: c.view.Quarantine,
-		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds,
+		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds, Endpoints: c.view.Endpoints,
 	})
 }
 
