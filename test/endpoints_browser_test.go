@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"net/http"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -16,13 +15,7 @@ func TestEndpointsInspectorPage(t *testing.T) {
 	b := newBrowser(t)
 	p, _, _ := startEndpoints(t)
 	body := sampleEvent("evt_page_ep", "message.delivered")
-	for _, s := range []struct{ url, secret string }{
-		{p.WebhookURL, testSecret}, {endpointURL(p, "acme"), acmeSecret}, {endpointURL(p, "beta"), betaSecret},
-	} {
-		if got := sendAs(t, s.url, s.secret, body); got.Status != http.StatusOK {
-			t.Fatalf("%s: got %d %v, want 200", s.url, got.Status, got.Body)
-		}
-	}
+	sendThroughAll(t, p, body)
 	b.do(t, "load the page", chromedp.Navigate(p.AdminURL+"/"),
 		waitFor(`document.querySelectorAll('#deliveries tbody tr[data-seq]').length === 3`))
 	endpoints := evaluate[[]string](t, b, `[...document.querySelectorAll('#deliveries tbody td.endpoint')].map(td => td.textContent)`)

@@ -58,6 +58,19 @@ func sendAs(t *testing.T, url, secret string, body []byte) response {
 	return send(t, url, webhook{body: body, signature: zautic.Sign([]byte(secret), time.Now().Unix(), body)})
 }
 
+// sendThroughAll delivers body through the default, acme and beta
+// endpoints, each signing with its own secret.
+func sendThroughAll(t *testing.T, p *forwarderProcess, body []byte) {
+	t.Helper()
+	for _, s := range []struct{ url, secret string }{
+		{p.WebhookURL, testSecret}, {endpointURL(p, "acme"), acmeSecret}, {endpointURL(p, "beta"), betaSecret},
+	} {
+		if got := sendAs(t, s.url, s.secret, body); got.Status != http.StatusOK {
+			t.Fatalf("%s: got %d %v, want 200", s.url, got.Status, got.Body)
+		}
+	}
+}
+
 // endpointURL is the URL of a named endpoint's default path.
 func endpointURL(p *forwarderProcess, name string) string { return p.WebhookURL + "/" + name }
 
@@ -230,13 +243,7 @@ func TestEndpointsCheckConfig(t *testing.T) {
 func TestEndpointsInspector(t *testing.T) {
 	p, _, _ := startEndpoints(t)
 	body := sampleEvent("evt_insp_1", "message.delivered")
-	for _, s := range []struct{ url, secret string }{
-		{p.WebhookURL, testSecret}, {endpointURL(p, "acme"), acmeSecret}, {endpointURL(p, "beta"), betaSecret},
-	} {
-		if got := sendAs(t, s.url, s.secret, body); got.Status != http.StatusOK {
-			t.Fatalf("%s: got %d %v, want 200", s.url, got.Status, got.Body)
-		}
-	}
+	sendThroughAll(t, p, body)
 	// Kept for acme: signed with beta's secret.
 	assertQuarantined(t, sendAs(t, endpointURL(p, "acme"), betaSecret, body), "no v1 signature")
 
