@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -159,9 +158,8 @@ func newCheckConfigCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// A comment, so that the output stays a valid configuration.
-			out = fmt.Appendf(out, "# key ids of the webhook secrets (first 8 hex characters of SHA-256): %s\n",
-				strings.Join(keyIDs, ", "))
+			// Comments, so that the output stays a valid configuration.
+			out = appendKeyIDs(out, cfg, keyIDs)
 			_, err = stdout.Write(out)
 			return err
 		},

@@ -102,7 +102,7 @@ func loadConfigFile(v *viper.Viper, path string) (forwarder.Config, error) {
 	cfg := forwarder.DefaultConfig()
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "yaml"
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(checkDuration, dc.DecodeHook)
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(checkDuration, endpointsFromText, dc.DecodeHook)
 		// readConfigFile names a misspelt key with its line; this is the
 		// backstop.
 		dc.ErrorUnused = true
@@ -136,6 +136,9 @@ func normalize(c *forwarder.Config) {
 	c.Webhook.Secrets = nonEmpty(c.Webhook.Secrets)
 	c.Events.Allow = nonEmpty(c.Events.Allow)
 	c.Stream.Placement.Tags = nonEmpty(c.Stream.Placement.Tags)
+	if len(c.Endpoints) == 0 {
+		c.Endpoints = nil // an empty list in the file or the environment is no list
+	}
 }
 
 func nonEmpty(list []string) []string {

@@ -211,7 +211,7 @@ func TestConfigErrorsSayWhatToFix(t *testing.T) {
 		{name: "key typo in a section", file: "http:\n  addr: :8081\n  adress: :8082\n",
 			want: []string{"line 3: unknown key http.adress: did you mean http.addr?"}},
 		{name: "unknown key far from any", file: "colour: blue\n",
-			want: []string{"line 1: unknown key colour (known here: admin, dedup, events, http, log, nats, quarantine, stream, tracing, webhook)"}},
+			want: []string{"line 1: unknown key colour (known here: admin, dedup, endpoints, events, http, log, nats, publish, quarantine, stream, tracing, webhook)"}},
 		{name: "several unknown keys", file: "webhok:\n  secret: x\nstream:\n  nmae: X\n",
 			want: []string{"line 1: unknown key webhok", "line 4: unknown key stream.nmae: did you mean stream.name?"}},
 		{name: "duration in words in the file", file: "webhook:\n  tolerance: \"5 minutes\"\n",

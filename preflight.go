@@ -19,15 +19,15 @@ import (
 // anything starts: the webhook secrets and their files, admin.token_file,
 // the NATS credential and TLS files, the NATS URLs, the tracing variables.
 // Every problem is reported, each on its line, and none shows a secret. It
-// returns the key ids of the webhook secrets.
+// returns the key ids of each endpoint's secrets, by endpoint label.
 //
 // A credential file that is unusable at start (the manifests' placeholder,
 // say) is a configuration error here, for nats.creds_file as for
 // nats.nkey_file: the operator sees it at once instead of a pod that never
 // becomes ready. A creds file that becomes unusable while the forwarder runs
 // only makes it not ready until the file is fixed.
-func preflight(cfg forwarder.Config, getenv func(string) string) ([]string, error) {
-	keyIDs, err := forwarder.SecretKeyIDs(cfg.Webhook)
+func preflight(cfg forwarder.Config, getenv func(string) string) (map[string][]string, error) {
+	keyIDs, err := forwarder.EndpointKeyIDs(cfg)
 	problems := []error{err}
 	files := []struct {
 		key, path string

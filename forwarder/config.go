@@ -33,6 +33,8 @@ type Config struct {
 	Quarantine quarantine.Config     `yaml:"quarantine"`
 	Log        telemetry.LogConfig   `yaml:"log"`
 	Tracing    TracingConfig         `yaml:"tracing"`
+	Publish    PublishConfig         `yaml:"publish"`
+	Endpoints  []EndpointConfig      `yaml:"endpoints"`
 }
 
 // TracingConfig turns OpenTelemetry tracing on. Everything else about it
@@ -49,7 +51,8 @@ func DefaultConfig() Config {
 	return Config{
 		HTTP:       ingest.DefaultHTTPConfig(),
 		Admin:      admin.DefaultConfig(),
-		Webhook:    secrets.WebhookConfig{Tolerance: 5 * time.Minute},
+		Webhook:    defaultWebhookConfig(),
+		Publish:    PublishConfig{CloudEventsTypePrefix: zautic.DefaultCloudEventsTypePrefix},
 		NATS:       store.DefaultNATSConfig(),
 		Stream:     store.DefaultStreamConfig(),
 		Dedup:      dedup,
@@ -149,7 +152,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: events.allow entry %q: %w", ErrInvalidConfig, t, err)
 		}
 	}
-	return nil
+	return c.validateRouting()
 }
 
 func validAddr(addr string) bool {
@@ -187,6 +190,7 @@ func (c Config) Redacted() Config {
 	if len(r.Webhook.Secrets) > 0 {
 		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
 	}
+	r.Endpoints = redactEndpoints(c.Endpoints)
 	r.NATS.URL = store.RedactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted

@@ -18,6 +18,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 )
 
@@ -29,13 +30,12 @@ const adminShutdownTimeout = 2 * time.Second
 // store, the secret watcher, the webhook listener and the admin listener.
 // Whoever calls Start owns it and ends it with Wait.
 type Service struct {
-	cfg     Config
-	log     *zap.Logger
-	secrets *secrets.Set
-	watcher *secrets.Watcher
-	store   *store.Broker
-	reader  *store.Reader // the admin plane's and background readers' connection
-	ns      *server.Server
+	cfg       Config
+	log       *zap.Logger
+	endpoints []*endpoint // the default one first, when it is one
+	store     *store.Broker
+	reader    *store.Reader // the admin plane's and background readers' connection
+	ns        *server.Server
 
 	web, admin     *http.Server
 	webLn, adminLn net.Listener
@@ -59,7 +59,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 			s.close()
 		}
 	}()
-	if s.secrets, err = secrets.New(cfg.Webhook); err != nil {
+	if s.endpoints, err = loadEndpoints(cfg); err != nil {
 		return nil, err
 	}
 	metrics := telemetry.NewMetrics(reg, ingest.LabelledOutcomes())
@@ -69,11 +69,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	if err := s.refuseMissingResources(ctx); err != nil {
 		return nil, err
 	}
-	s.watcher = secrets.NewWatcher(s.secrets, log, metrics)
-	handler := ingest.NewHandler(cfg.ingestConfig(), s.secrets, s.store, log, metrics, applyOptions(opts).tracerProvider)
-	replayer := s.setUpQuarantine(handler, metrics)
+	s.startEndpoints(metrics, applyOptions(opts).tracerProvider)
+	replayer := s.setUpQuarantine(metrics)
 	s.runLoops()
-	s.web = ingest.NewHTTPServer(cfg.HTTP, ingest.NewServer(cfg.HTTP, handler, metrics), log)
+	s.web = ingest.NewHTTPServer(cfg.HTTP, ingest.NewRoutedServer(cfg.HTTP, s.routes(), metrics), log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
@@ -92,11 +91,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Replayer) error {
 	inspector := admin.NewInspector(s.reader.JetStream(), admin.InspectConfig{
 		Stream: s.cfg.Stream.Name, SubjectPrefix: s.cfg.Stream.SubjectPrefix, Bucket: s.cfg.Dedup.Bucket,
-		QuarantineStream: s.cfg.Quarantine.Stream,
+		QuarantineStream: s.cfg.Quarantine.Stream, Endpoints: EndpointLabels(s.cfg),
+		HeaderFilter: len(s.cfg.Endpoints) > 0 || s.cfg.Webhook.Subject != zautic.DefaultSubjectTemplate,
 	}, s.reader.Ready)
 	handler, err := admin.NewHandler(admin.Parts{
 		Config: s.cfg.Admin, Status: s.store, Inspector: inspector, Replayer: replayer,
-		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled},
+		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled, Endpoints: EndpointLabels(s.cfg)},
 		WriteTimeout: s.cfg.HTTP.WriteTimeout, Gatherer: reg,
 	}, s.log)
 	if err != nil {
@@ -116,24 +116,30 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 // setUpQuarantine lets the handler keep rejected requests, returns the
 // replayer of the quarantine (nil when disabled), prepares the automatic
 // replay, and sets what a change of the secrets triggers.
-func (s *Service) setUpQuarantine(h *ingest.Handler, m *telemetry.Metrics) *quarantine.Replayer {
-	showKeyIDs := func() { m.KnownKeyIDs(secrets.KeyIDs(s.secrets.Current())) }
-	showKeyIDs()
+func (s *Service) setUpQuarantine(m *telemetry.Metrics) *quarantine.Replayer {
 	var r *quarantine.Replayer
 	if s.cfg.Quarantine.Enabled {
-		h.KeepRejected(quarantine.NewKeeper(s.cfg.Quarantine, s.cfg.NATS.PublishTimeout, s.store, s.log, m))
+		// One keeper: its rate bounds what all endpoints together keep.
+		keeper := quarantine.NewKeeper(s.cfg.Quarantine, s.cfg.NATS.PublishTimeout, s.store, s.log, m)
+		for _, ep := range s.endpoints {
+			ep.handler.KeepRejected(keeper)
+		}
 		reader := quarantine.NewReader(s.reader.JetStream(), s.cfg.Quarantine)
-		r = quarantine.NewReplayer(h, reader, s.cfg.NATS.PublishTimeout, s.log, m)
+		r = quarantine.NewReplayer(s.handlers(), reader, s.cfg.NATS.PublishTimeout, s.log, m)
 		if s.cfg.Quarantine.AutoReplay {
 			s.autoReplay = quarantine.NewAutoReplayer(r, s.store.Ready, s.log)
 		}
 	}
-	s.watcher.OnChange(func() {
+	for _, ep := range s.endpoints {
+		showKeyIDs := func() { ep.metrics.KnownKeyIDs(secrets.KeyIDs(ep.secrets.Current())) }
 		showKeyIDs()
-		if s.autoReplay != nil {
-			s.autoReplay.Trigger()
-		}
-	})
+		ep.watcher.OnChange(func() {
+			showKeyIDs()
+			if s.autoReplay != nil {
+				s.autoReplay.Trigger()
+			}
+		})
+	}
 	return r
 }
 
@@ -168,7 +174,7 @@ func (s *Service) runLoops() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopLoops = cancel
 	s.wg.Go(func() { s.store.Run(ctx) })
-	s.wg.Go(func() { s.watcher.Run(ctx) })
+	s.runWatchers(ctx)
 	if s.autoReplay != nil {
 		s.wg.Go(func() { s.autoReplay.Run(ctx) })
 	}
@@ -216,7 +222,11 @@ func (s *Service) Ready() error { return s.store.Ready() }
 
 // ReloadSecrets re-reads the webhook secret files soon, as a file change
 // would; trigger names the cause in the log (main passes "SIGHUP").
-func (s *Service) ReloadSecrets(trigger string) { s.watcher.Request(trigger) }
+func (s *Service) ReloadSecrets(trigger string) {
+	for _, ep := range s.endpoints {
+		ep.watcher.Request(trigger)
+	}
+}
 
 // Wait blocks until ctx ends or a listener fails, then shuts down in order:
 // stop accepting and let in-flight requests finish (bounded by

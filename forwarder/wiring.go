@@ -57,6 +57,7 @@ func (c Config) ingestConfig() ingest.Config {
 	return ingest.Config{
 		HTTP: c.HTTP, Tolerance: c.Webhook.Tolerance, DedupTTL: c.Dedup.TTL, Stream: c.Stream.Name, SubjectPrefix: c.Stream.SubjectPrefix,
 		DedupKey: c.Dedup.Key, Bucket: c.Dedup.Bucket, Allow: c.Events.Allow, PublishTimeout: c.NATS.PublishTimeout,
+		Endpoint: c.defaultEndpoint(),
 	}
 }
 

@@ -131,7 +131,7 @@ func TestRotationMishapReplaysByItself(t *testing.T) {
 			if kept, err := sumMetric(procs, `zautic_forwarder_quarantined_total{reason="signature_mismatch"}`); err != nil || kept != events {
 				t.Errorf("quarantined_total: got %v (%v), want %d", kept, err, events)
 			}
-			if verified, err := sumMetric(procs, `zautic_forwarder_signatures_verified_total{key_id="`+forwarder.KeyID([]byte(secretB))+`"}`); err != nil || verified < events {
+			if verified, err := sumMetric(procs, `zautic_forwarder_signatures_verified_total{endpoint="default",key_id="`+forwarder.KeyID([]byte(secretB))+`"}`); err != nil || verified < events {
 				t.Errorf("verified with B's key id: got %v (%v), want at least %d", verified, err, events)
 			}
 		})

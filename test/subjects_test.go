@@ -227,42 +227,64 @@ func TestSubjectsRecipes(t *testing.T) {
 	nc, js := connect(t, ns.ClientURL())
 	cli := natsCLI()
 
-	goSubs := map[string]*nats.Subscription{}
-	cliSubs := map[string]*cliSub{}
-	for _, w := range wildcards() {
-		sub, err := nc.SubscribeSync(w.subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		goSubs[w.recipe] = sub
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if cli != "" {
-		for _, w := range wildcards() {
-			cliSubs[w.recipe] = startCLISub(t, cli, ns, w)
-		}
-	}
+	subs := subscribeRecipes(t, nc, ns, cli, wildcards())
 	if res := runBinary(t, nil, "", sendArgs(p, "--type", "all")...); res.Code != 0 {
 		t.Fatalf("send --type all exited %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	msgs := streamMessages(t, js, "ZAUTIC")
 
-	for _, w := range wildcards() {
-		t.Run(w.recipe, func(t *testing.T) {
-			t.Run("nats.go", func(t *testing.T) { assertGoSub(t, goSubs[w.recipe], w) })
-			t.Run("nats CLI", func(t *testing.T) {
-				requireCLI(t)
-				assertCLISub(t, cliSubs[w.recipe], w)
-			})
-		})
-	}
+	subs.check(t)
 	t.Run(recipeStreamInfo, func(t *testing.T) { testStreamInfo(t, js, ns.ClientURL()) })
 	t.Run(recipeConsumerAdd, func(t *testing.T) { testConsumerAdd(t, js, ns.ClientURL()) })
 	t.Run(recipeConsumerNext, func(t *testing.T) { testConsumerNext(t, js, ns.ClientURL()) })
 	t.Run(recipeKVList, func(t *testing.T) { testKVList(t, js, ns.ClientURL(), msgs) })
 	t.Run(recipeKVGet, func(t *testing.T) { testKVGet(t, js, ns.ClientURL(), msgs) })
+}
+
+// recipeSubs are the subscriptions of nats sub recipes: through nats.go, and
+// through the CLI when it is installed.
+type recipeSubs struct {
+	wildcards []wildcard
+	goSubs    map[string]*nats.Subscription
+	cliSubs   map[string]*cliSub
+}
+
+// subscribeRecipes subscribes to every recipe's subject before anything is
+// published.
+func subscribeRecipes(t *testing.T, nc *nats.Conn, ns *server.Server, cli string, ws []wildcard) *recipeSubs {
+	t.Helper()
+	s := &recipeSubs{wildcards: ws, goSubs: map[string]*nats.Subscription{}, cliSubs: map[string]*cliSub{}}
+	for _, w := range ws {
+		sub, err := nc.SubscribeSync(w.subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.goSubs[w.recipe] = sub
+	}
+	// The server must count the nats.go subscriptions before startCLISub
+	// waits for one more.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if cli != "" {
+		for _, w := range ws {
+			s.cliSubs[w.recipe] = startCLISub(t, cli, ns, w)
+		}
+	}
+	return s
+}
+
+// check runs a subtest per recipe that each subscription got its subjects.
+func (s *recipeSubs) check(t *testing.T) {
+	for _, w := range s.wildcards {
+		t.Run(w.recipe, func(t *testing.T) {
+			t.Run("nats.go", func(t *testing.T) { assertGoSub(t, s.goSubs[w.recipe], w) })
+			t.Run("nats CLI", func(t *testing.T) {
+				requireCLI(t)
+				assertCLISub(t, s.cliSubs[w.recipe], w)
+			})
+		})
+	}
 }
 
 func assertGoSub(t *testing.T, sub *nats.Subscription, w wildcard) {

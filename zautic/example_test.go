@@ -3,6 +3,8 @@ package zautic_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -53,4 +55,77 @@ func ExampleSign() {
 	fmt.Println(zautic.Sign([]byte("whsec_test"), 1700000000, body))
 	// Output:
 	// t=1700000000,v1=cebf924d8e4237db8f7cc65f16141ca7f25b8bbf1c3fea75e47d77686d95e468
+}
+
+// A template adds signed body fields to the subject, one token each, so that
+// a consumer can filter one device; a value that is not a safe token is
+// hashed, and a missing one is "_".
+func ExampleParseSubjectTemplate() {
+	tmpl, err := zautic.ParseSubjectTemplate("{prefix}.{type}.{data.object.device_id}")
+	if err != nil {
+		panic(err)
+	}
+	for _, body := range []string{
+		`{"id":"evt_1","type":"message.delivered","data":{"object":{"device_id":114}}}`,
+		`{"id":"evt_2","type":"message.delivered","data":{"object":{"device_id":"a.>"}}}`,
+		`{"id":"evt_3","type":"message.delivered","data":{"object":{}}}`,
+	} {
+		subject, err := tmpl.Subject("zautic", "message.delivered", []byte(body))
+		fmt.Println(subject, err)
+	}
+
+	_, err = zautic.ParseSubjectTemplate("{prefix}.{type}.x{data.object.device_id}")
+	fmt.Println(err)
+	// Output:
+	// zautic.message.delivered.114 <nil>
+	// zautic.message.delivered.~b4f14dfd503221f9e21bb48635c64bf6 <nil>
+	// zautic.message.delivered._ <nil>
+	// invalid subject template "{prefix}.{type}.x{data.object.device_id}": "x{data.object.device_id}" at byte 16: a placeholder must be a whole token, between dots
+}
+
+// A consumer computes the token of a value it knows, to subscribe to that
+// device's events only.
+func ExampleSubjectTokenForString() {
+	fmt.Println("zautic.message.delivered." + zautic.SubjectTokenForInt(114))
+	fmt.Println("zautic.message.delivered." + zautic.SubjectTokenForString("dev-7"))
+	fmt.Println("zautic.message.delivered." + zautic.SubjectTokenForString("a.>"))
+	fmt.Println(zautic.SubjectTokenForString(""), zautic.SubjectTokenForString("_"))
+	// Output:
+	// zautic.message.delivered.114
+	// zautic.message.delivered.dev-7
+	// zautic.message.delivered.~b4f14dfd503221f9e21bb48635c64bf6
+	// _ ~d2e2adf7177b7a8afddbc12d1634cf23
+}
+
+// The CloudEvents attributes of an event, as the headers of the NATS binding's
+// binary content mode; the message data stays the signed body.
+func ExampleNewCloudEvent() {
+	body := []byte(`{"id":"evt_1","type":"message.delivered","created":1767432000,"data":{"object":{"device_id":114}}}`)
+	ev, err := zautic.ParseEvent(body)
+	if err != nil {
+		panic(err)
+	}
+	tmpl, err := zautic.ParseSubjectTemplate("{prefix}.{type}.{data.object.device_id}")
+	if err != nil {
+		panic(err)
+	}
+	subject, added, err := tmpl.Render("zautic", ev.Type, body)
+	if err != nil {
+		panic(err)
+	}
+	headers := map[string][]string{} // a nats.Header
+	zautic.NewCloudEvent(ev, body, zautic.CloudEventsOptions{Source: "/zautic/default"}, added).SetHeaders(headers)
+	fmt.Println(subject)
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
+		fmt.Printf("%s: %s\n", name, headers[name][0])
+	}
+	// Output:
+	// zautic.message.delivered.114
+	// ce-datacontenttype: application/json
+	// ce-id: evt_1
+	// ce-source: /zautic/default
+	// ce-specversion: 1.0
+	// ce-subject: 114
+	// ce-time: 2026-01-03T09:20:00Z
+	// ce-type: com.zautic.message.delivered
 }

@@ -32,6 +32,9 @@ const (
 	MessageDeliveryIDHeader = "Zautic-Delivery-Id"
 	// MessageTimestampHeader carries the signed t, in unix seconds.
 	MessageTimestampHeader = "Zautic-Timestamp"
+	// MessageEndpointHeader names the forwarder endpoint (one Zautic
+	// account) that received the event; absent for the default endpoint.
+	MessageEndpointHeader = "Zautic-Endpoint"
 )
 
 // The W3C Trace Context headers zautic-forwarder adds to a message when

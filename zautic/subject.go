@@ -17,13 +17,21 @@ const MaxTypeLength = 255
 // never inject wildcards or extra tokens; otherwise an error wrapping
 // ErrInvalidType names the problem.
 func SubjectFor(prefix, eventType string) (string, error) {
-	if err := ValidateSubjectTokens(eventType); err != nil {
-		return "", fmt.Errorf("%w %q: %w", ErrInvalidType, truncate(eventType, 64), err)
-	}
-	if len(eventType) > MaxTypeLength {
-		return "", fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidType, len(eventType), MaxTypeLength)
+	if err := checkEventType(eventType); err != nil {
+		return "", err
 	}
 	return prefix + "." + eventType, nil
+}
+
+// checkEventType is SubjectFor's rule for a type, shared with the templates.
+func checkEventType(eventType string) error {
+	if err := ValidateSubjectTokens(eventType); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrInvalidType, truncate(eventType, 64), err)
+	}
+	if len(eventType) > MaxTypeLength {
+		return fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidType, len(eventType), MaxTypeLength)
+	}
+	return nil
 }
 
 // ValidateSubjectTokens checks that s is one or more dot-separated tokens of

@@ -89,3 +89,14 @@ func KVKeyOfMessageID(id string) string {
 	}
 	return KVKey(id)
 }
+
+// EndpointKey scopes a KV key or a Nats-Msg-Id (KVKey's or MessageID's
+// form) to the named endpoint: "<endpoint>.<key>", so that two Zautic
+// accounts' identical event ids never merge. The default endpoint's keys
+// are not scoped.
+func EndpointKey(endpoint, key string) string {
+	if endpoint == "" {
+		return key
+	}
+	return endpoint + "." + key
+}

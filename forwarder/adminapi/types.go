@@ -29,6 +29,7 @@ type DeliveryRecord struct {
 	Seq         uint64    `json:"seq"`
 	PublishedAt time.Time `json:"published_at"`
 	Size        int       `json:"size"`
+	Endpoint    string    `json:"endpoint"` // the endpoint that received it, "default" for the top-level one
 }
 
 // DeliveryPage is a page of deliveries, newest first. NextBeforeSeq is the
@@ -59,6 +60,7 @@ type ListedEntry struct {
 	DeliveryID string     `json:"delivery_id"`
 	EventType  string     `json:"event_type"`
 	Size       int        `json:"size"`
+	Endpoint   string     `json:"endpoint"` // the endpoint that received it, "default" for the top-level one
 }
 
 // ListAnswer is the answer of GET /quarantine.
@@ -99,6 +101,7 @@ type ReplayResult struct {
 	EventID    string `json:"event_id,omitempty"`
 	Subject    string `json:"subject,omitempty"`
 	StreamSeq  uint64 `json:"stream_seq,omitempty"`
+	Endpoint   string `json:"endpoint"` // the endpoint the entry was replayed against
 }
 
 // Outcomes of a replayed entry that leave it in the quarantine, or say it

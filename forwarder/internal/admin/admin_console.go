@@ -37,9 +37,9 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // inspector is what the admin console asks of the broker; *Broker
 // implements it.
 type inspector interface {
-	LookupDelivery(ctx context.Context, id string) (deliveryLookup, error)
+	LookupDelivery(ctx context.Context, id, endpoint string) (deliveryLookup, error)
 	ListDeliveries(ctx context.Context, q deliveryQuery) (adminapi.DeliveryPage, error)
-	DeliveryBody(ctx context.Context, id string) ([]byte, string, error)
+	DeliveryBody(ctx context.Context, id, endpoint string) ([]byte, string, error)
 }
 
 // Status is the webhook path's state, which the page's overview shows;
@@ -54,6 +54,9 @@ type View struct {
 	Stream     string // stream.name
 	DedupKey   string // dedup.key
 	Quarantine bool   // the quarantine API is served
+	// Endpoints are the endpoint labels the page filters by; the filter is
+	// shown when there is more than one.
+	Endpoints []string
 }
 
 // console serves the delivery inspector: its API, the page and its files.
@@ -95,6 +98,7 @@ var inspectStatus = []struct {
 }{
 	{errDeliveryNotFound, http.StatusNotFound},
 	{zautic.ErrInvalidType, http.StatusBadRequest},
+	{errUnknownEndpoint, http.StatusBadRequest},
 	{store.ErrNotReady, http.StatusServiceUnavailable},
 	{errInspect, http.StatusServiceUnavailable},
 }
@@ -148,7 +152,7 @@ const (
 )
 
 // byID checks the path's {id} and serves it under the inspector's deadline.
-func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) http.HandlerFunc {
+func byID(serve func(ctx context.Context, w http.ResponseWriter, id, endpoint string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if len(id) > maxDeliveryIDBytes {
@@ -157,12 +161,12 @@ func byID(serve func(ctx context.Context, w http.ResponseWriter, id string)) htt
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
 		defer cancel()
-		serve(ctx, w, id)
+		serve(ctx, w, id, r.URL.Query().Get("endpoint"))
 	}
 }
 
-func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id string) {
-	found, err := c.insp.LookupDelivery(ctx, id)
+func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id, endpoint string) {
+	found, err := c.insp.LookupDelivery(ctx, id, endpoint)
 	switch {
 	case errors.Is(err, errDeliveryNotFound):
 		telemetry.WriteJSON(w, http.StatusNotFound, adminapi.ErrorAnswer{Error: fmt.Sprintf("no delivery %q in the dedup bucket, the stream or the quarantine", id)})
@@ -179,8 +183,8 @@ func (c *console) serveLookup(ctx context.Context, w http.ResponseWriter, id str
 	}
 }
 
-func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id string) {
-	body, contentType, err := c.insp.DeliveryBody(ctx, id)
+func (c *console) serveBody(ctx context.Context, w http.ResponseWriter, id, endpoint string) {
+	body, contentType, err := c.insp.DeliveryBody(ctx, id, endpoint)
 	if err != nil {
 		writeInspectError(w, err)
 		return
@@ -212,7 +216,7 @@ func (c *console) serveList(w http.ResponseWriter, r *http.Request) {
 // parameter.
 func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
 	v := r.URL.Query()
-	q := deliveryQuery{Limit: adminapi.DefaultDeliveryPage, Type: v.Get("type")}
+	q := deliveryQuery{Limit: adminapi.DefaultDeliveryPage, Type: v.Get("type"), Endpoint: v.Get("endpoint")}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > adminapi.MaxDeliveryPage {
@@ -300,6 +304,7 @@ type pageData struct {
 	Quarantine     bool // the quarantine API is served
 	Types          []string
 	RefreshSeconds int
+	Endpoints      []string
 }
 
 func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
@@ -308,7 +313,7 @@ func (c *console) servePage(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	_ = c.page.Execute(w, pageData{
 		Stream: c.view.Stream, TokenRequired: c.token.Required(), Quarantine: c.view.Quarantine,
-		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds,
+		Types: zautic.DocumentedTypes(), RefreshSeconds: pageRefreshSeconds, Endpoints: c.view.Endpoints,
 	})
 }
 

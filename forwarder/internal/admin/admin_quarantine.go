@@ -69,6 +69,7 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 			answer.Entries = append(answer.Entries, adminapi.ListedEntry{
 				Seq: e.Seq, Reason: e.Reason, ReceivedAt: quarantine.ReceivedAt(e), SignedAt: signedAt(e.Header.Get(zautic.RequestSignatureHeader)),
 				DeliveryID: e.Header.Get(zautic.RequestDeliveryIDHeader), EventType: e.Header.Get(zautic.RequestEventHeader), Size: e.Size,
+				Endpoint: quarantine.EndpointOf(e),
 			})
 		}
 		telemetry.WriteJSON(w, http.StatusOK, answer)

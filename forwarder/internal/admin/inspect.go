@@ -63,6 +63,7 @@ type quarantineRecord struct {
 	EventType     string   `json:"event_type,omitempty"`
 	Size          int      `json:"size"`
 	Unsigned      []string `json:"unsigned"`
+	Endpoint      string   `json:"endpoint"`
 }
 
 // quarantineUnsigned names the fields of a quarantineRecord that nothing
@@ -92,6 +93,7 @@ type deliveryQuery struct {
 	Limit     int
 	Type      string // empty: every type
 	BeforeSeq uint64 // 0: from the newest
+	Endpoint  string // empty: every endpoint
 }
 
 // InspectConfig names what the inspector reads.
@@ -102,6 +104,12 @@ type InspectConfig struct {
 	// QuarantineStream is read by a lookup when it exists, the quarantine
 	// enabled or not: it may hold entries from when it was.
 	QuarantineStream string
+	// Endpoints are the endpoint labels a lookup or a listing may name, and
+	// HeaderFilter says that subjects are not <stream prefix>.<type> only
+	// (named endpoints, a subject template): a type is then filtered by its
+	// header.
+	Endpoints    []string
+	HeaderFilter bool
 }
 
 // Inspector answers the deliveries API from the stream, the dedup bucket
@@ -134,9 +142,12 @@ func (b *Inspector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 // Zautic-Delivery-Id and Zautic-Event-Id headers of the last lookupScanLimit
 // stream messages, and in the quarantine. If it is nowhere,
 // errDeliveryNotFound is returned; read failures wrap errInspect.
-func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLookup, error) {
+func (b *Inspector) LookupDelivery(ctx context.Context, id, endpoint string) (deliveryLookup, error) {
 	var found deliveryLookup
-	msg, expired, err := b.findPublished(ctx, id)
+	if err := b.checkEndpoint(endpoint); err != nil {
+		return found, err
+	}
+	msg, expired, err := b.findPublished(ctx, id, endpoint)
 	if err != nil {
 		return found, err
 	}
@@ -146,7 +157,7 @@ func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLook
 		rec.EventID = bodyEventID(msg.Data, rec.EventID)
 		found.Published = &rec
 	}
-	if found.Quarantined, err = b.scanQuarantine(ctx, id); err != nil {
+	if found.Quarantined, err = b.scanQuarantine(ctx, id, endpoint); err != nil {
 		return found, err
 	}
 	if found.Published == nil && found.Expired == nil && len(found.Quarantined) == 0 {
@@ -158,8 +169,11 @@ func (b *Inspector) LookupDelivery(ctx context.Context, id string) (deliveryLook
 // DeliveryBody returns the published body of id and its content type.
 // Quarantined bodies are never returned: they are unverified. If id has no
 // message in the stream, errDeliveryNotFound is returned.
-func (b *Inspector) DeliveryBody(ctx context.Context, id string) ([]byte, string, error) {
-	msg, _, err := b.findPublished(ctx, id)
+func (b *Inspector) DeliveryBody(ctx context.Context, id, endpoint string) ([]byte, string, error) {
+	if err := b.checkEndpoint(endpoint); err != nil {
+		return nil, "", err
+	}
+	msg, _, err := b.findPublished(ctx, id, endpoint)
 	if err != nil {
 		return nil, "", err
 	}
@@ -176,7 +190,7 @@ func (b *Inspector) DeliveryBody(ctx context.Context, id string) ([]byte, string
 // findPublished returns the stream message of id: through the dedup mark
 // when id is a dedup key, else through a scan of the stream's headers. A
 // mark whose message is gone is returned as an expiredMark.
-func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.RawStreamMsg, *expiredMark, error) {
+func (b *Inspector) findPublished(ctx context.Context, id, endpoint string) (*jetstream.RawStreamMsg, *expiredMark, error) {
 	if err := b.Ready(); err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +198,7 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: stream %s: %w", errInspect, b.cfg.Stream, err)
 	}
-	mark, err := b.readMark(ctx, id)
+	mark, err := b.readMark(ctx, id, endpoint)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,7 +209,7 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 			return nil, mark, nil
 		case err != nil:
 			return nil, nil, fmt.Errorf("%w: get message %d: %w", errInspect, mark.Seq, err)
-		case !carriesID(msg.Header, mark.Key):
+		case !carriesID(msg.Header, id, endpoint):
 			// The stream was recreated: the sequence now holds another event.
 			// The publisher sends a key a header cannot carry exactly in its
 			// mapped form, so compare with what it sent, not the key itself.
@@ -203,7 +217,7 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 		}
 		return msg, nil, nil
 	}
-	seq, err := b.scanForID(ctx, stream, id)
+	seq, err := b.scanForID(ctx, stream, id, endpoint)
 	if err != nil || seq == 0 {
 		return nil, nil, err
 	}
@@ -214,23 +228,23 @@ func (b *Inspector) findPublished(ctx context.Context, id string) (*jetstream.Ra
 	return msg, nil, nil
 }
 
-// carriesID reports whether a message is the one of id: its Nats-Msg-Id,
-// or under dedup.key "delivery" (whose Nats-Msg-Id is the signature's key)
-// its delivery or event id. The publisher sends a key a header cannot carry
-// exactly in its mapped form, so the Nats-Msg-Id is compared with that.
-func carriesID(h nats.Header, id string) bool {
-	return h.Get(zautic.MessageIDHeader) == adminapi.MessageID(id) || h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id
+// carriesID reports whether a message is the one of id at endpoint: its
+// Nats-Msg-Id, or under dedup.key "delivery" (whose Nats-Msg-Id is the
+// signature's key) its delivery or event id.
+func carriesID(h nats.Header, id, endpoint string) bool {
+	return h.Get(zautic.MessageIDHeader) == markedMessageID(id, endpoint) ||
+		(h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id) && ofEndpoint(h, endpoint)
 }
 
 // readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
 // a dedup key. The key is mapped as the request path maps it, so that any
 // id a sender can send is safe here.
-func (b *Inspector) readMark(ctx context.Context, id string) (*expiredMark, error) {
+func (b *Inspector) readMark(ctx context.Context, id, endpoint string) (*expiredMark, error) {
 	kv, err := b.bucket(ctx)
 	if err != nil {
 		return nil, err
 	}
-	entry, err := kv.Get(ctx, adminapi.KVKey(id))
+	entry, err := kv.Get(ctx, endpointKVKey(id, endpoint))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, nil
@@ -247,19 +261,19 @@ func (b *Inspector) readMark(ctx context.Context, id string) (*expiredMark, erro
 
 // scanForID returns the sequence of the newest message among the last
 // lookupScanLimit whose delivery or event id header is id; 0 if none.
-func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id string) (uint64, error) {
+func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id, endpoint string) (uint64, error) {
 	state := stream.CachedInfo().State
 	if state.Msgs == 0 {
 		return 0, nil
 	}
 	start := scanStart(state.FirstSeq, state.LastSeq, lookupScanLimit)
-	msgID := adminapi.MessageID(id)
+	msgID := markedMessageID(id, endpoint)
 	var newest uint64
 	err := scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
 		h := m.Headers()
 		// The Nats-Msg-Id finds a key whose mark is gone, or whose id the
 		// other headers carry trimmed (" evt_1" arrives as "evt_1").
-		if h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id || h.Get(zautic.MessageIDHeader) == msgID {
+		if (h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id || h.Get(zautic.MessageIDHeader) == msgID) && ofEndpoint(h, endpoint) {
 			newest = sequenceOf(m)
 		}
 	})
@@ -269,7 +283,7 @@ func (b *Inspector) scanForID(ctx context.Context, stream jetstream.Stream, id s
 // scanQuarantine returns the entries of the last quarantineScanLimit
 // quarantined requests whose delivery id header or body id is id. A missing
 // quarantine stream (the feature is off) is no error.
-func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantineRecord, error) {
+func (b *Inspector) scanQuarantine(ctx context.Context, id, endpoint string) ([]quarantineRecord, error) {
 	name := b.cfg.QuarantineStream
 	stream, err := b.js.Stream(ctx, name)
 	switch {
@@ -285,7 +299,7 @@ func (b *Inspector) scanQuarantine(ctx context.Context, id string) ([]quarantine
 	var found []quarantineRecord
 	start := scanStart(state.FirstSeq, state.LastSeq, quarantineScanLimit)
 	err = scanRange(ctx, stream, scan{start: start, end: state.LastSeq, headersOnly: true}, func(m jetstream.Msg) {
-		if rec := quarantineRecordOf(m); rec.DeliveryID == id || rec.EventID == id {
+		if rec := quarantineRecordOf(m); (rec.DeliveryID == id || rec.EventID == id) && ofEndpoint(m.Headers(), endpoint) {
 			found = append(found, rec)
 		}
 	})
@@ -305,6 +319,7 @@ func quarantineRecordOf(m jetstream.Msg) quarantineRecord {
 		EventType:     h.Get(zautic.RequestEventHeader),
 		Size:          bodySize(m),
 		Unsigned:      quarantineUnsigned,
+		Endpoint:      endpointOf(h),
 	}
 	if at := signedAt(h.Get(zautic.RequestSignatureHeader)); at != nil {
 		rec.SignedAt = at.Format(time.RFC3339)
@@ -330,9 +345,17 @@ func bodySize(m jetstream.Msg) int {
 // says where to go on. An invalid type wraps zautic.ErrInvalidType.
 func (b *Inspector) ListDeliveries(ctx context.Context, q deliveryQuery) (adminapi.DeliveryPage, error) {
 	page := adminapi.DeliveryPage{Deliveries: []adminapi.DeliveryRecord{}}
+	if err := b.checkEndpoint(q.Endpoint); err != nil {
+		return page, err
+	}
 	sc := scan{headersOnly: true}
 	window := uint64(q.Limit)
-	if q.Type != "" {
+	if q.Endpoint != "" || q.Type != "" && b.cfg.HeaderFilter {
+		if err := b.checkType(q.Type); err != nil {
+			return page, err
+		}
+		window = typeScanLimit
+	} else if q.Type != "" {
 		subject, err := zautic.SubjectFor(b.cfg.SubjectPrefix, q.Type)
 		if err != nil {
 			return page, err
@@ -358,6 +381,9 @@ func (b *Inspector) ListDeliveries(ctx context.Context, q deliveryQuery) (admina
 	// Read forward through the window, keeping the newest Limit.
 	var kept []adminapi.DeliveryRecord
 	err = scanRange(ctx, stream, sc, func(m jetstream.Msg) {
+		if !ofEndpoint(m.Headers(), q.Endpoint) || q.Type != "" && m.Headers().Get(zautic.MessageEventTypeHeader) != q.Type {
+			return
+		}
 		kept = append(kept, b.recordOfMsg(m))
 		if len(kept) > q.Limit {
 			kept = kept[1:]
@@ -410,6 +436,7 @@ func (b *Inspector) recordOf(subject string, h nats.Header, seq uint64, publishe
 		Seq:         seq,
 		PublishedAt: published.UTC(),
 		Size:        size,
+		Endpoint:    endpointOf(h),
 	}
 }
 

@@ -87,8 +87,7 @@ func bodyCharge(contentLength, maxBody int64) int64 {
 
 // limitBodyMemory answers 429 with Retry-After, before the body is read,
 // when the request's body does not fit in what is left of the budget.
-func limitBodyMemory(cfg HTTPConfig, m *telemetry.Metrics) echo.MiddlewareFunc {
-	budget := newBodyBudget(cfg.MaxBodyMemory, m)
+func limitBodyMemory(cfg HTTPConfig, budget *bodyBudget, m *telemetry.Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			n := bodyCharge(c.Request().ContentLength, cfg.MaxBodyBytes)

@@ -63,6 +63,8 @@ type Config struct {
 	// Allow is events.allow; empty forwards every type.
 	Allow          []string
 	PublishTimeout time.Duration
+	// Endpoint is the endpoint this handler serves.
+	Endpoint Endpoint
 }
 
 // EventsConfig filters which event types are forwarded.
@@ -131,6 +133,8 @@ type delivery struct {
 	signedAfter time.Time
 	kept        bool   // stored in the quarantine
 	tracestate  string // the request's, which tracing copies to the message
+
+	addedTokens string // the subject's tokens beside the prefix and the type
 }
 
 // bodyBuffers recycles request bodies. Nothing holds a body past the
@@ -193,7 +197,7 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	if d.event, err = zautic.ParseEvent(body); err != nil {
 		return err
 	}
-	if d.subject, err = zautic.SubjectFor(h.cfg.SubjectPrefix, d.event.Type); err != nil {
+	if err = h.render(d, body); err != nil {
 		return err
 	}
 	if !h.allowed(d.event.Type) {
@@ -203,6 +207,7 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
 	header := messageHeader(d, h.messageID(d))
+	h.applyEndpoint(header, d, body)
 	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ type Rejected struct {
 	Reason     string // telemetry.ReasonSignatureMismatch or telemetry.ReasonTimestampOld
 	RequestID  string
 	DeliveryID string
+	Endpoint   string // the named endpoint that received it; "" for the default
 	ReceivedAt time.Time
 	Header     http.Header
 	Body       []byte
@@ -55,7 +56,7 @@ func (h *Handler) keepRejected(ctx context.Context, d *delivery, err error, head
 	if reason == "" || h.keep == nil {
 		return err
 	}
-	kerr := h.keep.Keep(ctx, Rejected{Reason: reason, RequestID: d.requestID, DeliveryID: d.deliveryID,
+	kerr := h.keep.Keep(ctx, Rejected{Reason: reason, RequestID: d.requestID, DeliveryID: d.deliveryID, Endpoint: h.cfg.Endpoint.Name,
 		ReceivedAt: d.receivedAt, Header: header, Body: body})
 	if kerr != nil {
 		return &notKeptError{rejected: err, cause: kerr}

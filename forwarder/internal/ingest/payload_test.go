@@ -1,19 +1,13 @@
 package ingest
 
 import (
-	"context"
 	"errors"
-	"maps"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
-	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
 
@@ -36,19 +30,7 @@ func TestMessageSizeIsExact(t *testing.T) {
 			header := messageHeader(&tt.d, adminapi.MessageID(tt.d.key))
 			size := messageSize(header, []byte(body), "ZAUTIC")
 			for _, limit := range []int64{size, size - 1} {
-				ns := natstest.Start(t, "", 0, func(o *server.Options) { o.MaxPayload = int32(limit) })
-				nc, err := nats.Connect(ns.ClientURL())
-				if err != nil {
-					t.Fatal(err)
-				}
-				js, _ := jetstream.New(nc)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"}}); err != nil {
-					t.Fatal(err)
-				}
-				_, err = js.PublishMsg(ctx, &nats.Msg{Subject: tt.d.subject, Data: []byte(body), Header: maps.Clone(header)}, jetstream.WithExpectStream("ZAUTIC"))
-				cancel()
-				nc.Close()
+				err := publishUnderLimit(t, limit, tt.d.subject, header, []byte(body))
 				refused := errors.Is(err, nats.ErrMaxPayload)
 				if refused != (limit < size) || fitsPayload(header, []byte(body), "ZAUTIC", 0, limit) == nil == refused {
 					t.Errorf("max_payload %d for a message of %d: got publish error %v, fitsPayload %v", limit, size, err, fitsPayload(header, []byte(body), "ZAUTIC", 0, limit))

@@ -29,6 +29,9 @@ type Redelivery struct {
 	IgnoreTolerance bool
 	// DryRun looks up and changes nothing: a new event ends would_publish.
 	DryRun bool
+	// Endpoint is the named endpoint that received it, "" for the default;
+	// Endpoints.Redeliver picks the handler by it.
+	Endpoint string
 }
 
 // Redelivered is what became of a Redelivery: the outcome label (with the

@@ -61,19 +61,30 @@ const headerSlack = 4 << 10
 // NewServer returns the Echo instance of the internet-facing port:
 // the webhook route and nothing else.
 func NewServer(cfg HTTPConfig, h *Handler, m *telemetry.Metrics) *echo.Echo {
+	return NewRoutedServer(cfg, []Route{{Path: cfg.Path, Handler: h, Metrics: m}}, m)
+}
+
+// NewRoutedServer returns the Echo instance of the internet-facing port
+// with one webhook route per endpoint and nothing else. The routes share
+// the port's limits (http.max_in_flight, http.max_body_memory); each counts
+// its early rejections in its own metrics. m records the port's gauges.
+func NewRoutedServer(cfg HTTPConfig, routes []Route, m *telemetry.Metrics) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = jsonErrorHandler
 	ids := newRequestIDs()
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: ids.next, RequestIDHandler: ids.replaceUnusable}))
-	// Wrapped here, once: Echo would wrap route middleware on every request.
-	e.POST(cfg.Path, limitInFlight(cfg.MaxInFlight, m)(limitHeaderBytes(cfg.MaxHeaderBytes, m)(limitBodyMemory(cfg, m)(h.Handle))))
-	// Echo answers OPTIONS on a routed path itself, 204 with Allow; the path
-	// takes POST only, like every other method.
-	e.OPTIONS(cfg.Path, func(c echo.Context) error {
-		c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
-		return echo.ErrMethodNotAllowed
-	})
+	slots, budget := make(chan struct{}, cfg.MaxInFlight), newBodyBudget(cfg.MaxBodyMemory, m)
+	for _, r := range routes {
+		// Wrapped here, once: Echo would wrap route middleware on every request.
+		e.POST(r.Path, limitInFlight(slots, r.Metrics)(limitHeaderBytes(cfg.MaxHeaderBytes, r.Metrics)(limitBodyMemory(cfg, budget, r.Metrics)(r.Handler.Handle))))
+		// Echo answers OPTIONS on a routed path itself, 204 with Allow; the path
+		// takes POST only, like every other method.
+		e.OPTIONS(r.Path, func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
+			return echo.ErrMethodNotAllowed
+		})
+	}
 	return e
 }
 
@@ -140,10 +151,10 @@ func jsonErrorHandler(err error, c echo.Context) {
 	_ = c.JSON(status, adminapi.ErrorAnswer{Error: msg})
 }
 
-// limitInFlight answers 429 at once, before the body is read, when max
-// requests are already in progress.
-func limitInFlight(max int, m *telemetry.Metrics) echo.MiddlewareFunc {
-	slots := make(chan struct{}, max)
+// limitInFlight answers 429 at once, before the body is read, when
+// cap(slots) requests are already in progress.
+func limitInFlight(slots chan struct{}, m *telemetry.Metrics) echo.MiddlewareFunc {
+	max := cap(slots)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			select {

@@ -11,6 +11,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
+	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
@@ -125,6 +126,11 @@ func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) error {
 	defer cancel()
 	header := quarantineHeader(r.Header, r.ReceivedAt)
 	noteEvent(header, r.Body)
+	if r.Endpoint != "" {
+		// Replay verifies against this endpoint's secrets. Requests cannot
+		// set it: only X-Zautic-* headers are kept from them.
+		header.Set(zautic.MessageEndpointHeader, r.Endpoint)
+	}
 	if _, err := q.store.Quarantine(ctx, r.Reason, header, r.Body); err != nil {
 		if errors.Is(err, store.ErrQuarantineFull) {
 			q.metrics.QuarantineDropped(telemetry.DropFull)

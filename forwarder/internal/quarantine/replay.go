@@ -151,14 +151,15 @@ func (r *Replayer) page(ctx context.Context, reason string, after uint64, n int)
 // dry run, removes it from the quarantine when it is settled.
 func (r *Replayer) replayEntry(ctx context.Context, e Entry, req adminapi.ReplayRequest, trigger string) adminapi.ReplayResult {
 	deliveryID := e.Header.Get(zautic.RequestDeliveryIDHeader)
-	res := adminapi.ReplayResult{Seq: e.Seq, DeliveryID: deliveryID}
+	endpoint := e.Header.Get(zautic.MessageEndpointHeader)
+	res := adminapi.ReplayResult{Seq: e.Seq, DeliveryID: deliveryID, Endpoint: EndpointOf(e)}
 	var keyID string
 	if receivedAt, err := time.Parse(time.RFC3339Nano, e.Header.Get(store.ReceivedAtHeader)); err != nil {
 		res.Outcome, res.Reason, res.Error = telemetry.OutcomeRejected, "received_at_malformed", errReceivedAt.Error()
 	} else {
 		out := r.h.Redeliver(ctx, ingest.Redelivery{
 			DeliveryID: deliveryID, ReceivedAt: receivedAt, Signature: e.Header.Get(zautic.RequestSignatureHeader),
-			Body: e.Body, IgnoreTolerance: req.IgnoreTolerance, DryRun: req.DryRun,
+			Body: e.Body, IgnoreTolerance: req.IgnoreTolerance, DryRun: req.DryRun, Endpoint: endpoint,
 		})
 		res.Outcome, res.Reason, res.EventID, res.Subject, res.StreamSeq, keyID = out.Outcome, out.Reason, out.EventID, out.Subject, out.Seq, out.KeyID
 		if out.Err != nil {
@@ -189,7 +190,7 @@ func (r *Replayer) delete(ctx context.Context, seq uint64) error {
 
 func (r *Replayer) logResult(keyID string, res adminapi.ReplayResult, trigger string) {
 	fields := []zap.Field{
-		zap.Uint64("quarantine_seq", res.Seq), zap.String("trigger", trigger), zap.String("outcome", res.Outcome),
+		zap.Uint64("quarantine_seq", res.Seq), zap.String("endpoint", res.Endpoint), zap.String("trigger", trigger), zap.String("outcome", res.Outcome),
 		zap.String("delivery_id", res.DeliveryID), zap.String("event_id", res.EventID), zap.String("subject", res.Subject),
 	}
 	if keyID != "" {

@@ -19,6 +19,16 @@ type WebhookConfig struct {
 	SecretFile  string        `yaml:"secret_file"`
 	SecretsFile string        `yaml:"secrets_file"`
 	Tolerance   time.Duration `yaml:"tolerance"`
+
+	// Subject and CloudEventsSource are the default endpoint's subject
+	// template and CloudEvents source: the webhook plane reads them, the
+	// section is this one.
+	Subject           string `yaml:"subject"`
+	CloudEventsSource string `yaml:"cloudevents_source"`
+
+	// Section names the keys in messages: "webhook" when empty, or a named
+	// endpoint's "endpoints[<i>]".
+	Section string `yaml:"-"`
 }
 
 // ErrNoSecret is returned when no webhook secret is configured anywhere;
@@ -38,6 +48,7 @@ type Set struct {
 	files   []secretFile
 	mu      sync.Mutex // serializes Reload, which updates files
 	current atomic.Pointer[[][]byte]
+	section string // WebhookConfig.Section, for messages
 }
 
 // secretFile is one configured file and the secrets it held at the last
@@ -52,7 +63,7 @@ type secretFile struct {
 // New collects the secrets of cfg and reads its files. If none is
 // configured, ErrNoSecret is returned.
 func New(cfg WebhookConfig) (*Set, error) {
-	s := &Set{}
+	s := &Set{section: cfg.Section}
 	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
 		// Trimmed like the files: ZAUTIC_WEBHOOK_SECRET copied with a
 		// trailing newline would otherwise never match.
@@ -61,10 +72,10 @@ func New(cfg WebhookConfig) (*Set, error) {
 		}
 	}
 	if cfg.SecretFile != "" {
-		s.files = append(s.files, secretFile{key: "webhook.secret_file", path: cfg.SecretFile})
+		s.files = append(s.files, secretFile{key: cfg.section() + ".secret_file", path: cfg.SecretFile})
 	}
 	if cfg.SecretsFile != "" {
-		s.files = append(s.files, secretFile{key: "webhook.secrets_file", path: cfg.SecretsFile, lines: true})
+		s.files = append(s.files, secretFile{key: cfg.section() + ".secrets_file", path: cfg.SecretsFile, lines: true})
 	}
 	if err := s.Reload(); err != nil {
 		return nil, err
@@ -116,6 +127,9 @@ func (s *Set) noSecret(readErrs []error) error {
 	}
 	if len(empty) > 0 {
 		return fmt.Errorf("%w: %s: write the secret there", ErrNoSecret, strings.Join(empty, ", "))
+	}
+	if s.section != "" {
+		return fmt.Errorf("%w: set %s.secrets or %s.secrets_file", ErrNoSecret, s.section, s.section)
 	}
 	return fmt.Errorf("%w: set %s (or webhook.secret, webhook.secrets, webhook.secret_file, webhook.secrets_file)",
 		ErrNoSecret, zautic.SecretEnv)

@@ -286,14 +286,21 @@ func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jets
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
-	keys := [2]string{adminapi.KVKeyOfMessageID(id)}
-	if strings.HasPrefix(id, adminapi.SignatureKeyPrefix) {
+	// A named endpoint's message carries its name, and its keys are scoped
+	// to it ("<endpoint>.<key>") as the request path scopes them.
+	endpoint := h.Get(zautic.MessageEndpointHeader)
+	base := id
+	if endpoint != "" {
+		base = strings.TrimPrefix(id, endpoint+".")
+	}
+	keys := [2]string{adminapi.EndpointKey(endpoint, adminapi.KVKeyOfMessageID(base))}
+	if strings.HasPrefix(base, adminapi.SignatureKeyPrefix) {
 		keys[1] = h.Get(zautic.MessageDeliveryIDHeader)
 		if keys[1] == "" {
 			keys[1] = h.Get(zautic.MessageEventIDHeader)
 		}
 		if keys[1] != "" {
-			keys[1] = adminapi.KVKey(keys[1])
+			keys[1] = adminapi.EndpointKey(endpoint, adminapi.KVKey(keys[1]))
 		}
 	}
 	repaired := ""

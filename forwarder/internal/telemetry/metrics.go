@@ -39,6 +39,8 @@ type Metrics struct {
 	secretReloads   *prometheus.CounterVec
 	documentedTypes map[string]bool
 	quarantine      quarantineMetrics
+
+	byEndpoint endpointVecs // the vectors of every endpoint, which ForEndpoint curries
 }
 
 // NewMetrics creates the collectors and registers them, with the Go and
@@ -49,11 +51,11 @@ func NewMetrics(reg prometheus.Registerer, labelled [][2]string) *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "webhook_requests_total",
 			Help: "Webhook requests by outcome; reason is set for rejected requests.",
-		}, []string{"outcome", "reason"}),
+		}, []string{EndpointLabel, "outcome", "reason"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "events_published_total",
 			Help: "Events stored in the stream, by type (documented types, else other).",
-		}, []string{"type"}),
+		}, []string{EndpointLabel, "type"}),
 		requestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Name: "request_duration_seconds",
 			Help:    "Time from the start of a webhook request to its answer.",
@@ -99,12 +101,12 @@ func NewMetrics(reg prometheus.Registerer, labelled [][2]string) *Metrics {
 	for _, t := range zautic.DocumentedTypes() {
 		m.documentedTypes[t] = true
 	}
-	m.initSeries(labelled)
 	m.quarantine = newQuarantineMetrics(reg)
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	m.byEndpoint = endpointVecs{requests: m.requests, published: m.published, signatures: m.quarantine.signaturesVerified, labelled: labelled}
+	return m.ForEndpoint(DefaultEndpoint)
 }
 
 // initSeries creates every series at zero, so that dashboards and alerts

@@ -74,7 +74,7 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 		signaturesVerified: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "signatures_verified_total",
 			Help: "Verified signatures by key_id, the first 8 hex characters of SHA-256 of the secret that matched.",
-		}, []string{"key_id"}),
+		}, []string{EndpointLabel, "key_id"}),
 		entries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "quarantine_entries",
 			Help: "Entries in the quarantine stream at the last readiness check (every replica reports the shared stream).",

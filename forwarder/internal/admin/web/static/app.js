@@ -13,6 +13,7 @@
 
   const state = {
     type: '',
+    endpoint: '',       // '' every endpoint; also scopes a lookup
     pages: [],          // before_seq of each older page visited; empty: newest
     next: 0,            // next_before_seq of the page shown
     searched: '',       // the id whose lookup is shown
@@ -39,6 +40,13 @@
   function pathID(id) {
     return encodeURIComponent(id).replace(/\./g, '%2E');
   }
+
+  // endpointQuery scopes a lookup to the endpoint the filter names: the same
+  // event id may have been delivered through several endpoints.
+  function endpointQuery() {
+    return state.endpoint ? '?endpoint=' + encodeURIComponent(state.endpoint) : '';
+  }
+
 
   // when shows a time in UTC with the zone named, the same in every
   // browser and in the logs: "2026-12-04 19:20:05 UTC".
@@ -98,8 +106,8 @@
     state.tokenNeeded = needed;
     for (const id of ACTIONS) $(id).disabled = needed;
     if (!needed) return;
-    $('deliveries').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty token-needed' }, TOKEN_NEEDED + 'deliveries')));
-    $('quarantine').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty token-needed' }, TOKEN_NEEDED + 'the quarantine')));
+    $('deliveries').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty token-needed' }, TOKEN_NEEDED + 'deliveries')));
+    $('quarantine').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'empty token-needed' }, TOKEN_NEEDED + 'the quarantine')));
     $('page-info').textContent = '';
   }
 
@@ -152,13 +160,14 @@
   async function loadDeliveries() {
     const params = new URLSearchParams({ limit: String(pageSize) });
     if (state.type) params.set('type', state.type);
+    if (state.endpoint) params.set('endpoint', state.endpoint);
     const before = state.pages[state.pages.length - 1];
     if (before) params.set('before_seq', String(before));
     const resp = await api('/deliveries?' + params);
     const page = await json(resp);
     const tbody = $('deliveries').tBodies[0];
     if (!resp.ok) {
-      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'error' }, page.error)));
+      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'error' }, page.error)));
       return;
     }
     const rows = (page.deliveries || []).map((d) => el('tr', { 'data-seq': d.seq },
@@ -167,8 +176,9 @@
       el('td', {}, d.type),
       el('td', { class: 'id' }, idLink(d.delivery_id)),
       el('td', { class: 'id' }, idLink(d.event_id)),
-      el('td', { class: 'num' }, d.size)));
-    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'no deliveries' + (state.type ? ' of type ' + state.type : '') + ' here')));
+      el('td', { class: 'num' }, d.size),
+      el('td', { class: 'endpoint' }, d.endpoint || '')));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'no deliveries' + (state.type ? ' of type ' + state.type : '') + (state.endpoint ? ' of endpoint ' + state.endpoint : '') + ' here')));
     tbody.replaceChildren(...rows);
     state.next = page.next_before_seq || 0;
     $('older').disabled = !state.next;
@@ -182,6 +192,14 @@
     state.pages = [];
     loadDeliveries().catch(report);
   });
+  if ($('endpoint-filter')) {
+    $('endpoint-filter').addEventListener('change', () => {
+      state.endpoint = $('endpoint-filter').value;
+      state.pages = [];
+      loadDeliveries().catch(report);
+      if (state.searched) search(state.searched).catch(report);
+    });
+  }
   $('older').addEventListener('click', () => {
     if (!state.next) return;
     state.pages.push(state.next);
@@ -198,7 +216,7 @@
 
   // ---- search
 
-  const fieldOrder = ['status', 'delivery_id', 'event_id', 'type', 'event_type', 'subject', 'stream', 'seq', 'published_at',
+  const fieldOrder = ['status', 'endpoint', 'delivery_id', 'event_id', 'type', 'event_type', 'subject', 'stream', 'seq', 'published_at',
     'size', 'reason', 'received_at', 'signed_at', 'quarantine_seq', 'dedup_key', 'marked_at', 'detail'];
 
   function describe(answer) {
@@ -232,7 +250,7 @@
     payload.textContent = '';
     if (!id) { out.replaceChildren(); return; }
     out.replaceChildren(el('p', { class: 'muted' }, 'looking up ' + id + '…'));
-    const resp = await api('/deliveries/' + pathID(id));
+    const resp = await api('/deliveries/' + pathID(id) + endpointQuery());
     const answer = await json(resp);
     if (!resp.ok) {
       out.replaceChildren(el('p', { class: 'error', id: 'search-error' }, answer.error || resp.statusText));
@@ -251,7 +269,7 @@
   }
 
   async function showPayload(id) {
-    const resp = await api('/deliveries/' + pathID(id) + '/body');
+    const resp = await api('/deliveries/' + pathID(id) + '/body' + endpointQuery());
     const text = await resp.text();
     let shown = text;
     if (resp.ok) {
@@ -277,7 +295,7 @@
     const tbody = $('quarantine').tBodies[0];
     const answer = await json(resp);
     if (!resp.ok) {
-      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'error' }, answer.error || resp.statusText)));
+      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'error' }, answer.error || resp.statusText)));
       $('replay-all').disabled = true;
       return;
     }
@@ -290,8 +308,9 @@
       el('td', { class: 'id' }, idLink(q.delivery_id)),
       el('td', {}, q.event_type || ''),
       el('td', { class: 'num' }, q.size),
+      el('td', { class: 'endpoint' }, q.endpoint || ''),
       el('td', {}, el('button', { type: 'button', class: 'replay', onclick: (ev) => replay([q], ev.target).catch(report) }, 'Replay'))));
-    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'the quarantine is empty')));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 8, class: 'empty' }, 'the quarantine is empty')));
     tbody.replaceChildren(...rows);
     $('replay-all').disabled = entries.length === 0 || !!state.tokenNeeded;
     state.quarantine = entries;
