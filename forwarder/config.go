@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/embedded"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
@@ -110,7 +111,7 @@ func (c Config) Validate() error {
 		{"nats.ping_interval", c.NATS.PingInterval < minPingInterval, "must be at least 100ms"},
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
-		{"nats.embedded.sync_interval", c.NATS.URL == "" && !store.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
+		{"nats.embedded.sync_interval", c.NATS.URL == "" && !embedded.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
 		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},

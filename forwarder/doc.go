@@ -19,11 +19,15 @@
 //     interface: it imports telemetry, secrets and adminapi, never store,
 //     quarantine, admin or a NATS package.
 //   - store: NATS for the webhook plane: its connection, stream, bucket,
-//     publish, marks, resources, drift, mark repair, embedded server; and
-//     the Reader, the second connection (<nats.name>-admin) that the admin
-//     plane and every background reader use, so that nothing they read can
-//     drop or slow the webhook path's. It imports telemetry and adminapi
-//     only.
+//     publish, marks, resources, drift, mark repair; and the Reader, the
+//     second connection (<nats.name>-admin) that the admin plane and every
+//     background reader use, so that nothing they read can drop or slow the
+//     webhook path's. It imports telemetry and adminapi, and embedded for
+//     the type of the nats.embedded section only.
+//   - embedded: the in-process nats-server started when nats.url is empty,
+//     and its durability policy (nats.embedded.sync_interval). This package
+//     starts it and hands its URL to store; it imports no other package of
+//     the service.
 //   - quarantine: keeps a rejected request (the ingest.Keeper) and replays
 //     it through ingest's pipeline. It imports ingest, store and telemetry.
 //   - admin: the admin listener: token, quarantine API, delivery inspector

@@ -1,21 +1,25 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/embedded"
+)
 
 // NATSConfig says where NATS is, or how to embed it, and how to authenticate.
 type NATSConfig struct {
-	URL            string         `yaml:"url"`
-	Name           string         `yaml:"name"`
-	PublishTimeout time.Duration  `yaml:"publish_timeout"`
-	ConnectTimeout time.Duration  `yaml:"connect_timeout"`
-	PingInterval   time.Duration  `yaml:"ping_interval"` // see MaxPingsOutstanding
-	CredsFile      string         `yaml:"creds_file"`
-	NKeyFile       string         `yaml:"nkey_file"`
-	Token          string         `yaml:"token"`
-	User           string         `yaml:"user"`
-	Password       string         `yaml:"password"`
-	TLS            TLSConfig      `yaml:"tls"`
-	Embedded       EmbeddedConfig `yaml:"embedded"`
+	URL            string          `yaml:"url"`
+	Name           string          `yaml:"name"`
+	PublishTimeout time.Duration   `yaml:"publish_timeout"`
+	ConnectTimeout time.Duration   `yaml:"connect_timeout"`
+	PingInterval   time.Duration   `yaml:"ping_interval"` // see MaxPingsOutstanding
+	CredsFile      string          `yaml:"creds_file"`
+	NKeyFile       string          `yaml:"nkey_file"`
+	Token          string          `yaml:"token"`
+	User           string          `yaml:"user"`
+	Password       string          `yaml:"password"`
+	TLS            TLSConfig       `yaml:"tls"`
+	Embedded       embedded.Config `yaml:"embedded"`
 }
 
 // TLSConfig holds file paths for TLS to NATS; cert and key enable mutual TLS.
@@ -23,16 +27,6 @@ type TLSConfig struct {
 	CAFile   string `yaml:"ca_file"`
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
-}
-
-// EmbeddedConfig configures the in-process nats-server used when nats.url is
-// empty.
-type EmbeddedConfig struct {
-	Listen   string `yaml:"listen"`
-	StoreDir string `yaml:"store_dir"`
-	// SyncInterval is "always" (fsync before every PubAck) or a duration
-	// between background fsyncs; see syncPolicy.
-	SyncInterval string `yaml:"sync_interval"`
 }
 
 // StreamConfig describes the JetStream stream events are published to.
@@ -81,7 +75,7 @@ func DefaultNATSConfig() NATSConfig {
 		PublishTimeout: 5 * time.Second,
 		ConnectTimeout: 2 * time.Second,
 		PingInterval:   5 * time.Second,
-		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
+		Embedded:       embedded.DefaultConfig(),
 	}
 }
 
