@@ -10,6 +10,7 @@ import (
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/embedded"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
@@ -27,7 +28,7 @@ type Config struct {
 	HTTP       ingest.HTTPConfig     `yaml:"http"`
 	Admin      admin.Config          `yaml:"admin"`
 	Webhook    secrets.WebhookConfig `yaml:"webhook"`
-	NATS       store.NATSConfig      `yaml:"nats"`
+	NATS       natsconn.Config       `yaml:"nats"`
 	Stream     store.StreamConfig    `yaml:"stream"`
 	Dedup      store.DedupConfig     `yaml:"dedup"`
 	Events     ingest.EventsConfig   `yaml:"events"`
@@ -51,7 +52,7 @@ func DefaultConfig() Config {
 		HTTP:       ingest.DefaultHTTPConfig(),
 		Admin:      admin.DefaultConfig(),
 		Webhook:    secrets.WebhookConfig{Tolerance: 5 * time.Minute},
-		NATS:       store.DefaultNATSConfig(),
+		NATS:       natsconn.DefaultConfig(),
 		Stream:     store.DefaultStreamConfig(),
 		Dedup:      dedup,
 		Quarantine: quarantine.DefaultConfig(),
@@ -188,7 +189,7 @@ func (c Config) Redacted() Config {
 	if len(r.Webhook.Secrets) > 0 {
 		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
 	}
-	r.NATS.URL = store.RedactURLs(r.NATS.URL)
+	r.NATS.URL = natsconn.RedactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted
 	}
@@ -205,7 +206,7 @@ func (c Config) Redacted() Config {
 // with the user information of each URL (user:password, or a token)
 // replaced. It does not parse the URLs: one that does not parse, such as a
 // password with a bare %, is redacted as well.
-func RedactURLs(list string) string { return store.RedactURLs(list) }
+func RedactURLs(list string) string { return natsconn.RedactURLs(list) }
 
 // MemoryBound is the most memory the listeners' limits let the forwarder
 // hold: the webhook port's (ingest.HTTPConfig.MemoryBound) plus, when the

@@ -1,4 +1,10 @@
-package store
+// Package natsconn is how the forwarder connects to NATS, the same for the
+// webhook path's connection and for the readers' (<nats.name>-admin): the
+// nats section, the connection's name, the retry, ping and auth/TLS
+// options, the cause of a failed attempt, a log that repeats each cause at
+// most once per period, and URLs with their user information redacted.
+// Each caller adds its own handlers; none is kept here.
+package natsconn
 
 import (
 	"crypto/tls"
@@ -6,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync"
@@ -15,8 +22,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// ConnectionName is nats.name, defaulting to zautic-forwarder@<hostname>.
-func ConnectionName(cfg NATSConfig) string {
+// Name is nats.name, defaulting to zautic-forwarder@<hostname>.
+func Name(cfg Config) string {
 	if cfg.Name != "" {
 		return cfg.Name
 	}
@@ -36,57 +43,34 @@ func ConnectionName(cfg NATSConfig) string {
 // (2 minutes, 2 pings) took up to 6 minutes.
 const MaxPingsOutstanding = 2
 
-// natsOptions are the connection options: never give up reconnecting (auth
-// errors included, so that fixed credentials bring the forwarder back without
-// a restart), no reconnect buffer (a publish while disconnected fails at once
-// and is answered 503 instead of waiting), and credentials from cfg.
-func natsOptions(cfg NATSConfig, b *Broker, log *zap.Logger) ([]nats.Option, error) {
-	opts := append(retryOptions(cfg, ConnectionName(cfg)),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			b.lastConnErr.Store(nil)
-			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
-			b.warnSmallPayload(nc)
-			b.metrics.SetConnected(true)
-			b.Wake()
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.lastConnErr.Store(nil)
-			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
-			b.warnSmallPayload(nc)
-			b.metrics.SetConnected(true)
-			b.metrics.Reconnected()
-			b.requestRepair()
-			b.Wake()
-		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			b.metrics.SetConnected(false)
-			if err == nil {
-				err = errors.New("connection closed")
-			}
-			b.setNotReady(fmt.Errorf("disconnected: %w", err))
-		}),
-		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
-			b.lastConnErr.Store(&err)
-			b.setNotReady(b.connectionDown(nc))
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			b.notePermissionDenied(err)
-			// Shares the log with connectionDown: a rejected reconnection
-			// reaches both, and is logged once.
-			b.connLog.report("nats error", asyncCause(err), err)
-		}),
-	)
+// Connect connects to url (comma-separated for a cluster) under name, with
+// the options every connection of the forwarder shares, cfg's credentials,
+// then opts (the caller's handlers, an in-process server). It returns at
+// once even when NATS is unreachable: the connection keeps retrying in the
+// background. A URL list that does not parse is named with its user
+// information redacted.
+func Connect(url string, cfg Config, name string, opts ...nats.Option) (*nats.Conn, error) {
 	auth, err := authOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return append(opts, auth...), nil
+	all := append(append(retryOptions(cfg, name), auth...), opts...)
+	nc, err := nats.Connect(url, all...)
+	var urlErr *neturl.Error
+	if errors.As(err, &urlErr) {
+		// Its message quotes the URL, password included.
+		return nil, fmt.Errorf("nats.url %s is not a valid URL list", RedactURLs(url))
+	}
+	return nc, err
 }
 
-// retryOptions are the options both connections share: the name, the
-// connect timeout, reconnecting for ever, no reconnect buffer, and a hung
-// server left within (MaxPingsOutstanding+1) × nats.ping_interval.
-func retryOptions(cfg NATSConfig, name string) []nats.Option {
+// retryOptions are the options every connection shares: the name, the
+// connect timeout, never giving up reconnecting (auth errors included, so
+// that fixed credentials bring the forwarder back without a restart), no
+// reconnect buffer (a publish while disconnected fails at once and is
+// answered 503 instead of waiting), and a hung server left within
+// (MaxPingsOutstanding+1) × nats.ping_interval.
+func retryOptions(cfg Config, name string) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -101,47 +85,21 @@ func retryOptions(cfg NATSConfig, name string) []nats.Option {
 	}
 }
 
-// connectionDown is the readiness reason while disconnected, the same from
-// the connection handlers and from the periodic check so that the reason
-// does not flap: the client's last error (set by a rejected handshake, which
-// no handler reports while the first connection is still being attempted),
-// else the last failed attempt's, else the servers tried. A named cause is
-// logged too, at most once per cause every connErrorLogEvery.
-// It takes nc because the handlers may run before Connect has set b.nc.
-func (b *Broker) connectionDown(nc *nats.Conn) error {
-	err := nc.LastError()
-	if err == nil {
-		if last := b.lastConnErr.Load(); last != nil {
-			err = *last
-		}
-	}
-	if err == nil {
-		return fmt.Errorf("%w to %s", errNotConnectedYet, RedactURLs(strings.Join(nc.Opts.Servers, ",")))
-	}
-	cause := connectCause(err)
-	b.connLog.report("nats connection failed; retrying", cause, err)
-	return fmt.Errorf("connect: %s: %w", cause, err)
-}
-
-// errNotConnectedYet is the readiness reason before a connection attempt
-// has failed or succeeded: no cause is known yet, so it is not logged.
-var errNotConnectedYet = errors.New("not connected")
-
-// connErrorLogEvery bounds the repetition of one connection error in the log:
+// ErrorLogEvery bounds the repetition of one connection error in the log:
 // the client retries twice a second, forever.
-const connErrorLogEvery = 30 * time.Second
+const ErrorLogEvery = 30 * time.Second
 
 // Causes of a failed connection attempt, as logged and reported by /readyz.
 const (
-	causeCredentials = "credentials rejected by the nats-server (check nats.creds_file, nats.nkey_file, nats.token, nats.user/nats.password)"
-	causePermissions = "permission denied by the nats-server (check the user's publish/subscribe permissions)"
-	causeCredsFile   = "credentials file unreadable or invalid (check nats.creds_file, nats.nkey_file)"
-	causeTLS         = "TLS handshake failed (check nats.tls.ca_file, nats.tls.cert_file, nats.tls.key_file)"
-	causeNetwork     = "nats-server unreachable"
+	CauseCredentials = "credentials rejected by the nats-server (check nats.creds_file, nats.nkey_file, nats.token, nats.user/nats.password)"
+	CausePermissions = "permission denied by the nats-server (check the user's publish/subscribe permissions)"
+	CauseCredsFile   = "credentials file unreadable or invalid (check nats.creds_file, nats.nkey_file)"
+	CauseTLS         = "TLS handshake failed (check nats.tls.ca_file, nats.tls.cert_file, nats.tls.key_file)"
+	CauseNetwork     = "nats-server unreachable"
 )
 
-// connectCause names, for an operator, why a connection attempt failed.
-func connectCause(err error) string {
+// Cause names, for an operator, why a connection attempt failed.
+func Cause(err error) string {
 	var certErr *tls.CertificateVerificationError
 	var alert tls.AlertError
 	var unknownAuthority x509.UnknownAuthorityError
@@ -149,18 +107,18 @@ func connectCause(err error) string {
 	switch {
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
 		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
-		return causeCredentials
+		return CauseCredentials
 	case errors.Is(err, nats.ErrPermissionViolation):
-		return causePermissions
+		return CausePermissions
 	case isCredsFileError(err):
-		return causeCredsFile
+		return CauseCredsFile
 	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &unknownAuthority),
 		errors.As(err, &hostname), errors.Is(err, nats.ErrSecureConnRequired),
 		errors.Is(err, nats.ErrSecureConnWanted), strings.Contains(err.Error(), "tls:"),
 		strings.Contains(err.Error(), "x509:"):
-		return causeTLS
+		return CauseTLS
 	default:
-		return causeNetwork
+		return CauseNetwork
 	}
 }
 
@@ -174,19 +132,19 @@ func isCredsFileError(err error) bool {
 		strings.Contains(msg, "signing nonce") || strings.Contains(msg, "user jwt")
 }
 
-// asyncCause names the cause of an asynchronous error: as connectCause
-// when it is about credentials, permissions or TLS, otherwise the error
-// speaks for itself.
-func asyncCause(err error) string {
-	if cause := connectCause(err); cause != causeNetwork {
+// AsyncCause names the cause of an asynchronous error: as Cause when it
+// is about credentials, permissions or TLS, otherwise the error speaks for
+// itself.
+func AsyncCause(err error) string {
+	if cause := Cause(err); cause != CauseNetwork {
 		return cause
 	}
 	return err.Error()
 }
 
-// connErrorLog writes one warning per cause at most once per every: a
-// retry loop does not flood the log, yet a new cause shows at once.
-type connErrorLog struct {
+// ErrorLog writes one warning per cause at most once per period: a retry
+// loop does not flood the log, yet a new cause shows at once.
+type ErrorLog struct {
 	log   *zap.Logger
 	every time.Duration
 
@@ -194,22 +152,26 @@ type connErrorLog struct {
 	logged map[string]time.Time // by cause
 }
 
-// maxLoggedCauses bounds connErrorLog's memory; asynchronous errors are
+// maxLoggedCauses bounds ErrorLog's memory; asynchronous errors are
 // keyed by their text.
 const maxLoggedCauses = 64
 
-func newConnErrorLog(log *zap.Logger, every time.Duration) *connErrorLog {
-	return &connErrorLog{log: log, every: every, logged: map[string]time.Time{}}
+// NewErrorLog returns an ErrorLog writing to log that repeats a cause at
+// most once per every (ErrorLogEvery outside tests).
+func NewErrorLog(log *zap.Logger, every time.Duration) *ErrorLog {
+	return &ErrorLog{log: log, every: every, logged: map[string]time.Time{}}
 }
 
-func (l *connErrorLog) report(msg, cause string, err error) {
+// Report logs msg with cause and err, unless cause was logged less than
+// the period ago.
+func (l *ErrorLog) Report(msg, cause string, err error) {
 	if l.due(cause) {
 		l.log.Warn(msg, zap.String("cause", cause), zap.Error(err),
 			zap.String("repeats_logged_every", l.every.String()))
 	}
 }
 
-func (l *connErrorLog) due(cause string) bool {
+func (l *ErrorLog) due(cause string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -224,7 +186,7 @@ func (l *connErrorLog) due(cause string) bool {
 }
 
 // authOptions turns the credential keys into connection options.
-func authOptions(cfg NATSConfig) ([]nats.Option, error) {
+func authOptions(cfg Config) ([]nats.Option, error) {
 	var opts []nats.Option
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
