@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/embedded"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
@@ -26,7 +28,7 @@ type Config struct {
 	HTTP       ingest.HTTPConfig     `yaml:"http"`
 	Admin      admin.Config          `yaml:"admin"`
 	Webhook    secrets.WebhookConfig `yaml:"webhook"`
-	NATS       store.NATSConfig      `yaml:"nats"`
+	NATS       natsconn.Config       `yaml:"nats"`
 	Stream     store.StreamConfig    `yaml:"stream"`
 	Dedup      store.DedupConfig     `yaml:"dedup"`
 	Events     ingest.EventsConfig   `yaml:"events"`
@@ -53,7 +55,7 @@ func DefaultConfig() Config {
 		Admin:      admin.DefaultConfig(),
 		Webhook:    defaultWebhookConfig(),
 		Publish:    PublishConfig{CloudEventsTypePrefix: zautic.DefaultCloudEventsTypePrefix},
-		NATS:       store.DefaultNATSConfig(),
+		NATS:       natsconn.DefaultConfig(),
 		Stream:     store.DefaultStreamConfig(),
 		Dedup:      dedup,
 		Quarantine: quarantine.DefaultConfig(),
@@ -113,7 +115,7 @@ func (c Config) Validate() error {
 		{"nats.ping_interval", c.NATS.PingInterval < minPingInterval, "must be at least 100ms"},
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
-		{"nats.embedded.sync_interval", c.NATS.URL == "" && !store.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
+		{"nats.embedded.sync_interval", c.NATS.URL == "" && !embedded.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
 		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
@@ -191,7 +193,7 @@ func (c Config) Redacted() Config {
 		r.Webhook.Secrets = []string{fmt.Sprintf("%s x%d", redacted, len(c.Webhook.Secrets))}
 	}
 	r.Endpoints = redactEndpoints(c.Endpoints)
-	r.NATS.URL = store.RedactURLs(r.NATS.URL)
+	r.NATS.URL = natsconn.RedactURLs(r.NATS.URL)
 	if r.NATS.Token != "" {
 		r.NATS.Token = redacted
 	}
@@ -208,7 +210,7 @@ func (c Config) Redacted() Config {
 // with the user information of each URL (user:password, or a token)
 // replaced. It does not parse the URLs: one that does not parse, such as a
 // password with a bare %, is redacted as well.
-func RedactURLs(list string) string { return store.RedactURLs(list) }
+func RedactURLs(list string) string { return natsconn.RedactURLs(list) }
 
 // MemoryBound is the most memory the listeners' limits let the forwarder
 // hold: the webhook port's (ingest.HTTPConfig.MemoryBound) plus, when the

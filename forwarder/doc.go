@@ -18,19 +18,31 @@
 //     interface and keeps rejected requests only through its Keeper
 //     interface: it imports telemetry, secrets and adminapi, never store,
 //     quarantine, admin or a NATS package.
-//   - store: NATS for the webhook plane: its connection, stream, bucket,
-//     publish, marks, resources, drift, mark repair, embedded server; and
-//     the Reader, the second connection (<nats.name>-admin) that the admin
-//     plane and every background reader use, so that nothing they read can
-//     drop or slow the webhook path's. It imports telemetry and adminapi
-//     only.
+//   - store: NATS for the webhook plane: its connection's handlers and
+//     readiness, stream, bucket, publish, marks, resources, drift, mark
+//     repair; and the Reader, the second connection (<nats.name>-admin)
+//     that the admin plane and every background reader use, so that
+//     nothing they read can drop or slow the webhook path's. It imports
+//     natsconn, telemetry and adminapi.
+//   - natsconn: how the forwarder connects to NATS, the same for both
+//     connections: the nats section, connection names, the retry, ping and
+//     auth/TLS options, the cause of a failed attempt and a log that repeats
+//     each at most once per period, why a connection is down, its state for
+//     the admin page, URLs with their user information redacted. It keeps
+//     no connection and adds no handler. It imports embedded, for the type
+//     of the nats.embedded section only.
+//   - embedded: the in-process nats-server started when nats.url is empty,
+//     and its durability policy (nats.embedded.sync_interval). This package
+//     starts it and hands its URL to store; it imports no other package of
+//     the service.
 //   - quarantine: keeps a rejected request (the ingest.Keeper) and replays
 //     it through ingest's pipeline. It imports ingest, store and telemetry.
 //   - admin: the admin listener: token, quarantine API, delivery inspector
 //     (headers-only scans, fetches capped in bytes, at most
 //     admin.max_concurrent_scans at once), the page and web/; its own
 //     connection ceiling, admin.max_connections. It imports quarantine,
-//     store and telemetry; nothing imports it but this package.
+//     store, natsconn (a connection's state) and telemetry; nothing imports
+//     it but this package.
 //   - secrets: the webhook secrets, their files and watcher.
 //   - telemetry: metrics and their label values, the probes, logging.
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap/zaptest"
@@ -97,5 +98,5 @@ func TestQuarantineAPIDisabled(t *testing.T) {
 
 type notReady struct{}
 
-func (notReady) Ready() error                      { return store.ErrNotReady }
-func (notReady) Connection() store.ConnectionState { return store.ConnectionState{Status: "closed"} }
+func (notReady) Ready() error               { return store.ErrNotReady }
+func (notReady) Connection() natsconn.State { return natsconn.State{Status: "closed"} }

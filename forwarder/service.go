@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/embedded"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
@@ -147,13 +148,13 @@ func (s *Service) setUpQuarantine(m *telemetry.Metrics) *quarantine.Replayer {
 func (s *Service) connect(ctx context.Context, metrics *telemetry.Metrics) (err error) {
 	url, extra := s.cfg.NATS.URL, []nats.Option(nil)
 	if s.cfg.Embedded() {
-		if s.ns, err = store.StartEmbedded(ctx, s.cfg.NATS.Embedded, s.log); err != nil {
+		if s.ns, err = embedded.Start(ctx, s.cfg.NATS.Embedded, s.log); err != nil {
 			return err
 		}
 		url, extra = s.ns.ClientURL(), []nats.Option{nats.InProcessServer(s.ns)}
 		s.log.Info("embedded nats-server started", zap.String("url", url), zap.String("store_dir", s.cfg.NATS.Embedded.StoreDir),
-			zap.String("sync_interval", store.EmbeddedSync(s.ns)))
-		store.WarnEmbeddedStorage(s.ns, s.cfg.storeConfig(), s.log)
+			zap.String("sync_interval", embedded.SyncInEffect(s.ns)))
+		embedded.WarnStorage(s.ns, store.Reservation(s.cfg.storeConfig()), s.log)
 	}
 	if s.store, err = store.Connect(url, s.cfg.storeConfig(), s.log, metrics, extra...); err != nil {
 		return err

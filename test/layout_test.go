@@ -91,7 +91,8 @@ const forwarderPkg = "github.com/zautic/zautic-forwarder/forwarder"
 // TestPlanesKeepTheirBorders checks what each plane of the service may
 // import (forwarder/doc.go): the webhook plane never reaches the admin
 // plane, the quarantine's replay or NATS; the store knows no other plane;
-// telemetry and the admin API's types know none at all.
+// how to connect knows only the embedded server's configuration; the
+// embedded server, telemetry and the admin API's types know none at all.
 func TestPlanesKeepTheirBorders(t *testing.T) {
 	tests := []struct {
 		pkg    string
@@ -104,6 +105,10 @@ func TestPlanesKeepTheirBorders(t *testing.T) {
 		{pkg: "./forwarder/internal/quarantine", forbid: []string{forwarderPkg + "/internal/admin"}},
 		{pkg: "./forwarder/internal/secrets", forbid: []string{
 			forwarderPkg + "/internal/admin", forwarderPkg + "/internal/quarantine", forwarderPkg + "/internal/ingest", forwarderPkg + "/internal/store"}},
+		{pkg: "./forwarder/internal/natsconn", forbid: []string{
+			forwarderPkg + "/internal/admin", forwarderPkg + "/internal/quarantine", forwarderPkg + "/internal/ingest", forwarderPkg + "/internal/secrets",
+			forwarderPkg + "/internal/store", forwarderPkg + "/internal/telemetry", forwarderPkg + "/adminapi"}},
+		{pkg: "./forwarder/internal/embedded", forbid: []string{forwarderPkg + "/"}},
 		{pkg: "./forwarder/internal/telemetry", forbid: []string{forwarderPkg + "/internal/"}},
 		{pkg: "./forwarder/adminapi", forbid: []string{"github.com/"}},
 	}

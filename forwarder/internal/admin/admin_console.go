@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/zautic"
@@ -46,7 +47,7 @@ type inspector interface {
 // *store.Broker implements it. Neither method touches the network.
 type Status interface {
 	Ready() error
-	Connection() store.ConnectionState
+	Connection() natsconn.State
 }
 
 // View is what the page and the overview name.
@@ -238,13 +239,13 @@ func parseDeliveryQuery(r *http.Request) (deliveryQuery, error) {
 // of webhook requests by outcome since the process started. It holds what
 // /readyz and /metrics already show, so it stays open.
 type overview struct {
-	Ready     bool                  `json:"ready"`
-	NotReady  string                `json:"not_ready,omitempty"`
-	NATS      store.ConnectionState `json:"nats"`
-	Stream    string                `json:"stream"`
-	DedupKey  string                `json:"dedup_key"`
-	StartedAt time.Time             `json:"started_at"`
-	Outcomes  map[string]int64      `json:"outcomes"`
+	Ready     bool             `json:"ready"`
+	NotReady  string           `json:"not_ready,omitempty"`
+	NATS      natsconn.State   `json:"nats"`
+	Stream    string           `json:"stream"`
+	DedupKey  string           `json:"dedup_key"`
+	StartedAt time.Time        `json:"started_at"`
+	Outcomes  map[string]int64 `json:"outcomes"`
 	// Replayed counts the quarantined entries this process published on
 	// replay: they are no webhook request, so Outcomes never shows them.
 	Replayed int64 `json:"replayed"`

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/secrets"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store/storetest"
@@ -17,7 +18,7 @@ import (
 type settings struct {
 	HTTP       HTTPConfig
 	Webhook    secrets.WebhookConfig
-	NATS       store.NATSConfig
+	NATS       natsconn.Config
 	Stream     store.StreamConfig
 	Dedup      store.DedupConfig
 	Events     EventsConfig
@@ -31,7 +32,7 @@ func defaultSettings() settings {
 	dedup.Key = DedupKeyEvent
 	return settings{
 		HTTP: DefaultHTTPConfig(), Webhook: secrets.WebhookConfig{Tolerance: 5 * time.Minute},
-		NATS: store.DefaultNATSConfig(), Stream: store.DefaultStreamConfig(), Dedup: dedup,
+		NATS: natsconn.DefaultConfig(), Stream: store.DefaultStreamConfig(), Dedup: dedup,
 		Quarantine: store.QuarantineStream{Stream: "ZAUTIC_QUARANTINE", SubjectPrefix: "zautic-quarantine"},
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
 )
@@ -51,10 +51,10 @@ type Broker struct {
 	ensured atomic.Bool // created or updated once; later checks only look them up
 	closing atomic.Bool // Close has begun: losing the connection is expected
 
-	lastConnErr   atomic.Pointer[error] // the last failed connection attempt's
 	denied        atomic.Pointer[permissionDenial]
 	warnedPayload atomic.Int64 // the max_payload last warned about
-	connLog       *connErrorLog
+	connLog       *natsconn.ErrorLog
+	down          *natsconn.Failures     // why the connection is down, logged on connLog
 	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
 
 	expectStream jetstream.PublishOpt // made once: an option per publish is an allocation
@@ -80,22 +80,14 @@ type readiness struct {
 // reports readiness once it succeeds. The broker is complete before the
 // connection exists, since the connection's callbacks may run at once.
 func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extra ...nats.Option) (*Broker, error) {
-	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: newConnErrorLog(log, connErrorLogEvery)}
+	b := &Broker{cfg: cfg, log: log, metrics: m, wake: make(chan struct{}, 1), connLog: natsconn.NewErrorLog(log, natsconn.ErrorLogEvery)}
+	b.down = natsconn.NewFailures(b.connLog)
 	b.setNotReady(errors.New("not checked yet"))
 	notChecked := fmt.Errorf("%w: not checked yet", ErrQuarantineUnavailable)
 	b.quarantineErr.Store(&notChecked)
 	b.requestRepair()
 	b.expectStream = jetstream.WithExpectStream(cfg.Stream.Name)
-	opts, err := natsOptions(cfg.NATS, b, log)
-	if err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(url, append(opts, extra...)...)
-	var urlErr *neturl.Error
-	if errors.As(err, &urlErr) {
-		// Its message quotes the URL, password included.
-		return nil, fmt.Errorf("connect to nats: nats.url %s is not a valid URL list", RedactURLs(url))
-	}
+	nc, err := natsconn.Connect(url, cfg.NATS, natsconn.Name(cfg.NATS), append(b.connectionHandlers(), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
@@ -137,7 +129,7 @@ func (b *Broker) setNotReady(cause error) {
 	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
 	b.metrics.SetReady(false)
-	if prev == nil || b.closing.Load() || errors.Is(cause, errNotConnectedYet) {
+	if prev == nil || b.closing.Load() || errors.Is(cause, natsconn.ErrNotConnectedYet) {
 		return
 	}
 	// Compared with the cause last logged, not the previous state: a
@@ -195,7 +187,7 @@ func (b *Broker) Run(ctx context.Context) {
 // probe of what a delivery needs (probe.go), each step bounded on its own.
 func (b *Broker) check(ctx context.Context) {
 	if !b.nc.IsConnected() {
-		b.setNotReady(b.connectionDown(b.nc))
+		b.setNotReady(b.down.Reason(b.nc))
 		return
 	}
 	for _, step := range []func(context.Context) error{b.ensureResources, b.probeDelivery} {
@@ -390,24 +382,9 @@ func (b *Broker) warnSmallPayload(nc *nats.Conn) {
 		zap.Int64("effective_max_body_bytes", limit-messageHeaderAllowance))
 }
 
-// ConnectionState describes the broker's connection for the admin page.
-type ConnectionState struct {
-	Status    string `json:"status"`
-	Connected bool   `json:"connected"`
-	URL       string `json:"url,omitempty"`
-	Server    string `json:"server,omitempty"`
-}
-
 // Connection reports the NATS connection's state without touching the
 // network; the URL has its user information removed.
-func (b *Broker) Connection() ConnectionState {
-	c := ConnectionState{Status: strings.ToLower(b.nc.Status().String()), Connected: b.nc.IsConnected()}
-	if c.Connected {
-		c.URL = RedactURLs(b.nc.ConnectedUrlRedacted())
-		c.Server = b.nc.ConnectedServerName()
-	}
-	return c
-}
+func (b *Broker) Connection() natsconn.State { return natsconn.StateOf(b.nc) }
 
 // Connected reports whether the connection is up now; it never waits.
 func (b *Broker) Connected() bool { return b.nc.IsConnected() }

@@ -1,39 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
 
-// NATSConfig says where NATS is, or how to embed it, and how to authenticate.
-type NATSConfig struct {
-	URL            string         `yaml:"url"`
-	Name           string         `yaml:"name"`
-	PublishTimeout time.Duration  `yaml:"publish_timeout"`
-	ConnectTimeout time.Duration  `yaml:"connect_timeout"`
-	PingInterval   time.Duration  `yaml:"ping_interval"` // see MaxPingsOutstanding
-	CredsFile      string         `yaml:"creds_file"`
-	NKeyFile       string         `yaml:"nkey_file"`
-	Token          string         `yaml:"token"`
-	User           string         `yaml:"user"`
-	Password       string         `yaml:"password"`
-	TLS            TLSConfig      `yaml:"tls"`
-	Embedded       EmbeddedConfig `yaml:"embedded"`
-}
-
-// TLSConfig holds file paths for TLS to NATS; cert and key enable mutual TLS.
-type TLSConfig struct {
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
-// EmbeddedConfig configures the in-process nats-server used when nats.url is
-// empty.
-type EmbeddedConfig struct {
-	Listen   string `yaml:"listen"`
-	StoreDir string `yaml:"store_dir"`
-	// SyncInterval is "always" (fsync before every PubAck) or a duration
-	// between background fsyncs; see syncPolicy.
-	SyncInterval string `yaml:"sync_interval"`
-}
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
+)
 
 // StreamConfig describes the JetStream stream events are published to.
 type StreamConfig struct {
@@ -74,17 +45,6 @@ type DedupConfig struct {
 	MaxPendingMarks int `yaml:"max_pending_marks"`
 }
 
-// DefaultNATSConfig returns the nats section's defaults: the embedded
-// server, which fsyncs before every PubAck.
-func DefaultNATSConfig() NATSConfig {
-	return NATSConfig{
-		PublishTimeout: 5 * time.Second,
-		ConnectTimeout: 2 * time.Second,
-		PingInterval:   5 * time.Second,
-		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", StoreDir: "./data", SyncInterval: syncAlways},
-	}
-}
-
 // DefaultStreamConfig returns the stream section's defaults.
 func DefaultStreamConfig() StreamConfig {
 	return StreamConfig{
@@ -116,7 +76,7 @@ type QuarantineStream struct {
 
 // Config is what the store reads.
 type Config struct {
-	NATS       NATSConfig
+	NATS       natsconn.Config
 	Stream     StreamConfig
 	Dedup      DedupConfig
 	Quarantine QuarantineStream

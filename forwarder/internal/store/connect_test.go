@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 	"github.com/zautic/zautic-forwarder/internal/testfile"
@@ -261,49 +261,49 @@ func TestConnectSecurityModes(t *testing.T) {
 	tests := []struct {
 		name     string
 		server   func(*server.Options)
-		nats     func(*NATSConfig)
+		nats     func(*natsconn.Config)
 		wantName string
 	}{
 		{
 			name:     "no auth, default name",
-			nats:     func(*NATSConfig) {},
+			nats:     func(*natsconn.Config) {},
 			wantName: "zautic-forwarder@" + host,
 		},
 		{
 			name:     "token",
 			server:   func(o *server.Options) { o.Authorization = "t0ken-value" },
-			nats:     func(c *NATSConfig) { c.Token = "t0ken-value"; c.Name = "forwarder-token" },
+			nats:     func(c *natsconn.Config) { c.Token = "t0ken-value"; c.Name = "forwarder-token" },
 			wantName: "forwarder-token",
 		},
 		{
 			name:     "user and password",
 			server:   func(o *server.Options) { o.Username, o.Password = "zautic", "pa55word" },
-			nats:     func(c *NATSConfig) { c.User, c.Password = "zautic", "pa55word" },
+			nats:     func(c *natsconn.Config) { c.User, c.Password = "zautic", "pa55word" },
 			wantName: "zautic-forwarder@" + host,
 		},
 		{
 			name:     "nkey",
 			server:   func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: seedPub}} },
-			nats:     func(c *NATSConfig) { c.NKeyFile = seedFile },
+			nats:     func(c *natsconn.Config) { c.NKeyFile = seedFile },
 			wantName: "zautic-forwarder@" + host,
 		},
 		{
 			name:     "creds file (operator, account, user JWT)",
 			server:   op.configure,
-			nats:     func(c *NATSConfig) { c.CredsFile = credsFile },
+			nats:     func(c *natsconn.Config) { c.CredsFile = credsFile },
 			wantName: "zautic-forwarder@" + host,
 		},
 		{
 			name:     "TLS with a private CA",
 			server:   serverTLS(t, pki, false),
-			nats:     func(c *NATSConfig) { c.TLS.CAFile = pki.CAFile },
+			nats:     func(c *natsconn.Config) { c.TLS.CAFile = pki.CAFile },
 			wantName: "zautic-forwarder@" + host,
 		},
 		{
 			name:   "mutual TLS",
 			server: serverTLS(t, pki, true),
-			nats: func(c *NATSConfig) {
-				c.TLS = TLSConfig{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
+			nats: func(c *natsconn.Config) {
+				c.TLS = natsconn.TLSConfig{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
 			},
 			wantName: "zautic-forwarder@" + host,
 		},
@@ -367,11 +367,11 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 	op := newTestOperator(t)
 	tests := []struct {
 		name  string
-		setup func(t *testing.T) (ns *server.Server, cfg NATSConfig, fix func())
+		setup func(t *testing.T) (ns *server.Server, cfg natsconn.Config, fix func())
 	}{
 		{
 			name: "wrong token, server fixed by a config reload",
-			setup: func(t *testing.T) (*server.Server, NATSConfig, func()) {
+			setup: func(t *testing.T) (*server.Server, natsconn.Config, func()) {
 				ns, opts := startSecuredNATS(t, func(o *server.Options) { o.Authorization = "right-token" })
 				cfg := defaultConfig().NATS
 				cfg.Token = "wrong-token"
@@ -386,7 +386,7 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 		},
 		{
 			name: "creds of an unknown account, file replaced",
-			setup: func(t *testing.T) (*server.Server, NATSConfig, func()) {
+			setup: func(t *testing.T) (*server.Server, natsconn.Config, func()) {
 				ns, _ := startSecuredNATS(t, op.configure)
 				cfg := defaultConfig().NATS
 				cfg.CredsFile = testfile.Write(t, t.TempDir(), "user.creds", op.StrangerCreds)
@@ -420,8 +420,8 @@ func TestWrongCredentialsRecoverWithoutRestart(t *testing.T) {
 			if len(warnings) != 1 {
 				t.Fatalf("connection warnings after %d attempts: got %d, want 1 (rate-limited)", natstest.AuthFailures(t, ns), len(warnings))
 			}
-			if cause := warnings[0].ContextMap()["cause"]; cause != causeCredentials {
-				t.Errorf("logged cause: got %q, want %q", cause, causeCredentials)
+			if cause := warnings[0].ContextMap()["cause"]; cause != natsconn.CauseCredentials {
+				t.Errorf("logged cause: got %q, want %q", cause, natsconn.CauseCredentials)
 			}
 			if n := logs.FilterMessage("nats not ready").Len(); n > 2 {
 				t.Errorf(`"nats not ready" logged %d times while retrying; want it once per change of reason`, n)
@@ -453,33 +453,6 @@ func TestAuthErrorAbortWithoutOption(t *testing.T) {
 	})
 }
 
-// TestConnectCause names the cause of typical connection errors.
-func TestConnectCause(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want string
-	}{
-		{"authorization", nats.ErrAuthorization, causeCredentials},
-		{"expired", fmt.Errorf("wrapped: %w", nats.ErrAuthExpired), causeCredentials},
-		{"revoked", nats.ErrAuthRevoked, causeCredentials},
-		{"permissions", nats.ErrPermissionViolation, causePermissions},
-		{"unknown authority", x509.UnknownAuthorityError{}, causeTLS},
-		{"tls required", nats.ErrSecureConnRequired, causeTLS},
-		{"remote tls alert", errors.New("remote error: tls: certificate required"), causeTLS},
-		{"creds file missing", fmt.Errorf("nats: %w", &fs.PathError{Op: "open", Path: "/x.creds", Err: fs.ErrNotExist}), causeCredsFile},
-		{"creds file without a seed", errors.New(`error signing nonce: unable to extract key pair from file "x.creds": nkeys: no nkey seed found`), causeCredsFile},
-		{"refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, causeNetwork},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := connectCause(tt.err); got != tt.want {
-				t.Errorf("connectCause(%v): got %q, want %q", tt.err, got, tt.want)
-			}
-		})
-	}
-}
-
 // TestTLSFailureIsReported points the broker at a TLS server with a CA that
 // did not sign it: not ready, with the TLS cause in the reason.
 func TestTLSFailureIsReported(t *testing.T) {
@@ -508,7 +481,7 @@ func TestUnusableCredsFileIsReported(t *testing.T) {
 	cfg.NATS.CredsFile = placeholder
 	b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
 	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), causeCredsFile) {
+		if err := b.Ready(); err == nil || !strings.Contains(err.Error(), natsconn.CauseCredsFile) {
 			return fmt.Errorf("Ready: got %v, want the creds file named", err)
 		}
 		return nil
@@ -521,11 +494,11 @@ func TestMissingCredentialFilesFailAtStart(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "absent")
 	tests := []struct {
 		name string
-		set  func(*NATSConfig)
+		set  func(*natsconn.Config)
 	}{
-		{"creds_file", func(c *NATSConfig) { c.CredsFile = missing }},
-		{"nkey_file", func(c *NATSConfig) { c.NKeyFile = missing }},
-		{"tls.ca_file", func(c *NATSConfig) { c.TLS.CAFile = missing }},
+		{"creds_file", func(c *natsconn.Config) { c.CredsFile = missing }},
+		{"nkey_file", func(c *natsconn.Config) { c.NKeyFile = missing }},
+		{"tls.ca_file", func(c *natsconn.Config) { c.TLS.CAFile = missing }},
 	}
 	ns, _ := startSecuredNATS(t, nil)
 	for _, tt := range tests {
@@ -541,51 +514,6 @@ func TestMissingCredentialFilesFailAtStart(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, missing)
 			}
 		})
-	}
-}
-
-// TestRedactURLs hides user info in every form a NATS URL takes.
-func TestRedactURLs(t *testing.T) {
-	tests := []struct {
-		in, want string
-	}{
-		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
-		{"nats://user:pa55@127.0.0.1:4222", "nats://[redacted]@127.0.0.1:4222"},
-		{"nats://t0ken@127.0.0.1:4222", "nats://[redacted]@127.0.0.1:4222"},
-		{"nats://a:b@h1:4222,tls://u:p@h2:4222", "nats://[redacted]@h1:4222,tls://[redacted]@h2:4222"},
-		{"u:p@127.0.0.1:4222", "[redacted]@127.0.0.1:4222"},
-		{"127.0.0.1:4222", "127.0.0.1:4222"},
-	}
-	for _, tt := range tests {
-		if got := RedactURLs(tt.in); got != tt.want {
-			t.Errorf("RedactURLs(%q): got %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
-// TestConnErrorLogOncePerCause logs each cause once per period, however
-// the causes interleave.
-func TestConnErrorLogOncePerCause(t *testing.T) {
-	core, logs := observer.New(zapcore.WarnLevel)
-	l := newConnErrorLog(zap.New(core), time.Hour)
-	reports := []struct{ msg, cause string }{
-		{"nats connection failed; retrying", causeCredentials},
-		{"nats error", causeCredentials},
-		{"nats connection failed; retrying", causeNetwork},
-		{"nats connection failed; retrying", causeCredentials},
-		{"nats connection failed; retrying", causeNetwork},
-		{"nats error", "nats: slow consumer, messages dropped"},
-	}
-	for _, r := range reports {
-		l.report(r.msg, r.cause, errors.New("detail"))
-	}
-	var got []string
-	for _, e := range logs.All() {
-		got = append(got, e.ContextMap()["cause"].(string))
-	}
-	want := []string{causeCredentials, causeNetwork, "nats: slow consumer, messages dropped"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("logged causes: got %q, want %q", got, want)
 	}
 }
 

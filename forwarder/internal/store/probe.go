@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 )
 
 // The readiness probe exercises, every check, what a delivery needs beyond
@@ -154,11 +156,11 @@ func (b *Broker) bounded(ctx context.Context, step func(context.Context) error) 
 		return err
 	}
 	if d := b.denied.Load(); d != nil && !d.at.Before(started) {
-		return fmt.Errorf("%w: %s: %w (%w)", ErrCannotStore, causePermissions, err, d.err)
+		return fmt.Errorf("%w: %s: %w (%w)", ErrCannotStore, natsconn.CausePermissions, err, d.err)
 	}
 	server := b.nc.ConnectedServerName()
 	if server == "" {
-		server = RedactURLs(b.nc.ConnectedUrlRedacted())
+		server = natsconn.RedactURLs(b.nc.ConnectedUrlRedacted())
 	}
 	return fmt.Errorf("nats server %s not answering within %s (nats.publish_timeout): %w", server, b.cfg.NATS.PublishTimeout, err)
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 )
 
 // readerNameSuffix ends the name of the readers' connection: the server's
@@ -27,24 +29,19 @@ type Reader struct {
 // ConnectReader connects the readers' connection to url with cfg's
 // credentials and the extra options. Like Connect, it returns at once and
 // keeps retrying in the background.
-func ConnectReader(url string, cfg NATSConfig, log *zap.Logger, extra ...nats.Option) (*Reader, error) {
-	name := ConnectionName(cfg) + readerNameSuffix
-	connLog := newConnErrorLog(log, connErrorLogEvery)
-	opts := append(retryOptions(cfg, name),
+func ConnectReader(url string, cfg natsconn.Config, log *zap.Logger, extra ...nats.Option) (*Reader, error) {
+	connLog := natsconn.NewErrorLog(log, natsconn.ErrorLogEvery)
+	handlers := []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				connLog.report("admin nats connection lost; the webhook path keeps its own", connectCause(err), err)
+				connLog.Report("admin nats connection lost; the webhook path keeps its own", natsconn.Cause(err), err)
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			connLog.report("admin nats error", asyncCause(err), err)
+			connLog.Report("admin nats error", natsconn.AsyncCause(err), err)
 		}),
-	)
-	auth, err := authOptions(cfg)
-	if err != nil {
-		return nil, err
 	}
-	nc, err := nats.Connect(url, append(append(opts, auth...), extra...)...)
+	nc, err := natsconn.Connect(url, cfg, natsconn.Name(cfg)+readerNameSuffix, append(handlers, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect the admin connection to nats: %w", err)
 	}

@@ -1,4 +1,4 @@
-package store
+package embedded
 
 import (
 	"errors"
@@ -55,10 +55,10 @@ func (p syncPolicy) String() string {
 	return p.Interval.String()
 }
 
-// EmbeddedSync is the sync policy the embedded server runs with, as it
+// SyncInEffect is the sync policy the embedded server runs with, as it
 // reports it, so that the start-up log shows what is in effect rather than
 // what was asked for.
-func EmbeddedSync(ns *server.Server) string {
+func SyncInEffect(ns *server.Server) string {
 	jsc := ns.JetStreamConfig()
 	if jsc == nil {
 		return "unknown (JetStream off)"

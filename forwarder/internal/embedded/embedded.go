@@ -1,4 +1,10 @@
-package store
+// Package embedded runs the forwarder's own nats-server, in process, when
+// nats.url is empty: JetStream on disk in nats.embedded.store_dir, listening
+// on nats.embedded.listen so that the nats CLI can watch, and its durability
+// policy, nats.embedded.sync_interval. The caller owns the server: it
+// connects to it (ClientURL, or nats.InProcessServer) and shuts it down.
+// The package knows no other package of the service.
+package embedded
 
 import (
 	"context"
@@ -12,12 +18,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// StartEmbedded starts an in-process nats-server with JetStream, storing
-// in cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
+// Start starts an in-process nats-server with JetStream, storing in
+// cfg.StoreDir and listening on cfg.Listen so that the nats CLI can watch.
 // Port 0 picks a free port. cfg.SyncInterval decides whether a PubAck waits
-// for the fsync. It waits up to embeddedStartTimeout for the server to
-// accept connections, less if ctx ends first.
-func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
+// for the fsync. It waits up to startTimeout for the server to accept
+// connections, less if ctx ends first.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (*server.Server, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
@@ -59,14 +65,14 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, log *zap.Logger) (*s
 	return ns, nil
 }
 
-// embeddedStartTimeout bounds the wait for the embedded server.
-const embeddedStartTimeout = 10 * time.Second
+// startTimeout bounds the wait for the embedded server.
+const startTimeout = 10 * time.Second
 
 // waitForConnections polls ns in short steps so that a cancelled ctx ends
 // the wait at once, and so does the server's own fatal error (the port
 // taken, say) instead of the timeout.
 func waitForConnections(ctx context.Context, ns *server.Server, fatal <-chan string) error {
-	deadline := time.Now().Add(embeddedStartTimeout)
+	deadline := time.Now().Add(startTimeout)
 	for !ns.ReadyForConnections(100 * time.Millisecond) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("start aborted: %w", err)
@@ -77,7 +83,7 @@ func waitForConnections(ctx context.Context, ns *server.Server, fatal <-chan str
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %s (port in use?)", embeddedStartTimeout)
+			return fmt.Errorf("not ready after %s (port in use?)", startTimeout)
 		}
 	}
 	return nil
@@ -106,14 +112,14 @@ func (l natsLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) 
 func (l natsLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
 func (l natsLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }
 
-// WarnEmbeddedStorage logs a warning when the embedded server's storage
-// limit (its max_file_store: by default three quarters of the free space of
-// nats.embedded.store_dir's volume) is below what the forwarder's resources
-// reserve: they could not be created, or created once but never again.
-func WarnEmbeddedStorage(ns *server.Server, cfg Config, log *zap.Logger) {
-	need := Reservation(cfg)
-	if js := ns.JetStreamConfig(); js != nil && js.MaxStore > 0 && js.MaxStore < need {
+// WarnStorage logs a warning when the embedded server's storage limit (its
+// max_file_store: by default three quarters of the free space of
+// nats.embedded.store_dir's volume) is below reserved, what the forwarder's
+// resources reserve (store.Reservation): they could not be created, or
+// created once but never again.
+func WarnStorage(ns *server.Server, reserved int64, log *zap.Logger) {
+	if js := ns.JetStreamConfig(); js != nil && js.MaxStore > 0 && js.MaxStore < reserved {
 		log.Warn("the embedded nats-server's storage limit is below what the forwarder's streams reserve; give nats.embedded.store_dir a larger volume",
-			zap.Int64("max_store", js.MaxStore), zap.Int64("reserved", need))
+			zap.Int64("max_store", js.MaxStore), zap.Int64("reserved", reserved))
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package embedded
 
 import (
 	"context"
@@ -21,13 +21,13 @@ func TestEmbeddedServerSyncPolicy(t *testing.T) {
 		wantInterval time.Duration
 		wantLogged   string
 	}{
-		{name: "default", syncInterval: defaultConfig().NATS.Embedded.SyncInterval, wantAlways: true, wantLogged: "always"},
+		{name: "default", syncInterval: DefaultConfig().SyncInterval, wantAlways: true, wantLogged: "always"},
 		{name: "interval", syncInterval: "2m", wantAlways: false, wantInterval: 2 * time.Minute, wantLogged: "2m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), SyncInterval: tt.syncInterval}
-			ns, err := StartEmbedded(context.Background(), cfg, zaptest.NewLogger(t))
+			cfg := Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), SyncInterval: tt.syncInterval}
+			ns, err := Start(context.Background(), cfg, zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatalf("start embedded nats-server: %v", err)
 			}
@@ -45,7 +45,7 @@ func TestEmbeddedServerSyncPolicy(t *testing.T) {
 			if !tt.wantAlways && jsc.SyncInterval != tt.wantInterval {
 				t.Errorf("got SyncInterval %v, want %v", jsc.SyncInterval, tt.wantInterval)
 			}
-			if got := EmbeddedSync(ns); got != tt.wantLogged {
+			if got := SyncInEffect(ns); got != tt.wantLogged {
 				t.Errorf("got logged sync_interval %q, want %q", got, tt.wantLogged)
 			}
 		})
