@@ -30,8 +30,9 @@ type Store interface {
 	Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error)
 	// Mark sends the mark of key without waiting for it to be stored: the
 	// store handles its outcome, and asks for the mark repair when it
-	// fails. It waits only for room among the marks in flight; an error
-	// means the mark was not sent.
+	// fails. It waits only for room among the marks in flight, until ctx
+	// ends or for nats.publish_timeout at most; an error means the mark was
+	// not sent.
 	Mark(ctx context.Context, key string, seq uint64) error
 	// MaxPayload is the largest message the server takes, headers
 	// included; 0 while unknown.
@@ -202,7 +203,9 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	}
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
-	header := messageHeader(d, h.messageID(d))
+	mh := messageHeaders.Get().(*messageHeader)
+	defer messageHeaders.Put(mh)
+	header := mh.build(d, h.messageID(d))
 	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
 	}
@@ -273,9 +276,10 @@ func (h *Handler) publish(ctx context.Context, d *delivery, header map[string][]
 // stored, since the event already is. A mark that could not even be sent is
 // logged and counted here, and does not fail the request either.
 func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
-	defer cancel()
-	ctx, span := h.markSpan(ctx)
+	// The mark belongs to the stored event, not to the request: a client
+	// that hangs up does not stop it. Mark bounds its wait for room by
+	// nats.publish_timeout itself, and makes a timer only when it must wait.
+	ctx, span := h.markSpan(context.WithoutCancel(ctx))
 	err := h.store.Mark(ctx, kvKey, d.ack.Seq)
 	endMarkSpan(span, err)
 	if err != nil {
@@ -286,14 +290,37 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	}
 }
 
-// messageHeader is the header of the published message, with msgID as its
-// Nats-Msg-Id.
-func messageHeader(d *delivery, msgID string) map[string][]string {
+// messageHeader is the header of a published message, recycled through
+// messageHeaders: the map and the array of its values are made once, not per
+// event. Nothing holds the header past deliver: Publish has written it to
+// the connection when it returns (nats.go encodes it into the request).
+type messageHeader struct {
+	header map[string][]string
+	values [6]string
+	// The signed t as text, kept for the next event signed in the same second.
+	t     int64
+	tText string
+}
+
+// messageHeaders recycles messageHeader; deliver puts one back once its
+// event is published.
+var messageHeaders = sync.Pool{New: func() any {
+	return &messageHeader{header: make(map[string][]string, 8)} // the values, the expected stream and the trace context
+}}
+
+// build fills mh as the header of d's message, with msgID as its
+// Nats-Msg-Id, and returns it.
+func (mh *messageHeader) build(d *delivery, msgID string) map[string][]string {
+	if d.signed.Timestamp != mh.t || mh.tText == "" {
+		mh.t, mh.tText = d.signed.Timestamp, strconv.FormatInt(d.signed.Timestamp, 10)
+	}
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{msgID, d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
-	header := make(map[string][]string, len(values)+1) // +1: the expected stream, set by Publish
+	mh.values = [...]string{msgID, d.event.Type, d.event.ID, mh.tText, "application/json", d.deliveryID}
+	values := &mh.values
+	header := mh.header
+	clear(header) // the previous event's, trace context and expected stream included
 	header[zautic.MessageIDHeader] = values[0:1:1]
 	header[zautic.MessageEventTypeHeader] = values[1:2:2]
 	header[zautic.MessageEventIDHeader] = values[2:3:3]
