@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -94,7 +95,8 @@ type Handler struct {
 	keep    Keeper          // nil: rejected requests are not kept
 	tracer  trace.Tracer    // nil: tracing is off
 
-	streamJSON []byte // the stream name as a JSON string
+	streamJSON []byte                 // the stream name as a JSON string
+	keyIDs     atomic.Pointer[keyIDs] // of the secrets accepted last
 }
 
 // NewHandler returns the webhook handler. metrics may be nil; so may tp,
@@ -220,9 +222,28 @@ func (h *Handler) verify(d *delivery, body []byte, signature string, tolerance t
 	if d.signed, err = zautic.VerifySignature(body, signature, accepted, tolerance, d.receivedAt); err != nil {
 		return err
 	}
-	d.keyID = secrets.KeyID(accepted[d.signed.Secret])
+	d.keyID = h.keyID(accepted, d.signed.Secret)
 	h.metrics.SignatureVerified(d.keyID)
 	return nil
+}
+
+// keyIDs are the key ids of a list of secrets that SecretSource.Current
+// returned: a reload makes a new list, so the list's identity tells whether
+// they still apply.
+type keyIDs struct {
+	secrets [][]byte
+	ids     []string
+}
+
+// keyID is the key id of accepted[i], computed once per list of secrets
+// rather than per request (a SHA-256 and a string).
+func (h *Handler) keyID(accepted [][]byte, i int) string {
+	k := h.keyIDs.Load()
+	if k == nil || len(k.secrets) != len(accepted) || &k.secrets[0] != &accepted[0] {
+		k = &keyIDs{secrets: accepted, ids: secrets.KeyIDs(accepted)}
+		h.keyIDs.Store(k)
+	}
+	return k.ids[i]
 }
 
 // forward runs the NATS steps in the order that loses nothing: a failed
@@ -338,7 +359,9 @@ func (mh *messageHeader) build(d *delivery, msgID string) map[string][]string {
 // and the stream name, which the PubAck repeats (publish expects it), is
 // quoted once by NewHandler.
 func (h *Handler) answer(c echo.Context, d *delivery) error {
-	b := make([]byte, 0, 128)
+	buf := answerBuffers.Get().(*[]byte)
+	defer answerBuffers.Put(buf) // Write has copied it into the connection's buffer
+	b := (*buf)[:0]
 	b = append(b, `{"status":"`...)
 	b = append(b, d.outcome...)
 	b = append(b, '"')
@@ -356,8 +379,13 @@ func (h *Handler) answer(c echo.Context, d *delivery) error {
 	res.Header()[echo.HeaderContentType] = jsonContentType
 	res.WriteHeader(http.StatusOK)
 	_, err := res.Write(b)
+	*buf = b
 	return err
 }
+
+// answerBuffers recycles the answers' bytes: a stream name and subject of
+// ordinary length fit in 128 bytes, a longer one grows its buffer once.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
 // jsonContentType is the Content-Type of every answer; never modified.
 var jsonContentType = []string{echo.MIMEApplicationJSON}
@@ -379,8 +407,11 @@ func (h *Handler) record(ctx context.Context, d *delivery, err error, took time.
 	if line == nil {
 		return
 	}
-	// Room for seq, reason and the trace: one allocation, not a second on append.
-	fields := make([]zap.Field, 0, 11)
+	// Room for seq, reason and the trace, recycled: the line is encoded when
+	// Write returns, and nothing keeps the fields.
+	buf := logFields.Get().(*[]zap.Field)
+	defer func() { clear(*buf); logFields.Put(buf) }() // no string of this request stays reachable
+	fields := (*buf)[:0]
 	fields = append(fields,
 		zap.String("request_id", d.requestID),
 		zap.String("delivery_id", d.deliveryID),
@@ -406,7 +437,11 @@ func (h *Handler) record(ctx context.Context, d *delivery, err error, took time.
 		fields = append(fields, traceFields(sc)...)
 	}
 	line.Write(fields...)
+	*buf = fields
 }
+
+// logFields recycles the fields of the delivery log lines.
+var logFields = sync.Pool{New: func() any { f := make([]zap.Field, 0, 11); return &f }}
 
 // allowed reports whether events.allow lets eventType through.
 func (h *Handler) allowed(eventType string) bool {
