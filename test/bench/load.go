@@ -11,14 +11,21 @@ import (
 	"github.com/zautic/zautic-forwarder/simulator"
 )
 
+// benchEventType is the type of the events sent over HTTP: the quickstart
+// sample's, built by the simulator in the same envelope.
+const benchEventType = "message.delivered"
+
 // sendLoad drives url with `zautic-forwarder send` for d and reads its
-// machine-readable summary. Every request carries the body in file, signed
-// anew, with a delivery id of its own.
-func sendLoad(ctx context.Context, bin, file, url string, clients int, d time.Duration) (loadResult, error) {
+// machine-readable summary. Every request carries an event of benchEventType
+// with an event id and a delivery id of its own, signed anew: a fixed body
+// would make every request after the first a duplicate to the forwarder,
+// which dedups on the event id by default (dedup.key), while row M publishes
+// each delivery id.
+func sendLoad(ctx context.Context, bin, url string, clients int, d time.Duration) (loadResult, error) {
 	cmd := exec.CommandContext(ctx, bin, "send",
 		"--url", url,
 		"--secret", benchSecret,
-		"--file", file,
+		"--type", benchEventType,
 		"--concurrency", strconv.Itoa(clients),
 		"--duration", d.String(),
 		"--json")

@@ -112,7 +112,6 @@ type bench struct {
 	natsURL   string
 	sync      string // sync mode of the nats-server and of row CE's embedded one
 	js        jetstream.JetStream
-	sample    string // the sample event, the body of every request
 	nodeDir   string // "" when Node.js or express is not available
 	nodeNote  string
 }
@@ -127,10 +126,7 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{opts: opts, self: self, tmp: tmp, sample: filepath.Join(tmp, "sample.json")}
-	if err := os.WriteFile(b.sample, sampleBody(), 0o644); err != nil {
-		return err
-	}
+	b := &bench{opts: opts, self: self, tmp: tmp}
 	if b.forwarder, err = buildForwarder(ctx, tmp); err != nil {
 		return err
 	}
@@ -284,6 +280,23 @@ func (r rowResult) cpuPerEvent(d time.Duration) float64 {
 	}
 	return float64(d.Microseconds()) / float64(r.load.ok)
 }
+
+// totalCPUPerEvent is the CPU per event of every process that serves the
+// row: the receiver's and the shared nats-server's, which rows B, D (they
+// store nothing) and CE (its server is inside the receiver) do not use.
+func (r rowResult) totalCPUPerEvent() float64 {
+	var cpu time.Duration
+	if r.usesSharedNATS() {
+		cpu = r.natsCPU
+	}
+	if r.receiverName != "" {
+		cpu += r.receiverCPU
+	}
+	return r.cpuPerEvent(cpu)
+}
+
+// usesSharedNATS reports whether the row stores in the shared nats-server.
+func (r rowResult) usesSharedNATS() bool { return r.row != "CE" && r.row != "B" && r.row != "D" }
 
 // measure runs a warm-up and then the measured load, reading the CPU of
 // pids around the measured part only. With profile set, it also fetches a
@@ -505,7 +518,7 @@ func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, cli
 		}
 	}
 	res, err := b.measure(ctx, func(d time.Duration) (loadResult, error) {
-		return sendLoad(ctx, b.forwarder, b.sample, url, clients, d)
+		return sendLoad(ctx, b.forwarder, url, clients, d)
 	}, p.pid(), profile)
 	if err != nil {
 		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())

@@ -43,7 +43,7 @@ func TestMessageSizeCountsEndpointHeaders(t *testing.T) {
 			if err := h.render(&d, body); err != nil {
 				t.Fatal(err)
 			}
-			header := messageHeader(&d, adminapi.MessageID(d.key))
+			header := messageHeaders.Get().(*messageHeader).build(&d, adminapi.MessageID(d.key))
 			bare := messageSize(header, body, "ZAUTIC")
 			h.applyEndpoint(header, &d, body)
 			size := messageSize(header, body, "ZAUTIC")

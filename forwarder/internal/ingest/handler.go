@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,8 +31,9 @@ type Store interface {
 	Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error)
 	// Mark sends the mark of key without waiting for it to be stored: the
 	// store handles its outcome, and asks for the mark repair when it
-	// fails. It waits only for room among the marks in flight; an error
-	// means the mark was not sent.
+	// fails. It waits only for room among the marks in flight, until ctx
+	// ends or for nats.publish_timeout at most; an error means the mark was
+	// not sent.
 	Mark(ctx context.Context, key string, seq uint64) error
 	// MaxPayload is the largest message the server takes, headers
 	// included; 0 while unknown.
@@ -95,7 +97,8 @@ type Handler struct {
 	keep    Keeper          // nil: rejected requests are not kept
 	tracer  trace.Tracer    // nil: tracing is off
 
-	streamJSON []byte // the stream name as a JSON string
+	streamJSON []byte                 // the stream name as a JSON string
+	keyIDs     atomic.Pointer[keyIDs] // of the secrets accepted last
 }
 
 // NewHandler returns the webhook handler. metrics may be nil; so may tp,
@@ -206,7 +209,9 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	}
 	d.key = h.dedupKey(d)
 	d.kvKeys = h.kvKeys(d, body)
-	header := messageHeader(d, h.messageID(d))
+	mh := messageHeaders.Get().(*messageHeader)
+	defer messageHeaders.Put(mh)
+	header := mh.build(d, h.messageID(d))
 	h.applyEndpoint(header, d, body)
 	if err := fitsPayload(header, body, h.cfg.Stream, h.traceHeaderBytes(d.tracestate), h.store.MaxPayload()); err != nil {
 		return err
@@ -222,9 +227,28 @@ func (h *Handler) verify(d *delivery, body []byte, signature string, tolerance t
 	if d.signed, err = zautic.VerifySignature(body, signature, accepted, tolerance, d.receivedAt); err != nil {
 		return err
 	}
-	d.keyID = secrets.KeyID(accepted[d.signed.Secret])
+	d.keyID = h.keyID(accepted, d.signed.Secret)
 	h.metrics.SignatureVerified(d.keyID)
 	return nil
+}
+
+// keyIDs are the key ids of a list of secrets that SecretSource.Current
+// returned: a reload makes a new list, so the list's identity tells whether
+// they still apply.
+type keyIDs struct {
+	secrets [][]byte
+	ids     []string
+}
+
+// keyID is the key id of accepted[i], computed once per list of secrets
+// rather than per request (a SHA-256 and a string).
+func (h *Handler) keyID(accepted [][]byte, i int) string {
+	k := h.keyIDs.Load()
+	if k == nil || len(k.secrets) != len(accepted) || &k.secrets[0] != &accepted[0] {
+		k = &keyIDs{secrets: accepted, ids: secrets.KeyIDs(accepted)}
+		h.keyIDs.Store(k)
+	}
+	return k.ids[i]
 }
 
 // forward runs the NATS steps in the order that loses nothing: a failed
@@ -278,9 +302,10 @@ func (h *Handler) publish(ctx context.Context, d *delivery, header map[string][]
 // stored, since the event already is. A mark that could not even be sent is
 // logged and counted here, and does not fail the request either.
 func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.PublishTimeout)
-	defer cancel()
-	ctx, span := h.markSpan(ctx)
+	// The mark belongs to the stored event, not to the request: a client
+	// that hangs up does not stop it. Mark bounds its wait for room by
+	// nats.publish_timeout itself, and makes a timer only when it must wait.
+	ctx, span := h.markSpan(context.WithoutCancel(ctx))
 	err := h.store.Mark(ctx, kvKey, d.ack.Seq)
 	endMarkSpan(span, err)
 	if err != nil {
@@ -291,14 +316,37 @@ func (h *Handler) mark(ctx context.Context, d *delivery, kvKey string) {
 	}
 }
 
-// messageHeader is the header of the published message, with msgID as its
-// Nats-Msg-Id.
-func messageHeader(d *delivery, msgID string) map[string][]string {
+// messageHeader is the header of a published message, recycled through
+// messageHeaders: the map and the array of its values are made once, not per
+// event. Nothing holds the header past deliver: Publish has written it to
+// the connection when it returns (nats.go encodes it into the request).
+type messageHeader struct {
+	header map[string][]string
+	values [6]string
+	// The signed t as text, kept for the next event signed in the same second.
+	t     int64
+	tText string
+}
+
+// messageHeaders recycles messageHeader; deliver puts one back once its
+// event is published.
+var messageHeaders = sync.Pool{New: func() any {
+	return &messageHeader{header: make(map[string][]string, 8)} // the values, the expected stream and the trace context
+}}
+
+// build fills mh as the header of d's message, with msgID as its
+// Nats-Msg-Id, and returns it.
+func (mh *messageHeader) build(d *delivery, msgID string) map[string][]string {
+	if d.signed.Timestamp != mh.t || mh.tText == "" {
+		mh.t, mh.tText = d.signed.Timestamp, strconv.FormatInt(d.signed.Timestamp, 10)
+	}
 	// One array holds every header value, instead of a slice per Set; the
 	// keys are already canonical. Capacity 1 keeps an append from spilling
 	// into the next value.
-	values := [...]string{msgID, d.event.Type, d.event.ID, strconv.FormatInt(d.signed.Timestamp, 10), "application/json", d.deliveryID}
-	header := make(map[string][]string, len(values)+1) // +1: the expected stream, set by Publish
+	mh.values = [...]string{msgID, d.event.Type, d.event.ID, mh.tText, "application/json", d.deliveryID}
+	values := &mh.values
+	header := mh.header
+	clear(header) // the previous event's, trace context and expected stream included
 	header[zautic.MessageIDHeader] = values[0:1:1]
 	header[zautic.MessageEventTypeHeader] = values[1:2:2]
 	header[zautic.MessageEventIDHeader] = values[2:3:3]
@@ -316,7 +364,9 @@ func messageHeader(d *delivery, msgID string) map[string][]string {
 // and the stream name, which the PubAck repeats (publish expects it), is
 // quoted once by NewHandler.
 func (h *Handler) answer(c echo.Context, d *delivery) error {
-	b := make([]byte, 0, 128)
+	buf := answerBuffers.Get().(*[]byte)
+	defer answerBuffers.Put(buf) // Write has copied it into the connection's buffer
+	b := (*buf)[:0]
 	b = append(b, `{"status":"`...)
 	b = append(b, d.outcome...)
 	b = append(b, '"')
@@ -334,8 +384,13 @@ func (h *Handler) answer(c echo.Context, d *delivery) error {
 	res.Header()[echo.HeaderContentType] = jsonContentType
 	res.WriteHeader(http.StatusOK)
 	_, err := res.Write(b)
+	*buf = b
 	return err
 }
+
+// answerBuffers recycles the answers' bytes: a stream name and subject of
+// ordinary length fit in 128 bytes, a longer one grows its buffer once.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
 // jsonContentType is the Content-Type of every answer; never modified.
 var jsonContentType = []string{echo.MIMEApplicationJSON}
@@ -357,8 +412,11 @@ func (h *Handler) record(ctx context.Context, d *delivery, err error, took time.
 	if line == nil {
 		return
 	}
-	// Room for seq, reason and the trace: one allocation, not a second on append.
-	fields := make([]zap.Field, 0, 11)
+	// Room for seq, reason and the trace, recycled: the line is encoded when
+	// Write returns, and nothing keeps the fields.
+	buf := logFields.Get().(*[]zap.Field)
+	defer func() { clear(*buf); logFields.Put(buf) }() // no string of this request stays reachable
+	fields := (*buf)[:0]
 	fields = append(fields,
 		zap.String("request_id", d.requestID),
 		zap.String("delivery_id", d.deliveryID),
@@ -384,7 +442,11 @@ func (h *Handler) record(ctx context.Context, d *delivery, err error, took time.
 		fields = append(fields, traceFields(sc)...)
 	}
 	line.Write(fields...)
+	*buf = fields
 }
+
+// logFields recycles the fields of the delivery log lines.
+var logFields = sync.Pool{New: func() any { f := make([]zap.Field, 0, 11); return &f }}
 
 // allowed reports whether events.allow lets eventType through.
 func (h *Handler) allowed(eventType string) bool {

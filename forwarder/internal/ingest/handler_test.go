@@ -66,6 +66,9 @@ type harnessOptions struct {
 	configure func(*settings)           // changes to testConfig
 	setup     func(jetstream.JetStream) // runs before the broker starts
 	tracer    trace.TracerProvider      // nil: tracing off
+	// natsURL, when set, is a nats-server that the harness does not own
+	// (the benchmarks' separate process); ns is then nil.
+	natsURL string
 }
 
 // newHandlerHarness starts a nats-server and a broker, waits until the
@@ -76,9 +79,11 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	if opts.configure != nil {
 		opts.configure(&h.cfg)
 	}
-	h.ns = natstest.Start(t, h.storeDir, 0)
-	h.cfg.NATS.URL = h.ns.ClientURL()
-	h.js = clientJetStream(t, h.ns.ClientURL())
+	if h.cfg.NATS.URL = opts.natsURL; h.cfg.NATS.URL == "" {
+		h.ns = natstest.Start(t, h.storeDir, 0)
+		h.cfg.NATS.URL = h.ns.ClientURL()
+	}
+	h.js = clientJetStream(t, h.cfg.NATS.URL)
 	if opts.setup != nil {
 		opts.setup(h.js)
 	}
@@ -88,7 +93,7 @@ func newHandlerHarness(t testing.TB, opts harnessOptions) *handlerHarness {
 	}
 	h.registry = prometheus.NewRegistry()
 	metrics := telemetry.NewMetrics(h.registry, LabelledOutcomes())
-	b := runBroker(t, h.ns.ClientURL(), h.cfg, log, metrics)
+	b := runBroker(t, h.cfg.NATS.URL, h.cfg, log, metrics)
 	h.broker = b
 	h.waitReady()
 	secrets, err := secrets.New(h.cfg.Webhook)

@@ -27,7 +27,7 @@ func TestMessageSizeIsExact(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Large enough that the stream's creation fits the limit too.
 			body := `{"id":"evt_1","type":"message.sent","pad":"` + strings.Repeat("x", 4096) + `"}`
-			header := messageHeader(&tt.d, adminapi.MessageID(tt.d.key))
+			header := messageHeaders.Get().(*messageHeader).build(&tt.d, adminapi.MessageID(tt.d.key))
 			size := messageSize(header, []byte(body), "ZAUTIC")
 			for _, limit := range []int64{size, size - 1} {
 				err := publishUnderLimit(t, limit, tt.d.subject, header, []byte(body))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"go.uber.org/zap"
@@ -71,13 +70,20 @@ func NewServer(cfg HTTPConfig, h *Handler, m *telemetry.Metrics) *echo.Echo {
 func NewRoutedServer(cfg HTTPConfig, routes []Route, m *telemetry.Metrics) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = jsonErrorHandler
 	ids := newRequestIDs()
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: ids.next, RequestIDHandler: ids.replaceUnusable}))
+	// Every answer carries an X-Request-Id: the webhook routes' from their
+	// middleware, wrapped here once like the limits (Echo would wrap route
+	// middleware, and apply Use middleware, anew on every request); routing
+	// errors (404, 405) from the error handler.
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if c.Response().Header()[echo.HeaderXRequestID] == nil {
+			ids.set(c)
+		}
+		jsonErrorHandler(err, c)
+	}
 	slots, budget := make(chan struct{}, cfg.MaxInFlight), newBodyBudget(cfg.MaxBodyMemory, m)
 	for _, r := range routes {
-		// Wrapped here, once: Echo would wrap route middleware on every request.
-		e.POST(r.Path, limitInFlight(slots, r.Metrics)(limitHeaderBytes(cfg.MaxHeaderBytes, r.Metrics)(limitBodyMemory(cfg, budget, r.Metrics)(r.Handler.Handle))))
+		e.POST(r.Path, ids.middleware(limitInFlight(slots, r.Metrics)(limitHeaderBytes(cfg.MaxHeaderBytes, r.Metrics)(limitBodyMemory(cfg, budget, r.Metrics)(r.Handler.Handle)))))
 		// Echo answers OPTIONS on a routed path itself, 204 with Allow; the path
 		// takes POST only, like every other method.
 		e.OPTIONS(r.Path, func(c echo.Context) error {
@@ -86,31 +92,6 @@ func NewRoutedServer(cfg HTTPConfig, routes []Route, m *telemetry.Metrics) *echo
 		})
 	}
 	return e
-}
-
-// maxRequestIDLength bounds the X-Request-Id taken from a request; a longer
-// one is replaced by a generated id.
-const maxRequestIDLength = 128
-
-// replaceUnusable replaces, in the answer, an incoming X-Request-Id that is
-// too long or holds anything but printable ASCII with a generated one: the
-// client chooses the id, which is echoed in the answer and written to every
-// log line of the request (both read it from the answer's header). It runs
-// inside the RequestID middleware, since a middleware of its own would cost
-// an allocation per request.
-func (g *requestIDs) replaceUnusable(c echo.Context, id string) {
-	if len(id) > maxRequestIDLength || !printableASCII(id) {
-		c.Response().Header().Set(echo.HeaderXRequestID, g.next())
-	}
-}
-
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // NewHTTPServer wraps handler with the timeouts of cfg, so that a slow or

@@ -125,6 +125,36 @@ func TestRequestIDBounded(t *testing.T) {
 	}
 }
 
+// TestRequestIDOnEveryAnswer: routing errors carry an X-Request-Id too,
+// the request's own when it is usable.
+func TestRequestIDOnEveryAnswer(t *testing.T) {
+	t.Parallel()
+	e := NewServer(defaultSettings().HTTP, nil, nil)
+	path := defaultSettings().HTTP.Path
+	tests := []struct {
+		name, method, path, id string
+		status                 int
+	}{
+		{"404, generated", http.MethodPost, "/nowhere", "", http.StatusNotFound},
+		{"405, generated", http.MethodGet, path, "", http.StatusMethodNotAllowed},
+		{"OPTIONS, echoed", http.MethodOptions, path, "req-options", http.StatusMethodNotAllowed},
+		{"405, unusable replaced", http.MethodGet, path, "req-é", http.StatusMethodNotAllowed},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		if tt.id != "" {
+			req.Header.Set("X-Request-Id", tt.id)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		got := rec.Header().Get("X-Request-Id")
+		echoed := tt.id != "" && usableRequestID(tt.id)
+		if rec.Code != tt.status || got == "" || echoed != (got == tt.id) {
+			t.Errorf("%s: got %d with X-Request-Id %q, want %d with the request's usable id or a generated one", tt.name, rec.Code, got, tt.status)
+		}
+	}
+}
+
 func TestNewHTTPServerLimits(t *testing.T) {
 	cfg := defaultSettings().HTTP
 	srv := NewHTTPServer(cfg, http.NotFoundHandler(), zaptest.NewLogger(t))

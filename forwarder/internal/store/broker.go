@@ -57,7 +57,7 @@ type Broker struct {
 	down          *natsconn.Failures     // why the connection is down, logged on connLog
 	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
 
-	expectStream jetstream.PublishOpt // made once: an option per publish is an allocation
+	expectStream []string // the Nats-Expected-Stream value, shared by every publish: never modified
 
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
@@ -86,7 +86,7 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 	notChecked := fmt.Errorf("%w: not checked yet", ErrQuarantineUnavailable)
 	b.quarantineErr.Store(&notChecked)
 	b.requestRepair()
-	b.expectStream = jetstream.WithExpectStream(cfg.Stream.Name)
+	b.expectStream = []string{cfg.Stream.Name}
 	nc, err := natsconn.Connect(url, cfg.NATS, natsconn.Name(cfg.NATS), append(b.connectionHandlers(), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
@@ -302,8 +302,17 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 // after the duplicate window would then be stored again.
 func (b *Broker) Publish(ctx context.Context, subject string, header map[string][]string, body []byte) (seq uint64, duplicate bool, err error) {
 	start := time.Now()
-	msg := &nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
-	ack, err := b.js.PublishMsg(ctx, msg, b.expectStream)
+	// The expected stream is set here rather than as a PublishOpt: options
+	// cost nats.go two allocations per publish (their struct and a Set).
+	if header == nil {
+		header = make(map[string][]string, 1)
+	}
+	header[jetstream.ExpectedStreamHeader] = b.expectStream
+	msg := publishMsgs.Get().(*nats.Msg)
+	*msg = nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
+	ack, err := b.js.PublishMsg(ctx, msg)
+	*msg = nats.Msg{}
+	publishMsgs.Put(msg)
 	switch {
 	case err == nil:
 	case errors.Is(err, jetstream.ErrNoStreamResponse) || refusedToStore(err):
@@ -319,6 +328,10 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	}
 	return ack.Sequence, ack.Duplicate, nil
 }
+
+// publishMsgs recycles the messages of Publish: PublishMsg has encoded the
+// message into its request when it returns, and keeps nothing of it.
+var publishMsgs = sync.Pool{New: func() any { return new(nats.Msg) }}
 
 // outcomeUnknown reports whether a failed publish may still have been
 // stored: anything but the stream's refusal and a message that was never

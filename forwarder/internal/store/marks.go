@@ -39,9 +39,10 @@ type markWriter struct {
 	// js is a JetStream context of its own on the broker's connection: its
 	// asynchronous publisher carries marks only, so its callbacks see marks
 	// only.
-	js     jetstream.JetStream
-	slots  chan struct{} // one per mark in flight: dedup.max_pending_marks
-	prefix string        // "$KV.<bucket>.", the subject of a key without it
+	js      jetstream.JetStream
+	slots   chan struct{} // one per mark in flight: dedup.max_pending_marks
+	timeout time.Duration // nats.publish_timeout: the longest wait for a slot
+	prefix  string        // "$KV.<bucket>.", the subject of a key without it
 
 	mu      sync.Mutex
 	pending map[string]int // KV keys whose mark is in flight, with how many
@@ -50,6 +51,7 @@ type markWriter struct {
 func newMarkWriter(nc *nats.Conn, b *Broker) (*markWriter, error) {
 	w := &markWriter{
 		slots:   make(chan struct{}, b.cfg.Dedup.MaxPendingMarks),
+		timeout: b.cfg.NATS.PublishTimeout,
 		prefix:  "$KV." + b.cfg.Dedup.Bucket + ".",
 		pending: map[string]int{},
 	}
@@ -76,12 +78,20 @@ func newMarkWriter(nc *nats.Conn, b *Broker) (*markWriter, error) {
 
 func (w *markWriter) key(m *nats.Msg) string { return strings.TrimPrefix(m.Subject, w.prefix) }
 
-// hold takes a slot for key, waiting for room until ctx ends.
+// hold takes a slot for key. When none is free it waits for room until ctx
+// ends or nats.publish_timeout has passed; the timer is made only then, since
+// a slot is free for nearly every mark.
 func (w *markWriter) hold(ctx context.Context, key string) error {
 	select {
 	case w.slots <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("no room among %d marks in flight (dedup.max_pending_marks): %w", cap(w.slots), ctx.Err())
+	default:
+		ctx, cancel := context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("no room among %d marks in flight (dedup.max_pending_marks): %w", cap(w.slots), ctx.Err())
+		}
 	}
 	w.mu.Lock()
 	w.pending[key]++
@@ -110,7 +120,8 @@ func (w *markWriter) inFlight(key string) bool {
 
 // Mark records key as forwarded, with the stream sequence and the time. It
 // returns once the mark is sent, waiting only for room among
-// dedup.max_pending_marks; its outcome is handled when it comes. An error
+// dedup.max_pending_marks, until ctx ends or for nats.publish_timeout at
+// most; its outcome is handled when it comes. An error
 // means the mark was not sent; the repair is asked for either way.
 func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 	now := time.Now()

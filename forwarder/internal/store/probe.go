@@ -75,7 +75,8 @@ func (b *Broker) probeStream(ctx context.Context) error {
 	subject := b.cfg.Stream.SubjectPrefix + "." + probeSubjectToken
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, probeExpectedSeq)
-	_, err := b.js.PublishMsg(ctx, msg, b.expectStream)
+	msg.Header[jetstream.ExpectedStreamHeader] = b.expectStream // as Publish sets it
+	_, err := b.js.PublishMsg(ctx, msg)
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
