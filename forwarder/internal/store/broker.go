@@ -52,6 +52,7 @@ type Broker struct {
 	closing atomic.Bool // Close has begun: losing the connection is expected
 
 	denied        atomic.Pointer[permissionDenial]
+	streamProbe   atomic.Bool // the stream's publish probe is due: see probeDelivery
 	warnedPayload atomic.Int64 // the max_payload last warned about
 	connLog       *natsconn.ErrorLog
 	down          *natsconn.Failures     // why the connection is down, logged on connLog
@@ -86,6 +87,7 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 	notChecked := fmt.Errorf("%w: not checked yet", ErrQuarantineUnavailable)
 	b.quarantineErr.Store(&notChecked)
 	b.requestRepair()
+	b.streamProbe.Store(true)
 	b.expectStream = []string{cfg.Stream.Name}
 	nc, err := natsconn.Connect(url, cfg.NATS, natsconn.Name(cfg.NATS), append(b.connectionHandlers(), extra...)...)
 	if err != nil {
@@ -319,6 +321,7 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 		// No stream listens on the subject (it was removed or its subjects
 		// changed), or the storage is full: check now rather than at the
 		// next period, so that readiness fails with the cause at once.
+		b.streamProbe.Store(true)
 		b.Wake()
 	case outcomeUnknown(err):
 		b.requestRepairSince(start.Add(-repairLookBack))

@@ -29,6 +29,7 @@ func (b *Broker) connectionHandlers() []nats.Option {
 			b.metrics.SetConnected(true)
 			b.metrics.Reconnected()
 			b.requestRepair()
+			b.streamProbe.Store(true) // perhaps another server, with other limits
 			b.Wake()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

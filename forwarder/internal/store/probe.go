@@ -26,7 +26,12 @@ import (
 //   - the stream: a publish to <prefix>._readiness expecting a last subject
 //     sequence no stream reaches. The server answers "wrong last sequence"
 //     and stores nothing; the answer proves that the user may publish to the
-//     subjects and that the stream (its leader) answers.
+//     subjects and that the stream (its leader) answers. The stream stores
+//     nothing, but a core subscriber to <prefix>.> (nats sub 'zautic.>') sees
+//     the message, so it is sent only when due: at start, after a reconnect,
+//     and after a publish failed for a permission, the storage or a missing
+//     stream, until it passes. While deliveries are published, they are the
+//     probe.
 //   - the storage: a KV delete of probeKey in the dedup bucket. A delete is a
 //     stored marker, so it goes through the account's and the server's
 //     limits and the disk as a mark does; with the bucket's history of 1 it
@@ -60,8 +65,11 @@ func (b *Broker) probeDelivery(ctx context.Context) error {
 	if _, err := kv.Get(ctx, probeKey); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return b.cannotStore(fmt.Errorf("read KV bucket %q: %w", b.cfg.Dedup.Bucket, err))
 	}
-	if err := b.probeStream(ctx); err != nil {
-		return b.cannotStore(err)
+	if b.streamProbe.Load() {
+		if err := b.probeStream(ctx); err != nil {
+			return b.cannotStore(err)
+		}
+		b.streamProbe.Store(false)
 	}
 	if err := kv.Delete(ctx, probeKey); err != nil {
 		return b.cannotStore(fmt.Errorf("write KV bucket %q: %w", b.cfg.Dedup.Bucket, err))
@@ -138,6 +146,7 @@ type permissionDenial struct {
 func (b *Broker) notePermissionDenied(err error) {
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		b.denied.Store(&permissionDenial{err: err, at: time.Now()})
+		b.streamProbe.Store(true)
 		// A denied delivery only times out: check now, so that readiness
 		// names the permission rather than waiting for the next period.
 		b.Wake()
