@@ -73,7 +73,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	s.startEndpoints(metrics, applyOptions(opts).tracerProvider)
 	replayer := s.setUpQuarantine(metrics)
 	s.runLoops()
-	s.web = ingest.NewHTTPServer(cfg.HTTP, ingest.NewRoutedServer(cfg.HTTP, s.routes(), metrics), log)
+	web := ingest.NewRoutedServer(cfg.HTTP, s.routes(), metrics)
+	ingest.AddProbes(web, s.store)
+	s.web = ingest.NewHTTPServer(cfg.HTTP, web, log)
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}

@@ -121,6 +121,7 @@ func TestAdminConnectionFlood(t *testing.T) {
 	f := startFloodOf(t, adminFloodConns, hostOf(t, p.AdminURL), sent, rest)
 	events := newEvents("adminflood", ordinaryDuringFlood)
 	requireAllPublishedFirstTry(t, p, events)
+	requireProbesOnWebhookPort(t, p)
 	f.finish()
 	t.Logf("hostile answers by status (0: connection closed): %v", f.statuses)
 
@@ -355,4 +356,25 @@ func lookUp(client *http.Client, p *forwarderProcess, id string) int {
 		return -resp.StatusCode
 	}
 	return resp.StatusCode
+}
+
+// requireProbesOnWebhookPort asks the webhook port's /healthz and /readyz as
+// the kubelet does, with its 2-second timeout: they answer 200 whatever the
+// admin port suffers, so a flood there cannot take the pod out of the
+// Service or restart it.
+func requireProbesOnWebhookPort(t *testing.T, p *forwarderProcess) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	base := "http://" + hostOf(t, p.WebhookURL)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Errorf("probe %s on the webhook port: %v", path, err)
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("probe %s on the webhook port: got %d, want 200", path, resp.StatusCode)
+		}
+	}
 }
