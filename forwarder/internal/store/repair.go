@@ -117,7 +117,16 @@ func (b *Broker) repairMarks(ctx context.Context, since time.Time) {
 	if !r.coveredFrom.IsZero() {
 		fields = append(fields, zap.Time("covered_from", r.coveredFrom.UTC()))
 	}
-	if r.inWindow > uint64(r.scanned) && err == nil {
+	switch want := min(r.inWindow, uint64(b.cfg.Dedup.RepairMax)); {
+	case err != nil:
+	case uint64(r.scanned) < want:
+		// The reading consumer delivered less than the window holds: pulling
+		// was refused (a missing $JS.API.CONSUMER.MSG.NEXT permission) or
+		// the messages aged out meanwhile. Marks may be left unrepaired.
+		b.log.Warn("mark repair read fewer messages than its window holds; check the permission to pull from the stream",
+			append(fields, zap.Uint64("expected", want))...)
+		return
+	case r.inWindow > want:
 		// Not an error: the newest marks, the ones a crash loses, are
 		// covered; the operator learns that dedup.repair_max is below the
 		// traffic of dedup.repair_window.
