@@ -111,11 +111,14 @@ func TestAdminLookupsCannotDisturbTheWebhookPath(t *testing.T) {
 // deliveries sent meanwhile are all published on their first try.
 func TestAdminConnectionFlood(t *testing.T) {
 	raiseFileLimit(t, 3*adminFloodConns)
-	ns := natstest.Start(t, "", 0)
-	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
+	// NATS in a process of its own: this process runs the 4,000 flooding
+	// connections (under -race, slowly), which must not starve the server
+	// the deliveries go through.
+	ns := startNATSProcess(t)
+	p := startForwarder(t, forwarderEnv(ns.URL))
 	p.WaitReady(t)
 	bound := loggedMemoryBound(t, p)
-	_, js := connect(t, ns.ClientURL())
+	_, js := connect(t, ns.URL)
 
 	sent, rest := endlessHeaders(p.AdminURL + "/deliveries/unknown")
 	f := startFloodOf(t, adminFloodConns, hostOf(t, p.AdminURL), sent, rest)
