@@ -252,7 +252,7 @@ func TestQuarantineRateLimit(t *testing.T) {
 	if kept != 3 {
 		t.Errorf("kept: got %d, want 3 (the burst)", kept)
 	}
-	if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": "rate"}); got != 7 {
+	if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{telemetry.EndpointLabel: telemetry.DefaultEndpoint, "cause": "rate"}); got != 7 {
 		t.Errorf("dropped for rate: got %v, want 7", got)
 	}
 }
@@ -489,7 +489,7 @@ func TestReplayAfterSecretChange(t *testing.T) {
 		}
 		return nil
 	})
-	if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{"outcome": telemetry.OutcomePublished, "trigger": telemetry.TriggerReload}); got != 5 {
+	if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_replayed_total", map[string]string{telemetry.EndpointLabel: telemetry.DefaultEndpoint, "outcome": telemetry.OutcomePublished, "trigger": telemetry.TriggerReload}); got != 5 {
 		t.Errorf("replayed published: got %v, want 5", got)
 	}
 	if got := promtest.Value(t, h.registry, "zautic_forwarder_signatures_verified_total", map[string]string{"key_id": secrets.KeyID([]byte(secretB))}); got != 5 {
@@ -620,7 +620,7 @@ func TestNotKeptIsAnswered503(t *testing.T) {
 					refused++
 				}
 			}
-			if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{"cause": tt.cause}); got != float64(refused) {
+			if got := promtest.Value(t, h.registry, "zautic_forwarder_quarantine_dropped_total", map[string]string{telemetry.EndpointLabel: telemetry.DefaultEndpoint, "cause": tt.cause}); got != float64(refused) {
 				t.Errorf("dropped for %s: got %v, want %d", tt.cause, got, refused)
 			}
 			if got := h.streamCount(h.cfg.Quarantine.Stream); got != uint64(len(kept)-refused) {

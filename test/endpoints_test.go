@@ -180,7 +180,8 @@ func TestEndpointsOnly(t *testing.T) {
 
 // TestEndpointRotationMishap: acme's sender starts signing with a new secret
 // before it is in acme's secrets file; the requests are quarantined, and
-// adding the secret to that file replays them against acme.
+// adding the secret to that file replays them against acme, the keep and
+// the replay counted under acme's endpoint label.
 func TestEndpointRotationMishap(t *testing.T) {
 	p, js, acmeFile := startEndpoints(t)
 
@@ -204,6 +205,26 @@ func TestEndpointRotationMishap(t *testing.T) {
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if !strings.Contains(p.Logs(), `"endpoint":"acme","trigger":"reload","outcome":"published"`) {
 			return fmt.Errorf("no replay log line naming acme")
+		}
+		return nil
+	})
+	// The keep and the replay count under acme, and nowhere else.
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		for _, m := range []struct {
+			series string
+			want   float64
+		}{
+			{`zautic_forwarder_quarantined_total{endpoint="acme",reason="signature_mismatch"}`, 1},
+			{`zautic_forwarder_quarantined_total{endpoint="default",reason="signature_mismatch"}`, 0},
+			{`zautic_forwarder_quarantined_total{endpoint="beta",reason="signature_mismatch"}`, 0},
+			{`zautic_forwarder_quarantine_replayed_total{endpoint="acme",outcome="published",trigger="reload"}`, 1},
+			{`zautic_forwarder_quarantine_replayed_total{endpoint="default",outcome="published",trigger="reload"}`, 0},
+			{`zautic_forwarder_quarantine_replayed_total{endpoint="beta",outcome="published",trigger="reload"}`, 0},
+			{`zautic_forwarder_quarantine_dropped_total{cause="rate",endpoint="acme"}`, 0},
+		} {
+			if got, err := metricValue(p.AdminURL, m.series); err != nil || got != m.want {
+				return fmt.Errorf("%s: got %v (%v), want %v", m.series, got, err, m.want)
+			}
 		}
 		return nil
 	})

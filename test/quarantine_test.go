@@ -109,7 +109,7 @@ func TestRotationMishapReplaysByItself(t *testing.T) {
 
 			vol.Update(t, map[string]string{"webhook-secrets": secretA + "\n" + secretB + "\n"})
 			natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-				published, err := sumMetric(procs, `zautic_forwarder_quarantine_replayed_total{outcome="published",trigger="reload"}`)
+				published, err := sumMetric(procs, `zautic_forwarder_quarantine_replayed_total{endpoint="default",outcome="published",trigger="reload"}`)
 				if err != nil || published != events {
 					return fmt.Errorf("replayed and published: got %v (%v), want %d", published, err, events)
 				}
@@ -128,7 +128,7 @@ func TestRotationMishapReplaysByItself(t *testing.T) {
 					t.Errorf("event %s published %d times, want once", id, n)
 				}
 			}
-			if kept, err := sumMetric(procs, `zautic_forwarder_quarantined_total{reason="signature_mismatch"}`); err != nil || kept != events {
+			if kept, err := sumMetric(procs, `zautic_forwarder_quarantined_total{endpoint="default",reason="signature_mismatch"}`); err != nil || kept != events {
 				t.Errorf("quarantined_total: got %v (%v), want %d", kept, err, events)
 			}
 			if verified, err := sumMetric(procs, `zautic_forwarder_signatures_verified_total{endpoint="default",key_id="`+forwarder.KeyID([]byte(secretB))+`"}`); err != nil || verified < events {
@@ -371,13 +371,13 @@ func assertQuarantineBounded(t *testing.T, js jetstream.JetStream, p *forwarderP
 		t.Fatal(err)
 	}
 	state := s.CachedInfo().State
-	kept, err := metricValue(p.AdminURL, `zautic_forwarder_quarantined_total{reason="signature_mismatch"}`)
+	kept, err := metricValue(p.AdminURL, `zautic_forwarder_quarantined_total{endpoint="default",reason="signature_mismatch"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dropped := 0.0
 	for _, cause := range []string{"rate", "full", "large_share"} {
-		n, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="`+cause+`"}`)
+		n, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="`+cause+`",endpoint="default"}`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,7 +419,7 @@ func TestMismatchWhileNATSDownIsQuick(t *testing.T) {
 	if got.Status != http.StatusServiceUnavailable || got.Body["quarantined"] != false {
 		t.Errorf("answer: got %d %v, want 503 with \"quarantined\":false", got.Status, got.Body)
 	}
-	if dropped, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="unavailable"}`); err != nil || dropped != 1 {
+	if dropped, err := metricValue(p.AdminURL, `zautic_forwarder_quarantine_dropped_total{cause="unavailable",endpoint="default"}`); err != nil || dropped != 1 {
 		t.Errorf("dropped for unavailable: got %v (%v), want 1", dropped, err)
 	}
 }

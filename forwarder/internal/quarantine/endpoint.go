@@ -9,7 +9,13 @@ import (
 // logs show it: its Zautic-Endpoint header, which only the keeper sets, or
 // "default" for the top-level webhook section.
 func EndpointOf(e Entry) string {
-	if name := e.Header.Get(zautic.MessageEndpointHeader); name != "" {
+	return endpointLabel(e.Header.Get(zautic.MessageEndpointHeader))
+}
+
+// endpointLabel is the label of the endpoint name: "default" for "", the
+// top-level webhook section.
+func endpointLabel(name string) string {
+	if name != "" {
 		return name
 	}
 	return telemetry.DefaultEndpoint

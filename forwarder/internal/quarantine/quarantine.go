@@ -106,12 +106,13 @@ var (
 // when the quarantine is not usable, so a rejection stays quick in an
 // outage.
 func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) error {
+	endpoint := endpointLabel(r.Endpoint)
 	if !q.limiter.Allow() {
-		q.metrics.QuarantineDropped(telemetry.DropRate)
+		q.metrics.QuarantineDropped(endpoint, telemetry.DropRate)
 		return errOverRate
 	}
 	if err := q.store.QuarantineReady(); err != nil {
-		q.metrics.QuarantineDropped(telemetry.DropUnavailable)
+		q.metrics.QuarantineDropped(endpoint, telemetry.DropUnavailable)
 		return err
 	}
 	// Measured against the stream's size at the last check plus what this
@@ -119,7 +120,7 @@ func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) error {
 	// next check, so the share is approximate by a few seconds of entries;
 	// the stream's own limit is exact.
 	if len(r.Body) >= LargeEntryBytes && q.store.QuarantineBytes()+int64(len(r.Body)) > q.maxLarge {
-		q.metrics.QuarantineDropped(telemetry.DropLargeShare)
+		q.metrics.QuarantineDropped(endpoint, telemetry.DropLargeShare)
 		return errLargeShare
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
@@ -133,15 +134,15 @@ func (q *Keeper) Keep(ctx context.Context, r ingest.Rejected) error {
 	}
 	if _, err := q.store.Quarantine(ctx, r.Reason, header, r.Body); err != nil {
 		if errors.Is(err, store.ErrQuarantineFull) {
-			q.metrics.QuarantineDropped(telemetry.DropFull)
+			q.metrics.QuarantineDropped(endpoint, telemetry.DropFull)
 			return store.ErrQuarantineFull
 		}
-		q.metrics.QuarantineDropped(telemetry.DropStore)
+		q.metrics.QuarantineDropped(endpoint, telemetry.DropStore)
 		q.log.Warn("quarantine store failed; the rejected delivery is not kept and is answered 503",
-			zap.String("request_id", r.RequestID), zap.String("delivery_id", r.DeliveryID), zap.Error(err))
+			zap.String("endpoint", endpoint), zap.String("request_id", r.RequestID), zap.String("delivery_id", r.DeliveryID), zap.Error(err))
 		return errors.New("quarantine write failed")
 	}
-	q.metrics.Quarantined(r.Reason)
+	q.metrics.Quarantined(endpoint, r.Reason)
 	return nil
 }
 

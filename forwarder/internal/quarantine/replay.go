@@ -171,7 +171,7 @@ func (r *Replayer) replayEntry(ctx context.Context, e Entry, req adminapi.Replay
 			res.Error = "replayed, but the entry is still in the quarantine: " + err.Error()
 		}
 	}
-	r.metrics.Replayed(res.Outcome, trigger)
+	r.metrics.Replayed(res.Endpoint, res.Outcome, trigger)
 	r.logResult(keyID, res, trigger)
 	return res
 }

@@ -105,7 +105,8 @@ func NewMetrics(reg prometheus.Registerer, labelled [][2]string) *Metrics {
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
 		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.byEndpoint = endpointVecs{requests: m.requests, published: m.published, signatures: m.quarantine.signaturesVerified, labelled: labelled}
+	m.byEndpoint = endpointVecs{requests: m.requests, published: m.published, signatures: m.quarantine.signaturesVerified, labelled: labelled,
+		known: &knownEndpoints{labels: map[string]bool{}}}
 	return m.ForEndpoint(DefaultEndpoint)
 }
 

@@ -61,16 +61,16 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 	q := quarantineMetrics{
 		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "quarantined_total",
-			Help: "Rejected deliveries kept in the quarantine stream, by reason.",
-		}, []string{"reason"}),
+			Help: "Rejected deliveries kept in the quarantine stream, by endpoint and reason.",
+		}, []string{EndpointLabel, "reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "quarantine_dropped_total",
-			Help: "Rejected deliveries that could have been kept but were not (answered 503), by cause (rate, store, full, large_share, unavailable).",
-		}, []string{"cause"}),
+			Help: "Rejected deliveries that could have been kept but were not (answered 503), by endpoint and cause (rate, store, full, large_share, unavailable).",
+		}, []string{EndpointLabel, "cause"}),
 		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "quarantine_replayed_total",
-			Help: "Quarantined entries replayed, by outcome and trigger (reload, admin).",
-		}, []string{"outcome", "trigger"}),
+			Help: "Quarantined entries replayed, by the endpoint that received them, outcome and trigger (reload, admin).",
+		}, []string{EndpointLabel, "outcome", "trigger"}),
 		signaturesVerified: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "signatures_verified_total",
 			Help: "Verified signatures by key_id, the first 8 hex characters of SHA-256 of the secret that matched.",
@@ -84,37 +84,47 @@ func newQuarantineMetrics(reg prometheus.Registerer) quarantineMetrics {
 			Help: "1 when the quarantine stream was in place at the last readiness check, 0 when it is missing or could not be created (rejected deliveries are then answered 503).",
 		}),
 	}
-	// Every series at zero from the start, like the others.
-	for _, reason := range QuarantineReasons() {
-		q.quarantined.WithLabelValues(reason)
-	}
-	for _, cause := range DropCauses() {
-		q.dropped.WithLabelValues(cause)
-	}
-	for _, outcome := range ReplayOutcomes() {
-		for _, trigger := range []string{TriggerReload, TriggerAdmin} {
-			q.replayed.WithLabelValues(outcome, trigger)
-		}
-	}
 	reg.MustRegister(q.quarantined, q.dropped, q.replayed, q.signaturesVerified, q.entries, q.available)
 	return q
 }
 
-func (m *Metrics) Quarantined(reason string) {
-	if m != nil {
-		m.quarantine.quarantined.WithLabelValues(reason).Inc()
+// initSeries creates the series of endpoint at zero, like the others.
+func (q quarantineMetrics) initSeries(endpoint string) {
+	for _, reason := range QuarantineReasons() {
+		q.quarantined.WithLabelValues(endpoint, reason)
+	}
+	for _, cause := range DropCauses() {
+		q.dropped.WithLabelValues(endpoint, cause)
+	}
+	for _, outcome := range ReplayOutcomes() {
+		for _, trigger := range []string{TriggerReload, TriggerAdmin} {
+			q.replayed.WithLabelValues(endpoint, outcome, trigger)
+		}
 	}
 }
 
-func (m *Metrics) QuarantineDropped(cause string) {
+// Quarantined counts a request kept for reason. endpoint is the label of
+// the endpoint that received it; one ForEndpoint did not bind counts as
+// UnconfiguredEndpoint.
+func (m *Metrics) Quarantined(endpoint, reason string) {
 	if m != nil {
-		m.quarantine.dropped.WithLabelValues(cause).Inc()
+		m.quarantine.quarantined.WithLabelValues(m.endpointLabel(endpoint), reason).Inc()
 	}
 }
 
-func (m *Metrics) Replayed(outcome, trigger string) {
+// QuarantineDropped counts a request not kept, for cause; endpoint is
+// labelled as in Quarantined.
+func (m *Metrics) QuarantineDropped(endpoint, cause string) {
 	if m != nil {
-		m.quarantine.replayed.WithLabelValues(outcome, trigger).Inc()
+		m.quarantine.dropped.WithLabelValues(m.endpointLabel(endpoint), cause).Inc()
+	}
+}
+
+// Replayed counts an entry replayed with outcome; endpoint, the one that
+// received it, is labelled as in Quarantined.
+func (m *Metrics) Replayed(endpoint, outcome, trigger string) {
+	if m != nil {
+		m.quarantine.replayed.WithLabelValues(m.endpointLabel(endpoint), outcome, trigger).Inc()
 	}
 }
 
