@@ -52,7 +52,7 @@ type Broker struct {
 	closing atomic.Bool // Close has begun: losing the connection is expected
 
 	denied        atomic.Pointer[permissionDenial]
-	streamProbe   atomic.Bool // the stream's publish probe is due: see probeDelivery
+	streamProbe   atomic.Bool  // the stream's publish probe is due: see probeDelivery
 	warnedPayload atomic.Int64 // the max_payload last warned about
 	connLog       *natsconn.ErrorLog
 	down          *natsconn.Failures     // why the connection is down, logged on connLog
