@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,9 +203,14 @@ func (s *Service) refuseMissingResources(ctx context.Context) error {
 func listen(key, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", key, addr, err)
+		return nil, fmt.Errorf("%s %s: %w (choose another with %s)", key, addr, err, envOf(key))
 	}
 	return ln, nil
+}
+
+// envOf is the environment variable that sets a configuration key.
+func envOf(key string) string {
+	return "FORWARDER_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 func (s *Service) serve(srv *http.Server, ln net.Listener, name string) {

@@ -60,7 +60,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*server.Server, er
 	if err := waitForConnections(ctx, ns, logger.fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("nats.embedded.listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("nats.embedded.listen %s: %w (choose another with FORWARDER_NATS_EMBEDDED_LISTEN, or an external server with FORWARDER_NATS_URL)", cfg.Listen, err)
 	}
 	return ns, nil
 }
