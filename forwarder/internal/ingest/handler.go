@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -131,11 +130,12 @@ type delivery struct {
 	receivedAt time.Time
 	keyID      string // the key id of the secret that matched
 	dryRun     bool   // look up, change nothing (replay)
-	// signedAfter, when set, refuses a verified request signed before it
-	// (a replay that ignores the tolerance: errBeyondDedupTTL).
-	signedAfter time.Time
-	kept        bool   // stored in the quarantine
-	tracestate  string // the request's, which tracing copies to the message
+	// window, when set, refuses a verified request signed outside it (a
+	// replay that ignores the tolerance: errSignedInFuture,
+	// errBeyondDedupTTL).
+	window     *signedWindow
+	kept       bool   // stored in the quarantine
+	tracestate string // the request's, which tracing copies to the message
 
 	addedTokens string // the subject's tokens beside the prefix and the type
 }
@@ -193,8 +193,8 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
 	}
-	if signedAt := time.Unix(d.signed.Timestamp, 0); !d.signedAfter.IsZero() && signedAt.Before(d.signedAfter) {
-		return fmt.Errorf("%w: signed at %s, more than dedup.ttl (%s) ago", errBeyondDedupTTL, signedAt.UTC().Format(time.RFC3339), h.cfg.DedupTTL)
+	if err := d.window.check(d.signed.Timestamp); err != nil {
+		return err
 	}
 	var err error
 	if d.event, err = zautic.ParseEvent(body); err != nil {
