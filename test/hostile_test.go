@@ -115,6 +115,8 @@ func TestHostileInput(t *testing.T) {
 		{"two t values", postWith(event, "t="+strconv.FormatInt(now, 10)+","+fullSig, nil), http.StatusBadRequest, "more than one t"},
 		{"another webhook's secret", postWith(event, zautic.Sign([]byte("another-webhook-secret"), now, event), nil), http.StatusBadRequest, "no v1 signature matches"},
 		{"body altered after signing", postWith(altered, fullSig, nil), http.StatusBadRequest, "no v1 signature matches"},
+		{"id with a lone high surrogate escape", signedPost(sampleEvent(`\ud800`, "message.delivered")), http.StatusBadRequest, `field "id" holds the lone UTF-16 surrogate escape \ud800`},
+		{"id with a lone low surrogate escape", signedPost(sampleEvent(`\udc00`, "message.delivered")), http.StatusBadRequest, `field "id" holds the lone UTF-16 surrogate escape \udc00`},
 		{"type with >", signedPost(sampleEvent("evt_wild", "message.>")), http.StatusBadRequest, "invalid event type"},
 		{"type with spaces", signedPost(sampleEvent("evt_space", "message delivered")), http.StatusBadRequest, "invalid event type"},
 	}
