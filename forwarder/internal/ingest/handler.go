@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -182,8 +183,28 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 		return err
 	}
 	d.tracestate = req.Header.Get("Tracestate")
-	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Tolerance)
+	signature, err := signatureHeader(req.Header)
+	if err != nil {
+		return err
+	}
+	err = h.deliver(req.Context(), d, body, signature, h.cfg.Tolerance)
 	return h.keepRejected(req.Context(), d, err, req.Header, body)
+}
+
+// signatureHeader is the request's one X-Zautic-Signature value. Several
+// are ambiguous: which one the sender meant, and which one a proxy added,
+// cannot be told, so the request is refused rather than verified on the
+// first (ErrInvalidHeader, 400, not kept).
+func signatureHeader(header http.Header) (string, error) {
+	values := header.Values(zautic.RequestSignatureHeader)
+	if len(values) > 1 {
+		return "", fmt.Errorf("%w: %d X-Zautic-Signature headers, want one (several v1 values go in one header, comma-separated)",
+			zautic.ErrInvalidHeader, len(values))
+	}
+	if len(values) == 0 {
+		return "", nil
+	}
+	return values[0], nil
 }
 
 // deliver runs a whole body through the rest of the path: verify (with the
