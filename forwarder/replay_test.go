@@ -351,15 +351,18 @@ func TestReplayInputs(t *testing.T) {
 	}
 }
 
-// TestReplayBeyondDedupTTL replays, ignoring the tolerance, entries whose
-// signed t is older than dedup.ttl: their mark may be gone, so the replay
-// refuses them (rejected, beyond_dedup_ttl) and they stay; with dedup.ttl 0
-// (marks for ever) the same entry is published.
+// TestReplayBeyondDedupTTL replays, ignoring the tolerance (5m), entries
+// whose signed t is older than dedup.ttl − webhook.tolerance: their mark may
+// be gone, so the replay refuses them (rejected, beyond_dedup_ttl) and they
+// stay; with dedup.ttl 0 (marks for ever) the same entry is published. An
+// entry signed more than the tolerance ahead is refused (signed_in_future)
+// and stays, whatever dedup.ttl: published, its mark could expire before
+// its t is old enough to be refused.
 func TestReplayBeyondDedupTTL(t *testing.T) {
 	tests := []struct {
 		name        string
 		ttl         time.Duration
-		signedAgo   time.Duration
+		signedAgo   time.Duration // negative: ahead
 		dryRun      bool
 		wantOutcome string
 		wantReason  string
@@ -368,7 +371,12 @@ func TestReplayBeyondDedupTTL(t *testing.T) {
 		{"signed beyond dedup.ttl", time.Hour, 2 * time.Hour, false, telemetry.OutcomeRejected, ingest.ReasonBeyondDedupTTL, true},
 		{"signed beyond dedup.ttl, dry run", time.Hour, 2 * time.Hour, true, telemetry.OutcomeRejected, ingest.ReasonBeyondDedupTTL, true},
 		{"signed within dedup.ttl", 3 * time.Hour, 2 * time.Hour, false, telemetry.OutcomePublished, "", false},
+		{"signed within dedup.ttl but not within dedup.ttl − tolerance", 3 * time.Hour, 3*time.Hour - 4*time.Minute, false, telemetry.OutcomeRejected, ingest.ReasonBeyondDedupTTL, true},
 		{"dedup.ttl 0: marks for ever", 0, 2 * time.Hour, false, telemetry.OutcomePublished, "", false},
+		{"signed 10 years ahead", 3 * time.Hour, -10 * 365 * 24 * time.Hour, false, telemetry.OutcomeRejected, ingest.ReasonSignedInFuture, true},
+		{"signed 10 years ahead, dedup.ttl 0", 0, -10 * 365 * 24 * time.Hour, false, telemetry.OutcomeRejected, ingest.ReasonSignedInFuture, true},
+		{"signed an hour ahead, dry run", 3 * time.Hour, -time.Hour, true, telemetry.OutcomeRejected, ingest.ReasonSignedInFuture, true},
+		{"signed ahead within the tolerance", 3 * time.Hour, -4 * time.Minute, false, telemetry.OutcomePublished, "", false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,8 +392,8 @@ func TestReplayBeyondDedupTTL(t *testing.T) {
 			if res.Outcome != tt.wantOutcome || res.Reason != tt.wantReason {
 				t.Errorf("result: got %s/%s (%s), want %s/%s", res.Outcome, res.Reason, res.Error, tt.wantOutcome, tt.wantReason)
 			}
-			if tt.wantReason != "" && !strings.Contains(res.Error, "dedup.ttl") {
-				t.Errorf("error: got %q, want it to name dedup.ttl", res.Error)
+			if want := map[string]string{ingest.ReasonBeyondDedupTTL: "dedup.ttl", ingest.ReasonSignedInFuture: "in the future"}[tt.wantReason]; !strings.Contains(res.Error, want) {
+				t.Errorf("error: got %q, want it to contain %q", res.Error, want)
 			}
 			_, err = h.reader.Entry(context.Background(), seq)
 			if stays := err == nil; stays != tt.wantStays {

@@ -41,6 +41,16 @@ func signedPost(body []byte) func(t *testing.T, url string) (response, error) {
 	return postWith(body, zautic.Sign([]byte(testSecret), time.Now().Unix(), body), nil)
 }
 
+// twoSignatures sends body with two X-Zautic-Signature headers: first, and
+// then second.
+func twoSignatures(body []byte, first, second string) func(t *testing.T, url string) (response, error) {
+	return func(t *testing.T, url string) (response, error) {
+		req := newRequest(t, url, webhook{body: body, deliveryID: "dlv_hostile", signature: first})
+		req.Header.Add(zautic.RequestSignatureHeader, second)
+		return do(t, http.DefaultClient, req)
+	}
+}
+
 // plainAnswer lets send's answer be plain text, as net/http's own error
 // answers are, and puts that text in place of the JSON reason.
 func plainAnswer(send func(t *testing.T, url string) (response, error)) func(t *testing.T, url string) (response, error) {
@@ -112,9 +122,14 @@ func TestHostileInput(t *testing.T) {
 		{"t not a number", postWith(event, "t=soon,v1="+validV1(event), nil), http.StatusBadRequest, "t is not an integer"},
 		{"t with a plus sign", postWith(event, "t=+"+strconv.FormatInt(now, 10)+",v1="+validV1(event), nil), http.StatusBadRequest, "digits only"},
 		{"t with leading zeros", postWith(event, "t=00"+strconv.FormatInt(now, 10)+",v1="+validV1(event), nil), http.StatusBadRequest, "leading zeros"},
+		{"two signature headers, the first valid", twoSignatures(event, fullSig, "t="+strconv.FormatInt(now, 10)+",v1="+strings.Repeat("0", 64)),
+			http.StatusBadRequest, "2 X-Zautic-Signature headers, want one"},
+		{"two valid signature headers", twoSignatures(event, fullSig, fullSig), http.StatusBadRequest, "2 X-Zautic-Signature headers, want one"},
 		{"two t values", postWith(event, "t="+strconv.FormatInt(now, 10)+","+fullSig, nil), http.StatusBadRequest, "more than one t"},
 		{"another webhook's secret", postWith(event, zautic.Sign([]byte("another-webhook-secret"), now, event), nil), http.StatusBadRequest, "no v1 signature matches"},
 		{"body altered after signing", postWith(altered, fullSig, nil), http.StatusBadRequest, "no v1 signature matches"},
+		{"id with a lone high surrogate escape", signedPost(sampleEvent(`\ud800`, "message.delivered")), http.StatusBadRequest, `field "id" holds the lone UTF-16 surrogate escape \ud800`},
+		{"id with a lone low surrogate escape", signedPost(sampleEvent(`\udc00`, "message.delivered")), http.StatusBadRequest, `field "id" holds the lone UTF-16 surrogate escape \udc00`},
 		{"type with >", signedPost(sampleEvent("evt_wild", "message.>")), http.StatusBadRequest, "invalid event type"},
 		{"type with spaces", signedPost(sampleEvent("evt_space", "message delivered")), http.StatusBadRequest, "invalid event type"},
 	}

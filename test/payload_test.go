@@ -72,3 +72,45 @@ func TestBodiesBeyondTheServersMaxPayload(t *testing.T) {
 		t.Errorf("got default http.max_body_bytes %d, want 256 KiB", forwarder.DefaultConfig().HTTP.MaxBodyBytes)
 	}
 }
+
+// TestIDsBeyondJetStreamsHeaderLimit sends signed events whose id is long
+// enough that the message's headers (the id goes into Nats-Msg-Id and
+// Zautic-Event-Id, and ce-id with publish.cloudevents) exceed JetStream's
+// 64 KiB header limit: each is answered 413 naming the limit, before any
+// NATS call, never the 503 that every retry would meet again.
+func TestIDsBeyondJetStreamsHeaderLimit(t *testing.T) {
+	tests := []struct {
+		name        string
+		cloudevents bool
+		fits        int // an id length that fits
+		tooLong     int
+	}{
+		{"plain headers", false, 30 << 10, 33 << 10},
+		{"publish.cloudevents", true, 20 << 10, 22 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := natstest.Start(t, "", 0)
+			env := forwarderEnv(ns.ClientURL())
+			if tt.cloudevents {
+				env["FORWARDER_PUBLISH_CLOUDEVENTS"] = "true"
+			}
+			p := startForwarder(t, env)
+			p.WaitReady(t)
+			_, js := connect(t, ns.ClientURL())
+
+			if got := send(t, p.WebhookURL, webhook{body: sampleEvent("evt_"+strings.Repeat("f", tt.fits), "message.delivered")}); got.Status != http.StatusOK {
+				t.Errorf("id of %d bytes: got %d %v, want 200", tt.fits, got.Status, got.Body)
+			}
+			got := send(t, p.WebhookURL, webhook{body: sampleEvent("evt_"+strings.Repeat("l", tt.tooLong), "message.delivered")})
+			reason, _ := got.Body["error"].(string)
+			if got.Status != http.StatusRequestEntityTooLarge || got.RetryAfter != "" || !strings.Contains(reason, "JetStream's header limit of 65535 bytes") {
+				t.Errorf("id of %d bytes: got %d %q (Retry-After %q), want 413 naming JetStream's header limit",
+					tt.tooLong, got.Status, reason, got.RetryAfter)
+			}
+			if msgs := streamMessages(t, js, "ZAUTIC"); len(msgs) != 1 {
+				t.Errorf("stream holds %d messages, want the one that fits", len(msgs))
+			}
+		})
+	}
+}

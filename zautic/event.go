@@ -10,7 +10,9 @@ import (
 
 var (
 	// ErrInvalidEvent is returned when the body is not valid UTF-8, not a JSON
-	// object, or lacks a non-empty string id or type.
+	// object, or lacks a non-empty string id or type, or when the id or type
+	// holds a lone UTF-16 surrogate escape ("\ud800"), which encodes no
+	// character.
 	ErrInvalidEvent = errors.New("invalid event")
 )
 
@@ -62,6 +64,11 @@ func stringField(raw []byte, name string) (string, error) {
 	case bytes.IndexByte(raw, '\\') < 0:
 		s = string(raw[1 : len(raw)-1])
 	default: // escaped; valid JSON, so decoding cannot fail
+		// encoding/json decodes a lone surrogate escape to U+FFFD, so
+		// "\ud800" and "\udc00" would be one id: one event to the dedup.
+		if esc, ok := loneSurrogate(raw); ok {
+			return "", fmt.Errorf("%w: field %q holds the lone UTF-16 surrogate escape %s, which encodes no character", ErrInvalidEvent, name, esc)
+		}
 		var unescaped string
 		_ = json.Unmarshal(raw, &unescaped)
 		s = unescaped

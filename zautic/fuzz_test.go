@@ -148,6 +148,7 @@ func FuzzParseEvent(f *testing.F) {
 	for _, seed := range []string{
 		`{"id":"evt_1","type":"message.delivered"}`, `{}`, `[]`, `null`, `{"id":1}`, `{"id":"a","type":""}`,
 		"{\"id\":\"\xff\"}", `{"id":"a","type":"b","id":"c"}`, `{"ID":"a","TYPE":"b"}`, ` {"id":"a","type":"b"} `,
+		`{"id":"\ud800","type":"b"}`, `{"id":"\udc00","type":"b"}`, `{"id":"\ud83d\ude00","type":"b"}`, `{"id":"\\ud800","type":"b"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -161,6 +162,12 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		if ev.ID == "" || ev.Type == "" {
 			t.Fatalf("accepted %q with an empty id or type: %+v", body, ev)
+		}
+		// A lone surrogate escape decodes to U+FFFD: one that the body
+		// does not spell itself was let through, and two ids collide.
+		spelt := bytes.Contains(body, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
+		if strings.ContainsRune(ev.ID+ev.Type, utf8.RuneError) && !spelt {
+			t.Fatalf("accepted %q as %+v: a U+FFFD the body does not spell", body, ev)
 		}
 		var obj map[string]any
 		if !utf8.Valid(body) || json.Unmarshal(body, &obj) != nil {

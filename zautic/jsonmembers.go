@@ -1,6 +1,9 @@
 package zautic
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // topLevelMembers returns the raw values of the members a and b of the JSON
 // object obj, nil when absent; when a name occurs twice the last one wins,
@@ -90,4 +93,44 @@ func valueEnd(b []byte, i int) int {
 		}
 		return i
 	}
+}
+
+// loneSurrogate returns the first \uXXXX escape of the JSON string str
+// (quoted, valid JSON) that is half of a UTF-16 surrogate pair without its
+// other half, and whether there is one.
+func loneSurrogate(str []byte) (string, bool) {
+	pending := "" // a high surrogate escape waiting for its low half
+	for i := 1; i < len(str)-1; i++ {
+		if str[i] != '\\' {
+			if pending != "" {
+				return pending, true
+			}
+			continue
+		}
+		if str[i+1] != 'u' {
+			if pending != "" {
+				return pending, true
+			}
+			i++ // the escaped byte
+			continue
+		}
+		esc := string(str[i : i+6])
+		r, _ := strconv.ParseUint(esc[2:], 16, 16) // valid JSON: four hex digits
+		i += 5
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if pending != "" {
+				return pending, true
+			}
+			pending = esc
+		case r >= 0xDC00 && r < 0xE000:
+			if pending == "" {
+				return esc, true
+			}
+			pending = ""
+		case pending != "":
+			return pending, true
+		}
+	}
+	return pending, pending != ""
 }

@@ -1,9 +1,11 @@
 package zautic
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -28,6 +30,13 @@ func referenceParseEvent(body []byte) (Event, error) {
 		if s == "" {
 			return "", fmt.Errorf("%w: field %q is missing or empty", ErrInvalidEvent, name)
 		}
+		// encoding/json decodes a lone surrogate escape to U+FFFD: more of
+		// them than the raw value spells means one was there.
+		raw := fields[name]
+		spelt := bytes.Count(raw, []byte("\uFFFD")) + bytes.Count(bytes.ToLower(raw), []byte(`\ufffd`))
+		if strings.Count(s, "\uFFFD") > spelt {
+			return "", fmt.Errorf("%w: field %q holds a lone surrogate escape", ErrInvalidEvent, name)
+		}
 		return s, nil
 	}
 	var err error
@@ -45,6 +54,8 @@ func FuzzParseEventMatchesReference(f *testing.F) {
 		`{"id":"a\"b","type":"c\\d"}`, `{"id":"\u00e9","type":"b"}`, `{"x":[1,{"id":"no"}],"id":"a","type":"b"}`,
 		` { "id" : "a" , "type" : "b" } `, `{"id":null,"type":"b"}`, `{"id":1e3,"type":"b"}`, `{"id":true,"type":"b"}`,
 		`{"id":"a","type":"b",}`, `{"id":"a"`, `{"a\\":"x","id":"a","type":"b"}`, `{"id":"","type":"b"}`, `[]`, `{}`,
+		`{"id":"\ud800","type":"b"}`, `{"id":"\udc00","type":"b"}`, `{"id":"\ud83d\ude00","type":"b"}`,
+		`{"id":"\\ud800","type":"\ud800\ud800\udc00"}`, `{"id":"\ufffd","type":"\ud800\ufffd"}`,
 	} {
 		f.Add([]byte(seed))
 	}

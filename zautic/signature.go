@@ -127,6 +127,18 @@ func SignatureTimestamp(header string) (int64, error) {
 	return sh.Timestamp, err
 }
 
+// SignedTime returns t, the unix seconds of a signature header, as a time
+// in UTC, and false when RFC 3339 cannot write it: before 1970 or after
+// 9999-12-31T23:59:59Z. t is any int64 a header carries, and time.Time's
+// MarshalJSON fails on years beyond 9999, so whatever shows a signature's
+// time goes through here rather than through time.Unix.
+func SignedTime(t int64) (time.Time, bool) {
+	if t < 0 || t > maxRFC3339Unix {
+		return time.Time{}, false
+	}
+	return time.Unix(t, 0).UTC(), true
+}
+
 // Verified describes a signature header that checked out.
 type Verified struct {
 	// Timestamp is the signed t, in unix seconds. VerifySignature sets it

@@ -253,3 +253,33 @@ func toBytes(list []string) [][]byte {
 	}
 	return out
 }
+
+// TestSignedTime: a t that RFC 3339 cannot write (after year 9999, where
+// time.Time's MarshalJSON fails) has no time; every other t has, and
+// encodes.
+func TestSignedTime(t *testing.T) {
+	tests := []struct {
+		t      int64
+		wantOK bool
+	}{
+		{0, true},
+		{1767432000, true},
+		{253402300799, true}, // 9999-12-31T23:59:59Z
+		{253402300800, false},
+		{math.MaxInt64, false},
+		{-1, false},
+	}
+	for _, tt := range tests {
+		at, ok := SignedTime(tt.t)
+		if ok != tt.wantOK {
+			t.Errorf("SignedTime(%d): got ok %v, want %v", tt.t, ok, tt.wantOK)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if _, err := at.MarshalJSON(); err != nil || at.Unix() != tt.t || at.Location() != time.UTC {
+			t.Errorf("SignedTime(%d): got %v (MarshalJSON: %v), want that t in UTC", tt.t, at, err)
+		}
+	}
+}

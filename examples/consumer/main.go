@@ -212,8 +212,8 @@ func fetchAndHandle(ctx context.Context, cons jetstream.Consumer, want int, p *p
 
 // event is what this consumer reads of a Zautic event.
 type event struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
+	ID   string `json:"-"` // read by decode, exactly as the forwarder reads it
+	Type string `json:"-"`
 	Data struct {
 		Object map[string]any `json:"object"`
 	} `json:"data"`
@@ -285,14 +285,21 @@ func (p *processor) settle(ctx context.Context, msg jetstream.Msg) (string, erro
 	return outcomeProcessed, msg.DoubleAck(ctx)
 }
 
+// decode reads id and type with zautic.ParseEvent, as the forwarder does:
+// by their exact names. encoding/json matches member names without regard
+// to case, so for {"id":"evt_a","ID":"evt_b",…} it would read evt_b while
+// the forwarder deduplicated and published evt_a. The rest of the event is
+// decoded with encoding/json.
 func decode(body []byte) (event, error) {
 	var ev event
+	parsed, err := zautic.ParseEvent(body)
+	if err != nil {
+		return ev, err
+	}
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return ev, fmt.Errorf("not a JSON event: %w", err)
 	}
-	if ev.ID == "" || ev.Type == "" {
-		return ev, errors.New("event without id or type")
-	}
+	ev.ID, ev.Type = parsed.ID, parsed.Type
 	return ev, nil
 }
 

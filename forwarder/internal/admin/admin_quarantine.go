@@ -77,13 +77,17 @@ func listQuarantine(api quarantineAPI) http.HandlerFunc {
 }
 
 // signedAt is the t an X-Zautic-Signature header claims, in UTC; nil when
-// the header is missing or malformed.
+// the header is missing or malformed, or when its t is beyond what RFC 3339
+// (and so the JSON answer) can write.
 func signedAt(signature string) *time.Time {
 	t, err := zautic.SignatureTimestamp(signature)
 	if err != nil {
 		return nil
 	}
-	at := time.Unix(t, 0).UTC()
+	at, ok := zautic.SignedTime(t)
+	if !ok {
+		return nil
+	}
 	return &at
 }
 

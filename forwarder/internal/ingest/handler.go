@@ -131,11 +131,12 @@ type delivery struct {
 	receivedAt time.Time
 	keyID      string // the key id of the secret that matched
 	dryRun     bool   // look up, change nothing (replay)
-	// signedAfter, when set, refuses a verified request signed before it
-	// (a replay that ignores the tolerance: errBeyondDedupTTL).
-	signedAfter time.Time
-	kept        bool   // stored in the quarantine
-	tracestate  string // the request's, which tracing copies to the message
+	// window, when set, refuses a verified request signed outside it (a
+	// replay that ignores the tolerance: errSignedInFuture,
+	// errBeyondDedupTTL).
+	window     *signedWindow
+	kept       bool   // stored in the quarantine
+	tracestate string // the request's, which tracing copies to the message
 
 	addedTokens string // the subject's tokens beside the prefix and the type
 }
@@ -182,8 +183,28 @@ func (h *Handler) process(c echo.Context, d *delivery, buf *bytes.Buffer) error 
 		return err
 	}
 	d.tracestate = req.Header.Get("Tracestate")
-	err = h.deliver(req.Context(), d, body, req.Header.Get(zautic.RequestSignatureHeader), h.cfg.Tolerance)
+	signature, err := signatureHeader(req.Header)
+	if err != nil {
+		return err
+	}
+	err = h.deliver(req.Context(), d, body, signature, h.cfg.Tolerance)
 	return h.keepRejected(req.Context(), d, err, req.Header, body)
+}
+
+// signatureHeader is the request's one X-Zautic-Signature value. Several
+// are ambiguous: which one the sender meant, and which one a proxy added,
+// cannot be told, so the request is refused rather than verified on the
+// first (ErrInvalidHeader, 400, not kept).
+func signatureHeader(header http.Header) (string, error) {
+	values := header.Values(zautic.RequestSignatureHeader)
+	if len(values) > 1 {
+		return "", fmt.Errorf("%w: %d X-Zautic-Signature headers, want one (several v1 values go in one header, comma-separated)",
+			zautic.ErrInvalidHeader, len(values))
+	}
+	if len(values) == 0 {
+		return "", nil
+	}
+	return values[0], nil
 }
 
 // deliver runs a whole body through the rest of the path: verify (with the
@@ -193,8 +214,8 @@ func (h *Handler) deliver(ctx context.Context, d *delivery, body []byte, signatu
 	if err := h.verify(d, body, signature, tolerance); err != nil {
 		return err
 	}
-	if signedAt := time.Unix(d.signed.Timestamp, 0); !d.signedAfter.IsZero() && signedAt.Before(d.signedAfter) {
-		return fmt.Errorf("%w: signed at %s, more than dedup.ttl (%s) ago", errBeyondDedupTTL, signedAt.UTC().Format(time.RFC3339), h.cfg.DedupTTL)
+	if err := d.window.check(d.signed.Timestamp); err != nil {
+		return err
 	}
 	var err error
 	if d.event, err = zautic.ParseEvent(body); err != nil {

@@ -18,8 +18,12 @@ var (
 	// errHeadersTooLarge is returned when the headers exceed
 	// http.max_header_bytes.
 	errHeadersTooLarge = errors.New("request headers too large")
-	// errBodyTooLarge is returned when the body exceeds http.max_body_bytes.
+	// errBodyTooLarge is returned when the body exceeds http.max_body_bytes,
+	// or the message the NATS server's max_payload.
 	errBodyTooLarge = errors.New("body too large")
+	// errMessageHeadersTooLarge is returned when the message's headers
+	// exceed what JetStream stores (maxHeaderBytes).
+	errMessageHeadersTooLarge = errors.New("message headers too large")
 	// errReadBody is returned when the body cannot be read to its end.
 	errReadBody = errors.New("read body")
 	// errBodyTooSlow is returned when the body arrives slower than
@@ -76,6 +80,7 @@ var rejections = []rejection{
 	{errBodyMemory, http.StatusTooManyRequests, telemetry.OutcomeOverloaded, reasonBodyMemory, "1"},
 	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, telemetry.OutcomeRejected, "headers_too_large", ""},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, telemetry.OutcomeRejected, "body_too_large", ""},
+	{errMessageHeadersTooLarge, http.StatusRequestEntityTooLarge, telemetry.OutcomeRejected, "message_headers_too_large", ""},
 	{errBodyTooSlow, http.StatusRequestTimeout, telemetry.OutcomeRejected, "body_too_slow", ""},
 	{errReadBody, http.StatusBadRequest, telemetry.OutcomeRejected, "read_body", ""},
 	{errNotKept, http.StatusServiceUnavailable, telemetry.OutcomeUnavailable, reasonNotQuarantined, notKeptRetryAfter},

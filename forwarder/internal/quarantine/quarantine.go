@@ -2,7 +2,6 @@ package quarantine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -166,13 +165,12 @@ const maxNotedField = 256
 
 // noteEvent adds the body's event id and type, when it has them, to the
 // entry's headers: a lookup of the quarantine then reads headers only,
-// never the bodies, however large the quarantine.
+// never the bodies, however large the quarantine. They are read as the
+// request path reads them (zautic.ParseEvent, exact member names), so that
+// a lookup shows the event id a replay would publish, never "ID" or "Type".
 func noteEvent(h http.Header, body []byte) {
-	var event struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(body, &event) != nil {
+	event, err := zautic.ParseEvent(body)
+	if err != nil {
 		return
 	}
 	for name, v := range map[string]string{store.QuarantineEventIDHeader: event.ID, store.QuarantineEventTypeHeader: event.Type} {

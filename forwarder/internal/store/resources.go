@@ -107,7 +107,10 @@ func streamChanges(have, want jetstream.StreamConfig) []string {
 	if have.MaxAge != want.MaxAge {
 		changes = append(changes, fmt.Sprintf("max_age %s -> %s", have.MaxAge, want.MaxAge))
 	}
-	if have.Duplicates != want.Duplicates {
+	// 0 asks for the server's default (2m, or max_age when shorter), which
+	// the server stores in its place: compared, it would be "changed" at
+	// every start. The quarantine asks for it; it has no Nats-Msg-Id.
+	if want.Duplicates > 0 && have.Duplicates != want.Duplicates {
 		changes = append(changes, fmt.Sprintf("duplicate_window %s -> %s", have.Duplicates, want.Duplicates))
 	}
 	if have.Replicas != want.Replicas {

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -49,9 +50,18 @@ func NewProbes(withPprof bool, ready Readiness, gatherer prometheus.Gatherer, ro
 	return mux
 }
 
-// WriteJSON writes v as the JSON answer with status.
+// WriteJSON writes v as the JSON answer with status. It encodes v before
+// it writes the status: when v cannot be encoded (a time.Time after year
+// 9999, say), the answer is a 500 that says why, never status with an
+// empty or truncated body.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		buf.Reset()
+		_ = json.NewEncoder(&buf).Encode(adminapi.ErrorAnswer{Error: "encode the answer: " + err.Error()})
+		status = http.StatusInternalServerError
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
