@@ -49,3 +49,28 @@ func TestEmbeddedPortTakenFailsAtOnce(t *testing.T) {
 		t.Errorf("output does not name nats.embedded.listen %s and the listen error:\n%s", addr, trimmed(logs))
 	}
 }
+
+// TestAdminPortTakenNamesOnlyTheListener holds the admin listener's port:
+// the process exits non-zero naming admin.addr, and the start's own
+// cancellation is not logged as a reason NATS is not ready.
+func TestAdminPortTakenNamesOnlyTheListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	ns := natstest.Start(t, "", 0)
+	env := forwarderEnv(ns.ClientURL())
+	env["FORWARDER_ADMIN_ADDR"] = ln.Addr().String()
+	p := launchForwarder(t, env)
+	if code := p.Wait(t, 30*time.Second); code == 0 {
+		t.Fatalf("exit code: got 0, want non-zero")
+	}
+	logs := p.Logs()
+	if !strings.Contains(logs, "admin.addr "+ln.Addr().String()) || !strings.Contains(logs, "address already in use") {
+		t.Errorf("output does not name admin.addr and the listen error:\n%s", trimmed(logs))
+	}
+	if strings.Contains(logs, "nats not ready") || strings.Contains(logs, "context canceled") {
+		t.Errorf("output blames NATS for the start's own cancellation:\n%s", trimmed(logs))
+	}
+}

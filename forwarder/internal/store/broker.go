@@ -194,6 +194,11 @@ func (b *Broker) check(ctx context.Context) {
 	}
 	for _, step := range []func(context.Context) error{b.ensureResources, b.probeDelivery} {
 		if err := b.bounded(ctx, step); err != nil {
+			if ctx.Err() != nil {
+				// Our own stop (a start that failed, a shutdown) cut the
+				// check short: it says nothing about NATS.
+				return
+			}
 			b.setNotReady(err)
 			return
 		}
