@@ -119,6 +119,8 @@ func (c Config) Validate() error {
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
 		{"nats.embedded.sync_interval", c.NATS.URL == "" && !embedded.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
+		{"nats.password", c.NATS.User != "" && c.NATS.Password == "", "must be set with nats.user (a user goes with its password)"},
+		{"nats.user", c.NATS.User == "" && c.NATS.Password != "", "must be set with nats.password (a password goes with its user)"},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
 		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
