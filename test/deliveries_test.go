@@ -261,6 +261,21 @@ func TestAdminToken(t *testing.T) {
 			p.WaitReady(t)
 			publish(t, p, "evt_tok_1", "dlv_tok_1", "message.sent")
 			checkAdminAccess(t, p, token)
+			// The scheme is case-insensitive (RFC 7235).
+			for _, scheme := range []string{"bearer", "BEARER"} {
+				req, err := http.NewRequest(http.MethodGet, p.AdminURL+"/deliveries", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", scheme+" "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
+					t.Errorf("Authorization: %s <token>: got %d %s, want 200", scheme, resp.StatusCode, body)
+				}
+			}
 			if tt.name == "admin.token_file" {
 				if err := os.WriteFile(tokenFile, []byte(rotated), 0o600); err != nil {
 					t.Fatal(err)
