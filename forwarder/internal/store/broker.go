@@ -202,7 +202,7 @@ func (b *Broker) check(ctx context.Context) {
 				// check short: it says nothing about NATS.
 				return
 			}
-			b.setNotReady(withHint(err, resourcesHint(err)))
+			b.setNotReady(withHint(err, "stream.max_bytes or dedup.max_bytes, or raise the account's or the server's storage limit"))
 			return
 		}
 	}
@@ -335,7 +335,8 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 		b.requestRepairSince(start.Add(-repairLookBack))
 	}
 	if b.streamFull(err) {
-		err = withHint(err, b.streamFullHint())
+		err = fmt.Errorf("%w (stream %q holds stream.max_bytes, %d, and refuses new events until some age out: raise stream.max_bytes, or shorten stream.max_age)",
+			err, b.cfg.Stream.Name, b.cfg.Stream.MaxBytes)
 		if !b.warnedFull.Swap(true) {
 			b.log.Warn("the event stream is full; deliveries are answered 503 until it has room", zap.Error(err))
 		}

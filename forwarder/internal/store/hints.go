@@ -15,42 +15,21 @@ import (
 // max_bytes in an account that requires it (max_bytes_required).
 const errCodeMaxBytesRequired = 10113
 
-// apiErrorCode is the JetStream error code err carries, or 0.
-func apiErrorCode(err error) jetstream.ErrorCode {
+// withHint appends to err what fixes it: for a storage refusal, lowering
+// the reservations of keys (such as "quarantine.max_bytes"); for 10113,
+// setting stream.max_bytes and dedup.max_bytes.
+func withHint(err error, keys string) error {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode
-	}
-	return 0
-}
-
-// withHint appends what to do to err, keeping it matchable.
-func withHint(err error, hint string) error {
-	if hint == "" {
+	if !errors.As(err, &apiErr) {
 		return err
 	}
-	return fmt.Errorf("%w (%s)", err, hint)
-}
-
-// resourcesHint says what fixes a failure to create or update the event
-// stream or the dedup bucket.
-func resourcesHint(err error) string {
-	switch apiErrorCode(err) {
+	switch apiErr.ErrorCode {
 	case errCodeMaxBytesRequired:
-		return "the account requires max_bytes on every stream: set stream.max_bytes and dedup.max_bytes"
+		return fmt.Errorf("%w (the account requires max_bytes on every stream: set stream.max_bytes and dedup.max_bytes)", err)
 	case errCodeStorageResourcesExceeded, errCodeAccountResourcesExceeded, errCodeInsufficientResources:
-		return "lower stream.max_bytes or dedup.max_bytes, or raise the account's or the server's storage limit"
+		return fmt.Errorf("%w (lower %s)", err, keys)
 	}
-	return ""
-}
-
-// quarantineHint says what fixes a failure to create the quarantine stream.
-func quarantineHint(err error) string {
-	switch apiErrorCode(err) {
-	case errCodeStorageResourcesExceeded, errCodeAccountResourcesExceeded, errCodeInsufficientResources:
-		return "lower quarantine.max_bytes, or set quarantine.enabled: false"
-	}
-	return ""
+	return err
 }
 
 // streamFull reports whether a publish was refused because the event
@@ -62,12 +41,6 @@ func (b *Broker) streamFull(err error) bool {
 		apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "maximum bytes")
 }
 
-// streamFullHint says what to do about a full event stream.
-func (b *Broker) streamFullHint() string {
-	return fmt.Sprintf("stream %q holds stream.max_bytes (%d) and refuses new events until some age out: "+
-		"raise stream.max_bytes, or shorten stream.max_age", b.cfg.Stream.Name, b.cfg.Stream.MaxBytes)
-}
-
 // undoubled is an error whose text has nats.go's doubled prefix removed:
 // a publish refused by the stream reads "nats: nats: API error: …", since
 // the API error's own text starts with the prefix its wrapper adds again.
@@ -76,8 +49,7 @@ type undoubled struct{ err error }
 func (e undoubled) Error() string { return strings.ReplaceAll(e.err.Error(), "nats: nats: ", "nats: ") }
 func (e undoubled) Unwrap() error { return e.err }
 
-// undouble returns err with the doubled prefix removed from its text, or
-// err itself when there is none to remove.
+// undouble returns err with the doubled prefix removed from its text.
 func undouble(err error) error {
 	if err == nil || !strings.Contains(err.Error(), "nats: nats: ") {
 		return err
