@@ -695,7 +695,7 @@ func TestCheckConfigRefusesWhatServeRefuses(t *testing.T) {
 			[]string{"nats.url nats://127.0.0.1:99999: port 99999 is not 1 to 65535"}},
 		{"NATS port out of range without a scheme", map[string]string{"FORWARDER_NATS_URL": "127.0.0.1:65536"},
 			[]string{"nats.url nats://127.0.0.1:65536: port 65536 is not 1 to 65535"}},
-		{"NATS user information without a scheme", map[string]string{"FORWARDER_NATS_URL": "alice:" + password + "@127.0.0.1:4222"},
+		{"NATS user information without a scheme", map[string]string{"FORWARDER_NATS_URL": "alice:pw@127.0.0.1:4222"},
 			[]string{"nats.url [redacted]@127.0.0.1:4222 has a user or token but no scheme: write it as nats://[redacted]@127.0.0.1:4222"}},
 		{"NATS credentials in the URL and in nats.user", map[string]string{"FORWARDER_NATS_URL": "nats://alice:pw@127.0.0.1:4222", "FORWARDER_NATS_USER": "bob", "FORWARDER_NATS_PASSWORD": password},
 			[]string{"nats.url nats://[redacted]@127.0.0.1:4222 carries a user or token, and nats.user and nats.password are set too"}},
