@@ -77,6 +77,12 @@ func (a *adminClient) explain(err error) error {
 			reason = "the token of " + from + " is not the forwarder's admin.token"
 		}
 	}
+	if status.Status == http.StatusNotFound && (!status.JSON || strings.HasPrefix(status.Reason, "no route for ")) {
+		// The admin listener answers every path the commands ask for, and
+		// never "no route for", which is the webhook port's answer.
+		reason = strings.TrimSpace(reason + " (" + a.api.BaseURL + " may not be the forwarder's admin listener, " +
+			"admin.addr, :9090 by default: the webhook port, say, answers 404 to these paths)")
+	}
 	return fmt.Errorf("admin API: %s %s: %d %s", status.Method, status.Path, status.Status, reason)
 }
 

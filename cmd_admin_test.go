@@ -126,3 +126,29 @@ func TestQuarantineReplaySuggestsIgnoreTolerance(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminCommandsNotTheAdminListener: a 404 that is not the admin API's
+// answer (an empty body, a plain-text page) says the URL may not be the
+// forwarder's admin listener, with the path asked for under the URL's own.
+func TestAdminCommandsNotTheAdminListener(t *testing.T) {
+	tests := []struct {
+		name, body string
+	}{
+		{"empty 404", ""},
+		{"plain-text 404", "404 page not found\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			t.Cleanup(srv.Close)
+			_, _, err := runCommand(t, "", "deliveries", "get", "dlv_1", "--admin-url", srv.URL+"/under/a/path")
+			want := "GET /under/a/path/deliveries/dlv_1: 404"
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "may not be the forwarder's admin listener") {
+				t.Errorf("got %v, want an error saying %q and that the URL may not be the admin listener", err, want)
+			}
+		})
+	}
+}

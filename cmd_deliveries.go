@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -75,15 +76,31 @@ func newDeliveriesListCommand(stdout io.Writer) *cobra.Command {
 
 // lookupFields are printed in this order; the others follow.
 var lookupFields = []string{"status", "delivery_id", "event_id", "type", "event_type", "subject", "stream", "seq",
-	"published_at", "size", "reason", "received_at", "quarantine_seq", "dedup_key", "marked_at", "detail"}
+	"published_at", "size", "reason", "received_at", "signed_at", "quarantine_seq", "dedup_key", "marked_at", "detail"}
+
+// unverifiedNote explains the * of the fields a lookup answer names as
+// unsigned: a quarantined request's, which nothing has verified.
+const unverifiedNote = "* from the quarantined request's unsigned headers or body, not verified until replayed"
 
 // printLookup prints a lookup answer as "field  value" lines, then its
-// quarantine entries, if any, as a table.
+// quarantine entries, if any, as a table. The fields the answer names in
+// "unsigned", and the table's columns its entries name so, carry a * and
+// a note below, as quarantine list marks them.
 func printLookup(w io.Writer, answer map[string]any) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	marked := false
+	mark := func(record any, field, title string) string {
+		fields, _ := record.(map[string]any)
+		list, _ := fields["unsigned"].([]any)
+		if slices.Contains(list, any(field)) {
+			marked = true
+			return title + "*"
+		}
+		return title
+	}
 	for _, k := range lookupFields {
 		if v, ok := answer[k]; ok && v != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", k, plain(v))
+			fmt.Fprintf(tw, "%s\t%s\n", mark(answer, k, k), plain(v))
 		}
 	}
 	entries, _ := answer["entries"].([]any)
@@ -91,13 +108,20 @@ func printLookup(w io.Writer, answer map[string]any) error {
 		entries = more
 	}
 	if len(entries) > 0 {
-		fmt.Fprintln(tw, "\nQUARANTINE SEQ\tRECEIVED\tREASON\tDELIVERY ID\tEVENT ID")
+		fmt.Fprintf(tw, "\nQUARANTINE SEQ\tRECEIVED\tREASON\t%s\t%s\n", mark(entries[0], "delivery_id", "DELIVERY ID"), mark(entries[0], "event_id", "EVENT ID"))
 		for _, e := range entries {
 			q, _ := e.(map[string]any)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", plain(q["quarantine_seq"]), plain(q["received_at"]), plain(q["reason"]), plain(q["delivery_id"]), plain(q["event_id"]))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if marked {
+		_, err := fmt.Fprintln(w, unverifiedNote)
+		return err
+	}
+	return nil
 }
 
 func printList(w io.Writer, page adminapi.DeliveryPage) error {

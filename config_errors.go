@@ -171,11 +171,15 @@ func checkEnvNames(environ []string) error {
 		known = append(known, strings.TrimPrefix(envName(k), prefix))
 	}
 	var problems []string
+	first := "" // the unknown name first in sorted order names the example
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		rest, ours := strings.CutPrefix(name, prefix)
 		if !ours || slices.Contains(known, rest) || kubernetesServiceLink.MatchString(name) {
 			continue
+		}
+		if first == "" || rest < first {
+			first = rest
 		}
 		problem := "unknown environment variable " + name
 		if best, ok := nearest(rest, known); ok {
@@ -187,8 +191,35 @@ func checkEnvNames(environ []string) error {
 		return nil
 	}
 	slices.Sort(problems)
-	return fmt.Errorf("%w: %s (each key has one variable: http.addr is %s)", forwarder.ErrInvalidConfig,
-		strings.Join(problems, "; "), envName("http.addr"))
+	example := exampleKey(first)
+	return fmt.Errorf("%w: %s (each key has one variable: %s is %s)", forwarder.ErrInvalidConfig,
+		strings.Join(problems, "; "), example, envName(example))
+}
+
+// exampleKey is the key whose variable the hint after unknown variables
+// shows: the one nearest to rest (an unknown name without the prefix) when
+// one is near, else the nearest in the section rest starts with
+// (FORWARDER_NATS_SERVERS: a nats.* key), else http.addr.
+func exampleKey(rest string) string {
+	keys := configKeys()
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = strings.TrimPrefix(envName(k), envPrefix+"_")
+	}
+	if best, ok := nearest(rest, names); ok {
+		return keys[slices.Index(names, best)]
+	}
+	example, dist := "http.addr", -1
+	for i, k := range keys {
+		section, _, _ := strings.Cut(names[i], "_")
+		if !strings.HasPrefix(rest, section+"_") || !strings.Contains(k, ".") {
+			continue
+		}
+		if d := editDistance(rest, names[i]); dist < 0 || d < dist {
+			example, dist = k, d
+		}
+	}
+	return example
 }
 
 // envName is the environment variable of a key: http.addr is

@@ -242,6 +242,12 @@ func TestConfigErrorsSayWhatToFix(t *testing.T) {
 			want: []string{"unknown environment variable FORWARDER_ADMIN_ADRR: did you mean FORWARDER_ADMIN_ADDR?"}},
 		{name: "variable of no key", env: map[string]string{"FORWARDER_COLOUR": "blue"},
 			want: []string{"unknown environment variable FORWARDER_COLOUR", "http.addr is FORWARDER_HTTP_ADDR"}},
+		{name: "misspelt variable names its key in the hint", env: map[string]string{"FORWARDER_NATS_USR": "bob"},
+			want: []string{"did you mean FORWARDER_NATS_USER?", "(each key has one variable: nats.user is FORWARDER_NATS_USER)"}},
+		{name: "variable of no key in a section names a key of it", env: map[string]string{"FORWARDER_NATS_SERVERS": "nats://a"},
+			want: []string{"unknown environment variable FORWARDER_NATS_SERVERS", "(each key has one variable: nats."}},
+		{name: "admin.token of white space only", env: map[string]string{"FORWARDER_ADMIN_TOKEN": "   "},
+			want: []string{"admin.token (FORWARDER_ADMIN_TOKEN) is only white space", "loopback clients only"}},
 		{name: "prefixed secret variable empty, Zautic's set", env: map[string]string{"FORWARDER_WEBHOOK_SECRET": "", zautic.SecretEnv: "s3cret"},
 			want: []string{"FORWARDER_WEBHOOK_SECRET is set but empty, which hides " + zautic.SecretEnv}},
 	}
@@ -421,7 +427,7 @@ var envOverrides = map[string]envOverride{
 	"nats.embedded.sync_interval": {env: "2m", want: "2m"},
 	"nats.name":                   {env: "forwarder-1", want: "forwarder-1"},
 	"nats.nkey_file":              {env: "/etc/nats/seed.nk", want: "/etc/nats/seed.nk"},
-	"nats.password":               {env: "pw", want: "pw"},
+	"nats.password":               {env: "pw", want: "pw", with: map[string]string{"nats.user": "forwarder"}},
 	"nats.ping_interval":          {env: "3s", want: "3s"},
 	"nats.publish_timeout":        {env: "8s", want: "8s"},
 	"nats.tls.ca_file":            {env: "/etc/tls/ca.pem", want: "/etc/tls/ca.pem"},
@@ -429,7 +435,7 @@ var envOverrides = map[string]envOverride{
 	"nats.tls.key_file":           {env: "/etc/tls/key.pem", want: "/etc/tls/key.pem", with: map[string]string{"nats.tls.cert_file": "/etc/tls/cert.pem"}},
 	"nats.token":                  {env: "tok", want: "tok"},
 	"nats.url":                    {env: "nats://127.0.0.1:4333,nats://127.0.0.1:4334", want: "nats://127.0.0.1:4333,nats://127.0.0.1:4334"},
-	"nats.user":                   {env: "forwarder", want: "forwarder"},
+	"nats.user":                   {env: "forwarder", want: "forwarder", with: map[string]string{"nats.password": "pw"}},
 	"quarantine.auto_replay":      {env: "false", want: "false"},
 	"quarantine.burst":            {env: "5", want: "5"},
 	"quarantine.enabled":          {env: "false", want: "false"},
@@ -682,5 +688,26 @@ func TestZeroDurationNeedsNoUnit(t *testing.T) {
 	cfg := loadTestConfig(t, writeFile(t, "forwarder.yaml", "webhook:\n  tolerance: 0\ndedup:\n  ttl: 0\n"))
 	if cfg.Webhook.Tolerance != 0 || cfg.Dedup.TTL != 0 {
 		t.Errorf("got tolerance %s and ttl %s, want 0 and 0", cfg.Webhook.Tolerance, cfg.Dedup.TTL)
+	}
+}
+
+// TestConfigurationDocDocumentsEveryKey checks that every key has a row in
+// the key table of docs/configuration.md.
+func TestConfigurationDocDocumentsEveryKey(t *testing.T) {
+	raw, err := os.ReadFile("docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for line := range strings.Lines(string(raw)) {
+		if first, _, ok := strings.Cut(strings.TrimPrefix(line, "| "), " |"); ok && strings.HasPrefix(line, "| `") {
+			rows = append(rows, first)
+		}
+	}
+	table := strings.Join(rows, "\n")
+	for _, key := range configKeys() {
+		if !strings.Contains(table, "`"+key+"`") && !strings.HasPrefix(key, "endpoints") {
+			t.Errorf("docs/configuration.md has no row for %s", key)
+		}
 	}
 }

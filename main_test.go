@@ -175,7 +175,7 @@ func TestCheckConfig(t *testing.T) {
 	}{
 		{
 			name: "valid file",
-			file: "webhook:\n  secret: file-secret-value\nlog:\n  level: debug\nnats:\n  url: nats://127.0.0.1:4222\n  password: nats-password-value\n  token: nats-token-value\n",
+			file: "webhook:\n  secret: file-secret-value\nlog:\n  level: debug\nnats:\n  url: nats://127.0.0.1:4222\n  user: nats-user\n  password: nats-password-value\n  token: nats-token-value\n",
 			want: []string{"level: debug", "url: nats://127.0.0.1:4222", "[redacted]"},
 		},
 		{
@@ -218,6 +218,10 @@ func TestCheckConfig(t *testing.T) {
 			wantErr: "http.addr must be host:port",
 		},
 		{name: "no secret", wantErr: "no webhook secret: set " + zautic.SecretEnv},
+		{name: "secret of white space only", env: map[string]string{zautic.SecretEnv: "   "},
+			wantErr: "no webhook secret: webhook.secret (also read from FORWARDER_WEBHOOK_SECRET and " + zautic.SecretEnv + ") is only white space"},
+		{name: "endpoint secret of white space only", env: map[string]string{"FORWARDER_ENDPOINTS": "[{name: acme, secrets: ['  ']}]"},
+			wantErr: "no webhook secret: endpoints[0].secrets is only white space"},
 		{name: "empty secrets file", env: map[string]string{"FORWARDER_WEBHOOK_SECRETS_FILE": emptySecrets},
 			wantErr: "no webhook secret: webhook.secrets_file " + emptySecrets + " is empty"},
 		{name: "missing secrets file", env: map[string]string{"FORWARDER_WEBHOOK_SECRETS_FILE": "/nonexistent/secrets"},
@@ -687,6 +691,16 @@ func TestCheckConfigRefusesWhatServeRefuses(t *testing.T) {
 			[]string{"nats.url nats://[redacted]@127.0.0.1:4222 is not a valid URL: its user or password", "%25"}},
 		{"bad escape in a NATS host", map[string]string{"FORWARDER_NATS_URL": "nats://127.0.0.1:4222,nats://u:p@h%zz:4222"},
 			[]string{"nats.url nats://[redacted]@h%zz:4222 is not a valid URL: invalid URL escape"}},
+		{"NATS port out of range", map[string]string{"FORWARDER_NATS_URL": "nats://127.0.0.1:99999"},
+			[]string{"nats.url nats://127.0.0.1:99999: port 99999 is not 1 to 65535"}},
+		{"NATS port out of range without a scheme", map[string]string{"FORWARDER_NATS_URL": "127.0.0.1:65536"},
+			[]string{"nats.url nats://127.0.0.1:65536: port 65536 is not 1 to 65535"}},
+		{"NATS user information without a scheme", map[string]string{"FORWARDER_NATS_URL": "alice:pw@127.0.0.1:4222"},
+			[]string{"nats.url [redacted]@127.0.0.1:4222 has a user or token but no scheme: write it as nats://[redacted]@127.0.0.1:4222"}},
+		{"NATS credentials in the URL and in nats.user", map[string]string{"FORWARDER_NATS_URL": "nats://alice:pw@127.0.0.1:4222", "FORWARDER_NATS_USER": "bob", "FORWARDER_NATS_PASSWORD": password},
+			[]string{"nats.url nats://[redacted]@127.0.0.1:4222 carries a user or token, and nats.user and nats.password are set too"}},
+		{"nats.user without nats.password", map[string]string{"FORWARDER_NATS_USER": "bob"}, []string{"nats.password must be set with nats.user"}},
+		{"nats.password without nats.user", map[string]string{"FORWARDER_NATS_PASSWORD": password}, []string{"nats.user must be set with nats.password"}},
 		{"several problems at once", map[string]string{"FORWARDER_NATS_CREDS_FILE": missing, "FORWARDER_NATS_NKEY_FILE": missing},
 			[]string{"nats.creds_file " + missing, "nats.nkey_file " + missing}},
 	}

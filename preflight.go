@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/jwt/v2"
@@ -58,7 +59,7 @@ func preflight(cfg forwarder.Config, getenv func(string) string) (map[string][]s
 		}
 	}
 	if !cfg.Embedded() {
-		problems = append(problems, checkNATSURLs(cfg.NATS.URL))
+		problems = append(problems, checkNATSURLs(cfg.NATS.URL, natsCredentialKeys(cfg)))
 	}
 	problems = append(problems, checkTracing(cfg.Tracing, getenv))
 	return keyIDs, errors.Join(problems...)
@@ -119,8 +120,13 @@ func checkTokenFile(path string) error {
 
 // checkNATSURLs parses each URL of nats.url as nats.go does. A URL's user
 // information is never shown, even when the URL does not parse (a password
-// with a bare %): the error then says which part is wrong.
-func checkNATSURLs(list string) error {
+// with a bare %): the error then says which part is wrong. It refuses a port
+// outside 1 to 65535, which nats.go would retry for ever; user information
+// without a scheme (alice:pw@host:4222), which URL parsing reads as a
+// scheme "alice" and which is therefore refused rather than guessed at;
+// and user information beside credentialKeys (the nats.* credential keys
+// that are set), since only one of them would be sent.
+func checkNATSURLs(list string, credentialKeys []string) error {
 	var problems []error
 	ws := map[bool]bool{}
 	for s := range strings.SplitSeq(list, ",") {
@@ -129,6 +135,11 @@ func checkNATSURLs(list string) error {
 			continue
 		}
 		if !strings.Contains(raw, "://") {
+			if strings.Contains(raw, "@") {
+				shown := strings.TrimPrefix(forwarder.RedactURLs("nats://"+raw), "nats://")
+				problems = append(problems, fmt.Errorf("nats.url %s has a user or token but no scheme: write it as nats://%s (or tls://, ws://, wss://)", shown, shown))
+				continue
+			}
 			raw = "nats://" + raw
 		}
 		shown := forwarder.RedactURLs(raw)
@@ -137,12 +148,40 @@ func checkNATSURLs(list string) error {
 			problems = append(problems, urlProblem("nats.url", shown))
 			continue
 		}
+		if port := u.Port(); port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				problems = append(problems, fmt.Errorf("nats.url %s: port %s is not 1 to 65535", shown, port))
+			}
+		}
+		if u.User != nil && len(credentialKeys) > 0 {
+			verb := " is"
+			if len(credentialKeys) > 1 {
+				verb = " are"
+			}
+			problems = append(problems, fmt.Errorf("nats.url %s carries a user or token, and %s set too: give the credentials in one place",
+				shown, strings.Join(credentialKeys, " and ")+verb))
+		}
 		ws[u.Scheme == "ws" || u.Scheme == "wss"] = true
 	}
 	if len(ws) > 1 {
 		problems = append(problems, errors.New("nats.url mixes websocket (ws://, wss://) and other URLs, which nats.go refuses"))
 	}
 	return errors.Join(problems...)
+}
+
+// natsCredentialKeys names the nats.* keys that set credentials a URL's
+// user information would compete with.
+func natsCredentialKeys(cfg forwarder.Config) []string {
+	var keys []string
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"nats.user", cfg.NATS.User != ""}, {"nats.password", cfg.NATS.Password != ""}, {"nats.token", cfg.NATS.Token != ""}} {
+		if k.set {
+			keys = append(keys, k.key)
+		}
+	}
+	return keys
 }
 
 // redactedUserInfo is how forwarder.RedactURLs replaces user information.

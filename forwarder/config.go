@@ -85,13 +85,14 @@ const minPingInterval = 100 * time.Millisecond
 // Whether any secret is configured is checked when the secrets are loaded
 // (LoadSecrets), since files may hold them.
 func (c Config) Validate() error {
+	pathWhy := pathProblem(c.HTTP.Path)
 	checks := []struct {
 		key string
 		bad bool
 		why string
 	}{
 		{"http.addr", !validAddr(c.HTTP.Addr), "must be host:port"},
-		{"http.path", !strings.HasPrefix(c.HTTP.Path, "/"), "must start with /"},
+		{"http.path", pathWhy != "", fmt.Sprintf("%q %s", c.HTTP.Path, pathWhy)},
 		{"http.max_body_bytes", c.HTTP.MaxBodyBytes <= 0, "must be positive"},
 		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes <= 0, "must be positive"},
 		{"http.max_in_flight", c.HTTP.MaxInFlight <= 0, "must be positive"},
@@ -105,7 +106,10 @@ func (c Config) Validate() error {
 		{"http.write_timeout", c.HTTP.WriteTimeout <= 0, "must be positive"},
 		{"http.idle_timeout", c.HTTP.IdleTimeout <= 0, "must be positive"},
 		{"admin.addr", c.Admin.Addr != "" && !validAddr(c.Admin.Addr), "must be host:port, or empty to disable"},
-		{"admin.token", c.Admin.Token != "" && strings.TrimSpace(c.Admin.Token) == "", "must not be only white space (unset, it leaves the data paths open)"},
+		{"admin.addr", c.Admin.Addr != "" && sharePort(c.HTTP.Addr, c.Admin.Addr),
+			fmt.Sprintf("%q takes the port of http.addr %q: give the admin listener a port of its own", c.Admin.Addr, c.HTTP.Addr)},
+		{"admin.token", c.Admin.Token != "" && strings.TrimSpace(c.Admin.Token) == "",
+			"(FORWARDER_ADMIN_TOKEN) is only white space: set the token, or unset it to serve the data paths to loopback clients only"},
 		{"admin.max_concurrent_scans", c.Admin.MaxConcurrentScans < 1, "must be at least 1"},
 		{"admin.max_connections", c.Admin.MaxConnections < 1, "must be at least 1"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
@@ -116,6 +120,8 @@ func (c Config) Validate() error {
 		{"nats.embedded.listen", c.NATS.URL == "" && !validAddr(c.NATS.Embedded.Listen), "must be host:port"},
 		{"nats.embedded.store_dir", c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "", "must not be empty"},
 		{"nats.embedded.sync_interval", c.NATS.URL == "" && !embedded.ValidSyncInterval(c.NATS.Embedded.SyncInterval), `must be "always" or a positive duration`},
+		{"nats.password", c.NATS.User != "" && c.NATS.Password == "", "must be set with nats.user (a user goes with its password)"},
+		{"nats.user", c.NATS.User == "" && c.NATS.Password != "", "must be set with nats.password (a password goes with its user)"},
 		{"nats.tls.key_file", (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == ""), "cert_file and key_file go together"},
 		{"stream.name", !validStreamName(c.Stream.Name), "must be non-empty without spaces, dots, * or >"},
 		{"stream.subject_prefix", zautic.ValidateSubjectTokens(c.Stream.SubjectPrefix) != nil, "must be dot-separated tokens of [A-Za-z0-9_-]"},
@@ -160,6 +166,28 @@ func (c Config) Validate() error {
 func validAddr(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	return err == nil && port != ""
+}
+
+// sharePort reports whether two listen addresses would take one port: the
+// same port on the same host, or on hosts of which one is every interface
+// (an empty host, 0.0.0.0, ::). Port 0 asks for a free port and never
+// conflicts. Host names are compared as written: localhost and 127.0.0.1
+// are not known to be the same here.
+func sharePort(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB || portA == "0" {
+		return false
+	}
+	everyInterface := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || ip != nil && ip.IsUnspecified()
+	}
+	same := strings.EqualFold(hostA, hostB)
+	if ipA, ipB := net.ParseIP(hostA), net.ParseIP(hostB); ipA != nil && ipB != nil {
+		same = ipA.Equal(ipB)
+	}
+	return same || everyInterface(hostA) || everyInterface(hostB)
 }
 
 func validStreamName(name string) bool {

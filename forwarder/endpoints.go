@@ -51,6 +51,52 @@ var reservedEndpointNames = []string{"message", "device", "contact", "group", "t
 // admin API or the other way round.
 var adminPaths = []string{"/", "/healthz", "/readyz", "/metrics", "/overview", "/deliveries", "/quarantine", "/static", "/debug/pprof"}
 
+// pathProblem says what keeps path from being a literal webhook path, or
+// "" when it is one. The paths are Echo routes, in which ":" and "*" are
+// parameters and wildcards: two endpoints could land on one route, or one
+// catch every path below it. And a path no request can reach (an empty,
+// "." or ".." segment, which clients and proxies clean away; "?" or "#",
+// which end the path; "%", which is decoded first) must not pass either. A
+// trailing slash is refused too: the router matches a request only on the
+// exact path, and Zautic's webhook URL is configured without one.
+func pathProblem(path string) string {
+	const allowed = `must be "/" followed by segments of A-Z a-z 0-9 . _ ~ - separated by single slashes, without a trailing slash, such as /webhooks/zautic/acme`
+	if !strings.HasPrefix(path, "/") {
+		return "must start with /; it " + allowed
+	}
+	if path == "/" {
+		return ""
+	}
+	for _, seg := range strings.Split(path[1:], "/") {
+		switch {
+		case seg == "":
+			return "has an empty segment (// or a trailing /); it " + allowed
+		case seg == "." || seg == "..":
+			return fmt.Sprintf("has a %q segment, which clients and proxies remove; it %s", seg, allowed)
+		}
+		if i := strings.IndexFunc(seg, func(r rune) bool { return !literalPathChar(r) }); i >= 0 {
+			c := []rune(seg[i:])[0]
+			why := "is not allowed"
+			switch c {
+			case ':', '*':
+				why = "would make it a route pattern, not a path"
+			case '?', '#':
+				why = "would end the path"
+			case '%':
+				why = "is decoded before the path is matched"
+			}
+			return fmt.Sprintf("has %q, which %s; it %s", c, why, allowed)
+		}
+	}
+	return ""
+}
+
+// literalPathChar reports whether r is an unreserved character of RFC 3986,
+// the characters a path segment holds as they are.
+func literalPathChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._~-", r)
+}
+
 func isAdminPath(path string) bool {
 	trimmed := strings.TrimSuffix(path, "/")
 	for _, p := range adminPaths {
@@ -119,10 +165,10 @@ func (c Config) validateEndpoints() error {
 			return bad("name", "%q is also the name of endpoints[%d]", ep.Name, j)
 		}
 		names[ep.Name] = i
-		switch {
-		case !strings.HasPrefix(ep.Path, "/"):
-			return bad("path", "%q must start with /", ep.Path)
-		case isAdminPath(ep.Path):
+		if why := pathProblem(ep.Path); why != "" {
+			return bad("path", "%q %s", ep.Path, why)
+		}
+		if isAdminPath(ep.Path) {
 			return bad("path", "%q is a path of the admin listener", ep.Path)
 		}
 		if other, dup := paths[ep.Path]; dup {

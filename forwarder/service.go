@@ -131,7 +131,7 @@ func (s *Service) setUpQuarantine(m *telemetry.Metrics) *quarantine.Replayer {
 		reader := quarantine.NewReader(s.reader.JetStream(), s.cfg.Quarantine)
 		r = quarantine.NewReplayer(s.handlers(), reader, s.cfg.NATS.PublishTimeout, s.log, m)
 		if s.cfg.Quarantine.AutoReplay {
-			s.autoReplay = quarantine.NewAutoReplayer(r, s.store.Ready, s.log)
+			s.autoReplay = quarantine.NewAutoReplayer(r, s.store.QuarantineReady, s.log)
 		}
 	}
 	for _, ep := range s.endpoints {

@@ -38,6 +38,11 @@ func TestConfigMistakesRefused(t *testing.T) {
 		{"tolerance without unit in the environment", "", map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300"}, "webhook.tolerance"},
 		{"tolerance under a second", "", map[string]string{"FORWARDER_WEBHOOK_TOLERANCE": "300ms"}, "webhook.tolerance"},
 		{"publish timeout under 100ms", "webhook:\n  tolerance: 5m\nnats:\n  publish_timeout: 5ms\n", nil, "nats.publish_timeout"},
+		{"wildcard http.path", "", map[string]string{"FORWARDER_HTTP_PATH": "/webhooks/*"}, `http.path "/webhooks/*" has '*'`},
+		{"two endpoint paths on one route", "endpoints:\n  - {name: eu, path: /hooks/acme:eu, secrets: [a]}\n  - {name: us, path: /hooks/acme:us, secrets: [b]}\n", nil,
+			`endpoints[0].path "/hooks/acme:eu" has ':'`},
+		{"unmatchable endpoint path", "", map[string]string{"FORWARDER_ENDPOINTS": "[{name: acme, path: /a/../webhooks/zautic, secrets: [a]}]"}, `endpoints[0].path "/a/../webhooks/zautic" has a ".." segment`},
+		{"webhook and admin listeners on one port", "", map[string]string{"FORWARDER_HTTP_ADDR": ":8080", "FORWARDER_ADMIN_ADDR": ":8080"}, `admin.addr ":8080" takes the port of http.addr ":8080"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -261,6 +261,21 @@ func TestAdminToken(t *testing.T) {
 			p.WaitReady(t)
 			publish(t, p, "evt_tok_1", "dlv_tok_1", "message.sent")
 			checkAdminAccess(t, p, token)
+			// The scheme is case-insensitive (RFC 7235).
+			for _, scheme := range []string{"bearer", "BEARER"} {
+				req, err := http.NewRequest(http.MethodGet, p.AdminURL+"/deliveries", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", scheme+" "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
+					t.Errorf("Authorization: %s <token>: got %d %s, want 200", scheme, resp.StatusCode, body)
+				}
+			}
 			if tt.name == "admin.token_file" {
 				if err := os.WriteFile(tokenFile, []byte(rotated), 0o600); err != nil {
 					t.Fatal(err)
@@ -406,6 +421,7 @@ func TestDeliveriesCommand(t *testing.T) {
 	p.WaitReady(t)
 	publish(t, p, "evt_cli_1", "dlv_cli_1", "message.sent")
 	publish(t, p, "evt_cli_2", "dlv_cli_2", "contact.created")
+	quarantineDelivery(t, p, "evt_cli_q", "dlv_cli_q", "unknown-secret")
 	tests := []struct {
 		name     string
 		args     []string
@@ -419,6 +435,13 @@ func TestDeliveriesCommand(t *testing.T) {
 		{"list by type", []string{"list", "--type", "contact.created", "--limit", "5"}, 0, []string{"dlv_cli_2"}},
 		{"list as JSON", []string{"list", "--json"}, 0, []string{`"next_before_seq": 0`}},
 		{"wrong token", []string{"list", "--token", "wrong"}, 1, []string{"the token of --token is not the forwarder's admin.token"}},
+		// Unverified fields are marked as quarantine list marks them.
+		{"get quarantined", []string{"get", "dlv_cli_q"}, 0, []string{"status", "quarantined", "delivery_id*", "event_id*", "event_type*", "signed_at*",
+			"DELIVERY ID*", "EVENT ID*", "* from the quarantined request's unsigned headers or body, not verified until replayed"}},
+		{"admin URL without a scheme", []string{"get", "dlv_cli_1", "--admin-url", "localhost:19090"}, 1,
+			[]string{`admin URL "localhost:19090" has no scheme: include it, as in http://localhost:19090`}},
+		{"admin URL of the webhook port, with a path", []string{"get", "dlv_cli_1", "--admin-url", p.WebhookURL}, 1,
+			[]string{"GET /webhooks/zautic/deliveries/dlv_cli_1: 404", p.WebhookURL + " may not be the forwarder's admin listener"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

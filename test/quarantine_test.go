@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder"
@@ -499,4 +500,30 @@ func TestForgedFloodKeepsGenuineEntry(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestQuarantineUnavailableAutoReplayQuiet runs against a server too small
+// for the quarantine's reservation: the forwarder is ready, logs
+// "quarantine unavailable" once, and the automatic replay waits for the
+// quarantine instead of logging "stopped; it is retried" at each retry.
+func TestQuarantineUnavailableAutoReplayQuiet(t *testing.T) {
+	ns := natstest.Start(t, "", 0, func(o *server.Options) { o.JetStreamMaxStore = 2 << 20 })
+	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
+	p.WaitReady(t)
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if !strings.Contains(p.Logs(), "quarantine unavailable") {
+			return fmt.Errorf("no quarantine unavailable line yet")
+		}
+		return nil
+	})
+	// The automatic replay retried 1, 2 and 4 s after the start: what it
+	// logs in that time is what it would repeat for as long as the
+	// quarantine is missing.
+	time.Sleep(4 * time.Second)
+	if got := strings.Count(p.Logs(), "quarantine unavailable"); got != 1 {
+		t.Errorf(`"quarantine unavailable" lines: got %d, want 1`, got)
+	}
+	if got := strings.Count(p.Logs(), "automatic replay of the quarantine stopped"); got != 0 {
+		t.Errorf(`"automatic replay of the quarantine stopped" lines: got %d, want 0 (the cause is logged as quarantine unavailable)`, got)
+	}
 }

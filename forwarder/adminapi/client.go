@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -37,6 +38,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, out a
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
+	if err := checkBaseURL(c.BaseURL); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("admin URL %q: %w", c.BaseURL, err)
@@ -64,15 +68,31 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e ErrorAnswer
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		isJSON := json.Unmarshal(raw, &e) == nil && e.Error != ""
+		if !isJSON {
 			e.Error = strings.TrimSpace(string(raw))
 		}
-		return raw, &StatusError{Method: method, Path: path, Status: resp.StatusCode, Reason: e.Error}
+		// The path asked for, under the base URL's own path if it has one.
+		return raw, &StatusError{Method: method, Path: req.URL.RequestURI(), Status: resp.StatusCode, Reason: e.Error, JSON: isJSON}
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return raw, fmt.Errorf("admin API: answer is not the expected JSON: %w", err)
 	}
 	return raw, nil
+}
+
+// checkBaseURL refuses a base URL that is not http:// or https:// and a
+// host. "localhost:9090" would otherwise fail as an "unsupported protocol
+// scheme "localhost"": it parses with the scheme localhost.
+func checkBaseURL(base string) error {
+	u, err := url.Parse(base)
+	switch {
+	case err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+		return nil
+	case !strings.Contains(base, "://"):
+		return fmt.Errorf("admin URL %q has no scheme: include it, as in http://%s", base, strings.TrimPrefix(base, "//"))
+	}
+	return fmt.Errorf("admin URL %q must be http:// or https:// and a host, such as %s", base, DefaultURL)
 }
 
 // Replay posts req to POST /quarantine/replay.
@@ -89,10 +109,15 @@ func (c *Client) Replay(ctx context.Context, req ReplayRequest) (ReplayAnswer, [
 // StatusError is returned by Do when the admin listener answers other than
 // 200; Reason is the API's JSON reason (or the answer's text), as sent:
 // print it escaped, it may echo unsigned values.
+//
+// Path is the request's path and query, the base URL's path included.
+// JSON reports whether the answer was an ErrorAnswer, as every answer of
+// the admin API is: a 404 without one comes from something else.
 type StatusError struct {
 	Method, Path string
 	Status       int
 	Reason       string
+	JSON         bool
 }
 
 func (e *StatusError) Error() string {

@@ -86,8 +86,9 @@ func (t *adminToken) check(r *http.Request) error {
 	if !t.Required() {
 		return nil
 	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(given) == "" {
+	// The scheme is case-insensitive (RFC 7235): "bearer" is Bearer.
+	scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(given) == "" {
 		return errAdminTokenMissing
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(given)))

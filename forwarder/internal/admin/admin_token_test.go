@@ -50,6 +50,11 @@ func TestAdminTokenCheck(t *testing.T) {
 	}
 	basic := bearer("")
 	basic.SetBasicAuth("admin", "s3cret")
+	withScheme := func(scheme, token string) *http.Request {
+		r := bearer("")
+		r.Header.Set("Authorization", scheme+" "+token)
+		return r
+	}
 	tests := []struct {
 		name  string
 		token *adminToken
@@ -61,6 +66,12 @@ func TestAdminTokenCheck(t *testing.T) {
 		{"wrong token", token, bearer("s3cre"), errAdminTokenWrong},
 		{"longer token", token, bearer("s3cret2"), errAdminTokenWrong},
 		{"basic auth", token, basic, errAdminTokenMissing},
+		{"scheme in lower case", token, withScheme("bearer", "s3cret"), nil},
+		{"scheme in upper case", token, withScheme("BEARER", "s3cret"), nil},
+		{"scheme in lower case, wrong token", token, withScheme("bearer", "s3cre"), errAdminTokenWrong},
+		{"scheme and token apart by two spaces", token, withScheme("Bearer", " s3cret"), nil},
+		{"another scheme", token, withScheme("Token", "s3cret"), errAdminTokenMissing},
+		{"scheme glued to the token", token, withScheme("Bearers3cret", ""), errAdminTokenMissing},
 		{"no token configured", open, bearer(""), nil},
 		{"admin.token with a file too", both, bearer("fixed"), nil},
 		{"admin.token_file with a token too", both, bearer("from-file"), nil},

@@ -30,10 +30,17 @@ type AutoReplayer struct {
 	// completed is set once a run has completed: the runs before it are
 	// the one at start. Only Run's goroutine uses it.
 	completed bool
+	// warned is the error of a stopped run last logged, so that one cause
+	// is logged once, not at every retry. Only Run's goroutine uses it.
+	warned string
 }
 
 // NewAutoReplayer returns the automatic replay of r, which waits for ready
-// to return nil; it is triggered once already, for the start.
+// to return nil (the quarantine's readiness: while the quarantine stream
+// is unavailable, which the store logs itself, there is nothing to read);
+// it is triggered once already, for the start. While ready fails, the
+// replay waits and checks again, at most autoReplayMaxRetry apart, however
+// long that takes.
 func NewAutoReplayer(r *Replayer, ready func() error, log *zap.Logger) *AutoReplayer {
 	a := &AutoReplayer{r: r, ready: ready, kick: make(chan struct{}, 1), log: log}
 	a.Trigger()
@@ -63,19 +70,21 @@ func (a *AutoReplayer) Run(ctx context.Context) {
 			attempt = 0
 		case <-retry.C:
 		}
-		if a.runOnce(ctx) || attempt >= autoReplayMaxRetries {
+		done, waiting := a.runOnce(ctx)
+		if done || (!waiting && attempt >= autoReplayMaxRetries) {
 			continue
 		}
-		retry.Reset(min(autoReplayFirstRetry<<attempt, autoReplayMaxRetry))
+		retry.Reset(min(autoReplayFirstRetry<<min(attempt, 5), autoReplayMaxRetry))
 		attempt++
 	}
 }
 
 // runOnce replays every signature_mismatch entry and reports whether the
-// run is complete: false when it must be retried.
-func (a *AutoReplayer) runOnce(ctx context.Context) bool {
+// run is complete (false when it must be retried), and whether it waits
+// for ready, which is retried for as long as it takes.
+func (a *AutoReplayer) runOnce(ctx context.Context) (done, waiting bool) {
 	if a.ready() != nil {
-		return false
+		return false, true
 	}
 	req := adminapi.ReplayRequest{All: true, Reason: telemetry.ReasonSignatureMismatch}
 	counts := map[string]int{}
@@ -86,8 +95,11 @@ func (a *AutoReplayer) runOnce(ctx context.Context) bool {
 			counts[res.Outcome]++
 		}
 		if err != nil {
-			a.log.Warn("automatic replay of the quarantine stopped; it is retried", zap.Error(err))
-			return false
+			if err.Error() != a.warned {
+				a.warned = err.Error()
+				a.log.Warn("automatic replay of the quarantine stopped; it is retried (this cause is logged once)", zap.Error(err))
+			}
+			return false, false
 		}
 		if !answer.More {
 			break
@@ -101,7 +113,8 @@ func (a *AutoReplayer) runOnce(ctx context.Context) bool {
 		}
 		a.log.Info("automatic replay of the quarantine", zap.String("cause", cause), zap.Any("outcomes", counts))
 	}
-	done := counts[telemetry.OutcomeUnavailable] == 0
+	a.warned = ""
+	done = counts[telemetry.OutcomeUnavailable] == 0
 	a.completed = a.completed || done
-	return done
+	return done, false
 }

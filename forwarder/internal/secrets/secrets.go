@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,8 @@ type Set struct {
 	files   []secretFile
 	mu      sync.Mutex // serializes Reload, which updates files
 	current atomic.Pointer[[][]byte]
-	section string // WebhookConfig.Section, for messages
+	section string   // WebhookConfig.Section, for messages
+	blank   []string // the keys set to white space only, for messages
 }
 
 // secretFile is one configured file and the secrets it held at the last
@@ -64,11 +66,16 @@ type secretFile struct {
 // configured, ErrNoSecret is returned.
 func New(cfg WebhookConfig) (*Set, error) {
 	s := &Set{section: cfg.Section}
-	for _, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
+	for i, v := range append([]string{cfg.Secret}, cfg.Secrets...) {
 		// Trimmed like the files: ZAUTIC_WEBHOOK_SECRET copied with a
 		// trailing newline would otherwise never match.
-		if v = strings.TrimSpace(v); v != "" {
-			s.fixed = append(s.fixed, []byte(v))
+		switch t := strings.TrimSpace(v); {
+		case t != "":
+			s.fixed = append(s.fixed, []byte(t))
+		case v != "" && i == 0:
+			s.blank = append(s.blank, cfg.section()+".secret")
+		case v != "":
+			s.blank = append(s.blank, cfg.section()+".secrets")
 		}
 	}
 	if cfg.SecretFile != "" {
@@ -127,6 +134,13 @@ func (s *Set) noSecret(readErrs []error) error {
 	}
 	if len(empty) > 0 {
 		return fmt.Errorf("%w: %s: write the secret there", ErrNoSecret, strings.Join(empty, ", "))
+	}
+	if len(s.blank) > 0 {
+		where := strings.Join(slices.Compact(s.blank), ", ")
+		if where == "webhook.secret" {
+			where += " (also read from FORWARDER_WEBHOOK_SECRET and " + zautic.SecretEnv + ")"
+		}
+		return fmt.Errorf("%w: %s is only white space: set the secret itself", ErrNoSecret, where)
 	}
 	if s.section != "" {
 		return fmt.Errorf("%w: set %s.secrets or %s.secrets_file", ErrNoSecret, s.section, s.section)

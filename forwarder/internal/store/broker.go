@@ -52,8 +52,10 @@ type Broker struct {
 	closing atomic.Bool // Close has begun: losing the connection is expected
 
 	denied        atomic.Pointer[permissionDenial]
-	streamProbe   atomic.Bool  // the stream's publish probe is due: see probeDelivery
-	warnedPayload atomic.Int64 // the max_payload last warned about
+	streamProbe   atomic.Bool            // the stream's publish probe is due: see probeDelivery
+	warnedPayload atomic.Int64           // the max_payload last warned about
+	warnedStorage atomic.Pointer[string] // the storage shortfall last warned about
+	warnedFull    atomic.Bool            // the full event stream was warned about since the last publish stored
 	connLog       *natsconn.ErrorLog
 	down          *natsconn.Failures     // why the connection is down, logged on connLog
 	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
@@ -128,6 +130,7 @@ func (b *Broker) setReady() {
 // cause (a JetStream API error, missing resources, a refused reservation)
 // in the log, not a line a second. Closing is expected and not logged.
 func (b *Broker) setNotReady(cause error) {
+	cause = undouble(cause)
 	err := fmt.Errorf("%w: %w", ErrNotReady, cause)
 	prev := b.state.Swap(&readiness{err: err})
 	b.metrics.SetReady(false)
@@ -194,7 +197,12 @@ func (b *Broker) check(ctx context.Context) {
 	}
 	for _, step := range []func(context.Context) error{b.ensureResources, b.probeDelivery} {
 		if err := b.bounded(ctx, step); err != nil {
-			b.setNotReady(err)
+			if ctx.Err() != nil {
+				// Our own stop (a start that failed, a shutdown) cut the
+				// check short: it says nothing about NATS.
+				return
+			}
+			b.setNotReady(withHint(err, "stream.max_bytes or dedup.max_bytes, or raise the account's or the server's storage limit"))
 			return
 		}
 	}
@@ -326,8 +334,18 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	case outcomeUnknown(err):
 		b.requestRepairSince(start.Add(-repairLookBack))
 	}
+	if b.streamFull(err) {
+		err = fmt.Errorf("%w (stream %q holds stream.max_bytes, %d, and refuses new events until some age out: raise stream.max_bytes, or shorten stream.max_age)",
+			err, b.cfg.Stream.Name, b.cfg.Stream.MaxBytes)
+		if !b.warnedFull.Swap(true) {
+			b.log.Warn("the event stream is full; deliveries are answered 503 until it has room", zap.Error(err))
+		}
+	}
 	if err != nil {
-		return 0, false, fmt.Errorf("%w: %s: %w", errPublish, subject, err)
+		return 0, false, undouble(fmt.Errorf("%w: %s: %w", errPublish, subject, err))
+	}
+	if b.warnedFull.Load() {
+		b.warnedFull.Store(false) // room again: the next full stream warns again
 	}
 	return ack.Sequence, ack.Duplicate, nil
 }

@@ -122,6 +122,7 @@ func (b *Broker) checkQuarantine(ctx context.Context) {
 func (b *Broker) setQuarantine(cause error) {
 	var next error
 	if cause != nil {
+		cause = withHint(cause, "quarantine.max_bytes, or set quarantine.enabled: false")
 		next = fmt.Errorf("%w: %w", ErrQuarantineUnavailable, cause)
 	}
 	prev := b.quarantineErr.Swap(&next)

@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
 // TestCheckKeepsTheConnectReason runs the readiness check while NATS is
@@ -48,5 +50,23 @@ func TestCheckKeepsTheConnectReason(t *testing.T) {
 	// themselves add nothing.
 	if got := logs.FilterMessage("nats not ready").Len(); got > notReadyLogs+1 {
 		t.Errorf("\"nats not ready\" logs during the checks: got %d, want at most 1", got-notReadyLogs)
+	}
+}
+
+// TestCheckCancelledIsNoCause: a check cut short by the caller's own
+// cancellation (a start that failed to bind a listener, a shutdown) logs
+// no "nats not ready" cause and records none.
+func TestCheckCancelledIsNoCause(t *testing.T) {
+	ns := natstest.Start(t, "", 0)
+	core, logs := observer.New(zap.InfoLevel)
+	b := checkedBroker(t, ns.ClientURL(), defaultConfig(), zap.New(core))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.check(ctx)
+	if got := logs.FilterMessage("nats not ready").Len(); got != 0 {
+		t.Errorf(`"nats not ready" logs after a cancelled check: got %d, want 0: %v`, got, logs.All())
+	}
+	if err := b.Ready(); err == nil || strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("readiness after a cancelled check: got %v, want the state before it (not checked yet)", err)
 	}
 }

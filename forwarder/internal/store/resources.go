@@ -218,9 +218,22 @@ func (b *Broker) warnStorage(ctx context.Context) {
 			missing += n
 		}
 	}
-	if free := info.Limits.MaxStore - int64(info.ReservedStore); free < missing {
-		b.log.Warn("the account's JetStream storage limit leaves less room than the forwarder's streams reserve; their creation will fail",
-			zap.Int64("account_max_store", info.Limits.MaxStore), zap.Uint64("reserved_store", info.ReservedStore),
-			zap.Int64("to_reserve", missing))
+	free := info.Limits.MaxStore - int64(info.ReservedStore)
+	if free >= missing {
+		return
 	}
+	// Once per shortfall: the check repeats every second while the
+	// creation fails.
+	seen := fmt.Sprintf("%d/%d/%d", info.Limits.MaxStore, info.ReservedStore, missing)
+	if last := b.warnedStorage.Swap(&seen); last != nil && *last == seen {
+		return
+	}
+	fields := []zap.Field{zap.Int64("account_max_store", info.Limits.MaxStore), zap.Uint64("reserved_store", info.ReservedStore),
+		zap.Int64("to_reserve", missing),
+		zap.Int64("stream.max_bytes", b.cfg.Stream.MaxBytes), zap.Int64("dedup.max_bytes", b.cfg.Dedup.MaxBytes)}
+	if b.cfg.Quarantine.Enabled {
+		fields = append(fields, zap.Int64("quarantine.max_bytes", b.cfg.Quarantine.MaxBytes))
+	}
+	b.log.Warn("the account's JetStream storage limit leaves less room than the forwarder's streams reserve; their creation will fail: "+
+		"lower quarantine.max_bytes, stream.max_bytes or dedup.max_bytes (each times its replicas), or raise the account's limit", fields...)
 }

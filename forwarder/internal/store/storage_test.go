@@ -83,8 +83,9 @@ func TestQuarantineOptional(t *testing.T) {
 		t.Fatalf("ready without room for the quarantine: got %v, want ready", err)
 	}
 	err := b.QuarantineReady()
-	if !errors.Is(err, ErrQuarantineUnavailable) || !strings.Contains(err.Error(), "insufficient storage") {
-		t.Fatalf("quarantine: got %v, want unavailable naming insufficient storage", err)
+	if !errors.Is(err, ErrQuarantineUnavailable) || !strings.Contains(err.Error(), "insufficient storage") ||
+		!strings.Contains(err.Error(), "lower quarantine.max_bytes, or set quarantine.enabled: false") {
+		t.Fatalf("quarantine: got %v, want unavailable naming insufficient storage and the keys that fix it", err)
 	}
 	if _, err := b.Quarantine(ctx, "signature_mismatch", http.Header{}, []byte("{}")); err == nil {
 		t.Error("a write to the missing quarantine: got nil, want an error")
@@ -108,17 +109,24 @@ func TestQuarantineOptional(t *testing.T) {
 // stream to have max_bytes, and returns a client URL with its user.
 func startMaxBytesRequiredNATS(t *testing.T) string {
 	t.Helper()
+	return startAccountNATS(t, "{max_file: 1G, max_mem: 64M, max_bytes_required: true}")
+}
+
+// startAccountNATS starts a server with one account, APP, whose JetStream
+// limits are limits, and returns a client URL with its user.
+func startAccountNATS(t *testing.T, limits string) string {
+	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "server.conf")
 	text := fmt.Sprintf(`listen: "127.0.0.1:-1"
 jetstream: {store_dir: %q}
 accounts: {
   APP: {
-    jetstream: {max_file: 1G, max_mem: 64M, max_bytes_required: true}
+    jetstream: %s
     users: [{user: app, password: app}]
   }
 }
-`, filepath.Join(dir, "js"))
+`, filepath.Join(dir, "js"), limits)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +163,9 @@ func TestMaxBytesRequiredAccount(t *testing.T) {
 	for range 4 {
 		b.check(ctx)
 	}
-	if err := b.Ready(); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "10113") {
-		t.Fatalf("unlimited stream in a max_bytes account: got %v, want not ready naming err_code=10113", err)
+	if err := b.Ready(); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "10113") ||
+		!strings.Contains(err.Error(), "set stream.max_bytes and dedup.max_bytes") {
+		t.Fatalf("unlimited stream in a max_bytes account: got %v, want not ready naming err_code=10113 and the keys that fix it", err)
 	}
 	if got := logs.FilterMessage("nats not ready").FilterLevelExact(zap.ErrorLevel).Len(); got != 1 {
 		t.Errorf(`"nats not ready" errors over 4 checks: got %d, want 1`, got)
@@ -165,7 +174,8 @@ func TestMaxBytesRequiredAccount(t *testing.T) {
 
 	const streamBytes = 8 << 10
 	cfg.Stream.MaxBytes, cfg.Dedup.MaxBytes, cfg.Quarantine.MaxBytes = streamBytes, 1<<20, 1<<20
-	b = checkedBroker(t, url, cfg, zap.NewNop())
+	core, logs = observer.New(zap.InfoLevel)
+	b = checkedBroker(t, url, cfg, zap.New(core))
 	if err := b.CheckNow(ctx); err != nil {
 		t.Fatalf("with stream.max_bytes and dedup.max_bytes: got %v, want ready", err)
 	}
@@ -181,6 +191,17 @@ func TestMaxBytesRequiredAccount(t *testing.T) {
 	}
 	if pubErr == nil || !errors.Is(pubErr, errPublish) {
 		t.Fatalf("publishing 100 KiB into an %d-byte stream: got %v after %d, want a failed publish", streamBytes, pubErr, published)
+	}
+	// The refusal says what to do, and is logged once however often it
+	// happens.
+	if !strings.Contains(pubErr.Error(), "raise stream.max_bytes, or shorten stream.max_age") || strings.Contains(pubErr.Error(), "nats: nats:") {
+		t.Errorf("publish into the full stream: got %v, want it to name stream.max_bytes and stream.max_age, without a doubled nats: prefix", pubErr)
+	}
+	for range 3 {
+		_, _, _ = b.Publish(ctx, cfg.Stream.SubjectPrefix+".message.sent", nil, make([]byte, 1<<10))
+	}
+	if got := logs.FilterMessageSnippet("the event stream is full").FilterLevelExact(zap.WarnLevel).Len(); got != 1 {
+		t.Errorf(`"the event stream is full" warnings over 4 refused publishes: got %d, want 1`, got)
 	}
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -198,5 +219,34 @@ func TestMaxBytesRequiredAccount(t *testing.T) {
 	}
 	if info.State.FirstSeq != 1 || info.State.Msgs != uint64(published) {
 		t.Errorf("stream at the limit: first seq %d, %d messages; want 1 and the %d published (none discarded)", info.State.FirstSeq, info.State.Msgs, published)
+	}
+}
+
+// TestStorageShortfallWarnedOnce: an account whose storage limit cannot
+// hold the quarantine's reservation, and which requires max_bytes so that
+// the broker never becomes ready, is warned about once over many checks,
+// naming the keys that reserve and their values.
+func TestStorageShortfallWarnedOnce(t *testing.T) {
+	url := startAccountNATS(t, "{max_file: 32M, max_mem: 64M, max_bytes_required: true}")
+	core, logs := observer.New(zap.InfoLevel)
+	cfg := defaultConfig()
+	b := checkedBroker(t, url, cfg, zap.New(core))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for range 5 {
+		b.check(ctx)
+	}
+	if err := b.Ready(); err == nil {
+		t.Fatal("ready in an account that requires max_bytes: want not ready")
+	}
+	warnings := logs.FilterMessageSnippet("storage limit leaves less room").FilterLevelExact(zap.WarnLevel)
+	if got := warnings.Len(); got != 1 {
+		t.Fatalf("storage warnings over 5 checks: got %d, want 1", got)
+	}
+	fields := warnings.All()[0].ContextMap()
+	for key, want := range map[string]int64{"quarantine.max_bytes": cfg.Quarantine.MaxBytes, "stream.max_bytes": 0, "dedup.max_bytes": 0} {
+		if got, ok := fields[key]; !ok || got != want {
+			t.Errorf("warning field %s: got %v, want %d", key, got, want)
+		}
 	}
 }
