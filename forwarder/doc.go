@@ -11,8 +11,8 @@
 //
 // The planes, under internal/, and what each may import beside zautic:
 //
-//   - ingest: the webhook plane, the hot path. Listener and connection
-//     ceiling, server, body, budget, handler, rejections, payload limits,
+//   - ingest: the webhook plane, the hot path. Server, body, budget,
+//     handler, rejections, payload limits, probes for the kubelet,
 //     dedup keys. It reads body, verifies, parses, maps the subject, looks
 //     up, publishes, marks, answers. It sees NATS only through its Store
 //     interface and keeps rejected requests only through its Keeper
@@ -43,6 +43,9 @@
 //     connection ceiling, admin.max_connections. It imports quarantine,
 //     store, natsconn (a connection's state) and telemetry; nothing imports
 //     it but this package.
+//   - connlimit: the connection ceiling of a listener, the webhook's
+//     (http.max_connections) and the admin's (admin.max_connections). It
+//     imports telemetry only.
 //   - secrets: the webhook secrets, their files and watcher.
 //   - telemetry: metrics and their label values, the probes, logging.
 //

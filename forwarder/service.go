@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/admin"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/connlimit"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/embedded"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/ingest"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/quarantine"
@@ -80,7 +81,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 	if s.webLn, err = listen("http.addr", cfg.HTTP.Addr); err != nil {
 		return nil, err
 	}
-	s.webLn = ingest.LimitConnections(s.webLn, cfg.HTTP.MaxConnections, metrics)
+	s.webLn = connlimit.Limit(s.webLn, cfg.HTTP.MaxConnections, metrics)
 	ingest.LogMemoryBound(cfg.MemoryBound(), log)
 	s.serve(s.web, s.webLn, "webhook")
 	if cfg.Admin.Addr != "" {
@@ -112,7 +113,7 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 	}
 	// Its own ceiling: a flood of connections to the admin port is held in
 	// the kernel's accept queue, and never takes the webhook port's slots.
-	s.adminLn = ingest.LimitConnections(s.adminLn, s.cfg.Admin.MaxConnections, nil)
+	s.adminLn = connlimit.Limit(s.adminLn, s.cfg.Admin.MaxConnections, nil)
 	s.serve(s.admin, s.adminLn, "admin")
 	return nil
 }

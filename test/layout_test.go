@@ -109,6 +109,8 @@ func TestPlanesKeepTheirBorders(t *testing.T) {
 			forwarderPkg + "/internal/admin", forwarderPkg + "/internal/quarantine", forwarderPkg + "/internal/ingest", forwarderPkg + "/internal/secrets",
 			forwarderPkg + "/internal/store", forwarderPkg + "/internal/telemetry", forwarderPkg + "/adminapi"}},
 		{pkg: "./forwarder/internal/embedded", forbid: []string{forwarderPkg + "/"}},
+		{pkg: "./forwarder/internal/connlimit", forbid: []string{
+			forwarderPkg + "/internal/admin", forwarderPkg + "/internal/quarantine", forwarderPkg + "/internal/ingest", forwarderPkg + "/internal/store", "github.com/nats-io/"}},
 		{pkg: "./forwarder/internal/telemetry", forbid: []string{forwarderPkg + "/internal/"}},
 		{pkg: "./forwarder/adminapi", forbid: []string{"github.com/"}},
 	}

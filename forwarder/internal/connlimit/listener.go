@@ -1,4 +1,6 @@
-package ingest
+// Package connlimit bounds the connections a listener holds open, for the
+// webhook and the admin listeners alike.
+package connlimit
 
 import (
 	"net"
@@ -11,7 +13,7 @@ import (
 // the ceiling it stops accepting: further connections wait in the kernel's
 // accept queue, where they cost the process nothing, until one closes. Each
 // open connection can hold up to http.max_header_bytes of headers, so the
-// ceiling bounds what headers take (see the README's sizing rule).
+// ceiling bounds what headers take (docs/kubernetes.md, Memory sizing).
 type connLimitListener struct {
 	net.Listener
 	slots   chan struct{}
@@ -20,9 +22,9 @@ type connLimitListener struct {
 	metrics *telemetry.Metrics
 }
 
-// LimitConnections wraps ln so that at most max of its connections are open
-// at once.
-func LimitConnections(ln net.Listener, max int, m *telemetry.Metrics) net.Listener {
+// Limit wraps ln so that at most max of its connections are open at once;
+// m (nil for none) counts them.
+func Limit(ln net.Listener, max int, m *telemetry.Metrics) net.Listener {
 	return &connLimitListener{Listener: ln, slots: make(chan struct{}, max), closed: make(chan struct{}), metrics: m}
 }
 

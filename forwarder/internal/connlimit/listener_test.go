@@ -1,4 +1,4 @@
-package ingest
+package connlimit
 
 import (
 	"errors"
@@ -20,8 +20,8 @@ func TestConnLimitListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := telemetry.NewMetrics(reg, LabelledOutcomes())
-	ln := LimitConnections(inner, 2, m)
+	m := telemetry.NewMetrics(reg, nil)
+	ln := Limit(inner, 2, m)
 	t.Cleanup(func() { _ = ln.Close() })
 	accepted := make(chan net.Conn, 3)
 	go func() {
