@@ -294,7 +294,7 @@ func decode(body []byte) (event, error) {
 	var ev event
 	parsed, err := zautic.ParseEvent(body)
 	if err != nil {
-		return ev, err
+		return ev, fmt.Errorf("not a JSON event: %w", err)
 	}
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return ev, fmt.Errorf("not a JSON event: %w", err)
