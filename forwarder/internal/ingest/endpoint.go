@@ -36,14 +36,6 @@ type Endpoint struct {
 	Named map[string]bool
 }
 
-// label is the endpoint's metric label and log field.
-func (e Endpoint) label() string {
-	if e.Name == "" {
-		return DefaultEndpoint
-	}
-	return e.Name
-}
-
 // render sets the subject of the event d from the template, and the tokens
 // the template adds, the event's CloudEvents subject.
 func (h *Handler) render(d *delivery, body []byte) error {

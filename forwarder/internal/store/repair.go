@@ -180,10 +180,10 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 		// newest repair_max, read forward by the same code.
 		// Looked up after the count, so that last >= inWindow > repairMax.
 		infoCtx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
-		info, err := stream.Info(infoCtx)
+		info, infoErr := stream.Info(infoCtx)
 		cancel()
-		if err != nil {
-			return r, fmt.Errorf("repair on stream %q: stream info: %w", b.cfg.Stream.Name, err)
+		if infoErr != nil {
+			return r, fmt.Errorf("repair on stream %q: stream info: %w", b.cfg.Stream.Name, infoErr)
 		}
 		last := info.State.LastSeq
 		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, last-repairMax+1
