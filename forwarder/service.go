@@ -94,14 +94,15 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Reg
 
 // startAdmin starts the admin listener.
 func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Replayer) error {
+	endpoints := EndpointLabels(s.cfg)
 	inspector := admin.NewInspector(s.reader.JetStream(), admin.InspectConfig{
 		Stream: s.cfg.Stream.Name, SubjectPrefix: s.cfg.Stream.SubjectPrefix, Bucket: s.cfg.Dedup.Bucket,
-		QuarantineStream: s.cfg.Quarantine.Stream, Endpoints: EndpointLabels(s.cfg),
+		QuarantineStream: s.cfg.Quarantine.Stream, Endpoints: endpoints,
 		HeaderFilter: len(s.cfg.Endpoints) > 0 || s.cfg.Webhook.Subject != zautic.DefaultSubjectTemplate,
 	}, s.reader.Ready)
 	handler, err := admin.NewHandler(admin.Parts{
 		Config: s.cfg.Admin, Status: s.store, Inspector: inspector, Replayer: replayer,
-		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled, Endpoints: EndpointLabels(s.cfg)},
+		View:         admin.View{Stream: s.cfg.Stream.Name, DedupKey: s.cfg.Dedup.Key, Quarantine: s.cfg.Quarantine.Enabled, Endpoints: endpoints},
 		WriteTimeout: s.cfg.HTTP.WriteTimeout, Gatherer: reg,
 	}, s.log)
 	if err != nil {
