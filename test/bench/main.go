@@ -42,7 +42,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
 	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
-	rows := flag.String("rows", "A,B,M,C,CE,D", "rows to run")
+	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run")
 	cpuProfile := flag.String("cpuprofile", "", "save a CPU profile of the forwarder in row C at the most clients to this file")
 	flag.Parse()
 

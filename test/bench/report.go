@@ -108,7 +108,7 @@ func printRatios(w io.Writer, opts options, results []rowResult) {
 	// Each pair of rows, side by side: events/s, CPU per event (receiver +
 	// nats-server) and p99, each as a ratio of the first row's to the second's,
 	// so that the tax is one number in every run.
-	pairs := [][2]string{{"C", "M"}, {"C", "B"}, {"C", "D"}, {"M", "A"}, {"CE", "M"}}
+	pairs := [][2]string{{"C", "M"}, {"MA", "M"}, {"C", "MA"}, {"C", "B"}, {"C", "D"}, {"M", "A"}, {"CE", "M"}}
 	fmt.Fprintln(w, "| clients | sync | pair | events/s ratio | CPU µs/event ratio (receiver + nats-server) | p99 ratio |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, c := range opts.clients {

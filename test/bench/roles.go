@@ -28,6 +28,10 @@ const (
 	roleNATS      = "nats-server"
 	roleReceiverB = "receiver-b"
 	roleReceiverM = "receiver-m"
+	// roleReceiverMA is row MA: row M with the mark sent without waiting
+	// for its PubAck, the design the forwarder follows (its answer waits
+	// for the event's PubAck only).
+	roleReceiverMA = "receiver-ma"
 )
 
 func runRole(role, listen, natsURL, storeDir, syncMode string) error {
@@ -38,8 +42,8 @@ func runRole(role, listen, natsURL, storeDir, syncMode string) error {
 		return serveNATS(ctx, listen, storeDir, syncMode)
 	case roleReceiverB:
 		return serveHTTP(ctx, listen, http.HandlerFunc(verifyOnly))
-	case roleReceiverM:
-		h, closeNATS, err := newDesignMinimum(ctx, natsURL)
+	case roleReceiverM, roleReceiverMA:
+		h, closeNATS, err := newDesignMinimum(ctx, natsURL, role == roleReceiverMA)
 		if err != nil {
 			return err
 		}
@@ -121,8 +125,9 @@ func verifyOnly(w http.ResponseWriter, r *http.Request) {
 
 // newDesignMinimum is row M: exactly the forwarder's work (verify, KV Get,
 // publish with PubAck, KV Create) on bare net/http, with no framework,
-// logging or metrics.
-func newDesignMinimum(ctx context.Context, natsURL string) (http.Handler, func(), error) {
+// logging or metrics. With asyncMark (row MA), the mark is published as KV
+// Create would publish it, but the answer does not wait for its PubAck.
+func newDesignMinimum(ctx context.Context, natsURL string, asyncMark bool) (http.Handler, func(), error) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return nil, nil, err
@@ -186,7 +191,13 @@ func newDesignMinimum(ctx context.Context, natsURL string) (http.Handler, func()
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = kv.Create(ctx, kvKey, strconv.AppendUint(nil, ack.Sequence, 10))
+		if asyncMark {
+			mark := &nats.Msg{Subject: "$KV." + cfg.Dedup.Bucket + "." + kvKey, Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}},
+				Data: strconv.AppendUint(nil, ack.Sequence, 10)}
+			_, _ = js.PublishMsgAsync(mark)
+		} else {
+			_, _ = kv.Create(ctx, kvKey, strconv.AppendUint(nil, ack.Sequence, 10))
+		}
 		_, _ = fmt.Fprintf(w, `{"status":"published","seq":%d}`, ack.Sequence)
 	}
 	return http.HandlerFunc(h), nc.Close, nil

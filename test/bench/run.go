@@ -256,7 +256,8 @@ var rowOrder = []row{
 	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", true, runRowA},
 	{"B", "HTTP + signature limit: net/http, verify, 200", false, runRowB},
 	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", true, runRowM},
-	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics), external nats-server", true, runRowC},
+	{"MA", "design minimum, mark sent without waiting for its PubAck (the forwarder's design)", true, runRowMA},
+	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics; GOMEMLIMIT as the Kubernetes manifest sets it), external nats-server", true, runRowC},
 	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", true, runRowCE},
 	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", false, runRowD},
 }
@@ -404,12 +405,20 @@ func runRowB(ctx context.Context, b *bench, clients int) (rowResult, error) {
 }
 
 func runRowM(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	return b.runDesignMinimum(ctx, clients, roleReceiverM)
+}
+
+func runRowMA(ctx context.Context, b *bench, clients int) (rowResult, error) {
+	return b.runDesignMinimum(ctx, clients, roleReceiverMA)
+}
+
+func (b *bench) runDesignMinimum(ctx context.Context, clients int, role string) (rowResult, error) {
 	b.resetNATS(ctx)
 	addr, err := freeAddr()
 	if err != nil {
 		return rowResult{}, err
 	}
-	p, err := b.startProc("receiver-m", exec.CommandContext(ctx, b.self, "-role", roleReceiverM, "-listen", addr, "-nats", b.natsURL))
+	p, err := b.startProc(role, exec.CommandContext(ctx, b.self, "-role", role, "-listen", addr, "-nats", b.natsURL))
 	if err != nil {
 		return rowResult{}, err
 	}
@@ -448,6 +457,9 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d-%s", clients, b.sync)),
 		"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL="+b.sync,
 		"FORWARDER_ADMIN_PPROF=true",
+		// As the Kubernetes manifest runs it (deploy/kubernetes/base), which
+		// also raises the garbage collector's target (gc.go).
+		"GOMEMLIMIT=200MiB",
 	)
 	p, err := b.startProc("zautic-forwarder", cmd)
 	if err != nil {
