@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -43,8 +44,8 @@ const (
 // memory (VmHWM) stays under 160 MiB, /readyz stays 200, 50 signed
 // deliveries sent during the flood are all answered 200 on their first try
 // and published once, and no hostile request gets a 2xx. The flood of
-// bodies runs once more under GOMEMLIMIT as the manifest sets it, which
-// raises the collector's target (gc.go).
+// bodies runs three times more in one process under GOMEMLIMIT as the
+// manifest sets it, which raises the collector's target (gc.go).
 func TestHostileLoadMemory(t *testing.T) {
 	raiseFileLimit(t, 3*floodConns)
 	tests := []floodCase{
@@ -57,11 +58,13 @@ func TestHostileLoadMemory(t *testing.T) {
 		tests = append(tests, floodCase{name: "bodies of http.max_body_bytes held back by their last bytes", payload: heldBackBody(int(limit)), waitSent: true})
 	}
 	// As deployed: under the manifest's GOMEMLIMIT the collector's target is
-	// raised (gc.go); the limit, not the target, then bounds the heap, and
-	// the peak stays under the same bound.
-	tests = append(tests, floodCase{name: "bodies of http.max_body_bytes held back, GOMEMLIMIT as the Kubernetes manifest sets it",
+	// raised (gc.go), so the garbage of one flood may still be there at the
+	// next: three floods in one process, and the peak under the container's
+	// memory limit (256 MiB), which the sizing rule puts a quarter above
+	// GOMEMLIMIT for this.
+	tests = append(tests, floodCase{name: "three floods of bodies of http.max_body_bytes, GOMEMLIMIT as the Kubernetes manifest sets it",
 		payload: heldBackBody(int(forwarder.DefaultConfig().HTTP.MaxBodyBytes)), waitSent: true,
-		env: map[string]string{"GOMEMLIMIT": "200MiB"}})
+		env: map[string]string{"GOMEMLIMIT": "200MiB"}, rounds: 3, peakLimit: 256 << 20})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := natstest.Start(t, "", 0)
@@ -71,32 +74,43 @@ func TestHostileLoadMemory(t *testing.T) {
 			p.WaitReady(t)
 			_, js := connect(t, ns.ClientURL())
 
-			sent, rest := tt.payload(p.WebhookURL)
-			f := startFlood(t, hostOf(t, p.WebhookURL), sent, rest)
-			if tt.waitSent {
-				f.sent.Wait()
-			}
-			requireReady(t, p)
-			events := newEvents("flood", ordinaryDuringFlood)
-			requireAllPublishedFirstTry(t, p, events)
-			requireReady(t, p)
-			f.finish()
-
-			t.Logf("hostile answers by status (0: connection closed): %v", f.statuses)
-			for status := range f.statuses {
-				if !hostileAnswers[status] {
-					t.Errorf("hostile request answered %d, want 429, 431, 413, 408, 400, 503 or a closed connection", status)
-				}
+			var events []zauticEvent
+			for round := range max(tt.rounds, 1) {
+				events = append(events, floodRound(t, p, tt, fmt.Sprintf("flood-%d", round))...)
 			}
 			peak := peakRSS(t, p)
 			t.Logf("peak resident memory (VmHWM): %.1f MiB", float64(peak)/(1<<20))
-			if peak >= peakLimit {
-				t.Errorf("peak resident memory: got %.1f MiB, want under %d MiB", float64(peak)/(1<<20), peakLimit>>20)
+			limit := cmp.Or(tt.peakLimit, peakLimit)
+			if peak >= limit {
+				t.Errorf("peak resident memory: got %.1f MiB, want under %d MiB", float64(peak)/(1<<20), limit>>20)
 			}
 			requireReady(t, p)
 			assertExactlyOnce(t, js, events)
 		})
 	}
+}
+
+// floodRound runs one flood of tt against p, sending ordinaryDuringFlood signed
+// deliveries named prefix meanwhile, and returns them.
+func floodRound(t *testing.T, p *forwarderProcess, tt floodCase, prefix string) []zauticEvent {
+	t.Helper()
+	sent, rest := tt.payload(p.WebhookURL)
+	f := startFlood(t, hostOf(t, p.WebhookURL), sent, rest)
+	if tt.waitSent {
+		f.sent.Wait()
+	}
+	requireReady(t, p)
+	events := newEvents(prefix, ordinaryDuringFlood)
+	requireAllPublishedFirstTry(t, p, events)
+	requireReady(t, p)
+	f.finish()
+	t.Logf("hostile answers by status (0: connection closed): %v", f.statuses)
+	for status := range f.statuses {
+		if !hostileAnswers[status] {
+			t.Errorf("hostile request answered %d, want 429, 431, 413, 408, 400, 503 or a closed connection", status)
+		}
+	}
+	return events
 }
 
 // floodCase is one flood of TestHostileLoadMemory.
@@ -109,6 +123,10 @@ type floodCase struct {
 	waitSent bool
 	// env is added to the forwarder's environment.
 	env map[string]string
+	// rounds is how many floods one process takes, one by default.
+	rounds int
+	// peakLimit, when set, replaces the package's peakLimit.
+	peakLimit int64
 }
 
 // hostileAnswers are the answers a hostile request may get; 0 is a closed

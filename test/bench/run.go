@@ -458,7 +458,8 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 		"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL="+b.sync,
 		"FORWARDER_ADMIN_PPROF=true",
 		// As the Kubernetes manifest runs it (deploy/kubernetes/base), which
-		// also raises the garbage collector's target (gc.go).
+		// also raises the garbage collector's target in row C (gc.go; with
+		// the embedded server of row CE it stays Go's default).
 		"GOMEMLIMIT=200MiB",
 	)
 	p, err := b.startProc("zautic-forwarder", cmd)
