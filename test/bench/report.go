@@ -77,7 +77,7 @@ func printReport(w io.Writer, opts options, results []rowResult, nodeNote string
 	if nodeNote != "" {
 		fmt.Fprintf(w, "- %s\n", nodeNote)
 	}
-	fmt.Fprintln(w, "- sync: the `sync_interval` of the nats-server (rows A, M, C) and of the embedded one (CE): `always` fsyncs before every PubAck; a duration flushes that often in the background")
+	fmt.Fprintln(w, "- sync: the `sync_interval` of the nats-server (rows A, M, MA, C) and of the embedded one (CE): `always` fsyncs before every PubAck; a duration flushes that often in the background")
 	fmt.Fprintln(w)
 	printRatios(w, opts, results)
 }
