@@ -99,7 +99,7 @@ func newServeCommand(hangup <-chan os.Signal, stderr io.Writer) *cobra.Command {
 			defer func() { _ = log.Sync() }()
 			log.Info("starting zautic-forwarder", zap.String("version", version),
 				zap.Any("config", redactedMap(cfg)))
-			tuneGC(os.Getenv, log)
+			tuneGC(cfg, os.Getenv, log)
 			opts, stopTracing, err := startTracing(cmd.Context(), cfg.Tracing, log)
 			if err != nil {
 				return err
