@@ -45,7 +45,8 @@ const (
 // deliveries sent during the flood are all answered 200 on their first try
 // and published once, and no hostile request gets a 2xx. The flood of
 // bodies runs three times more in one process under GOMEMLIMIT as the
-// manifest sets it, which raises the collector's target (gc.go).
+// manifest sets it, which raises the collector's target (gc.go); its peak
+// is checked against the container's memory limit, 256 MiB.
 func TestHostileLoadMemory(t *testing.T) {
 	raiseFileLimit(t, 3*floodConns)
 	tests := []floodCase{
@@ -54,8 +55,9 @@ func TestHostileLoadMemory(t *testing.T) {
 	}
 	// Bodies over http.max_body_bytes are refused by their Content-Length
 	// alone; bodies at the limit are read, and fill the budget instead.
-	if limit := forwarder.DefaultConfig().HTTP.MaxBodyBytes; limit != floodPayload {
-		tests = append(tests, floodCase{name: "bodies of http.max_body_bytes held back by their last bytes", payload: heldBackBody(int(limit)), waitSent: true})
+	maxBody := int(forwarder.DefaultConfig().HTTP.MaxBodyBytes)
+	if maxBody != floodPayload {
+		tests = append(tests, floodCase{name: "bodies of http.max_body_bytes held back by their last bytes", payload: heldBackBody(maxBody), waitSent: true})
 	}
 	// As deployed: under the manifest's GOMEMLIMIT the collector's target is
 	// raised (gc.go), so the garbage of one flood may still be there at the
@@ -63,7 +65,7 @@ func TestHostileLoadMemory(t *testing.T) {
 	// memory limit (256 MiB), which the sizing rule puts a quarter above
 	// GOMEMLIMIT for this.
 	tests = append(tests, floodCase{name: "three floods of bodies of http.max_body_bytes, GOMEMLIMIT as the Kubernetes manifest sets it",
-		payload: heldBackBody(int(forwarder.DefaultConfig().HTTP.MaxBodyBytes)), waitSent: true,
+		payload: heldBackBody(maxBody), waitSent: true,
 		env: map[string]string{"GOMEMLIMIT": "200MiB"}, rounds: 3, peakLimit: 256 << 20})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
