@@ -28,6 +28,7 @@ type options struct {
 	warmup     time.Duration
 	clients    []int
 	rows       map[string]bool
+	order      []string // the rows in the order they run: -rows's
 	syncModes  []string // sync_interval of the nats-servers: "always" or a duration
 	cpuProfile string   // where to save a CPU profile of row C at the most clients
 }
@@ -42,7 +43,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
 	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
-	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run")
+	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run, in this order (a machine that slows down during a run favours the rows that run first: alternate the order between runs)")
 	cpuProfile := flag.String("cpuprofile", "", "save a CPU profile of the forwarder in row C at the most clients to this file")
 	flag.Parse()
 
@@ -66,7 +67,13 @@ func main() {
 		opts.clients = append(opts.clients, n)
 	}
 	for _, r := range strings.Split(*rows, ",") {
-		opts.rows[strings.TrimSpace(r)] = true
+		r = strings.TrimSpace(r)
+		if _, ok := rowByID(r); !ok || opts.rows[r] {
+			fmt.Fprintf(os.Stderr, "bench: -rows: %q is not a row, or is named twice\n", r)
+			os.Exit(2)
+		}
+		opts.rows[r] = true
+		opts.order = append(opts.order, r)
 	}
 	for _, m := range strings.Split(*syncModes, ",") {
 		m = strings.TrimSpace(m)

@@ -156,8 +156,9 @@ func (b *bench) runRows(ctx context.Context, clients int, mode string, first boo
 	}
 	defer b.stopNATS()
 	var results []rowResult
-	for _, row := range rowOrder {
-		if !b.opts.rows[row.id] || (!row.synced && !first) {
+	for _, id := range b.opts.order {
+		row, _ := rowByID(id)
+		if !row.synced && !first {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench: row %s at %d clients, sync %s\n", row.id, clients, mode)
@@ -260,6 +261,16 @@ var rowOrder = []row{
 	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics; GOMEMLIMIT as the Kubernetes manifest sets it), external nats-server", true, runRowC},
 	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", true, runRowCE},
 	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", false, runRowD},
+}
+
+// rowByID is the row named id.
+func rowByID(id string) (row, bool) {
+	for _, r := range rowOrder {
+		if r.id == id {
+			return r, true
+		}
+	}
+	return row{}, false
 }
 
 // rowResult is what one row measured.
