@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,8 +28,7 @@ type options struct {
 	duration   time.Duration
 	warmup     time.Duration
 	clients    []int
-	rows       map[string]bool
-	order      []string // the rows in the order they run: -rows's
+	rows       []string // the rows to run, in the order they run: -rows's
 	syncModes  []string // sync_interval of the nats-servers: "always" or a duration
 	cpuProfile string   // where to save a CPU profile of row C at the most clients
 }
@@ -38,12 +38,12 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "internal: the role's listen address")
 	natsURL := flag.String("nats", "", "internal: NATS URL of receiver-m")
 	storeDir := flag.String("store", "", "internal: store dir of nats-server")
-	syncModes := flag.String("sync", "always,2m", "sync_interval of the nats-server and of the embedded one, comma-separated: always (fsync before the PubAck) or a duration (2m is nats-server's default); rows A, M, C and CE run once per mode")
+	syncModes := flag.String("sync", "always,2m", "sync_interval of the nats-server and of the embedded one, comma-separated: always (fsync before the PubAck) or a duration (2m is nats-server's default); rows A, M, MA, C and CE run once per mode")
 	smoke := flag.Bool("smoke", false, "a second per row, short warm-up: proves the benchmark works")
 	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
 	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
-	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run, in this order (a machine that slows down during a run favours the rows that run first: alternate the order between runs)")
+	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run, in this order (alternate it between runs, so that no row always runs first or last)")
 	cpuProfile := flag.String("cpuprofile", "", "save a CPU profile of the forwarder in row C at the most clients to this file")
 	flag.Parse()
 
@@ -54,7 +54,7 @@ func main() {
 		}
 		return
 	}
-	opts := options{duration: *duration, warmup: *warmup, rows: map[string]bool{}, cpuProfile: *cpuProfile}
+	opts := options{duration: *duration, warmup: *warmup, cpuProfile: *cpuProfile}
 	if *smoke {
 		opts.duration, opts.warmup = time.Second, 200*time.Millisecond
 	}
@@ -68,12 +68,11 @@ func main() {
 	}
 	for _, r := range strings.Split(*rows, ",") {
 		r = strings.TrimSpace(r)
-		if _, ok := rowByID(r); !ok || opts.rows[r] {
+		if _, ok := rowByID(r); !ok || slices.Contains(opts.rows, r) {
 			fmt.Fprintf(os.Stderr, "bench: -rows: %q is not a row, or is named twice\n", r)
 			os.Exit(2)
 		}
-		opts.rows[r] = true
-		opts.order = append(opts.order, r)
+		opts.rows = append(opts.rows, r)
 	}
 	for _, m := range strings.Split(*syncModes, ",") {
 		m = strings.TrimSpace(m)

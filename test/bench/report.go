@@ -70,7 +70,7 @@ func printReport(w io.Writer, opts options, results []rowResult, nodeNote string
 	}
 	fmt.Fprintln(w)
 	for _, row := range rowOrder {
-		if opts.rows[row.id] {
+		if slices.Contains(opts.rows, row.id) {
 			fmt.Fprintf(w, "- %s: %s\n", row.id, row.label)
 		}
 	}

@@ -130,7 +130,7 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 	if b.forwarder, err = buildForwarder(ctx, tmp); err != nil {
 		return err
 	}
-	if opts.rows["D"] {
+	if slices.Contains(opts.rows, "D") {
 		b.prepareNode(ctx)
 	}
 	var results []rowResult
@@ -156,7 +156,7 @@ func (b *bench) runRows(ctx context.Context, clients int, mode string, first boo
 	}
 	defer b.stopNATS()
 	var results []rowResult
-	for _, id := range b.opts.order {
+	for _, id := range b.opts.rows {
 		row, _ := rowByID(id)
 		if !row.synced && !first {
 			continue
