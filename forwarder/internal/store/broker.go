@@ -250,14 +250,14 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 // that must be created.
 func (b *Broker) checkResources(ctx context.Context) error {
 	var missing []string
-	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	stream, err := lookupStream(ctx, b.js, b.cfg.Stream.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		missing = append(missing, fmt.Sprintf("stream %q", b.cfg.Stream.Name))
 	case err != nil:
 		return fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
-	kv, err := b.js.KeyValue(ctx, b.cfg.Dedup.Bucket)
+	kv, err := lookupBucket(ctx, b.js, b.cfg.Dedup.Bucket)
 	switch {
 	case errors.Is(err, jetstream.ErrBucketNotFound):
 		missing = append(missing, fmt.Sprintf("KV bucket %q", b.cfg.Dedup.Bucket))

@@ -62,7 +62,8 @@ func (b *Broker) probeDelivery(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := kv.Get(ctx, probeKey); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	_, err = retried(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, probeKey) })
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return b.cannotStore(fmt.Errorf("read KV bucket %q: %w", b.cfg.Dedup.Bucket, err))
 	}
 	if b.streamProbe.Load() {

@@ -59,7 +59,7 @@ func (b *Broker) ensureQuarantine(ctx context.Context) error {
 // event stream's, it is the forwarder's own setting (quarantine.max_bytes),
 // and what bounds the disk a flood of forged requests can take.
 func ensureSizeLimit(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
-	s, err := js.Stream(ctx, want.Name)
+	s, err := lookupStream(ctx, js, want.Name)
 	if err != nil {
 		return fmt.Errorf("look up stream %q: %w", want.Name, err)
 	}
@@ -98,7 +98,7 @@ func (b *Broker) checkQuarantine(ctx context.Context) {
 			return
 		}
 	}
-	s, err := b.js.Stream(ctx, b.cfg.Quarantine.Stream)
+	s, err := lookupStream(ctx, b.js, b.cfg.Quarantine.Stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound) && !b.cfg.Stream.Manage:
 		b.setQuarantine(fmt.Errorf("%w: stream %q (stream.manage is false: create it, or enable stream.manage)", ErrMissingResources, b.cfg.Quarantine.Stream))

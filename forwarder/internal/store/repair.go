@@ -229,7 +229,7 @@ func (b *Broker) readBucket(ctx context.Context, js jetstream.JetStream) (jetstr
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, b.cfg.Dedup.Bucket)
+	kv, err := lookupBucket(ctx, js, b.cfg.Dedup.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
 	}
@@ -240,7 +240,7 @@ func (b *Broker) readBucket(ctx context.Context, js jetstream.JetStream) (jetstr
 func (b *Broker) stream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	s, err := js.Stream(ctx, b.cfg.Stream.Name)
+	s, err := lookupStream(ctx, js, b.cfg.Stream.Name)
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}

@@ -66,7 +66,7 @@ func bucketConfig(cfg Config) jetstream.KeyValueConfig {
 // existing stream is logged with the old and new values, so an operator's
 // setting is never changed silently.
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
-	stream, err := js.Stream(ctx, want.Name)
+	stream, err := lookupStream(ctx, js, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, want)
 		if err == nil {
@@ -76,7 +76,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("create stream %q: %w", want.Name, err)
 		}
-		stream, err = js.Stream(ctx, want.Name)
+		stream, err = lookupStream(ctx, js, want.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("look up stream %q: %w", want.Name, err)
@@ -129,7 +129,7 @@ func streamChanges(have, want jetstream.StreamConfig) []string {
 // and configured max_bytes when they differ from the configuration, logging
 // the change.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, log *zap.Logger) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, want.Bucket)
+	kv, err := lookupBucket(ctx, js, want.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, want)
 		if err == nil {
@@ -139,12 +139,12 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil, fmt.Errorf("create KV bucket %q: %w", want.Bucket, err)
 		}
-		kv, err = js.KeyValue(ctx, want.Bucket)
+		kv, err = lookupBucket(ctx, js, want.Bucket)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up KV bucket %q: %w", want.Bucket, err)
 	}
-	status, err := kv.Status(ctx)
+	status, err := retried(ctx, kv.Status)
 	if err != nil {
 		return nil, fmt.Errorf("KV bucket %q status: %w", want.Bucket, err)
 	}
@@ -208,13 +208,13 @@ func Reservation(cfg Config) int64 {
 // that leaves less room than the resources still to be created reserve:
 // their creation would fail with "insufficient storage resources".
 func (b *Broker) warnStorage(ctx context.Context) {
-	info, err := b.js.AccountInfo(ctx)
+	info, err := retried(ctx, b.js.AccountInfo)
 	if err != nil || info.Limits.MaxStore <= 0 {
 		return // unknown or unlimited: the server's limit is checked where it is known (embedded)
 	}
 	var missing int64
 	for name, n := range reservations(b.cfg) {
-		if _, err := b.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := lookupStream(ctx, b.js, name); errors.Is(err, jetstream.ErrStreamNotFound) {
 			missing += n
 		}
 	}
