@@ -30,7 +30,7 @@ type options struct {
 	clients    []int
 	rows       []string // the rows to run, in the order they run: -rows's
 	syncModes  []string // sync_interval of the nats-servers: "always" or a duration
-	cpuProfile string   // where to save a CPU profile of row C at the most clients
+	cpuProfile string   // where to save a CPU profile of row C at the most clients; M's and MA's go beside it
 }
 
 func main() {
@@ -38,17 +38,18 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "internal: the role's listen address")
 	natsURL := flag.String("nats", "", "internal: NATS URL of receiver-m")
 	storeDir := flag.String("store", "", "internal: store dir of nats-server")
+	pprofAddr := flag.String("pprof", "", "internal: serve net/http/pprof on this address")
 	syncModes := flag.String("sync", "always,2m", "sync_interval of the nats-server and of the embedded one, comma-separated: always (fsync before the PubAck) or a duration (2m is nats-server's default); rows A, M, MA, C and CE run once per mode")
 	smoke := flag.Bool("smoke", false, "a second per row, short warm-up: proves the benchmark works")
 	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
 	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
 	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run, in this order (alternate it between runs, so that no row always runs first or last)")
-	cpuProfile := flag.String("cpuprofile", "", "save a CPU profile of the forwarder in row C at the most clients to this file")
+	cpuProfile := flag.String("cpuprofile", "", "save a CPU profile of the forwarder in row C at the most clients, in the first sync mode, to this file, and rows M's and MA's beside it (file.M, file.MA)")
 	flag.Parse()
 
 	if *role != "" {
-		if err := runRole(*role, *listen, *natsURL, *storeDir, *syncModes); err != nil {
+		if err := runRole(*role, *listen, *natsURL, *storeDir, *syncModes, *pprofAddr); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", *role, err)
 			os.Exit(1)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"os/signal"
 	"strconv"
@@ -34,9 +35,14 @@ const (
 	roleReceiverMA = "receiver-ma"
 )
 
-func runRole(role, listen, natsURL, storeDir, syncMode string) error {
+func runRole(role, listen, natsURL, storeDir, syncMode, pprofAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if pprofAddr != "" {
+		// On its own listener, as the forwarder's admin.pprof: the
+		// measured handler stays the bare one.
+		go func() { _ = serveHTTP(ctx, pprofAddr, http.DefaultServeMux) }()
+	}
 	switch role {
 	case roleNATS:
 		return serveNATS(ctx, listen, storeDir, syncMode)

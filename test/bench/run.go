@@ -312,12 +312,12 @@ func (r rowResult) usesSharedNATS() bool { return r.row != "CE" && r.row != "B" 
 
 // measure runs a warm-up and then the measured load, reading the CPU of
 // pids around the measured part only. With profile set, it also fetches a
-// CPU profile of the measured part from that pprof URL.
-func (b *bench) measure(ctx context.Context, load func(d time.Duration) (loadResult, error), receiver int, profile string) (rowResult, error) {
+// CPU profile of the measured part.
+func (b *bench) measure(ctx context.Context, load func(d time.Duration) (loadResult, error), receiver int, profile profileTarget) (rowResult, error) {
 	if _, err := load(b.opts.warmup); err != nil {
 		return rowResult{}, fmt.Errorf("warm-up: %w", err)
 	}
-	if profile != "" {
+	if profile.url != "" {
 		profiled := make(chan error, 1)
 		go func() { profiled <- b.fetchProfile(ctx, profile) }()
 		defer func() {
@@ -361,7 +361,7 @@ func runRowA(ctx context.Context, b *bench, clients int) (rowResult, error) {
 	body := sampleBody()
 	return b.measure(ctx, func(d time.Duration) (loadResult, error) {
 		return publishLoad(ctx, b.js, body, clients, d)
-	}, 0, "")
+	}, 0, profileTarget{})
 }
 
 // publishLoad is row A's load: clients goroutines publishing synchronously.
@@ -412,29 +412,39 @@ func runRowB(ctx context.Context, b *bench, clients int) (rowResult, error) {
 		return rowResult{}, err
 	}
 	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, "")
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, profileTarget{})
 }
 
 func runRowM(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	return b.runDesignMinimum(ctx, clients, roleReceiverM)
+	return b.runDesignMinimum(ctx, clients, "M", roleReceiverM)
 }
 
 func runRowMA(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	return b.runDesignMinimum(ctx, clients, roleReceiverMA)
+	return b.runDesignMinimum(ctx, clients, "MA", roleReceiverMA)
 }
 
-func (b *bench) runDesignMinimum(ctx context.Context, clients int, role string) (rowResult, error) {
+func (b *bench) runDesignMinimum(ctx context.Context, clients int, row, role string) (rowResult, error) {
 	b.resetNATS(ctx)
 	addr, err := freeAddr()
 	if err != nil {
 		return rowResult{}, err
 	}
-	p, err := b.startProc(role, exec.CommandContext(ctx, b.self, "-role", role, "-listen", addr, "-nats", b.natsURL))
+	args := []string{"-role", role, "-listen", addr, "-nats", b.natsURL}
+	var profile profileTarget
+	if b.profiled(clients) {
+		pprof, err := freeAddr()
+		if err != nil {
+			return rowResult{}, err
+		}
+		args = append(args, "-pprof", pprof)
+		profile = profileTarget{"http://" + pprof + "/debug/pprof/profile", b.opts.cpuProfile + "." + row}
+	}
+	p, err := b.startProc(role, exec.CommandContext(ctx, b.self, args...))
 	if err != nil {
 		return rowResult{}, err
 	}
 	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, "")
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, profile)
 }
 
 func runRowC(ctx context.Context, b *bench, clients int) (rowResult, error) {
@@ -481,17 +491,27 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 	if err := waitHTTP(ctx, "http://"+admin+"/readyz", http.StatusOK); err != nil {
 		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
 	}
-	profile := ""
-	if b.opts.cpuProfile != "" && natsURL != "" && clients == slices.Max(b.opts.clients) && b.sync == b.opts.syncModes[0] {
-		profile = "http://" + admin + "/debug/pprof/profile"
+	var profile profileTarget
+	if natsURL != "" && b.profiled(clients) {
+		profile = profileTarget{"http://" + admin + "/debug/pprof/profile", b.opts.cpuProfile}
 	}
 	return b.measureHTTP(ctx, p, "http://"+web+"/webhooks/zautic", "", clients, profile)
 }
 
-// fetchProfile saves a CPU profile of the measured run to -cpuprofile.
-func (b *bench) fetchProfile(ctx context.Context, url string) error {
+// profiled reports whether -cpuprofile asks for a profile of this cell:
+// the most clients in the first sync mode.
+func (b *bench) profiled(clients int) bool {
+	return b.opts.cpuProfile != "" && clients == slices.Max(b.opts.clients) && b.sync == b.opts.syncModes[0]
+}
+
+// profileTarget is where a CPU profile comes from (a pprof URL) and goes;
+// the zero value asks for none.
+type profileTarget struct{ url, file string }
+
+// fetchProfile saves a CPU profile of the measured run.
+func (b *bench) fetchProfile(ctx context.Context, target profileTarget) error {
 	seconds := max(1, int(b.opts.duration/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?seconds="+strconv.Itoa(seconds), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.url+"?seconds="+strconv.Itoa(seconds), nil)
 	if err != nil {
 		return err
 	}
@@ -501,9 +521,9 @@ func (b *bench) fetchProfile(ctx context.Context, url string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
+		return fmt.Errorf("%s: %s", target.url, resp.Status)
 	}
-	f, err := os.Create(b.opts.cpuProfile)
+	f, err := os.Create(target.file)
 	if err != nil {
 		return err
 	}
@@ -531,11 +551,11 @@ func runRowD(ctx context.Context, b *bench, clients int) (rowResult, error) {
 		return rowResult{}, err
 	}
 	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, "")
+	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, profileTarget{})
 }
 
 // measureHTTP waits for the receiver and drives it with the load generator.
-func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, clients int, profile string) (rowResult, error) {
+func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, clients int, profile profileTarget) (rowResult, error) {
 	if probe != "" {
 		if err := waitHTTP(ctx, probe, 0); err != nil {
 			return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())

@@ -61,6 +61,7 @@ type Broker struct {
 	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
 
 	expectStream []string // the Nats-Expected-Stream value, shared by every publish: never modified
+	acks         ackReader
 
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
@@ -91,6 +92,7 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 	b.requestRepair()
 	b.streamProbe.Store(true)
 	b.expectStream = []string{cfg.Stream.Name}
+	b.acks = newAckReader(cfg.Stream.Name)
 	nc, err := natsconn.Connect(url, cfg.NATS, natsconn.Name(cfg.NATS), append(b.connectionHandlers(), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
@@ -320,7 +322,7 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	header[jetstream.ExpectedStreamHeader] = b.expectStream
 	msg := publishMsgs.Get().(*nats.Msg)
 	*msg = nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
-	ack, err := b.js.PublishMsg(ctx, msg)
+	seq, duplicate, err = b.request(ctx, msg)
 	*msg = nats.Msg{}
 	publishMsgs.Put(msg)
 	switch {
@@ -347,11 +349,11 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	if b.warnedFull.Load() {
 		b.warnedFull.Store(false) // room again: the next full stream warns again
 	}
-	return ack.Sequence, ack.Duplicate, nil
+	return seq, duplicate, nil
 }
 
-// publishMsgs recycles the messages of Publish: PublishMsg has encoded the
-// message into its request when it returns, and keeps nothing of it.
+// publishMsgs recycles the messages of Publish: the request has encoded the
+// message when it returns, and keeps nothing of it.
 var publishMsgs = sync.Pool{New: func() any { return new(nats.Msg) }}
 
 // outcomeUnknown reports whether a failed publish may still have been
