@@ -112,6 +112,7 @@ func (c Config) Validate() error {
 			"(FORWARDER_ADMIN_TOKEN) is only white space: set the token, or unset it to serve the data paths to loopback clients only"},
 		{"admin.max_concurrent_scans", c.Admin.MaxConcurrentScans < 1, "must be at least 1"},
 		{"admin.max_connections", c.Admin.MaxConnections < 1, "must be at least 1"},
+		{"admin.idle_timeout", c.Admin.IdleTimeout <= 0, "must be positive"},
 		{"webhook.tolerance", c.Webhook.Tolerance < 0, "must not be negative (0 disables the check)"},
 		{"webhook.tolerance", c.Webhook.Tolerance > 0 && c.Webhook.Tolerance < time.Second, "must be at least 1s (0 disables the check)"},
 		{"nats.publish_timeout", c.NATS.PublishTimeout < minPublishTimeout, "must be at least 100ms"},

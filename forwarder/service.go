@@ -108,7 +108,9 @@ func (s *Service) startAdmin(reg *prometheus.Registry, replayer *quarantine.Repl
 	if err != nil {
 		return err
 	}
-	s.admin = ingest.NewHTTPServer(s.cfg.HTTP, handler, s.log)
+	timeouts := s.cfg.HTTP
+	timeouts.IdleTimeout = min(timeouts.IdleTimeout, s.cfg.Admin.IdleTimeout)
+	s.admin = ingest.NewHTTPServer(timeouts, handler, s.log)
 	if s.adminLn, err = listen("admin.addr", s.cfg.Admin.Addr); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -379,5 +380,42 @@ func requireProbesOnWebhookPort(t *testing.T, p *forwarderProcess) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("probe %s on the webhook port: got %d, want 200", path, resp.StatusCode)
 		}
+	}
+}
+
+// TestAdminIdleConnectionsDoNotHoldTheCeiling fills admin.max_connections
+// with idle keep-alive connections, as open tabs of the inspector do: the
+// admin listener closes them after admin.idle_timeout, and the next
+// request (a metrics scrape) is served instead of waiting for
+// http.idle_timeout in the accept queue.
+func TestAdminIdleConnectionsDoNotHoldTheCeiling(t *testing.T) {
+	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
+	env["FORWARDER_ADMIN_MAX_CONNECTIONS"] = "2"
+	env["FORWARDER_ADMIN_IDLE_TIMEOUT"] = "300ms"
+	p := startForwarder(t, env)
+	p.WaitReady(t)
+
+	idle := make([]*http.Client, 2)
+	for i := range idle {
+		// A transport each: each keeps its own connection open, idle.
+		idle[i] = &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+		t.Cleanup(idle[i].CloseIdleConnections)
+		resp, err := idle[i].Get(p.AdminURL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// Without the idle timeout this would wait in the accept queue for
+	// http.idle_timeout (2m), past the client's timeout.
+	scrape := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := scrape.Get(p.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatalf("a scrape while idle connections fill admin.max_connections: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("scrape: got %d, want 200", resp.StatusCode)
 	}
 }

@@ -25,11 +25,16 @@ type Config struct {
 	// MaxConnections bounds the admin listener's open connections, as
 	// http.max_connections bounds the webhook port's.
 	MaxConnections int `yaml:"max_connections"`
+	// IdleTimeout closes an idle keep-alive connection to the admin
+	// listener: a browser keeps several open per tab, and a few tabs of the
+	// inspector would otherwise hold admin.max_connections for
+	// http.idle_timeout, keeping the metrics scrape waiting.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // DefaultConfig returns the admin section's defaults.
 func DefaultConfig() Config {
-	return Config{Addr: ":9090", MaxConcurrentScans: 2, MaxConnections: 64}
+	return Config{Addr: ":9090", MaxConcurrentScans: 2, MaxConnections: 64, IdleTimeout: 10 * time.Second}
 }
 
 // Parts are what the admin listener serves.
