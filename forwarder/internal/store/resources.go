@@ -208,13 +208,17 @@ func Reservation(cfg Config) int64 {
 // that leaves less room than the resources still to be created reserve:
 // their creation would fail with "insufficient storage resources".
 func (b *Broker) warnStorage(ctx context.Context) {
-	info, err := retried(ctx, b.js.AccountInfo)
+	// Only advice: one short attempt, so that a request a cluster leaves
+	// unanswered (see retried) does not take the creation's time.
+	ctx, cancel := context.WithTimeout(ctx, firstAttempt)
+	defer cancel()
+	info, err := b.js.AccountInfo(ctx)
 	if err != nil || info.Limits.MaxStore <= 0 {
 		return // unknown or unlimited: the server's limit is checked where it is known (embedded)
 	}
 	var missing int64
 	for name, n := range reservations(b.cfg) {
-		if _, err := lookupStream(ctx, b.js, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := b.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
 			missing += n
 		}
 	}
