@@ -204,6 +204,13 @@ func (b *Broker) check(ctx context.Context) {
 				// check short: it says nothing about NATS.
 				return
 			}
+			if !b.nc.IsConnected() {
+				// The connection dropped during the step: that is the
+				// cause, not the step's error (a request sent while
+				// reconnecting fails with "outbound buffer limit exceeded").
+				b.setNotReady(b.down.Reason(b.nc))
+				return
+			}
 			b.setNotReady(withHint(err, "stream.max_bytes or dedup.max_bytes, or raise the account's or the server's storage limit"))
 			return
 		}

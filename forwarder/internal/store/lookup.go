@@ -7,26 +7,33 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// firstAttempt bounds the first try of a lookup. A JetStream cluster
-// leaves an API request unanswered while it elects a leader (a fresh
-// cluster, a stream being created, a node lost): one request would wait out
-// all of nats.publish_timeout and report a healthy cluster as not
-// answering, where a second one, a moment later, reaches the new leader.
-const firstAttempt = time.Second
+// minAttempt is the shortest try of a lookup. A JetStream cluster leaves an
+// API request unanswered while it elects a leader (a fresh cluster, a
+// stream being created, a node lost): one request would wait out all of
+// nats.publish_timeout and report a healthy cluster as not answering, where
+// a second one, a moment later, reaches the new leader.
+const minAttempt = time.Second
 
 // retried calls lookup until it answers, fails other than by a timeout, or
-// ctx ends; each try may take twice as long as the one before. Only for
-// reads: a write that timed out may still have been applied. Without a
-// deadline on ctx it tries once, as nothing would end the retries.
+// ctx ends. Each try may take half of the time left, so that a slow server
+// that answers within the first half is never asked twice; a try shorter
+// than minAttempt takes all that is left. Only for reads: a write that timed
+// out may still have been applied. Without a deadline on ctx it tries once,
+// as nothing would end the retries.
 func retried[T any](ctx context.Context, lookup func(context.Context) (T, error)) (T, error) {
-	return retriedFrom(ctx, firstAttempt, lookup)
+	return retriedFrom(ctx, minAttempt, lookup)
 }
 
-func retriedFrom[T any](ctx context.Context, first time.Duration, lookup func(context.Context) (T, error)) (T, error) {
-	if _, bounded := ctx.Deadline(); !bounded {
+func retriedFrom[T any](ctx context.Context, shortest time.Duration, lookup func(context.Context) (T, error)) (T, error) {
+	deadline, bounded := ctx.Deadline()
+	if !bounded {
 		return lookup(ctx)
 	}
-	for wait := first; ; wait *= 2 {
+	for {
+		wait := time.Until(deadline) / 2
+		if wait < shortest {
+			wait = time.Until(deadline)
+		}
 		attempt, cancel := context.WithTimeout(ctx, wait)
 		v, err := lookup(attempt)
 		if err == nil || !isTimeout(err) || ctx.Err() != nil {

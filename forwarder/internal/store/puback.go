@@ -24,8 +24,9 @@ type ackReader struct {
 }
 
 func newAckReader(stream string) ackReader {
-	name, _ := json.Marshal(stream) // a string always marshals
-	return ackReader{prefix: fmt.Appendf(nil, `{"stream":%s,"seq":`, name)}
+	// As nats-server writes it: Go's quoting, not encoding/json's, which
+	// would escape a '&' that the server leaves as it is.
+	return ackReader{prefix: fmt.Appendf(nil, "{%q:%q,%q:", "stream", stream, "seq")}
 }
 
 // maxSeqDigits is the most digits a sequence is read from by hand: any

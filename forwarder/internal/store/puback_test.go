@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -33,6 +34,15 @@ func TestAckReader(t *testing.T) {
 		{"truncated", `{"stream":"ZAUTIC","seq":12`, 0, false, jetstream.ErrInvalidJSAck, 0},
 		{"not JSON", `+OK`, 0, false, jetstream.ErrInvalidJSAck, 0},
 		{"empty", ``, 0, false, jetstream.ErrInvalidJSAck, 0},
+	}
+	// The prefix is the server's own quoting: a name with '&' or a non-ASCII
+	// letter, which encoding/json would write otherwise, is read by hand.
+	odd := newAckReader("Zau-tic_ev&é")
+	if seq, _, err := odd.read([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`)); err != nil || seq != 5 {
+		t.Errorf("stream Zau-tic_ev&é: got seq %d, err %v; want 5", seq, err)
+	}
+	if _, ok := bytes.CutPrefix([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`), odd.prefix); !ok {
+		t.Errorf("prefix %q: not the server's", odd.prefix)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -210,7 +210,7 @@ func Reservation(cfg Config) int64 {
 func (b *Broker) warnStorage(ctx context.Context) {
 	// Only advice: one short attempt, so that a request a cluster leaves
 	// unanswered (see retried) does not take the creation's time.
-	ctx, cancel := context.WithTimeout(ctx, firstAttempt)
+	ctx, cancel := context.WithTimeout(ctx, minAttempt)
 	defer cancel()
 	info, err := b.js.AccountInfo(ctx)
 	if err != nil || info.Limits.MaxStore <= 0 {
