@@ -395,6 +395,7 @@ var envOverrides = map[string]envOverride{
 	"admin.token_file":            {env: "/run/secrets/admin-token", want: "/run/secrets/admin-token"},
 	"admin.max_concurrent_scans":  {env: "4", want: "4"},
 	"admin.max_connections":       {env: "16", want: "16"},
+	"admin.idle_timeout":          {env: "30s", want: "30s"},
 	"dedup.bucket":                {env: "other-dedup", want: "other-dedup"},
 	"dedup.key":                   {env: "delivery", want: "delivery"},
 	"dedup.max_bytes":             {env: "1048576", want: "1048576"},

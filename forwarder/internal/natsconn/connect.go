@@ -3,7 +3,10 @@
 // nats section, the connection's name, the retry, ping and auth/TLS
 // options, the cause of a failed attempt, a log that repeats each cause at
 // most once per period, and URLs with their user information redacted.
-// Each caller adds its own handlers; none is kept here.
+// Each caller adds its own handlers; none is kept here. It also holds the
+// two requests made differently from nats.go: lookups retried through a
+// cluster's leader election (lookup.go) and the event's publish with its
+// PubAck read by hand (puback.go).
 package natsconn
 
 import (

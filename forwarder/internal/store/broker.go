@@ -12,9 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
 	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
-	"go.uber.org/zap"
 )
 
 var (
@@ -61,7 +62,7 @@ type Broker struct {
 	loggedCause   atomic.Pointer[string] // the not-ready cause last logged, nil once ready
 
 	expectStream []string // the Nats-Expected-Stream value, shared by every publish: never modified
-	acks         ackReader
+	acks         natsconn.AckReader
 
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
@@ -92,7 +93,7 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 	b.requestRepair()
 	b.streamProbe.Store(true)
 	b.expectStream = []string{cfg.Stream.Name}
-	b.acks = newAckReader(cfg.Stream.Name)
+	b.acks = natsconn.NewAckReader(cfg.Stream.Name)
 	nc, err := natsconn.Connect(url, cfg.NATS, natsconn.Name(cfg.NATS), append(b.connectionHandlers(), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
@@ -190,27 +191,24 @@ func (b *Broker) Run(ctx context.Context) {
 	}
 }
 
-// check runs the readiness check: the connection, the resources, then the
-// probe of what a delivery needs (probe.go), each step bounded on its own.
+// check runs the readiness check: the resources, then the probe of what a
+// delivery needs (probe.go), each step bounded on its own. A connection
+// that is down, or dropped during a step, is the cause rather than the
+// step's error (a request sent while reconnecting fails with "outbound
+// buffer limit exceeded").
 func (b *Broker) check(ctx context.Context) {
-	if !b.nc.IsConnected() {
-		b.setNotReady(b.down.Reason(b.nc))
-		return
-	}
 	for _, step := range []func(context.Context) error{b.ensureResources, b.probeDelivery} {
-		if err := b.bounded(ctx, step); err != nil {
-			if ctx.Err() != nil {
-				// Our own stop (a start that failed, a shutdown) cut the
-				// check short: it says nothing about NATS.
-				return
-			}
-			if !b.nc.IsConnected() {
-				// The connection dropped during the step: that is the
-				// cause, not the step's error (a request sent while
-				// reconnecting fails with "outbound buffer limit exceeded").
-				b.setNotReady(b.down.Reason(b.nc))
-				return
-			}
+		var err error
+		if b.nc.IsConnected() {
+			err = b.bounded(ctx, step)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return // our own stop (a start that failed, a shutdown) cut it short: it says nothing about NATS
+		case !b.nc.IsConnected():
+			b.setNotReady(b.down.Reason(b.nc))
+			return
+		case err != nil:
 			b.setNotReady(withHint(err, "stream.max_bytes or dedup.max_bytes, or raise the account's or the server's storage limit"))
 			return
 		}
@@ -231,7 +229,7 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 	}
 	if b.ensured.Load() {
 		err := b.checkResources(ctx)
-		if err == nil || isTimeout(err) {
+		if err == nil || natsconn.IsTimeout(err) {
 			// A lookup that timed out says nothing about the resources:
 			// creating them would only time out too, under a misleading name.
 			return err
@@ -259,14 +257,14 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 // that must be created.
 func (b *Broker) checkResources(ctx context.Context) error {
 	var missing []string
-	stream, err := lookupStream(ctx, b.js, b.cfg.Stream.Name)
+	stream, err := natsconn.LookupStream(ctx, b.js, b.cfg.Stream.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		missing = append(missing, fmt.Sprintf("stream %q", b.cfg.Stream.Name))
 	case err != nil:
 		return fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}
-	kv, err := lookupBucket(ctx, b.js, b.cfg.Dedup.Bucket)
+	kv, err := natsconn.LookupBucket(ctx, b.js, b.cfg.Dedup.Bucket)
 	switch {
 	case errors.Is(err, jetstream.ErrBucketNotFound):
 		missing = append(missing, fmt.Sprintf("KV bucket %q", b.cfg.Dedup.Bucket))
@@ -329,7 +327,7 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	header[jetstream.ExpectedStreamHeader] = b.expectStream
 	msg := publishMsgs.Get().(*nats.Msg)
 	*msg = nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
-	seq, duplicate, err = b.request(ctx, msg)
+	seq, duplicate, err = b.acks.Request(ctx, b.nc, msg)
 	*msg = nats.Msg{}
 	publishMsgs.Put(msg)
 	switch {

@@ -62,7 +62,7 @@ func (b *Broker) probeDelivery(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = retried(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, probeKey) })
+	_, err = natsconn.Retried(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, probeKey) })
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return b.cannotStore(fmt.Errorf("read KV bucket %q: %w", b.cfg.Dedup.Bucket, err))
 	}
@@ -103,7 +103,7 @@ func (b *Broker) probeStream(ctx context.Context) error {
 // cannotStore marks err as a delivery the forwarder cannot make, unless it
 // is a timeout, which bounded names as the server not answering.
 func (b *Broker) cannotStore(err error) error {
-	if isTimeout(err) {
+	if natsconn.IsTimeout(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrCannotStore, err)
@@ -128,12 +128,6 @@ func refusedToStore(err error) bool {
 		return true
 	}
 	return false
-}
-
-// isTimeout reports whether err is a NATS request that got no answer in
-// time.
-func isTimeout(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // permissionDenial is the last permissions violation the server reported.
@@ -163,7 +157,7 @@ func (b *Broker) bounded(ctx context.Context, step func(context.Context) error) 
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
 	err := step(ctx)
-	if err == nil || !isTimeout(err) {
+	if err == nil || !natsconn.IsTimeout(err) {
 		return err
 	}
 	if d := b.denied.Load(); d != nil && !d.at.Before(started) {

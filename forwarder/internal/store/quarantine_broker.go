@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 )
 
 // Headers the forwarder adds to a quarantined request.
@@ -59,7 +61,7 @@ func (b *Broker) ensureQuarantine(ctx context.Context) error {
 // event stream's, it is the forwarder's own setting (quarantine.max_bytes),
 // and what bounds the disk a flood of forged requests can take.
 func ensureSizeLimit(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
-	s, err := lookupStream(ctx, js, want.Name)
+	s, err := natsconn.LookupStream(ctx, js, want.Name)
 	if err != nil {
 		return fmt.Errorf("look up stream %q: %w", want.Name, err)
 	}
@@ -98,7 +100,7 @@ func (b *Broker) checkQuarantine(ctx context.Context) {
 			return
 		}
 	}
-	s, err := lookupStream(ctx, b.js, b.cfg.Quarantine.Stream)
+	s, err := natsconn.LookupStream(ctx, b.js, b.cfg.Quarantine.Stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound) && !b.cfg.Stream.Manage:
 		b.setQuarantine(fmt.Errorf("%w: stream %q (stream.manage is false: create it, or enable stream.manage)", ErrMissingResources, b.cfg.Quarantine.Stream))

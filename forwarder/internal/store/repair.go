@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
-	"github.com/zautic/zautic-forwarder/zautic"
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
+	"github.com/zautic/zautic-forwarder/zautic"
 )
 
 const (
@@ -229,7 +231,7 @@ func (b *Broker) readBucket(ctx context.Context, js jetstream.JetStream) (jetstr
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	kv, err := lookupBucket(ctx, js, b.cfg.Dedup.Bucket)
+	kv, err := natsconn.LookupBucket(ctx, js, b.cfg.Dedup.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("look up KV bucket %q: %w", b.cfg.Dedup.Bucket, err)
 	}
@@ -240,7 +242,7 @@ func (b *Broker) readBucket(ctx context.Context, js jetstream.JetStream) (jetstr
 func (b *Broker) stream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.NATS.PublishTimeout)
 	defer cancel()
-	s, err := lookupStream(ctx, js, b.cfg.Stream.Name)
+	s, err := natsconn.LookupStream(ctx, js, b.cfg.Stream.Name)
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %q: %w", b.cfg.Stream.Name, err)
 	}

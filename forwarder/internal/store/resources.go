@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 )
 
 func placement(cfg Config) *jetstream.Placement {
@@ -66,7 +68,7 @@ func bucketConfig(cfg Config) jetstream.KeyValueConfig {
 // existing stream is logged with the old and new values, so an operator's
 // setting is never changed silently.
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *zap.Logger) error {
-	stream, err := lookupStream(ctx, js, want.Name)
+	stream, err := natsconn.LookupStream(ctx, js, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, want)
 		if err == nil {
@@ -76,7 +78,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("create stream %q: %w", want.Name, err)
 		}
-		stream, err = lookupStream(ctx, js, want.Name)
+		stream, err = natsconn.LookupStream(ctx, js, want.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("look up stream %q: %w", want.Name, err)
@@ -129,7 +131,7 @@ func streamChanges(have, want jetstream.StreamConfig) []string {
 // and configured max_bytes when they differ from the configuration, logging
 // the change.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, log *zap.Logger) (jetstream.KeyValue, error) {
-	kv, err := lookupBucket(ctx, js, want.Bucket)
+	kv, err := natsconn.LookupBucket(ctx, js, want.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, want)
 		if err == nil {
@@ -139,12 +141,12 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil, fmt.Errorf("create KV bucket %q: %w", want.Bucket, err)
 		}
-		kv, err = lookupBucket(ctx, js, want.Bucket)
+		kv, err = natsconn.LookupBucket(ctx, js, want.Bucket)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up KV bucket %q: %w", want.Bucket, err)
 	}
-	status, err := retried(ctx, kv.Status)
+	status, err := natsconn.Retried(ctx, kv.Status)
 	if err != nil {
 		return nil, fmt.Errorf("KV bucket %q status: %w", want.Bucket, err)
 	}
@@ -210,7 +212,7 @@ func Reservation(cfg Config) int64 {
 func (b *Broker) warnStorage(ctx context.Context) {
 	// Only advice: one short attempt, so that a request a cluster leaves
 	// unanswered (see retried) does not take the creation's time.
-	ctx, cancel := context.WithTimeout(ctx, minAttempt)
+	ctx, cancel := context.WithTimeout(ctx, natsconn.MinAttempt)
 	defer cancel()
 	info, err := b.js.AccountInfo(ctx)
 	if err != nil || info.Limits.MaxStore <= 0 {

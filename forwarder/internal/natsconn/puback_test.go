@@ -1,4 +1,4 @@
-package store
+package natsconn
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestAckReader(t *testing.T) {
-	r := newAckReader("ZAUTIC")
+	r := NewAckReader("ZAUTIC")
 	tests := []struct {
 		name      string
 		ack       string
@@ -37,8 +37,8 @@ func TestAckReader(t *testing.T) {
 	}
 	// The prefix is the server's own quoting: a name with '&' or a non-ASCII
 	// letter, which encoding/json would write otherwise, is read by hand.
-	odd := newAckReader("Zau-tic_ev&é")
-	if seq, _, err := odd.read([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`)); err != nil || seq != 5 {
+	odd := NewAckReader("Zau-tic_ev&é")
+	if seq, _, err := odd.Read([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`)); err != nil || seq != 5 {
 		t.Errorf("stream Zau-tic_ev&é: got seq %d, err %v; want 5", seq, err)
 	}
 	if _, ok := bytes.CutPrefix([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`), odd.prefix); !ok {
@@ -46,7 +46,7 @@ func TestAckReader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			seq, duplicate, err := r.read([]byte(tt.ack))
+			seq, duplicate, err := r.Read([]byte(tt.ack))
 			var apiErr *jetstream.APIError
 			switch {
 			case tt.code != 0:
@@ -74,11 +74,11 @@ func TestAckReader(t *testing.T) {
 
 func BenchmarkAckReader(b *testing.B) {
 	ack := []byte(`{"stream":"ZAUTIC","seq":1234567}`)
-	r := newAckReader("ZAUTIC")
+	r := NewAckReader("ZAUTIC")
 	b.Run("by hand", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _, _ = r.read(ack)
+			_, _, _ = r.Read(ack)
 		}
 	})
 	b.Run("encoding/json", func(b *testing.B) {

@@ -1,4 +1,4 @@
-package store
+package natsconn
 
 import (
 	"bytes"
@@ -12,31 +12,32 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ackReader reads the PubAcks of one stream. nats-server writes an ordinary
+// AckReader reads the PubAcks of one stream. nats-server writes an ordinary
 // PubAck in one shape, {"stream":"NAME","seq":N}, with ,"duplicate": true
-// before the brace for a duplicate. read takes that shape apart by hand;
+// before the brace for a duplicate. Read takes that shape apart by hand;
 // encoding/json, which jetstream's PublishMsg uses, was 4 % of the
 // forwarder's CPU per event. Anything else (an error, a domain, fields of a
 // later server) goes to encoding/json, so that an unexpected shape costs
 // time, never correctness.
-type ackReader struct {
+type AckReader struct {
 	prefix []byte // {"stream":"NAME","seq":
 }
 
-func newAckReader(stream string) ackReader {
+// NewAckReader returns the reader of the PubAcks of stream.
+func NewAckReader(stream string) AckReader {
 	// As nats-server writes it: Go's quoting, not encoding/json's, which
 	// would escape a '&' that the server leaves as it is.
-	return ackReader{prefix: fmt.Appendf(nil, "{%q:%q,%q:", "stream", stream, "seq")}
+	return AckReader{prefix: fmt.Appendf(nil, "{%q:%q,%q:", "stream", stream, "seq")}
 }
 
 // maxSeqDigits is the most digits a sequence is read from by hand: any
 // 19-digit number fits in a uint64.
 const maxSeqDigits = 19
 
-// read decodes a PubAck as jetstream's PublishMsg does, with the same
+// Read decodes a PubAck as jetstream's PublishMsg does, with the same
 // errors: the stream's refusal as a *jetstream.APIError, an answer that is
 // not a PubAck as jetstream.ErrInvalidJSAck.
-func (r ackReader) read(data []byte) (seq uint64, duplicate bool, err error) {
+func (r AckReader) Read(data []byte) (seq uint64, duplicate bool, err error) {
 	if rest, ok := bytes.CutPrefix(data, r.prefix); ok {
 		n := 0
 		for n < len(rest) && n <= maxSeqDigits && '0' <= rest[n] && rest[n] <= '9' {
@@ -75,18 +76,18 @@ func decodeAck(data []byte) (seq uint64, duplicate bool, err error) {
 	return ack.Seq, ack.Duplicate, nil
 }
 
-// request publishes msg and waits for its PubAck, as jetstream's PublishMsg
+// Request publishes msg and waits for its PubAck, as jetstream's PublishMsg
 // does: a request nobody answered (a stream leader changing) is sent again
 // after jetstream's wait, as often as it would be, and then reported as
 // jetstream.ErrNoStreamResponse.
-func (b *Broker) request(ctx context.Context, msg *nats.Msg) (seq uint64, duplicate bool, err error) {
-	resp, err := b.nc.RequestMsgWithContext(ctx, msg)
+func (r AckReader) Request(ctx context.Context, nc *nats.Conn, msg *nats.Msg) (seq uint64, duplicate bool, err error) {
+	resp, err := nc.RequestMsgWithContext(ctx, msg)
 	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < jetstream.DefaultPubRetryAttempts; retry++ {
 		select {
 		case <-ctx.Done():
 		case <-time.After(jetstream.DefaultPubRetryWait):
 		}
-		resp, err = b.nc.RequestMsgWithContext(ctx, msg)
+		resp, err = nc.RequestMsgWithContext(ctx, msg)
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -94,5 +95,5 @@ func (b *Broker) request(ctx context.Context, msg *nats.Msg) (seq uint64, duplic
 	case err != nil:
 		return 0, false, err
 	}
-	return b.acks.read(resp.Data)
+	return r.Read(resp.Data)
 }
