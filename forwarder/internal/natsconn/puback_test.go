@@ -38,9 +38,6 @@ func TestAckReader(t *testing.T) {
 	// The prefix is the server's own quoting: a name with '&' or a non-ASCII
 	// letter, which encoding/json would write otherwise, is read by hand.
 	odd := NewAckReader("Zau-tic_ev&é")
-	if seq, _, err := odd.Read([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`)); err != nil || seq != 5 {
-		t.Errorf("stream Zau-tic_ev&é: got seq %d, err %v; want 5", seq, err)
-	}
 	if _, ok := bytes.CutPrefix([]byte(`{"stream":"Zau-tic_ev&é","seq":5}`), odd.prefix); !ok {
 		t.Errorf("prefix %q: not the server's", odd.prefix)
 	}
