@@ -63,6 +63,7 @@ type Broker struct {
 
 	expectStream []string // the Nats-Expected-Stream value, shared by every publish: never modified
 	acks         natsconn.AckReader
+	keys         natsconn.KeyReader
 
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
@@ -93,7 +94,7 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 	b.requestRepair()
 	b.streamProbe.Store(true)
 	b.expectStream = []string{cfg.Stream.Name}
-	b.acks = natsconn.NewAckReader(cfg.Stream.Name)
+	b.acks, b.keys = natsconn.NewAckReader(cfg.Stream.Name), natsconn.NewKeyReader(cfg.Dedup.Bucket)
 	nc, err := natsconn.Connect(url, cfg.NATS, natsconn.Name(cfg.NATS), append(b.connectionHandlers(), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
@@ -300,16 +301,18 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", errDedupRead, err)
 	}
-	_, err = kv.Get(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return false, nil
-	default:
+	found, err := b.keys.Exists(ctx, b.nc, key)
+	if errors.Is(err, nats.ErrNoResponders) { // the bucket does not allow direct gets
+		if _, err = kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil
+		}
+		found = err == nil
+	}
+	if err != nil {
 		b.metrics.DedupError("get")
 		return false, fmt.Errorf("%w: get %q: %w", errDedupRead, key, err)
 	}
+	return found, nil
 }
 
 // Publish sends body with header to subject on the stream and waits for the

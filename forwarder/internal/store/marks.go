@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 )
 
 // The mark of a delivery promises nothing to the sender: the event is
@@ -25,7 +27,7 @@ import (
 // repair over its time, which recreates it once NATS answers again.
 
 // markHeader is the header of every mark: shared, since nothing writes to
-// it once built (PublishMsgAsync without options only reads it).
+// it once built (publishing only reads it).
 var markHeader = nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}}
 
 // repairLookBack is how far before a failure the repair it asks for starts
@@ -36,10 +38,7 @@ const repairLookBack = time.Minute
 // markWriter sends the marks of the webhook path and tracks those in
 // flight.
 type markWriter struct {
-	// js is a JetStream context of its own on the broker's connection: its
-	// asynchronous publisher carries marks only, so its callbacks see marks
-	// only.
-	js      jetstream.JetStream
+	pub     *natsconn.AsyncPublisher
 	slots   chan struct{} // one per mark in flight: dedup.max_pending_marks
 	timeout time.Duration // nats.publish_timeout: the longest wait for a slot
 	prefix  string        // "$KV.<bucket>.", the subject of a key without it
@@ -55,24 +54,19 @@ func newMarkWriter(nc *nats.Conn, b *Broker) (*markWriter, error) {
 		prefix:  "$KV." + b.cfg.Dedup.Bucket + ".",
 		pending: map[string]int{},
 	}
-	js, err := jetstream.New(nc,
-		// Never reached: the slots stop Mark first, and nats.go would fail a
-		// publish beyond it rather than wait.
-		jetstream.WithPublishAsyncMaxPending(b.cfg.Dedup.MaxPendingMarks+1),
-		// Every mark ends: acknowledged, refused, cut by a disconnect, or
-		// timed out as a synchronous write would have been.
-		jetstream.WithPublishAsyncTimeout(b.cfg.NATS.PublishTimeout),
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
-			w.release(w.key(m))
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+	// Every mark ends: acknowledged, refused, cut by a disconnect, or timed
+	// out as a synchronous write would have been.
+	pub, err := natsconn.NewAsyncPublisher(nc, "KV_"+b.cfg.Dedup.Bucket, b.cfg.NATS.PublishTimeout, func(m *nats.Msg, err error) {
+		if err != nil {
 			b.markRefused(m, err)
-		}),
-	)
+			return
+		}
+		w.release(w.key(m))
+	})
 	if err != nil {
-		return nil, fmt.Errorf("jetstream for marks: %w", err)
+		return nil, fmt.Errorf("marks: %w", err)
 	}
-	w.js = js
+	w.pub = pub
 	return w, nil
 }
 
@@ -134,7 +128,7 @@ func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	msg := &nats.Msg{Subject: b.marks.prefix + key, Header: markHeader, Data: markValue(seq, now)}
-	if _, err := b.marks.js.PublishMsgAsync(msg); err != nil {
+	if err := b.marks.pub.Publish(msg); err != nil {
 		b.marks.release(key)
 		b.metrics.DedupError("put")
 		b.requestRepairSince(now.Add(-repairLookBack))
