@@ -193,3 +193,48 @@ func TestOutcomeUnknown(t *testing.T) {
 		}
 	}
 }
+
+// TestSeenWithAndWithoutDirectGets reads marks from a bucket that answers
+// direct gets and from one that does not (an operator's, made with
+// --no-allow-direct): the lookup falls back to KV Get, with the same
+// answers.
+func TestSeenWithAndWithoutDirectGets(t *testing.T) {
+	for _, allowDirect := range []bool{true, false} {
+		t.Run(fmt.Sprintf("allow_direct %v", allowDirect), func(t *testing.T) {
+			ns := natstest.Start(t, "", 0)
+			cfg := defaultConfig()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			js := jetStreamAt(t, ns.ClientURL())
+			// The settings the forwarder checks match, so that it keeps the
+			// operator's stream as it is.
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: kvStream, Subjects: []string{"$KV." + cfg.Dedup.Bucket + ".>"},
+				MaxMsgsPerSubject: 1, MaxAge: cfg.Dedup.TTL, Replicas: 1, AllowDirect: allowDirect, Storage: jetstream.FileStorage}); err != nil {
+				t.Fatalf("create %s: %v", kvStream, err)
+			}
+			b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+			natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, b.Ready)
+			if err := b.Mark(ctx, "dlv_marked", 1); err != nil {
+				t.Fatalf("Mark: %v", err)
+			}
+			natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+				if n := b.MarksInFlight(); n > 0 {
+					return fmt.Errorf("%d marks in flight", n)
+				}
+				return nil
+			})
+			for key, want := range map[string]bool{"dlv_marked": true, "dlv_absent": false} {
+				if got, err := b.Seen(ctx, key); err != nil || got != want {
+					t.Errorf("Seen(%s): got %v, %v; want %v, nil", key, got, err, want)
+				}
+			}
+			s, err := js.Stream(ctx, kvStream)
+			if err != nil {
+				t.Fatalf("look up %s: %v", kvStream, err)
+			}
+			if got := s.CachedInfo().Config.AllowDirect; got != allowDirect {
+				t.Errorf("allow_direct: got %v, want the operator's %v", got, allowDirect)
+			}
+		})
+	}
+}
