@@ -286,7 +286,7 @@ func (s *Service) waitMarks(deadline time.Time) {
 			zap.Int("marks_left", left))
 		return
 	}
-	s.log.Info("every mark confirmed", zap.Int("marks_left", 0))
+	s.log.Info("no mark left in flight: each was stored, or failed as logged above", zap.Int("marks_left", 0))
 }
 
 // close stops the loops, releases NATS and the embedded server; safe on a

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zautic/zautic-forwarder/forwarder/adminapi"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 	"github.com/zautic/zautic-forwarder/zautic"
 )
@@ -457,7 +458,7 @@ func scanStart(first, end, size uint64) uint64 {
 }
 
 // scanRange calls fn with each message of sc, in order, through a reading
-// consumer (store.WithReadConsumer).
+// consumer (natsconn.WithReadConsumer).
 func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(jetstream.Msg)) error {
 	cfg := jetstream.ConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -465,7 +466,7 @@ func scanRange(ctx context.Context, stream jetstream.Stream, sc scan, fn func(je
 		HeadersOnly:   sc.headersOnly,
 		FilterSubject: sc.filter,
 	}
-	err := store.WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+	err := natsconn.WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
 		return scanBatches(ctx, cons, sc.end, fn)
 	})
 	if err != nil && !errors.Is(err, errInspect) {

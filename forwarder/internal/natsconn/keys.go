@@ -32,9 +32,10 @@ const (
 	messageNotFound   = "404"
 )
 
-// Exists reports whether key holds a value. A bucket whose stream does not
-// answer direct gets (allow_direct off, or no stream) makes it return
-// nats.ErrNoResponders; a key KV Get would refuse, jetstream.ErrInvalidKey.
+// Exists reports whether key holds a value. Ask it only of a bucket whose
+// stream allows direct gets (one that does not answers
+// nats.ErrNoResponders); a key KV Get would refuse is
+// jetstream.ErrInvalidKey.
 func (r KeyReader) Exists(ctx context.Context, nc *nats.Conn, key string) (bool, error) {
 	if !validKey(key) {
 		return false, jetstream.ErrInvalidKey

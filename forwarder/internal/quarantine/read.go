@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
 	"github.com/zautic/zautic-forwarder/forwarder/internal/store"
 )
 
@@ -118,7 +119,7 @@ func (b *Reader) Entries(ctx context.Context, f Filter) ([]Entry, error) {
 		return b.entriesByGet(ctx, s, f)
 	}
 	var entries []Entry
-	err = store.WithReadConsumer(ctx, s, listConsumerConfig(b.subjectPrefix, f), func(cons jetstream.Consumer) error {
+	err = natsconn.WithReadConsumer(ctx, s, listConsumerConfig(b.subjectPrefix, f), func(cons jetstream.Consumer) error {
 		var err error
 		entries, err = fetchEntries(cons, f)
 		return err

@@ -46,7 +46,7 @@ type Broker struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics
 
-	kv      atomic.Pointer[jetstream.KeyValue]
+	kv      atomic.Pointer[dedupBucket]
 	state   atomic.Pointer[readiness]
 	wake    chan struct{}
 	ensured atomic.Bool // created or updated once; later checks only look them up
@@ -247,7 +247,9 @@ func (b *Broker) ensureResources(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.kv.Store(&kv)
+	if err := b.keepBucket(ctx, kv); err != nil {
+		return err
+	}
 	b.checkQuarantine(ctx)
 	b.ensured.Store(true)
 	return nil
@@ -278,17 +280,38 @@ func (b *Broker) checkResources(ctx context.Context) error {
 	if err := b.checkStreamDrift(stream); err != nil {
 		return err
 	}
-	b.kv.Store(&kv)
+	if err := b.keepBucket(ctx, kv); err != nil {
+		return err
+	}
 	b.checkQuarantine(ctx)
 	return nil
 }
 
+// dedupBucket is the dedup bucket as the last check found it.
+type dedupBucket struct {
+	kv     jetstream.KeyValue
+	direct bool // its stream answers direct gets
+}
+
+// keepBucket keeps kv for the webhook path, with whether its stream answers
+// direct gets. The dedup lookup reads it the way KV Get would: a NATS user
+// may be allowed only that way (docs/nats.md).
+func (b *Broker) keepBucket(ctx context.Context, kv jetstream.KeyValue) error {
+	status, err := natsconn.Retried(ctx, kv.Status)
+	if err != nil {
+		return fmt.Errorf("KV bucket %q status: %w", b.cfg.Dedup.Bucket, err)
+	}
+	direct := status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.AllowDirect
+	b.kv.Store(&dedupBucket{kv: kv, direct: direct})
+	return nil
+}
+
 func (b *Broker) bucket() (jetstream.KeyValue, error) {
-	kv := b.kv.Load()
-	if kv == nil {
+	bucket := b.kv.Load()
+	if bucket == nil {
 		return nil, b.Ready()
 	}
-	return *kv, nil
+	return bucket.kv, nil
 }
 
 // Seen reports whether key is in the dedup bucket, or its mark is on its
@@ -297,22 +320,28 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 	if b.marks.inFlight(key) {
 		return true, nil
 	}
-	kv, err := b.bucket()
-	if err != nil {
-		return false, fmt.Errorf("%w: %w", errDedupRead, err)
+	bucket := b.kv.Load()
+	if bucket == nil {
+		return false, fmt.Errorf("%w: %w", errDedupRead, b.Ready())
 	}
-	found, err := b.keys.Exists(ctx, b.nc, key)
-	if errors.Is(err, nats.ErrNoResponders) { // the bucket does not allow direct gets
-		if _, err = kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
-			return false, nil
-		}
-		found = err == nil
+	if bucket.direct {
+		found, err := b.keys.Exists(ctx, b.nc, key)
+		return found, b.dedupReadFailed(key, err)
 	}
-	if err != nil {
-		b.metrics.DedupError("get")
-		return false, fmt.Errorf("%w: get %q: %w", errDedupRead, key, err)
+	_, err := bucket.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
 	}
-	return found, nil
+	return err == nil, b.dedupReadFailed(key, err)
+}
+
+// dedupReadFailed counts and wraps a failed lookup of key; nil stays nil.
+func (b *Broker) dedupReadFailed(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	b.metrics.DedupError("get")
+	return fmt.Errorf("%w: get %q: %w", errDedupRead, key, err)
 }
 
 // Publish sends body with header to subject on the stream and waits for the

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zautic/zautic-forwarder/forwarder/internal/natsconn"
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 )
 
 // The mark of a delivery promises nothing to the sender: the event is
@@ -39,6 +40,7 @@ const repairLookBack = time.Minute
 // flight.
 type markWriter struct {
 	pub     *natsconn.AsyncPublisher
+	metrics *telemetry.Metrics
 	slots   chan struct{} // one per mark in flight: dedup.max_pending_marks
 	timeout time.Duration // nats.publish_timeout: the longest wait for a slot
 	prefix  string        // "$KV.<bucket>.", the subject of a key without it
@@ -53,6 +55,7 @@ func newMarkWriter(nc *nats.Conn, b *Broker) (*markWriter, error) {
 		timeout: b.cfg.NATS.PublishTimeout,
 		prefix:  "$KV." + b.cfg.Dedup.Bucket + ".",
 		pending: map[string]int{},
+		metrics: b.metrics,
 	}
 	// Every mark ends: acknowledged, refused, cut by a disconnect, or timed
 	// out as a synchronous write would have been.
@@ -90,6 +93,7 @@ func (w *markWriter) hold(ctx context.Context, key string) error {
 	w.mu.Lock()
 	w.pending[key]++
 	w.mu.Unlock()
+	w.metrics.MarksInFlight(1)
 	return nil
 }
 
@@ -102,6 +106,7 @@ func (w *markWriter) release(key string) {
 		w.pending[key]--
 	}
 	w.mu.Unlock()
+	w.metrics.MarksInFlight(-1)
 	<-w.slots
 }
 

@@ -8,13 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/zautic/zautic-forwarder/forwarder/internal/telemetry"
 	"github.com/zautic/zautic-forwarder/internal/natstest"
+	"github.com/zautic/zautic-forwarder/internal/promtest"
 )
 
 // kvStream is the stream behind the default dedup bucket.
@@ -91,10 +95,12 @@ func markSeq(value []byte) uint64 {
 }
 
 // TestMarkInFlightIsSeen: a key whose mark is on its way is a duplicate to
-// this process at once, before the bucket holds it, and only while it is.
+// this process at once, before the bucket holds it, and only while it is;
+// the marks_in_flight gauge counts it meanwhile.
 func TestMarkInFlightIsSeen(t *testing.T) {
 	ns := natstest.Start(t, "", 0)
-	b := runBroker(t, ns.ClientURL(), defaultConfig(), zaptest.NewLogger(t), nil)
+	reg := prometheus.NewRegistry()
+	b := runBroker(t, ns.ClientURL(), defaultConfig(), zaptest.NewLogger(t), telemetry.NewMetrics(reg, nil))
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, b.Ready)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -117,6 +123,9 @@ func TestMarkInFlightIsSeen(t *testing.T) {
 		got, err := b.Seen(ctx, "dlv_flying")
 		if err != nil || got != tt.want {
 			t.Errorf("%s: Seen got %v, %v, want %v, nil", tt.name, got, err, tt.want)
+		}
+		if got, want := promtest.Value(t, reg, "zautic_forwarder_marks_in_flight", nil), float64(b.MarksInFlight()); got != want || (want == 1) != tt.inFlight {
+			t.Errorf("%s: marks_in_flight %v, with %v in flight", tt.name, got, want)
 		}
 	}
 }
@@ -194,25 +203,37 @@ func TestOutcomeUnknown(t *testing.T) {
 	}
 }
 
-// TestSeenWithAndWithoutDirectGets reads marks from a bucket that answers
+// TestSeenWithAndWithoutDirectGets reads marks from a bucket that allows
 // direct gets and from one that does not (an operator's, made with
-// --no-allow-direct): the lookup falls back to KV Get, with the same
-// answers.
+// --no-allow-direct), whose NATS user may not send direct gets either: the
+// lookup asks each bucket the way KV Get would, with the same answers.
 func TestSeenWithAndWithoutDirectGets(t *testing.T) {
-	for _, allowDirect := range []bool{true, false} {
-		t.Run(fmt.Sprintf("allow_direct %v", allowDirect), func(t *testing.T) {
-			ns := natstest.Start(t, "", 0)
+	tests := []struct {
+		name        string
+		allowDirect bool
+		user        string
+	}{
+		{"direct gets", true, "all"},
+		{"no direct gets, nor the permission", false, "nodirect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := natstest.Start(t, "", 0, func(o *server.Options) {
+				o.Users = []*server.User{{Username: "all", Password: "pw"}, {Username: "nodirect", Password: "pw",
+					Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.DIRECT.GET.>"}}}}}
+			})
+			url := func(user string) string { return fmt.Sprintf("nats://%s:pw@%s", user, ns.Addr()) }
 			cfg := defaultConfig()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			js := jetStreamAt(t, ns.ClientURL())
+			js := jetStreamAt(t, url("all"))
 			// The settings the forwarder checks match, so that it keeps the
 			// operator's stream as it is.
 			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: kvStream, Subjects: []string{"$KV." + cfg.Dedup.Bucket + ".>"},
-				MaxMsgsPerSubject: 1, MaxAge: cfg.Dedup.TTL, Replicas: 1, AllowDirect: allowDirect, Storage: jetstream.FileStorage}); err != nil {
+				MaxMsgsPerSubject: 1, MaxAge: cfg.Dedup.TTL, Replicas: 1, AllowDirect: tt.allowDirect, Storage: jetstream.FileStorage}); err != nil {
 				t.Fatalf("create %s: %v", kvStream, err)
 			}
-			b := runBroker(t, ns.ClientURL(), cfg, zaptest.NewLogger(t), nil)
+			b := runBroker(t, url(tt.user), cfg, zaptest.NewLogger(t), nil)
 			natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, b.Ready)
 			if err := b.Mark(ctx, "dlv_marked", 1); err != nil {
 				t.Fatalf("Mark: %v", err)
@@ -232,8 +253,8 @@ func TestSeenWithAndWithoutDirectGets(t *testing.T) {
 			if err != nil {
 				t.Fatalf("look up %s: %v", kvStream, err)
 			}
-			if got := s.CachedInfo().Config.AllowDirect; got != allowDirect {
-				t.Errorf("allow_direct: got %v, want the operator's %v", got, allowDirect)
+			if got := s.CachedInfo().Config.AllowDirect; got != tt.allowDirect {
+				t.Errorf("allow_direct: got %v, want the operator's %v", got, tt.allowDirect)
 			}
 		})
 	}

@@ -167,7 +167,7 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 		OptStartTime:  &since,
 		HeadersOnly:   true,
 	}
-	err = WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+	err = natsconn.WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
 		// What is there now; messages stored during the repair have marks.
 		r.inWindow = cons.CachedInfo().NumPending
 		if r.inWindow > repairMax {
@@ -189,7 +189,7 @@ func (b *Broker) repairSince(ctx context.Context, since time.Time) (repairResult
 		}
 		last := info.State.LastSeq
 		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, last-repairMax+1
-		err = WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
+		err = natsconn.WithReadConsumer(ctx, stream, cfg, func(cons jetstream.Consumer) error {
 			return b.repairRead(ctx, cons, kv, min(cons.CachedInfo().NumPending, repairMax), &r)
 		})
 	}

@@ -36,6 +36,7 @@ type Metrics struct {
 	natsReconnects  prometheus.Counter
 	dedupErrors     *prometheus.CounterVec
 	markFailures    prometheus.Counter
+	marksInFlight   prometheus.Gauge
 	secretReloads   *prometheus.CounterVec
 	documentedTypes map[string]bool
 	quarantine      quarantineMetrics
@@ -93,6 +94,10 @@ func NewMetrics(reg prometheus.Registerer, labelled [][2]string) *Metrics {
 			Namespace: ns, Name: "mark_failures_total",
 			Help: "Published events whose KV mark failed; the stream's duplicate window still guards them.",
 		}),
+		marksInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "marks_in_flight",
+			Help: "KV marks sent and not yet acknowledged or failed; at most dedup.max_pending_marks.",
+		}),
 		secretReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "secret_reloads_total", Help: "Reloads of the webhook secret files, by result.",
 		}, []string{"result"}),
@@ -103,7 +108,7 @@ func NewMetrics(reg prometheus.Registerer, labelled [][2]string) *Metrics {
 	}
 	m.quarantine = newQuarantineMetrics(reg)
 	reg.MustRegister(m.requests, m.published, m.requestLatency, m.publishLatency, m.inFlight, m.bodyMemory, m.connections, m.ready,
-		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.secretReloads,
+		m.natsConnected, m.natsReconnects, m.dedupErrors, m.markFailures, m.marksInFlight, m.secretReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.byEndpoint = endpointVecs{requests: m.requests, published: m.published, signatures: m.quarantine.signaturesVerified, labelled: labelled,
 		known: &knownEndpoints{labels: map[string]bool{}}}
@@ -192,6 +197,13 @@ func (m *Metrics) DedupError(op string) {
 func (m *Metrics) MarkFailed() {
 	if m != nil {
 		m.markFailures.Inc()
+	}
+}
+
+// MarksInFlight adds delta to the marks in flight.
+func (m *Metrics) MarksInFlight(delta float64) {
+	if m != nil {
+		m.marksInFlight.Add(delta)
 	}
 }
 

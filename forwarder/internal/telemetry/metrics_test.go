@@ -41,6 +41,7 @@ func TestNewMetricsExportsTheContract(t *testing.T) {
 		{"zautic_forwarder_dedup_store_errors_total", map[string]string{"op": "get"}},
 		{"zautic_forwarder_dedup_store_errors_total", map[string]string{"op": "put"}},
 		{"zautic_forwarder_mark_failures_total", nil},
+		{"zautic_forwarder_marks_in_flight", nil},
 		{"zautic_forwarder_secret_reloads_total", map[string]string{"result": "ok"}},
 		{"zautic_forwarder_quarantined_total", map[string]string{EndpointLabel: DefaultEndpoint, "reason": ReasonSignatureMismatch}},
 		{"zautic_forwarder_quarantined_total", map[string]string{EndpointLabel: DefaultEndpoint, "reason": ReasonTimestampOld}},
