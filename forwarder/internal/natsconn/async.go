@@ -130,7 +130,8 @@ func (p *AsyncPublisher) resend(id uint64, msg *nats.Msg) {
 // watch ends the messages in flight that have waited longer than the
 // timeout, checking a few times per timeout, and those in flight when the
 // connection drops: their PubAcks are lost with it. It returns once the
-// connection is closed.
+// connection is closed (also seen at a tick, since nats.go drops a status
+// event that finds the channel's buffer full).
 func (p *AsyncPublisher) watch(status <-chan nats.Status) {
 	tick := time.NewTicker(min(max(p.timeout/4, 10*time.Millisecond), time.Second))
 	defer tick.Stop()
@@ -142,6 +143,9 @@ func (p *AsyncPublisher) watch(status <-chan nats.Status) {
 			}
 			p.end(func(inFlight) bool { return true }, nats.ErrDisconnected)
 		case now := <-tick.C:
+			if p.nc.IsClosed() {
+				return
+			}
 			p.end(func(f inFlight) bool { return now.Sub(f.sent) >= p.timeout }, jetstream.ErrAsyncPublishTimeout)
 		}
 	}
@@ -163,8 +167,8 @@ func (p *AsyncPublisher) end(match func(inFlight) bool, err error) {
 	}
 }
 
-// InFlight is the number of messages sent whose outcome has not come.
-func (p *AsyncPublisher) InFlight() int {
+// inFlight is the number of messages sent whose outcome has not come.
+func (p *AsyncPublisher) inFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.pending)

@@ -103,8 +103,8 @@ func TestAsyncPublisherOutcomes(t *testing.T) {
 			}
 		})
 	}
-	if n := p.InFlight(); n != 0 {
-		t.Errorf("InFlight: got %d, want 0", n)
+	if n := p.inFlight(); n != 0 {
+		t.Errorf("in flight: got %d, want 0", n)
 	}
 }
 
@@ -137,7 +137,7 @@ func TestAsyncPublisherDisconnect(t *testing.T) {
 	if len(errs) != 1 || !errors.Is(errs[0], nats.ErrDisconnected) {
 		t.Fatalf("outcomes: got %v, want one nats.ErrDisconnected", errs)
 	}
-	if n := p.InFlight(); n != 0 {
-		t.Errorf("InFlight: got %d, want 0", n)
+	if n := p.inFlight(); n != 0 {
+		t.Errorf("in flight: got %d, want 0", n)
 	}
 }
