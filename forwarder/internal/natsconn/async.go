@@ -92,7 +92,8 @@ func (p *AsyncPublisher) reply(m *nats.Msg) {
 		p.mu.Unlock()
 		return
 	}
-	if len(m.Data) == 0 && m.Header.Get(statusHeader) == noResponders && f.retries < jetstream.DefaultPubRetryAttempts {
+	unanswered := len(m.Data) == 0 && m.Header.Get(statusHeader) == noResponders
+	if unanswered && f.retries < jetstream.DefaultPubRetryAttempts {
 		f.retries++
 		p.pending[id] = f
 		p.mu.Unlock()
@@ -101,7 +102,7 @@ func (p *AsyncPublisher) reply(m *nats.Msg) {
 	}
 	delete(p.pending, id)
 	p.mu.Unlock()
-	if len(m.Data) == 0 && m.Header.Get(statusHeader) == noResponders {
+	if unanswered {
 		p.outcome(f.msg, jetstream.ErrNoStreamResponse)
 		return
 	}
