@@ -44,8 +44,8 @@ const (
 
 // NewAsyncPublisher subscribes to the replies of messages published to
 // stream on nc. outcome is called once per message, with a nil error once
-// it is stored, from the reply subscription's goroutine or the sweep's: it
-// must not block.
+// it is stored, from one of the publisher's goroutines (the replies', the
+// sweep's, a resend's): it must not block.
 func NewAsyncPublisher(nc *nats.Conn, stream string, timeout time.Duration, outcome func(msg *nats.Msg, err error)) (*AsyncPublisher, error) {
 	p := &AsyncPublisher{nc: nc, acks: NewAckReader(stream), timeout: timeout, outcome: outcome,
 		prefix: nc.NewInbox() + ".", pending: map[uint64]inFlight{}}
