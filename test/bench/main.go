@@ -2,7 +2,7 @@
 // with Zautic's reference receiver, in one run on one machine, and prints a
 // Markdown table with ratios. See BENCHMARKS.md.
 //
-//	go run ./test/bench            # full run: 10 s per row after a warm-up
+//	go run ./test/bench            # full run: 10 s per row, in 4 rounds, after a warm-up
 //	go run ./test/bench -smoke     # a second per row: proves it works (CI)
 //	go run ./test/bench -rows C -clients 64 -cpuprofile cpu.out
 //	go run ./test/bench -rows M,C -sync always      # one sync mode only
@@ -25,8 +25,9 @@ import (
 const benchSecret = "bench-secret"
 
 type options struct {
-	duration   time.Duration
+	duration   time.Duration // measured per row, in rounds slices
 	warmup     time.Duration
+	rounds     int
 	clients    []int
 	rows       []string // the rows to run, in the order they run: -rows's
 	syncModes  []string // sync_interval of the nats-servers: "always" or a duration
@@ -41,7 +42,8 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "internal: serve net/http/pprof on this address")
 	syncModes := flag.String("sync", "always,2m", "sync_interval of the nats-server and of the embedded one, comma-separated: always (fsync before the PubAck) or a duration (2m is nats-server's default); rows A, M, MA, C and CE run once per mode")
 	smoke := flag.Bool("smoke", false, "a second per row, short warm-up: proves the benchmark works")
-	duration := flag.Duration("duration", 10*time.Second, "measured time per row")
+	duration := flag.Duration("duration", 10*time.Second, "measured time per row, split among the rounds")
+	rounds := flag.Int("rounds", 4, "measure each cell's rows this many times in turn, in alternating order (forward, backward, ...), each for duration/rounds: the rows of a cell share the same minutes of the machine")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured load before each row")
 	clients := flag.String("clients", "16,64", "concurrent clients, comma-separated")
 	rows := flag.String("rows", "A,B,M,MA,C,CE,D", "rows to run, in this order (alternate it between runs, so that no row always runs first or last)")
@@ -55,7 +57,11 @@ func main() {
 		}
 		return
 	}
-	opts := options{duration: *duration, warmup: *warmup, cpuProfile: *cpuProfile}
+	opts := options{duration: *duration, warmup: *warmup, rounds: *rounds, cpuProfile: *cpuProfile}
+	if opts.rounds < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -rounds: %d is not a positive number\n", opts.rounds)
+		os.Exit(2)
+	}
 	if *smoke {
 		opts.duration, opts.warmup = time.Second, 200*time.Millisecond
 	}

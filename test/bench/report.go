@@ -40,8 +40,8 @@ func sampleBody() []byte {
 
 func printReport(w io.Writer, opts options, results []rowResult, nodeNote string) {
 	fmt.Fprintf(w, "Machine: %s\n", machine())
-	fmt.Fprintf(w, "Date: %s; %s per row after a %s warm-up; load generator: zautic-forwarder send, a new %s event (event id and delivery id) per request (row A: in-process publishers of the quickstart's sample event, %d bytes)\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), opts.duration, opts.warmup, benchEventType, len(sampleBody()))
+	fmt.Fprintf(w, "Date: %s; %s per row in %d rounds, the rows of each cell in turn, after a %s warm-up; p50 and p99: the medians of the rounds'; load generator: zautic-forwarder send, a new %s event (event id and delivery id) per request (row A: in-process publishers of the quickstart's sample event, %d bytes)\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), opts.duration, opts.rounds, opts.warmup, benchEventType, len(sampleBody()))
 	fmt.Fprintln(w, "| row | clients | sync | events/s | p50 | p99 | max | failed | receiver CPU µs/event | nats-server CPU µs/event | peak RSS |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
@@ -62,7 +62,7 @@ func printReport(w io.Writer, opts options, results []rowResult, nodeNote string
 			recv = fmt.Sprintf("%.0f", r.cpuPerEvent(r.receiverCPU))
 		}
 		nats := fmt.Sprintf("%.0f", r.cpuPerEvent(r.natsCPU))
-		if !r.usesSharedNATS() {
+		if !r.hasOwnNATS() {
 			nats = "—"
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %s | %d | %s | %s | %s |\n", r.row, r.clients, sync, r.load.perSec,

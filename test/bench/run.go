@@ -108,10 +108,6 @@ type bench struct {
 	self      string
 	forwarder string
 	tmp       string
-	nats      *proc
-	natsURL   string
-	sync      string // sync mode of the nats-server and of row CE's embedded one
-	js        jetstream.JetStream
 	nodeDir   string // "" when Node.js or express is not available
 	nodeNote  string
 }
@@ -136,7 +132,7 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 	var results []rowResult
 	for _, clients := range opts.clients {
 		for i, mode := range opts.syncModes {
-			rs, err := b.runRows(ctx, clients, mode, i == 0)
+			rs, err := b.runCell(ctx, cell{clients: clients, sync: mode, first: i == 0})
 			results = append(results, rs...)
 			if err != nil {
 				return err
@@ -147,74 +143,109 @@ func runBenchmark(ctx context.Context, opts options, w io.Writer) error {
 	return nil
 }
 
-// runRows runs the selected rows at clients against a nats-server of its
-// own with sync mode mode. Rows that do not touch JetStream run only once,
-// with the first mode.
-func (b *bench) runRows(ctx context.Context, clients int, mode string, first bool) ([]rowResult, error) {
-	if err := b.startNATS(ctx, mode, fmt.Sprintf("nats-%d-%s", clients, mode)); err != nil {
-		return nil, err
-	}
-	defer b.stopNATS()
-	var results []rowResult
+// cell is one client count and one sync mode: the rows of a cell are
+// measured in turn, in the same minutes.
+type cell struct {
+	clients int
+	sync    string
+	first   bool // the first sync mode: rows that do not store run only then
+}
+
+func (c cell) String() string { return fmt.Sprintf("%d clients, sync %s", c.clients, c.sync) }
+
+// runCell starts every selected row of c, each with a nats-server of its
+// own, warms each up, and then measures them in -rounds turns, alternating
+// the order (forward, backward, ...): a machine whose speed drifts during
+// the cell then weighs on every row alike, which one long measurement per
+// row, minutes apart, did not.
+func (b *bench) runCell(ctx context.Context, c cell) ([]rowResult, error) {
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
 	for _, id := range b.opts.rows {
 		row, _ := rowByID(id)
-		if !row.synced && !first {
+		if !row.synced && !c.first {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "bench: row %s at %d clients, sync %s\n", row.id, clients, mode)
-		res, err := row.run(ctx, b, clients)
+		fmt.Fprintf(os.Stderr, "bench: row %s at %s: start and warm up\n", row.id, c)
+		t, err := b.start(ctx, row, c)
 		if err != nil {
-			return results, fmt.Errorf("row %s at %d clients, sync %s: %w", row.id, clients, mode, err)
+			return nil, fmt.Errorf("row %s at %s: %w", row.id, c, err)
 		}
-		res.row, res.label, res.clients = row.id, row.label, clients
-		if row.synced {
-			res.sync = mode
+		targets = append(targets, t)
+		if t.skipped != "" {
+			continue
 		}
-		results = append(results, res)
+		if _, err := t.load(b.opts.warmup); err != nil {
+			return nil, fmt.Errorf("row %s at %s: warm-up: %w%s", row.id, c, err, t.output())
+		}
+	}
+	slice := b.opts.duration / time.Duration(b.opts.rounds)
+	for round := range b.opts.rounds {
+		order := slices.Clone(targets)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
+			if t.skipped != "" {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "bench: row %s at %s: round %d of %d\n", t.row.id, c, round+1, b.opts.rounds)
+			if err := b.measureSlice(ctx, t, slice, round == 0); err != nil {
+				return nil, fmt.Errorf("row %s at %s: %w%s", t.row.id, c, err, t.output())
+			}
+		}
+	}
+	results := make([]rowResult, 0, len(targets))
+	for _, t := range targets {
+		results = append(results, t.result())
 	}
 	return results, nil
 }
 
-// startNATS starts the shared nats-server with sync mode mode, storing in
-// a new directory, store, under the run's temp dir.
-func (b *bench) startNATS(ctx context.Context, mode, store string) error {
+// natsServer is a nats-server process of the benchmark, and a connection
+// to it.
+type natsServer struct {
+	proc *proc
+	url  string
+	js   jetstream.JetStream
+}
+
+// startNATS starts a nats-server with c's sync mode, storing in a new
+// directory under the run's temp dir.
+func (b *bench) startNATS(ctx context.Context, name string, c cell) (*natsServer, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.sync = mode
-	cmd := exec.CommandContext(ctx, b.self, "-role", roleNATS, "-listen", addr, "-store", filepath.Join(b.tmp, store), "-sync", mode)
-	if b.nats, err = b.startProc("nats-server", cmd); err != nil {
-		return err
+	store := filepath.Join(b.tmp, fmt.Sprintf("%s-%d-%s", name, c.clients, c.sync))
+	cmd := exec.CommandContext(ctx, b.self, "-role", roleNATS, "-listen", addr, "-store", store, "-sync", c.sync)
+	p, err := b.startProc(name, cmd)
+	if err != nil {
+		return nil, err
 	}
-	b.natsURL = "nats://" + addr
+	s := &natsServer{proc: p, url: "nats://" + addr}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		nc, err := nats.Connect(b.natsURL)
+		nc, err := nats.Connect(s.url)
 		if err == nil {
-			b.js, err = jetstream.New(nc)
-			return err
+			s.js, err = jetstream.New(nc)
+			return s, err
 		}
 		if time.Now().After(deadline) {
-			b.nats.stop()
-			return fmt.Errorf("nats-server: %w\n%s", err, b.nats.output())
+			p.stop()
+			return nil, fmt.Errorf("nats-server: %w\n%s", err, p.output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func (b *bench) stopNATS() {
-	b.js.Conn().Close()
-	b.nats.stop()
-}
-
-// resetNATS deletes the stream and the bucket so that every row starts
-// from empty storage.
-func (b *bench) resetNATS(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_ = b.js.DeleteStream(ctx, "ZAUTIC")
-	_ = b.js.DeleteKeyValue(ctx, "zautic-dedup")
+func (s *natsServer) stop() {
+	s.js.Conn().Close()
+	s.proc.stop()
 }
 
 // prepareNode installs express for row D in a temp dir; without Node.js or
@@ -250,17 +281,17 @@ func (b *bench) prepareNode(ctx context.Context) {
 type row struct {
 	id, label string
 	synced    bool // stores in JetStream: run once per sync mode
-	run       func(ctx context.Context, b *bench, clients int) (rowResult, error)
+	start     func(ctx context.Context, b *bench, t *target, c cell) error
 }
 
 var rowOrder = []row{
-	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", true, runRowA},
-	{"B", "HTTP + signature limit: net/http, verify, 200", false, runRowB},
-	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", true, runRowM},
-	{"MA", "design minimum, mark sent without waiting for its PubAck (the forwarder's design)", true, runRowMA},
-	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics; GOMEMLIMIT as the Kubernetes manifest sets it), external nats-server", true, runRowC},
-	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", true, runRowCE},
-	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", false, runRowD},
+	{"A", "JetStream limit: js.PublishMsg with Nats-Msg-Id, no HTTP", true, startRowA},
+	{"B", "HTTP + signature limit: net/http, verify, 200", false, startRowB},
+	{"M", "design minimum: net/http, verify, KV Get, publish, KV Create", true, startRowM},
+	{"MA", "design minimum, mark sent without waiting for its PubAck (the forwarder's design)", true, startRowMA},
+	{"C", "zautic-forwarder (default configuration: a log line per delivery, metrics; GOMEMLIMIT as the Kubernetes manifest sets it), external nats-server", true, startRowC},
+	{"CE", "zautic-forwarder, embedded nats-server (its CPU is in the receiver's)", true, startRowCE},
+	{"D", "reference: Zautic's Express example (verify, JSON.parse, 200)", false, startRowD},
 }
 
 // rowByID is the row named id.
@@ -273,6 +304,136 @@ func rowByID(id string) (row, bool) {
 	return row{}, false
 }
 
+// target is a row of a cell, started: its processes run, load drives it,
+// and what its slices measured adds up.
+type target struct {
+	row      row
+	cell     cell
+	load     func(d time.Duration) (loadResult, error)
+	nats     *natsServer // the row's own nats-server; nil for rows that store nothing, and CE
+	receiver *proc       // nil for row A
+	profile  profileTarget
+	skipped  string
+
+	slices               []loadResult
+	receiverCPU, natsCPU time.Duration
+}
+
+// start starts row in cell c.
+func (b *bench) start(ctx context.Context, row row, c cell) (*target, error) {
+	t := &target{row: row, cell: c}
+	if row.synced && row.id != "CE" {
+		var err error
+		if t.nats, err = b.startNATS(ctx, "nats-"+row.id, c); err != nil {
+			return nil, err
+		}
+	}
+	if err := row.start(ctx, b, t, c); err != nil {
+		t.stop()
+		return nil, fmt.Errorf("%w%s", err, t.output())
+	}
+	return t, nil
+}
+
+func (t *target) stop() {
+	if t.receiver != nil {
+		t.receiver.stop()
+	}
+	if t.nats != nil {
+		t.nats.stop()
+	}
+}
+
+// output is the end of the receiver's output, for error messages.
+func (t *target) output() string {
+	if t.receiver == nil {
+		return ""
+	}
+	return "\n" + t.receiver.output()
+}
+
+// measureSlice runs t's load for d, reading the CPU of its processes around
+// it; with profile set, it also saves the CPU profile -cpuprofile asks for.
+func (b *bench) measureSlice(ctx context.Context, t *target, d time.Duration, profile bool) error {
+	if profile && t.profile.url != "" {
+		profiled := make(chan error, 1)
+		go func() { profiled <- fetchProfile(ctx, t.profile, d) }()
+		defer func() {
+			if err := <-profiled; err != nil {
+				fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
+			}
+		}()
+	}
+	var pids []int
+	if t.nats != nil {
+		pids = append(pids, t.nats.proc.pid())
+	}
+	if t.receiver != nil {
+		pids = append(pids, t.receiver.pid())
+	}
+	meter, err := startCPU(pids...)
+	if err != nil {
+		return err
+	}
+	res, err := t.load(d)
+	if err != nil {
+		return err
+	}
+	used, err := meter.stop()
+	if err != nil {
+		return err
+	}
+	if t.nats != nil {
+		t.natsCPU += used[0]
+		used = used[1:]
+	}
+	if t.receiver != nil {
+		t.receiverCPU += used[0]
+	}
+	t.slices = append(t.slices, res)
+	return nil
+}
+
+// result adds up t's slices: events, failures and time are summed, p50 and
+// p99 are the medians of the slices' (the load generator reports
+// percentiles, not latencies), max the largest.
+func (t *target) result() rowResult {
+	r := rowResult{row: t.row.id, label: t.row.label, clients: t.cell.clients, skipped: t.skipped,
+		receiverCPU: t.receiverCPU, natsCPU: t.natsCPU}
+	if t.row.synced {
+		r.sync = t.cell.sync
+	}
+	if t.receiver != nil {
+		r.receiverName = t.receiver.name
+		if rss, err := peakRSS(t.receiver.pid()); err == nil {
+			r.peakRSS = rss
+		}
+	}
+	if len(t.slices) == 0 {
+		return r
+	}
+	var p50s, p99s []time.Duration
+	for _, s := range t.slices {
+		r.load.ok += s.ok
+		r.load.failed += s.failed
+		r.load.elapsed += s.elapsed
+		r.load.max = max(r.load.max, s.max)
+		p50s, p99s = append(p50s, s.p50), append(p99s, s.p99)
+	}
+	if r.load.elapsed > 0 {
+		r.load.perSec = float64(r.load.ok) / r.load.elapsed.Seconds()
+	}
+	r.load.p50, r.load.p99 = median(p50s), median(p99s)
+	return r
+}
+
+// median is the middle value of ds, the lower of the two middle ones for
+// an even count.
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[(len(ds)-1)/2]
+}
+
 // rowResult is what one row measured.
 type rowResult struct {
 	row, label   string
@@ -280,7 +441,7 @@ type rowResult struct {
 	clients      int
 	load         loadResult
 	receiverCPU  time.Duration // CPU of the receiver process over the measured run
-	natsCPU      time.Duration // CPU of the shared nats-server over the measured run
+	natsCPU      time.Duration // CPU of the row's nats-server over the measured run
 	peakRSS      int64
 	skipped      string
 	receiverName string
@@ -294,11 +455,11 @@ func (r rowResult) cpuPerEvent(d time.Duration) float64 {
 }
 
 // totalCPUPerEvent is the CPU per event of every process that serves the
-// row: the receiver's and the shared nats-server's, which rows B, D (they
-// store nothing) and CE (its server is inside the receiver) do not use.
+// row: the receiver's and its nats-server's, which rows B, D (they store
+// nothing) and CE (its server is inside the receiver) do not have.
 func (r rowResult) totalCPUPerEvent() float64 {
 	var cpu time.Duration
-	if r.usesSharedNATS() {
+	if r.hasOwnNATS() {
 		cpu = r.natsCPU
 	}
 	if r.receiverName != "" {
@@ -307,61 +468,20 @@ func (r rowResult) totalCPUPerEvent() float64 {
 	return r.cpuPerEvent(cpu)
 }
 
-// usesSharedNATS reports whether the row stores in the shared nats-server.
-func (r rowResult) usesSharedNATS() bool { return r.row != "CE" && r.row != "B" && r.row != "D" }
+// hasOwnNATS reports whether the row stores in a nats-server of its own.
+func (r rowResult) hasOwnNATS() bool { return r.row != "CE" && r.row != "B" && r.row != "D" }
 
-// measure runs a warm-up and then the measured load, reading the CPU of
-// pids around the measured part only. With profile set, it also fetches a
-// CPU profile of the measured part.
-func (b *bench) measure(ctx context.Context, load func(d time.Duration) (loadResult, error), receiver int, profile profileTarget) (rowResult, error) {
-	if _, err := load(b.opts.warmup); err != nil {
-		return rowResult{}, fmt.Errorf("warm-up: %w", err)
-	}
-	if profile.url != "" {
-		profiled := make(chan error, 1)
-		go func() { profiled <- b.fetchProfile(ctx, profile) }()
-		defer func() {
-			if err := <-profiled; err != nil {
-				fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
-			}
-		}()
-	}
-	pids := []int{b.nats.pid()}
-	if receiver != 0 {
-		pids = append(pids, receiver)
-	}
-	meter, err := startCPU(pids...)
-	if err != nil {
-		return rowResult{}, err
-	}
-	res, err := load(b.opts.duration)
-	if err != nil {
-		return rowResult{}, err
-	}
-	used, err := meter.stop()
-	if err != nil {
-		return rowResult{}, err
-	}
-	out := rowResult{load: res, natsCPU: used[0]}
-	if receiver != 0 {
-		out.receiverCPU = used[1]
-		if rss, err := peakRSS(receiver); err == nil {
-			out.peakRSS = rss
-		}
-	}
-	return out, nil
-}
-
-func runRowA(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	b.resetNATS(ctx)
-	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"},
+func startRowA(ctx context.Context, b *bench, t *target, c cell) error {
+	js := t.nats.js
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"},
 		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
-		return rowResult{}, err
+		return err
 	}
 	body := sampleBody()
-	return b.measure(ctx, func(d time.Duration) (loadResult, error) {
-		return publishLoad(ctx, b.js, body, clients, d)
-	}, 0, profileTarget{})
+	t.load = func(d time.Duration) (loadResult, error) {
+		return publishLoad(ctx, js, body, c.clients, d)
+	}
+	return nil
 }
 
 // publishLoad is row A's load: clients goroutines publishing synchronously.
@@ -402,71 +522,65 @@ func publishLoad(ctx context.Context, js jetstream.JetStream, body []byte, clien
 	return newLoadResult(all, failed, time.Since(start)), nil
 }
 
-func runRowB(ctx context.Context, b *bench, clients int) (rowResult, error) {
+func startRowB(ctx context.Context, b *bench, t *target, c cell) error {
 	addr, err := freeAddr()
 	if err != nil {
-		return rowResult{}, err
+		return err
 	}
-	p, err := b.startProc("receiver-b", exec.CommandContext(ctx, b.self, "-role", roleReceiverB, "-listen", addr))
-	if err != nil {
-		return rowResult{}, err
+	if t.receiver, err = b.startProc("receiver-b", exec.CommandContext(ctx, b.self, "-role", roleReceiverB, "-listen", addr)); err != nil {
+		return err
 	}
-	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, profileTarget{})
+	return b.driveHTTP(ctx, t, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/")
 }
 
-func runRowM(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	return b.runDesignMinimum(ctx, clients, "M", roleReceiverM)
+func startRowM(ctx context.Context, b *bench, t *target, c cell) error {
+	return b.startDesignMinimum(ctx, t, c, roleReceiverM)
 }
 
-func runRowMA(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	return b.runDesignMinimum(ctx, clients, "MA", roleReceiverMA)
+func startRowMA(ctx context.Context, b *bench, t *target, c cell) error {
+	return b.startDesignMinimum(ctx, t, c, roleReceiverMA)
 }
 
-func (b *bench) runDesignMinimum(ctx context.Context, clients int, row, role string) (rowResult, error) {
-	b.resetNATS(ctx)
+func (b *bench) startDesignMinimum(ctx context.Context, t *target, c cell, role string) error {
 	addr, err := freeAddr()
 	if err != nil {
-		return rowResult{}, err
+		return err
 	}
-	args := []string{"-role", role, "-listen", addr, "-nats", b.natsURL}
-	var profile profileTarget
-	if b.profiled(clients) {
+	args := []string{"-role", role, "-listen", addr, "-nats", t.nats.url}
+	if b.profiled(c) {
 		pprof, err := freeAddr()
 		if err != nil {
-			return rowResult{}, err
+			return err
 		}
 		args = append(args, "-pprof", pprof)
-		profile = profileTarget{"http://" + pprof + "/debug/pprof/profile", b.opts.cpuProfile + "." + row}
+		t.profile = profileTarget{"http://" + pprof + "/debug/pprof/profile", b.opts.cpuProfile + "." + t.row.id}
 	}
-	p, err := b.startProc(role, exec.CommandContext(ctx, b.self, args...))
-	if err != nil {
-		return rowResult{}, err
+	if t.receiver, err = b.startProc(role, exec.CommandContext(ctx, b.self, args...)); err != nil {
+		return err
 	}
-	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, profile)
+	return b.driveHTTP(ctx, t, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/")
 }
 
-func runRowC(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	b.resetNATS(ctx)
-	return b.runForwarder(ctx, clients, b.natsURL)
+func startRowC(ctx context.Context, b *bench, t *target, c cell) error {
+	return b.startForwarder(ctx, t, c, t.nats.url)
 }
 
-func runRowCE(ctx context.Context, b *bench, clients int) (rowResult, error) {
-	return b.runForwarder(ctx, clients, "")
+func startRowCE(ctx context.Context, b *bench, t *target, c cell) error {
+	return b.startForwarder(ctx, t, c, "")
 }
 
-// runForwarder measures the real binary with its default configuration; with
-// natsURL empty it runs its embedded nats-server, whose CPU is then part of
-// the forwarder's. With -cpuprofile, row C at the most clients is profiled.
-func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (rowResult, error) {
+// startForwarder starts the real binary with its default configuration;
+// with natsURL empty it runs its embedded nats-server, whose CPU is then
+// part of the forwarder's. With -cpuprofile, row C at the most clients is
+// profiled.
+func (b *bench) startForwarder(ctx context.Context, t *target, c cell, natsURL string) error {
 	web, err := freeAddr()
 	if err != nil {
-		return rowResult{}, err
+		return err
 	}
 	admin, err := freeAddr()
 	if err != nil {
-		return rowResult{}, err
+		return err
 	}
 	cmd := exec.CommandContext(ctx, b.forwarder)
 	cmd.Env = append(os.Environ(),
@@ -475,42 +589,39 @@ func (b *bench) runForwarder(ctx context.Context, clients int, natsURL string) (
 		"FORWARDER_ADMIN_ADDR="+admin,
 		"FORWARDER_NATS_URL="+natsURL,
 		"FORWARDER_NATS_EMBEDDED_LISTEN=127.0.0.1:0",
-		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d-%s", clients, b.sync)),
-		"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL="+b.sync,
+		"FORWARDER_NATS_EMBEDDED_STORE_DIR="+filepath.Join(b.tmp, fmt.Sprintf("embedded-%d-%s", c.clients, c.sync)),
+		"FORWARDER_NATS_EMBEDDED_SYNC_INTERVAL="+c.sync,
 		"FORWARDER_ADMIN_PPROF=true",
 		// As the Kubernetes manifest runs it (deploy/kubernetes/base), which
 		// also raises the garbage collector's target in row C (gc.go; with
 		// the embedded server of row CE it stays Go's default).
 		"GOMEMLIMIT=200MiB",
 	)
-	p, err := b.startProc("zautic-forwarder", cmd)
-	if err != nil {
-		return rowResult{}, err
+	if t.receiver, err = b.startProc("zautic-forwarder", cmd); err != nil {
+		return err
 	}
-	defer p.stop()
 	if err := waitHTTP(ctx, "http://"+admin+"/readyz", http.StatusOK); err != nil {
-		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
+		return err
 	}
-	var profile profileTarget
-	if natsURL != "" && b.profiled(clients) {
-		profile = profileTarget{"http://" + admin + "/debug/pprof/profile", b.opts.cpuProfile}
+	if natsURL != "" && b.profiled(c) {
+		t.profile = profileTarget{"http://" + admin + "/debug/pprof/profile", b.opts.cpuProfile}
 	}
-	return b.measureHTTP(ctx, p, "http://"+web+"/webhooks/zautic", "", clients, profile)
+	return b.driveHTTP(ctx, t, "http://"+web+"/webhooks/zautic", "")
 }
 
 // profiled reports whether -cpuprofile asks for a profile of this cell:
 // the most clients in the first sync mode.
-func (b *bench) profiled(clients int) bool {
-	return b.opts.cpuProfile != "" && clients == slices.Max(b.opts.clients) && b.sync == b.opts.syncModes[0]
+func (b *bench) profiled(c cell) bool {
+	return b.opts.cpuProfile != "" && c.clients == slices.Max(b.opts.clients) && c.sync == b.opts.syncModes[0]
 }
 
 // profileTarget is where a CPU profile comes from (a pprof URL) and goes;
 // the zero value asks for none.
 type profileTarget struct{ url, file string }
 
-// fetchProfile saves a CPU profile of the measured run.
-func (b *bench) fetchProfile(ctx context.Context, target profileTarget) error {
-	seconds := max(1, int(b.opts.duration/time.Second))
+// fetchProfile saves a CPU profile of d, at least a second.
+func fetchProfile(ctx context.Context, target profileTarget, d time.Duration) error {
+	seconds := max(1, int(d/time.Second))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.url+"?seconds="+strconv.Itoa(seconds), nil)
 	if err != nil {
 		return err
@@ -534,41 +645,37 @@ func (b *bench) fetchProfile(ctx context.Context, target profileTarget) error {
 	return f.Close()
 }
 
-func runRowD(ctx context.Context, b *bench, clients int) (rowResult, error) {
+func startRowD(ctx context.Context, b *bench, t *target, c cell) error {
 	if b.nodeDir == "" {
-		return rowResult{skipped: b.nodeNote}, nil
+		t.skipped = b.nodeNote
+		return nil
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return rowResult{}, err
+		return err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.CommandContext(ctx, "node", "server.mjs")
 	cmd.Dir = b.nodeDir
 	cmd.Env = append(os.Environ(), "PORT="+port, "ZAUTIC_WEBHOOK_SECRET="+benchSecret)
-	p, err := b.startProc("node", cmd)
-	if err != nil {
-		return rowResult{}, err
+	if t.receiver, err = b.startProc("node", cmd); err != nil {
+		return err
 	}
-	defer p.stop()
-	return b.measureHTTP(ctx, p, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/", clients, profileTarget{})
+	return b.driveHTTP(ctx, t, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/")
 }
 
-// measureHTTP waits for the receiver and drives it with the load generator.
-func (b *bench) measureHTTP(ctx context.Context, p *proc, url, probe string, clients int, profile profileTarget) (rowResult, error) {
+// driveHTTP waits for t's receiver to answer on probe and sets the load
+// generator on url as t's load.
+func (b *bench) driveHTTP(ctx context.Context, t *target, url, probe string) error {
 	if probe != "" {
 		if err := waitHTTP(ctx, probe, 0); err != nil {
-			return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
+			return err
 		}
 	}
-	res, err := b.measure(ctx, func(d time.Duration) (loadResult, error) {
-		return sendLoad(ctx, b.forwarder, url, clients, d)
-	}, p.pid(), profile)
-	if err != nil {
-		return rowResult{}, fmt.Errorf("%w\n%s", err, p.output())
+	t.load = func(d time.Duration) (loadResult, error) {
+		return sendLoad(ctx, b.forwarder, url, t.cell.clients, d)
 	}
-	res.receiverName = p.name
-	return res, nil
+	return nil
 }
 
 // machine describes where the run happened.
