@@ -36,11 +36,11 @@ const (
 // stream allows direct gets (one that does not answers
 // nats.ErrNoResponders); a key KV Get would refuse is
 // jetstream.ErrInvalidKey.
-func (r KeyReader) Exists(ctx context.Context, req Requester, key string) (bool, error) {
+func (r KeyReader) Exists(ctx context.Context, nc *nats.Conn, key string) (bool, error) {
 	if !validKey(key) {
 		return false, jetstream.ErrInvalidKey
 	}
-	resp, err := req.RequestMsgWithContext(ctx, &nats.Msg{Subject: r.prefix + key})
+	resp, err := nc.RequestWithContext(ctx, r.prefix+key, nil)
 	if err != nil {
 		return false, err
 	}

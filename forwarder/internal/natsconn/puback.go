@@ -80,14 +80,14 @@ func decodeAck(data []byte) (seq uint64, duplicate bool, err error) {
 // does: a request nobody answered (a stream leader changing) is sent again
 // after jetstream's wait, as often as it would be, and then reported as
 // jetstream.ErrNoStreamResponse.
-func (r AckReader) Request(ctx context.Context, req Requester, msg *nats.Msg) (seq uint64, duplicate bool, err error) {
-	resp, err := req.RequestMsgWithContext(ctx, msg)
+func (r AckReader) Request(ctx context.Context, nc *nats.Conn, msg *nats.Msg) (seq uint64, duplicate bool, err error) {
+	resp, err := nc.RequestMsgWithContext(ctx, msg)
 	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < jetstream.DefaultPubRetryAttempts; retry++ {
 		select {
 		case <-ctx.Done():
 		case <-time.After(jetstream.DefaultPubRetryWait):
 		}
-		resp, err = req.RequestMsgWithContext(ctx, msg)
+		resp, err = nc.RequestMsgWithContext(ctx, msg)
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):

@@ -64,7 +64,6 @@ type Broker struct {
 	expectStream []string // the Nats-Expected-Stream value, shared by every publish: never modified
 	acks         natsconn.AckReader
 	keys         natsconn.KeyReader
-	requests     *natsconn.Requests // the webhook path's lookups and publishes
 
 	quarantineErr   atomic.Pointer[error] // nil or points to nil: the quarantine is usable
 	quarantineBytes atomic.Int64          // the quarantine stream's size, as last seen
@@ -109,7 +108,7 @@ func Connect(url string, cfg Config, log *zap.Logger, m *telemetry.Metrics, extr
 		nc.Close()
 		return nil, err
 	}
-	b.nc, b.js, b.requests = nc, js, natsconn.NewRequests(nc)
+	b.nc, b.js = nc, js
 	return b, nil
 }
 
@@ -326,7 +325,7 @@ func (b *Broker) Seen(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("%w: %w", errDedupRead, b.Ready())
 	}
 	if bucket.direct {
-		found, err := b.keys.Exists(ctx, b.requests, key)
+		found, err := b.keys.Exists(ctx, b.nc, key)
 		return found, b.dedupReadFailed(key, err)
 	}
 	_, err := bucket.kv.Get(ctx, key)
@@ -360,7 +359,7 @@ func (b *Broker) Publish(ctx context.Context, subject string, header map[string]
 	header[jetstream.ExpectedStreamHeader] = b.expectStream
 	msg := publishMsgs.Get().(*nats.Msg)
 	*msg = nats.Msg{Subject: subject, Header: nats.Header(header), Data: body}
-	seq, duplicate, err = b.acks.Request(ctx, b.requests, msg)
+	seq, duplicate, err = b.acks.Request(ctx, b.nc, msg)
 	*msg = nats.Msg{}
 	publishMsgs.Put(msg)
 	switch {
