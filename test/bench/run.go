@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -75,13 +76,27 @@ func (p *proc) stop() {
 	}
 }
 
+// handedOut are the addresses freeAddr has returned: the kernel may offer
+// a port again once its listener is closed, before the process it was
+// meant for has bound it, and two processes of a cell would then collide.
+var handedOut = map[string]bool{}
+
+// freeAddr returns a loopback address with a free port, never the same
+// one twice in a run.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", errors.New("no new free port in 100 tries")
 }
 
 // waitHTTP polls url until it answers want, for at most 30 s.
