@@ -296,7 +296,7 @@ func (b *bench) prepareNode(ctx context.Context) {
 type row struct {
 	id, label string
 	synced    bool // stores in JetStream: run once per sync mode
-	start     func(ctx context.Context, b *bench, t *target, c cell) error
+	start     func(ctx context.Context, b *bench, t *target) error
 }
 
 var rowOrder = []row{
@@ -343,7 +343,7 @@ func (b *bench) start(ctx context.Context, row row, c cell) (*target, error) {
 			return nil, err
 		}
 	}
-	if err := row.start(ctx, b, t, c); err != nil {
+	if err := row.start(ctx, b, t); err != nil {
 		t.stop()
 		return nil, fmt.Errorf("%w%s", err, t.output())
 	}
@@ -486,7 +486,7 @@ func (r rowResult) totalCPUPerEvent() float64 {
 // hasOwnNATS reports whether the row stores in a nats-server of its own.
 func (r rowResult) hasOwnNATS() bool { return r.row != "CE" && r.row != "B" && r.row != "D" }
 
-func startRowA(ctx context.Context, b *bench, t *target, c cell) error {
+func startRowA(ctx context.Context, b *bench, t *target) error {
 	js := t.nats.js
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ZAUTIC", Subjects: []string{"zautic.>"},
 		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
@@ -494,7 +494,7 @@ func startRowA(ctx context.Context, b *bench, t *target, c cell) error {
 	}
 	body := sampleBody()
 	t.load = func(d time.Duration) (loadResult, error) {
-		return publishLoad(ctx, js, body, c.clients, d)
+		return publishLoad(ctx, js, body, t.cell.clients, d)
 	}
 	return nil
 }
@@ -537,7 +537,7 @@ func publishLoad(ctx context.Context, js jetstream.JetStream, body []byte, clien
 	return newLoadResult(all, failed, time.Since(start)), nil
 }
 
-func startRowB(ctx context.Context, b *bench, t *target, c cell) error {
+func startRowB(ctx context.Context, b *bench, t *target) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -548,21 +548,21 @@ func startRowB(ctx context.Context, b *bench, t *target, c cell) error {
 	return b.driveHTTP(ctx, t, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/")
 }
 
-func startRowM(ctx context.Context, b *bench, t *target, c cell) error {
-	return b.startDesignMinimum(ctx, t, c, roleReceiverM)
+func startRowM(ctx context.Context, b *bench, t *target) error {
+	return b.startDesignMinimum(ctx, t, roleReceiverM)
 }
 
-func startRowMA(ctx context.Context, b *bench, t *target, c cell) error {
-	return b.startDesignMinimum(ctx, t, c, roleReceiverMA)
+func startRowMA(ctx context.Context, b *bench, t *target) error {
+	return b.startDesignMinimum(ctx, t, roleReceiverMA)
 }
 
-func (b *bench) startDesignMinimum(ctx context.Context, t *target, c cell, role string) error {
+func (b *bench) startDesignMinimum(ctx context.Context, t *target, role string) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
 	args := []string{"-role", role, "-listen", addr, "-nats", t.nats.url}
-	if b.profiled(c) {
+	if b.profiled(t.cell) {
 		pprof, err := freeAddr()
 		if err != nil {
 			return err
@@ -576,19 +576,20 @@ func (b *bench) startDesignMinimum(ctx context.Context, t *target, c cell, role 
 	return b.driveHTTP(ctx, t, "http://"+addr+"/webhooks/zautic", "http://"+addr+"/")
 }
 
-func startRowC(ctx context.Context, b *bench, t *target, c cell) error {
-	return b.startForwarder(ctx, t, c, t.nats.url)
+func startRowC(ctx context.Context, b *bench, t *target) error {
+	return b.startForwarder(ctx, t, t.nats.url)
 }
 
-func startRowCE(ctx context.Context, b *bench, t *target, c cell) error {
-	return b.startForwarder(ctx, t, c, "")
+func startRowCE(ctx context.Context, b *bench, t *target) error {
+	return b.startForwarder(ctx, t, "")
 }
 
 // startForwarder starts the real binary with its default configuration;
 // with natsURL empty it runs its embedded nats-server, whose CPU is then
 // part of the forwarder's. With -cpuprofile, row C at the most clients is
 // profiled.
-func (b *bench) startForwarder(ctx context.Context, t *target, c cell, natsURL string) error {
+func (b *bench) startForwarder(ctx context.Context, t *target, natsURL string) error {
+	c := t.cell
 	web, err := freeAddr()
 	if err != nil {
 		return err
@@ -660,7 +661,7 @@ func fetchProfile(ctx context.Context, target profileTarget, d time.Duration) er
 	return f.Close()
 }
 
-func startRowD(ctx context.Context, b *bench, t *target, c cell) error {
+func startRowD(ctx context.Context, b *bench, t *target) error {
 	if b.nodeDir == "" {
 		t.skipped = b.nodeNote
 		return nil
