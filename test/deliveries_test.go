@@ -166,6 +166,7 @@ func TestDeliveryLookupExpired(t *testing.T) {
 	env["FORWARDER_STREAM_DUPLICATE_WINDOW"] = "1s"
 	p := startForwarder(t, env)
 	p.WaitReady(t)
+	before := time.Now().Add(-time.Second) // NATS stamps in its own clock: the same host's, to the nanosecond
 	seq := publish(t, p, "evt_old_1", "dlv_old_1", "message.sent")
 	var got response
 	// The mark is kept under the dedup key, the event id (dedup.key event).
@@ -178,6 +179,11 @@ func TestDeliveryLookupExpired(t *testing.T) {
 	})
 	if got.Status != http.StatusOK || got.Body["seq"] != seq || got.Body["dedup_key"] != "evt_old_1" || got.Body["stream"] != "ZAUTIC" {
 		t.Errorf("got %d %v, want 200 expired with seq %v, dedup_key evt_old_1, stream ZAUTIC", got.Status, got.Body, seq)
+	}
+	// When it was marked: the time NATS stored the mark.
+	text, _ := got.Body["marked_at"].(string)
+	if at, err := time.Parse(time.RFC3339Nano, text); err != nil || at.Before(before) || at.After(time.Now()) {
+		t.Errorf("marked_at: got %q (%v), want an RFC 3339 time between %v and now", text, err, before)
 	}
 	// The delivery id is no dedup key and its message is gone: unknown.
 	if got := adminJSON(t, p, deliveryPath("dlv_old_1"), ""); got.Status != http.StatusNotFound {

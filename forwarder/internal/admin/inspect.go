@@ -237,9 +237,11 @@ func carriesID(h nats.Header, id, endpoint string) bool {
 		(h.Get(zautic.MessageDeliveryIDHeader) == id || h.Get(zautic.MessageEventIDHeader) == id) && ofEndpoint(h, endpoint)
 }
 
-// readMark reads the dedup mark of id ("<seq> <time>"), nil when id is not
-// a dedup key. The key is mapped as the request path maps it, so that any
-// id a sender can send is safe here.
+// readMark reads the dedup mark of id, nil when id is not a dedup key. Its
+// value is the event's stream sequence (earlier versions added a space and
+// the time); when it was marked is the entry's own time. The key is mapped
+// as the request path maps it, so that any id a sender can send is safe
+// here.
 func (b *Inspector) readMark(ctx context.Context, id, endpoint string) (*expiredMark, error) {
 	kv, err := b.bucket(ctx)
 	if err != nil {
@@ -252,11 +254,12 @@ func (b *Inspector) readMark(ctx context.Context, id, endpoint string) (*expired
 	case err != nil:
 		return nil, fmt.Errorf("%w: dedup bucket: %w", errInspect, err)
 	}
-	seqText, markedAt, _ := strings.Cut(string(entry.Value()), " ")
+	seqText, _, _ := strings.Cut(string(entry.Value()), " ")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	if err != nil || seq == 0 {
-		return nil, nil // not a mark this version wrote: look in the stream
+		return nil, nil // not a mark the forwarder wrote: look in the stream
 	}
+	markedAt := entry.Created().UTC().Format(time.RFC3339Nano)
 	return &expiredMark{Key: id, Stream: b.cfg.Stream, Seq: seq, MarkedAt: markedAt}, nil
 }
 

@@ -21,7 +21,7 @@ type AsyncPublisher struct {
 	nc      *nats.Conn
 	acks    AckReader
 	timeout time.Duration
-	outcome func(msg *nats.Msg, err error)
+	outcome func(msg *nats.Msg, first time.Time, err error)
 	prefix  string // of the reply subjects: an inbox of its own and a dot
 
 	mu      sync.Mutex
@@ -31,8 +31,9 @@ type AsyncPublisher struct {
 
 type inFlight struct {
 	msg     *nats.Msg
-	sent    time.Time
-	retries int // after nobody answered, as PublishMsgAsync retries
+	first   time.Time // the first send, reported with the outcome
+	sent    time.Time // the last send, which the timeout counts from
+	retries int       // after nobody answered, as PublishMsgAsync retries
 }
 
 // statusHeader and noResponders are how nats.go marks a request that no
@@ -43,10 +44,10 @@ const (
 )
 
 // NewAsyncPublisher subscribes to the replies of messages published to
-// stream on nc. outcome is called once per message, with a nil error once
-// it is stored, from one of the publisher's goroutines (the replies', the
-// sweep's, a resend's): it must not block.
-func NewAsyncPublisher(nc *nats.Conn, stream string, timeout time.Duration, outcome func(msg *nats.Msg, err error)) (*AsyncPublisher, error) {
+// stream on nc. outcome is called once per message, with the time it was
+// first sent and a nil error once it is stored, from one of the publisher's
+// goroutines (the replies', the sweep's, a resend's): it must not block.
+func NewAsyncPublisher(nc *nats.Conn, stream string, timeout time.Duration, outcome func(msg *nats.Msg, first time.Time, err error)) (*AsyncPublisher, error) {
 	p := &AsyncPublisher{nc: nc, acks: NewAckReader(stream), timeout: timeout, outcome: outcome,
 		prefix: nc.NewInbox() + ".", pending: map[uint64]inFlight{}}
 	if _, err := nc.Subscribe(p.prefix+"*", p.reply); err != nil {
@@ -64,7 +65,8 @@ func (p *AsyncPublisher) Publish(msg *nats.Msg) error {
 	id := p.next
 	p.next++
 	msg.Reply = p.prefix + strconv.FormatUint(id, 36)
-	p.pending[id] = inFlight{msg: msg, sent: time.Now()}
+	now := time.Now()
+	p.pending[id] = inFlight{msg: msg, first: now, sent: now}
 	p.mu.Unlock()
 	if err := p.nc.PublishMsg(msg); err != nil {
 		p.mu.Lock()
@@ -103,11 +105,11 @@ func (p *AsyncPublisher) reply(m *nats.Msg) {
 	delete(p.pending, id)
 	p.mu.Unlock()
 	if unanswered {
-		p.outcome(f.msg, jetstream.ErrNoStreamResponse)
+		p.outcome(f.msg, f.first, jetstream.ErrNoStreamResponse)
 		return
 	}
 	_, _, err = p.acks.Read(m.Data)
-	p.outcome(f.msg, err)
+	p.outcome(f.msg, f.first, err)
 }
 
 // resend sends msg again, unless it ended meanwhile; the timeout starts
@@ -154,17 +156,17 @@ func (p *AsyncPublisher) watch(status <-chan nats.Status) {
 
 // end reports err as the outcome of the messages in flight that match.
 func (p *AsyncPublisher) end(match func(inFlight) bool, err error) {
-	var ended []*nats.Msg
+	var ended []inFlight
 	p.mu.Lock()
 	for id, f := range p.pending {
 		if match(f) {
-			ended = append(ended, f.msg)
+			ended = append(ended, f)
 			delete(p.pending, id)
 		}
 	}
 	p.mu.Unlock()
-	for _, msg := range ended {
-		p.outcome(msg, err)
+	for _, f := range ended {
+		p.outcome(f.msg, f.first, err)
 	}
 }
 

@@ -19,7 +19,7 @@ type outcomes struct {
 	errs map[string][]error
 }
 
-func (o *outcomes) record(m *nats.Msg, err error) {
+func (o *outcomes) record(m *nats.Msg, _ time.Time, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.errs[m.Subject] = append(o.errs[m.Subject], err)

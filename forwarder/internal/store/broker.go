@@ -403,11 +403,12 @@ func outcomeUnknown(err error) bool {
 		!errors.Is(err, nats.ErrConnectionDraining)
 }
 
-// markValue is a mark's value: the stream sequence and the time.
-func markValue(seq uint64, at time.Time) []byte {
-	value := strconv.AppendUint(make([]byte, 0, 48), seq, 10)
-	value = append(value, ' ')
-	return at.UTC().AppendFormat(value, time.RFC3339Nano)
+// markValue is a mark's value: the stream sequence of its event. When it
+// was marked is the entry's own time, which NATS stores with every message;
+// a copy in the value made each mark 174 bytes in the bucket instead of 143,
+// kept for dedup.ttl, and cost nats-server CPU on every mark (BENCHMARKS.md).
+func markValue(seq uint64) []byte {
+	return strconv.AppendUint(make([]byte, 0, 20), seq, 10)
 }
 
 // Close drains the connection so that nothing buffered is lost, bounded by

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,9 +58,9 @@ func newMarkWriter(nc *nats.Conn, b *Broker) (*markWriter, error) {
 	}
 	// Every mark ends: acknowledged, refused, cut by a disconnect, or timed
 	// out as a synchronous write would have been.
-	pub, err := natsconn.NewAsyncPublisher(nc, "KV_"+b.cfg.Dedup.Bucket, b.cfg.NATS.PublishTimeout, func(m *nats.Msg, err error) {
+	pub, err := natsconn.NewAsyncPublisher(nc, "KV_"+b.cfg.Dedup.Bucket, b.cfg.NATS.PublishTimeout, func(m *nats.Msg, sent time.Time, err error) {
 		if err != nil {
-			b.markRefused(m, err)
+			b.markRefused(m, sent, err)
 			return
 		}
 		w.release(w.key(m))
@@ -117,8 +116,7 @@ func (w *markWriter) inFlight(key string) bool {
 	return w.pending[key] > 0
 }
 
-// Mark records key as forwarded, with the stream sequence and the time. It
-// returns once the mark is sent, waiting only for room among
+// Mark records key as forwarded, with the stream sequence. It returns once the mark is sent, waiting only for room among
 // dedup.max_pending_marks, until ctx ends or for nats.publish_timeout at
 // most; its outcome is handled when it comes. An error
 // means the mark was not sent; the repair is asked for either way.
@@ -132,7 +130,7 @@ func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 		b.requestRepairSince(now.Add(-repairLookBack))
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
-	msg := &nats.Msg{Subject: b.marks.prefix + key, Header: markHeader, Data: markValue(seq, now)}
+	msg := &nats.Msg{Subject: b.marks.prefix + key, Header: markHeader, Data: markValue(seq)}
 	if err := b.marks.pub.Publish(msg); err != nil {
 		b.marks.release(key)
 		b.metrics.DedupError("put")
@@ -146,10 +144,10 @@ func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 // means the key exists, or holds a delete marker that KV Create writes
 // over: that is left to Create, off the callback's goroutine, the slot
 // still held. Any other failure is logged, counted, and repaired.
-func (b *Broker) markRefused(m *nats.Msg, err error) {
+func (b *Broker) markRefused(m *nats.Msg, sent time.Time, err error) {
 	key := b.marks.key(m)
 	if !isWrongLastSequence(err) {
-		b.markFailed(m, key, err)
+		b.markFailed(key, sent, err)
 		b.marks.release(key)
 		return
 	}
@@ -157,42 +155,26 @@ func (b *Broker) markRefused(m *nats.Msg, err error) {
 		defer b.marks.release(key)
 		kv, kvErr := b.bucket()
 		if kvErr != nil {
-			b.markFailed(m, key, kvErr)
+			b.markFailed(key, sent, kvErr)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.NATS.PublishTimeout)
 		defer cancel()
 		if _, err := kv.Create(ctx, key, m.Data); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-			b.markFailed(m, key, err)
+			b.markFailed(key, sent, err)
 		}
 	}()
 }
 
 // markFailed logs and counts a mark that was sent and not stored, and asks
-// for the repair from a little before its time.
-func (b *Broker) markFailed(m *nats.Msg, key string, err error) {
+// for the repair from a little before the event was published: before the
+// mark was sent, by up to nats.publish_timeout of waiting for room.
+func (b *Broker) markFailed(key string, sent time.Time, err error) {
 	b.metrics.DedupError("put")
 	b.metrics.MarkFailed()
-	at := markTime(m.Data)
-	if at.IsZero() {
-		at = time.Now().Add(-b.cfg.NATS.PublishTimeout)
-	}
-	b.requestRepairSince(at.Add(-repairLookBack))
+	b.requestRepairSince(sent.Add(-b.cfg.NATS.PublishTimeout - repairLookBack))
 	b.log.Warn("mark delivery failed; the stream's duplicate window guards it until the mark repair recreates it",
 		zap.String("key", key), zap.Error(err))
-}
-
-// markTime reads the time of a mark's value; zero when it has none.
-func markTime(value []byte) time.Time {
-	_, text, ok := bytes.Cut(value, []byte{' '})
-	if !ok {
-		return time.Time{}
-	}
-	at, err := time.Parse(time.RFC3339Nano, string(text))
-	if err != nil {
-		return time.Time{}
-	}
-	return at
 }
 
 // isWrongLastSequence reports whether err is JetStream's refusal of an
