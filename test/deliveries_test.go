@@ -161,7 +161,8 @@ func TestDeliveryLookupRejects(t *testing.T) {
 // TestDeliveryLookupExpired: a dedup mark whose message aged out of a
 // stream with a short max_age answers "expired".
 func TestDeliveryLookupExpired(t *testing.T) {
-	env := forwarderEnv(natstest.Start(t, "", 0).ClientURL())
+	ns := natstest.Start(t, "", 0)
+	env := forwarderEnv(ns.ClientURL())
 	env["FORWARDER_STREAM_MAX_AGE"] = "1s"
 	env["FORWARDER_STREAM_DUPLICATE_WINDOW"] = "1s"
 	p := startForwarder(t, env)
@@ -184,6 +185,20 @@ func TestDeliveryLookupExpired(t *testing.T) {
 	text, _ := got.Body["marked_at"].(string)
 	if at, err := time.Parse(time.RFC3339Nano, text); err != nil || at.Before(before) || at.After(time.Now()) {
 		t.Errorf("marked_at: got %q (%v), want an RFC 3339 time between %v and now", text, err, before)
+	}
+	// A mark the repair recreated, or an earlier version wrote, carries the
+	// event's time in its value: that one is marked_at.
+	_, js := connect(t, ns.ClientURL())
+	kv, err := js.KeyValue(testContext(t), "zautic-dedup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stored = "2026-01-02T03:04:05.5Z"
+	if _, err := kv.Put(testContext(t), "evt_old_1", fmt.Appendf(nil, "%v %s", seq, stored)); err != nil {
+		t.Fatal(err)
+	}
+	if got := adminJSON(t, p, deliveryPath("evt_old_1"), ""); got.Body["marked_at"] != stored || got.Body["seq"] != seq {
+		t.Errorf("mark with a time: got %d %v, want marked_at %s and seq %v", got.Status, got.Body, stored, seq)
 	}
 	// The delivery id is no dedup key and its message is gone: unknown.
 	if got := adminJSON(t, p, deliveryPath("dlv_old_1"), ""); got.Status != http.StatusNotFound {

@@ -238,10 +238,10 @@ func carriesID(h nats.Header, id, endpoint string) bool {
 }
 
 // readMark reads the dedup mark of id, nil when id is not a dedup key. Its
-// value is the event's stream sequence (earlier versions added a space and
-// the time); when it was marked is the entry's own time. The key is mapped
-// as the request path maps it, so that any id a sender can send is safe
-// here.
+// value is the event's stream sequence; when it was marked is the entry's
+// own time, unless the value carries one after a space (a mark the repair
+// recreated, or one an earlier version wrote). The key is mapped as the
+// request path maps it, so that any id a sender can send is safe here.
 func (b *Inspector) readMark(ctx context.Context, id, endpoint string) (*expiredMark, error) {
 	kv, err := b.bucket(ctx)
 	if err != nil {
@@ -254,13 +254,16 @@ func (b *Inspector) readMark(ctx context.Context, id, endpoint string) (*expired
 	case err != nil:
 		return nil, fmt.Errorf("%w: dedup bucket: %w", errInspect, err)
 	}
-	seqText, _, _ := strings.Cut(string(entry.Value()), " ")
+	seqText, timeText, _ := strings.Cut(string(entry.Value()), " ")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	if err != nil || seq == 0 {
 		return nil, nil // not a mark the forwarder wrote: look in the stream
 	}
-	markedAt := entry.Created().UTC().Format(time.RFC3339Nano)
-	return &expiredMark{Key: id, Stream: b.cfg.Stream, Seq: seq, MarkedAt: markedAt}, nil
+	markedAt, err := time.Parse(time.RFC3339Nano, timeText)
+	if err != nil {
+		markedAt = entry.Created()
+	}
+	return &expiredMark{Key: id, Stream: b.cfg.Stream, Seq: seq, MarkedAt: markedAt.UTC().Format(time.RFC3339Nano)}, nil
 }
 
 // scanForID returns the sequence of the newest message among the last

@@ -403,12 +403,21 @@ func outcomeUnknown(err error) bool {
 		!errors.Is(err, nats.ErrConnectionDraining)
 }
 
-// markValue is a mark's value: the stream sequence of its event. When it
-// was marked is the entry's own time, which NATS stores with every message;
-// a copy in the value made each mark 174 bytes in the bucket instead of 143,
-// kept for dedup.ttl, and cost nats-server CPU on every mark (BENCHMARKS.md).
+// markValue is the value of a mark sent as its event is published: the
+// stream sequence. When it was marked is the entry's own time, which NATS
+// stores with every message; a copy in the value made each mark 174 bytes in
+// the bucket instead of 143, kept for dedup.ttl, and cost nats-server CPU on
+// every mark (BENCHMARKS.md).
 func markValue(seq uint64) []byte {
 	return strconv.AppendUint(make([]byte, 0, 20), seq, 10)
+}
+
+// repairedMarkValue is the value of a mark the repair recreates: the stream
+// sequence, a space and the time the event was stored, since the entry's own
+// time is then the repair's. Earlier versions wrote every mark this way.
+func repairedMarkValue(seq uint64, stored time.Time) []byte {
+	value := append(markValue(seq), ' ')
+	return stored.UTC().AppendFormat(value, time.RFC3339Nano)
 }
 
 // Close drains the connection so that nothing buffered is lost, bounded by

@@ -167,12 +167,15 @@ func (b *Broker) markRefused(m *nats.Msg, sent time.Time, err error) {
 }
 
 // markFailed logs and counts a mark that was sent and not stored, and asks
-// for the repair from a little before the event was published: before the
-// mark was sent, by up to nats.publish_timeout of waiting for room.
+// for the repair from a little before the event was published: that was
+// before the mark was first sent by up to nats.publish_timeout of waiting for
+// room per mark of the delivery (two with dedup.key delivery). Time.Add
+// saturates where a sum of durations could overflow.
 func (b *Broker) markFailed(key string, sent time.Time, err error) {
 	b.metrics.DedupError("put")
 	b.metrics.MarkFailed()
-	b.requestRepairSince(sent.Add(-b.cfg.NATS.PublishTimeout - repairLookBack))
+	wait := b.cfg.NATS.PublishTimeout
+	b.requestRepairSince(sent.Add(-wait).Add(-wait).Add(-repairLookBack))
 	b.log.Warn("mark delivery failed; the stream's duplicate window guards it until the mark repair recreates it",
 		zap.String("key", key), zap.Error(err))
 }

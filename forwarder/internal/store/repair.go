@@ -319,7 +319,7 @@ func (b *Broker) repairMark(ctx context.Context, kv jetstream.KeyValue, msg jets
 		if key == "" {
 			continue
 		}
-		created, err := b.repairKey(ctx, kv, key, markValue(meta.Sequence.Stream))
+		created, err := b.repairKey(ctx, kv, key, repairedMarkValue(meta.Sequence.Stream, meta.Timestamp))
 		if err != nil {
 			return repaired, err
 		}

@@ -62,15 +62,43 @@ func TestRepairSince(t *testing.T) {
 					got.scanned, got.repaired, got.ids, tt.wantScanned, len(tt.wantRepaired), tt.wantRepaired)
 			}
 			for _, id := range tt.wantRepaired {
-				if _, err := kv.Get(ctx, adminapi.KVKey(id)); err != nil {
-					t.Errorf("mark of %q: got %v, want it created", id, err)
-				}
+				checkRepairedValue(ctx, t, b, kv, id)
 			}
 			again, err := b.repairSince(ctx, time.Now().Add(-time.Minute))
 			if err != nil || again.repaired != 0 {
 				t.Errorf("second repair: got %d repaired (err %v), want 0: marks that exist are left alone", again.repaired, err)
 			}
 		})
+	}
+}
+
+// checkRepairedValue checks that the mark of id exists and that its value
+// is the stream sequence of its event and, since the entry's own time is the
+// repair's, the time the event was stored.
+func checkRepairedValue(ctx context.Context, t *testing.T, b *Broker, kv jetstream.KeyValue, id string) {
+	t.Helper()
+	entry, err := kv.Get(ctx, adminapi.KVKey(id))
+	if err != nil {
+		t.Errorf("mark of %q: got %v, want it created", id, err)
+		return
+	}
+	var seq uint64
+	var stored string
+	if _, err := fmt.Sscan(string(entry.Value()), &seq, &stored); err != nil {
+		t.Errorf("mark of %q: value %q, want \"<seq> <time>\": %v", id, entry.Value(), err)
+		return
+	}
+	stream, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetMsg(ctx, seq)
+	if err != nil {
+		t.Errorf("mark of %q: message %d: %v", id, seq, err)
+		return
+	}
+	if want := msg.Time.UTC().Format(time.RFC3339Nano); stored != want || msg.Header.Get(zautic.MessageIDHeader) == "" {
+		t.Errorf("mark of %q: value %q, want the time of message %d, %s", id, entry.Value(), seq, want)
 	}
 }
 
