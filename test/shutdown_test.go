@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +18,9 @@ import (
 const exitWithin = 40 * time.Second
 
 // TestSIGTERMUnderLoad stops the forwarder with SIGTERM while a retrying
-// sender delivers: it exits 0, and every delivery answered 2xx is in the
-// stream exactly once.
+// sender delivers: it exits 0, every delivery answered 2xx is in the stream
+// exactly once, and, since the shutdown waits for the marks in flight and
+// says how many were left, each has its mark.
 func TestSIGTERMUnderLoad(t *testing.T) {
 	ns := natstest.Start(t, "", 0)
 	p := startForwarder(t, forwarderEnv(ns.ClientURL()))
@@ -42,6 +44,18 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	_, js := connect(t, ns.ClientURL())
 	assertAckedOnce(t, js, r.Acked)
 	t.Logf("%d of %d events acknowledged before the exit", len(r.Acked), len(events))
+	if want := `"msg":"no mark left in flight: each was stored, or failed as logged above","marks_left":0`; !strings.Contains(p.Logs(), want) {
+		t.Errorf("logs after SIGTERM: no line with %s", want)
+	}
+	kv, err := js.KeyValue(testContext(t), "zautic-dedup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range r.Acked {
+		if _, err := kv.Get(testContext(t), id); err != nil {
+			t.Fatalf("mark of %s, answered 2xx before the exit: %v", id, err)
+		}
+	}
 }
 
 // waitRefusing polls until the webhook port refuses new connections.

@@ -144,6 +144,11 @@ func TestMarksWaitForRoom(t *testing.T) {
 	if err := b.marks.hold(ctx, "dlv_holder"); err != nil {
 		t.Fatal(err)
 	}
+	// What the shutdown logs as marks_left: those still in flight when its
+	// wait ends.
+	if left := b.WaitMarks(50 * time.Millisecond); left != 1 {
+		t.Fatalf("WaitMarks with one mark held: got %d left, want 1", left)
+	}
 
 	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancelShort()
