@@ -13,16 +13,23 @@ import (
 	"github.com/zautic/zautic-forwarder/internal/natstest"
 )
 
-// outcomes records what an AsyncPublisher reports, by subject.
+// outcomes records what an AsyncPublisher reports, by subject: the errors,
+// and the first send time of the last one.
 type outcomes struct {
-	mu   sync.Mutex
-	errs map[string][]error
+	mu    sync.Mutex
+	errs  map[string][]error
+	first map[string]time.Time
 }
 
-func (o *outcomes) record(m *nats.Msg, _ time.Time, err error) {
+func newOutcomes() *outcomes {
+	return &outcomes{errs: map[string][]error{}, first: map[string]time.Time{}}
+}
+
+func (o *outcomes) record(m *nats.Msg, first time.Time, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.errs[m.Subject] = append(o.errs[m.Subject], err)
+	o.first[m.Subject] = first
 }
 
 // wait returns the outcomes of subject once there is one, failing after
@@ -56,7 +63,7 @@ func TestAsyncPublisherOutcomes(t *testing.T) {
 	if _, err := nc.Subscribe("silent", func(*nats.Msg) {}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	got := &outcomes{errs: map[string][]error{}}
+	got := newOutcomes()
 	const timeout = 300 * time.Millisecond
 	p, err := NewAsyncPublisher(nc, "S", timeout, got.record)
 	if err != nil {
@@ -90,16 +97,23 @@ func TestAsyncPublisherOutcomes(t *testing.T) {
 				delete(got.errs, tt.subject)
 				got.mu.Unlock()
 			}
+			before := time.Now()
 			if err := p.Publish(&nats.Msg{Subject: tt.subject, Header: tt.header, Data: []byte("x")}); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
+			after := time.Now()
 			got.wait(t, tt.subject, 5*time.Second)
 			time.Sleep(2 * timeout) // a second outcome would come by now
 			got.mu.Lock()
-			errs := got.errs[tt.subject]
+			errs, first := got.errs[tt.subject], got.first[tt.subject]
 			got.mu.Unlock()
 			if len(errs) != 1 || !tt.check(errs[0]) {
 				t.Fatalf("outcomes: got %v, want one: %s", errs, tt.want)
+			}
+			// The first send, also after resends (no stream): what the
+			// mark repair counts back from.
+			if first.Before(before) || first.After(after) {
+				t.Errorf("first send: got %v, want between %v and %v", first, before, after)
 			}
 		})
 	}
@@ -121,7 +135,7 @@ func TestAsyncPublisherDisconnect(t *testing.T) {
 	if _, err := nc.Subscribe("silent", func(*nats.Msg) {}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	got := &outcomes{errs: map[string][]error{}}
+	got := newOutcomes()
 	p, err := NewAsyncPublisher(nc, "S", time.Minute, got.record)
 	if err != nil {
 		t.Fatalf("NewAsyncPublisher: %v", err)

@@ -168,9 +168,9 @@ func (b *Broker) markRefused(m *nats.Msg, sent time.Time, err error) {
 
 // markFailed logs and counts a mark that was sent and not stored, and asks
 // for the repair from a little before the event was published: that was
-// before the mark was first sent by up to nats.publish_timeout of waiting for
-// room per mark of the delivery (two with dedup.key delivery). Time.Add
-// saturates where a sum of durations could overflow.
+// before the mark was first sent by up to twice nats.publish_timeout, the
+// longest a delivery's marks (two with dedup.key delivery) wait for room.
+// Time.Add saturates where a sum of durations could overflow.
 func (b *Broker) markFailed(key string, sent time.Time, err error) {
 	b.metrics.DedupError("put")
 	b.metrics.MarkFailed()

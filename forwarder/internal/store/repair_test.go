@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,9 +84,9 @@ func checkRepairedValue(ctx context.Context, t *testing.T, b *Broker, kv jetstre
 		t.Errorf("mark of %q: got %v, want it created", id, err)
 		return
 	}
-	var seq uint64
-	var stored string
-	if _, err := fmt.Sscan(string(entry.Value()), &seq, &stored); err != nil {
+	seqText, _, _ := strings.Cut(string(entry.Value()), " ")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil {
 		t.Errorf("mark of %q: value %q, want \"<seq> <time>\": %v", id, entry.Value(), err)
 		return
 	}
@@ -97,8 +99,9 @@ func checkRepairedValue(ctx context.Context, t *testing.T, b *Broker, kv jetstre
 		t.Errorf("mark of %q: message %d: %v", id, seq, err)
 		return
 	}
-	if want := msg.Time.UTC().Format(time.RFC3339Nano); stored != want || msg.Header.Get(zautic.MessageIDHeader) == "" {
-		t.Errorf("mark of %q: value %q, want the time of message %d, %s", id, entry.Value(), seq, want)
+	// Exactly as the inspector reads it: one space, then RFC 3339.
+	if want := fmt.Sprintf("%d %s", seq, msg.Time.UTC().Format(time.RFC3339Nano)); string(entry.Value()) != want || msg.Header.Get(zautic.MessageIDHeader) == "" {
+		t.Errorf("mark of %q: value %q, want %q, the sequence and time of its event", id, entry.Value(), want)
 	}
 }
 
