@@ -167,7 +167,7 @@ func TestDeliveryLookupExpired(t *testing.T) {
 	env["FORWARDER_STREAM_DUPLICATE_WINDOW"] = "1s"
 	p := startForwarder(t, env)
 	p.WaitReady(t)
-	before := time.Now().Add(-time.Second) // NATS stamps in its own clock: the same host's, to the nanosecond
+	before := time.Now().Add(-time.Second) // slack: the nats-server stamps the mark with its own reading of the clock
 	seq := publish(t, p, "evt_old_1", "dlv_old_1", "message.sent")
 	var got response
 	// The mark is kept under the dedup key, the event id (dedup.key event).

@@ -116,10 +116,11 @@ func (w *markWriter) inFlight(key string) bool {
 	return w.pending[key] > 0
 }
 
-// Mark records key as forwarded, with the stream sequence. It returns once the mark is sent, waiting only for room among
-// dedup.max_pending_marks, until ctx ends or for nats.publish_timeout at
-// most; its outcome is handled when it comes. An error
-// means the mark was not sent; the repair is asked for either way.
+// Mark records key as forwarded, with the stream sequence. It returns once
+// the mark is sent, waiting only for room among dedup.max_pending_marks,
+// until ctx ends or for nats.publish_timeout at most; its outcome is handled
+// when it comes. An error means the mark was not sent; the repair is asked
+// for either way.
 func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 	now := time.Now()
 	if _, err := b.bucket(); err != nil {
