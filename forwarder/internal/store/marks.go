@@ -124,18 +124,18 @@ func (w *markWriter) inFlight(key string) bool {
 func (b *Broker) Mark(ctx context.Context, key string, seq uint64) error {
 	now := time.Now()
 	if _, err := b.bucket(); err != nil {
-		b.requestRepairSince(now.Add(-repairLookBack))
+		b.repairBeforeMark(now)
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	if err := b.marks.hold(ctx, key); err != nil {
-		b.requestRepairSince(now.Add(-repairLookBack))
+		b.repairBeforeMark(now)
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	msg := &nats.Msg{Subject: b.marks.prefix + key, Header: markHeader, Data: markValue(seq)}
 	if err := b.marks.pub.Publish(msg); err != nil {
 		b.marks.release(key)
 		b.metrics.DedupError("put")
-		b.requestRepairSince(now.Add(-repairLookBack))
+		b.repairBeforeMark(now)
 		return fmt.Errorf("mark %q: %w", key, err)
 	}
 	return nil
@@ -168,17 +168,23 @@ func (b *Broker) markRefused(m *nats.Msg, sent time.Time, err error) {
 }
 
 // markFailed logs and counts a mark that was sent and not stored, and asks
-// for the repair from a little before the event was published: that was
-// before the mark was first sent by up to twice nats.publish_timeout, the
-// longest a delivery's marks (two with dedup.key delivery) wait for room.
-// Time.Add saturates where a sum of durations could overflow.
+// for the repair.
 func (b *Broker) markFailed(key string, sent time.Time, err error) {
 	b.metrics.DedupError("put")
 	b.metrics.MarkFailed()
-	wait := b.cfg.NATS.PublishTimeout
-	b.requestRepairSince(sent.Add(-wait).Add(-wait).Add(-repairLookBack))
+	b.repairBeforeMark(sent)
 	b.log.Warn("mark delivery failed; the stream's duplicate window guards it until the mark repair recreates it",
 		zap.String("key", key), zap.Error(err))
+}
+
+// repairBeforeMark asks for the repair from a little before the event of a
+// mark tried at "at" was published: that was before by up to twice
+// nats.publish_timeout, the longest a delivery's marks (two with dedup.key
+// delivery) wait for room. Time.Add saturates where a sum of durations could
+// overflow.
+func (b *Broker) repairBeforeMark(at time.Time) {
+	wait := b.cfg.NATS.PublishTimeout
+	b.requestRepairSince(at.Add(-wait).Add(-wait).Add(-repairLookBack))
 }
 
 // isWrongLastSequence reports whether err is JetStream's refusal of an
